@@ -1,0 +1,181 @@
+/* The process's metrics and their Prometheus text rendering (exposition format 0.0.4). Writers on
+ * any thread only do relaxed atomic adds; the renderer reads each value once, so a scrape may mix
+ * values from slightly different instants but never blocks the hot path. */
+#include "metrics.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+metrics_t metrics;
+
+static const double metrics_batch_rows_bounds[] = {1, 10, 50, 100, 500, 1000, 5000, 10000, 50000};
+static const double metrics_write_seconds_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                      0.25,  0.5,    1,     2.5,  5,     10};
+
+_Static_assert(sizeof(metrics_batch_rows_bounds) / sizeof(double) <= METRICS_HIST_MAX_BUCKETS,
+               "vigil_batch_rows has too many buckets");
+_Static_assert(sizeof(metrics_write_seconds_bounds) / sizeof(double) <= METRICS_HIST_MAX_BUCKETS,
+               "vigil_write_seconds has too many buckets");
+
+static void metrics_histogram_init(metrics_histogram_t *h, const char *name, const char *help,
+                                   const double *bounds, int n_bounds)
+{
+    h->name = name;
+    h->help = help;
+    h->bounds = bounds;
+    h->n_bounds = n_bounds;
+    for (int i = 0; i <= METRICS_HIST_MAX_BUCKETS; i++)
+        atomic_store_explicit(&h->buckets[i], 0, memory_order_relaxed);
+    atomic_store_explicit(&h->count, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->sum_micros, 0, memory_order_relaxed);
+}
+
+void metrics_init(void)
+{
+    metrics_histogram_init(&metrics.batch_rows, "vigil_batch_rows",
+                           "Rows plus dead letters per committed batch.", metrics_batch_rows_bounds,
+                           (int)(sizeof(metrics_batch_rows_bounds) / sizeof(double)));
+    metrics_histogram_init(&metrics.write_seconds, "vigil_write_seconds",
+                           "Duration of one batch transaction in PostgreSQL, in seconds.",
+                           metrics_write_seconds_bounds,
+                           (int)(sizeof(metrics_write_seconds_bounds) / sizeof(double)));
+}
+
+void metrics_observe(metrics_histogram_t *h, double value)
+{
+    int i = 0;
+
+    if (isnan(value))
+        return; /* it would land in no bucket and poison _sum */
+    /* Prometheus buckets are "less than or equal to" their bound. */
+    while (i < h->n_bounds && value > h->bounds[i])
+        i++;
+    atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+    if (value > 0)
+        atomic_fetch_add_explicit(&h->sum_micros, (uint64_t)llround(value * 1e6),
+                                  memory_order_relaxed);
+}
+
+/* A growing text buffer; a failed append leaves failed set and the rest become no-ops. */
+typedef struct metrics_text {
+    char *buf;
+    size_t len;
+    size_t cap;
+    int failed;
+} metrics_text_t;
+
+static void metrics_text_printf(metrics_text_t *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void metrics_text_printf(metrics_text_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (t->failed)
+        return;
+    for (;;) {
+        size_t room = t->cap - t->len;
+        va_start(ap, fmt);
+        n = vsnprintf(t->buf ? t->buf + t->len : NULL, room, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = 1;
+            return;
+        }
+        if ((size_t)n < room) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t new_cap = t->cap ? t->cap * 2 : 4096;
+        while (new_cap - t->len <= (size_t)n)
+            new_cap *= 2;
+        char *grown = realloc(t->buf, new_cap);
+        if (!grown) {
+            t->failed = 1;
+            return;
+        }
+        t->buf = grown;
+        t->cap = new_cap;
+    }
+}
+
+static void metrics_render_counter(metrics_text_t *t, const char *name, const char *help,
+                                   _Atomic uint64_t *value)
+{
+    metrics_text_printf(t, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help, name,
+                        name, atomic_load_explicit(value, memory_order_relaxed));
+}
+
+static void metrics_render_gauge(metrics_text_t *t, const char *name, const char *help,
+                                 _Atomic int64_t *value)
+{
+    metrics_text_printf(t, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRId64 "\n", name, help, name,
+                        name, atomic_load_explicit(value, memory_order_relaxed));
+}
+
+static void metrics_render_histogram(metrics_text_t *t, metrics_histogram_t *h)
+{
+    uint64_t cumulative = 0;
+
+    if (!h->name)
+        return; /* metrics_init was not called; render the counters rather than crash */
+    metrics_text_printf(t, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
+    for (int i = 0; i < h->n_bounds; i++) {
+        cumulative += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+        metrics_text_printf(t, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", h->name, h->bounds[i],
+                            cumulative);
+    }
+    cumulative += atomic_load_explicit(&h->buckets[h->n_bounds], memory_order_relaxed);
+    /* _count is the +Inf bucket as read here, not h->count read separately, so a scrape racing
+     * an observation still satisfies Prometheus's rule that the two are equal. */
+    metrics_text_printf(t, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", h->name, cumulative);
+    metrics_text_printf(t, "%s_sum %.6f\n%s_count %" PRIu64 "\n", h->name,
+                        (double)atomic_load_explicit(&h->sum_micros, memory_order_relaxed) / 1e6,
+                        h->name, cumulative);
+}
+
+int metrics_render(char **out, size_t *out_len)
+{
+    metrics_text_t t = {0};
+    metrics_t *m = &metrics;
+
+    metrics_render_counter(&t, "vigil_messages_consumed_total", "Messages taken from Kafka.",
+                           &m->consumed);
+    metrics_render_counter(&t, "vigil_messages_decoded_total",
+                           "Messages decoded into behavior events.", &m->decoded);
+    metrics_render_counter(&t, "vigil_messages_dead_lettered_total",
+                           "Messages that could not be decoded, stored as dead letters.",
+                           &m->dead_lettered);
+    metrics_render_counter(&t, "vigil_rows_written_total", "Result rows committed to PostgreSQL.",
+                           &m->written);
+    metrics_render_counter(&t, "vigil_batches_committed_total",
+                           "Batch transactions committed to PostgreSQL.", &m->batches);
+    metrics_render_counter(&t, "vigil_batches_fenced_total",
+                           "Batches rolled back because another consumer owned the partition.",
+                           &m->fenced);
+    metrics_render_counter(&t, "vigil_postgres_errors_total", "Failed PostgreSQL operations.",
+                           &m->pg_errors);
+    metrics_render_counter(&t, "vigil_kafka_errors_total", "Errors reported by librdkafka.",
+                           &m->kafka_errors);
+    metrics_render_counter(&t, "vigil_rebalances_total", "Consumer group rebalances seen.",
+                           &m->rebalances);
+    metrics_render_gauge(&t, "vigil_assigned_partitions", "Kafka partitions assigned now.",
+                         &m->assigned_partitions);
+    metrics_render_gauge(&t, "vigil_postgres_up",
+                         "1 when the last PostgreSQL operation succeeded, else 0.", &m->pg_up);
+    metrics_render_histogram(&t, &m->batch_rows);
+    metrics_render_histogram(&t, &m->write_seconds);
+
+    if (t.failed) {
+        free(t.buf);
+        return -1;
+    }
+    *out = t.buf; /* ownership passes to the caller, who frees it */
+    *out_len = t.len;
+    return 0;
+}

@@ -1,0 +1,938 @@
+/* `vigil produce`: deterministic synthetic BehaviorEvents, Avro-encoded and sent to Kafka.
+ *
+ * Two halves. The generator (produce_gen_*) is pure: every random choice for message i comes from
+ * a PRNG seeded with (seed, i), so the i-th message is the same on every run and any message can
+ * be regenerated on its own. produce_main parses the command line, then drives an idempotent
+ * librdkafka producer with the generator, optionally paced to a fixed rate, and prints a one-line
+ * summary a script can parse. */
+#include "produce.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <librdkafka/rdkafka.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* ---- PRNG: splitmix64, one independent stream per (seed, purpose, index). ---- */
+
+typedef struct produce_rng {
+    uint64_t s;
+} produce_rng_t;
+
+/* Purposes, so that e.g. the user table and event 0 never draw the same numbers. */
+enum { PRODUCE_STREAM_USER = 1, PRODUCE_STREAM_MERCHANT, PRODUCE_STREAM_EVENT,
+       PRODUCE_STREAM_MALFORMED, PRODUCE_STREAM_NOISE };
+
+static uint64_t produce_mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t produce_rng_next(produce_rng_t *r)
+{
+    r->s += 0x9E3779B97F4A7C15ULL;
+    return produce_mix(r->s);
+}
+
+/* Each step goes through the bijective finalizer rather than adding i to the state: added
+ * offsets would make stream i+1 a one-step shift of stream i, correlating neighbouring events. */
+static produce_rng_t produce_rng_for(uint64_t seed, uint64_t stream, uint64_t i)
+{
+    produce_rng_t r = {produce_mix(produce_mix(produce_mix(seed) ^ stream) ^ i)};
+    return r;
+}
+
+/* Uniform in [0, 1). */
+static double produce_rng_uniform(produce_rng_t *r)
+{
+    return (double)(produce_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+/* Uniform in [0, n); the modulo bias is far below anything a test could see for small n. */
+static uint32_t produce_rng_below(produce_rng_t *r, uint32_t n)
+{
+    return (uint32_t)(produce_rng_next(r) % n);
+}
+
+/* Standard normal (Box-Muller). */
+static double produce_rng_normal(produce_rng_t *r)
+{
+    double u1 = ((double)(produce_rng_next(r) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1]: log is finite */
+    double u2 = produce_rng_uniform(r);
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+/* ---- The world: cities users live in, merchants they buy from. ---- */
+
+typedef struct produce_city {
+    const char *country; /* ISO 3166-1 alpha-2 */
+    const char *currency;
+    double per_usd; /* rough units of currency per US dollar, so amounts look local */
+    double lat, lon;
+} produce_city_t;
+
+static const produce_city_t produce_cities[] = {
+    {"US", "USD", 1.0, 40.7128, -74.0060},   /* New York */
+    {"US", "USD", 1.0, 37.7749, -122.4194},  /* San Francisco */
+    {"US", "USD", 1.0, 41.8781, -87.6298},   /* Chicago */
+    {"CA", "CAD", 1.35, 43.6532, -79.3832},  /* Toronto */
+    {"MX", "MXN", 17.0, 19.4326, -99.1332},  /* Mexico City */
+    {"BR", "BRL", 5.0, -23.5505, -46.6333},  /* Sao Paulo */
+    {"GB", "GBP", 0.8, 51.5074, -0.1278},    /* London */
+    {"FR", "EUR", 0.92, 48.8566, 2.3522},    /* Paris */
+    {"DE", "EUR", 0.92, 52.5200, 13.4050},   /* Berlin */
+    {"ES", "EUR", 0.92, 40.4168, -3.7038},   /* Madrid */
+    {"NL", "EUR", 0.92, 52.3676, 4.9041},    /* Amsterdam */
+    {"SE", "SEK", 10.5, 59.3293, 18.0686},   /* Stockholm */
+    {"PL", "PLN", 4.0, 52.2297, 21.0122},    /* Warsaw */
+    {"NG", "NGN", 900.0, 6.5244, 3.3792},    /* Lagos */
+    {"ZA", "ZAR", 18.0, -26.2041, 28.0473},  /* Johannesburg */
+    {"AE", "AED", 3.67, 25.2048, 55.2708},   /* Dubai */
+    {"IN", "INR", 83.0, 19.0760, 72.8777},   /* Mumbai */
+    {"SG", "SGD", 1.35, 1.3521, 103.8198},   /* Singapore */
+    {"JP", "JPY", 150.0, 35.6762, 139.6503}, /* Tokyo */
+    {"AU", "AUD", 1.5, -33.8688, 151.2093},  /* Sydney */
+};
+#define PRODUCE_N_CITIES (sizeof produce_cities / sizeof produce_cities[0])
+
+static const char *const produce_categories[] = {
+    "grocery", "electronics", "travel", "fuel", "restaurants", "gaming",
+    "apparel", "pharmacy", "entertainment", "utilities",
+};
+#define PRODUCE_N_CATEGORIES (sizeof produce_categories / sizeof produce_categories[0])
+
+#define PRODUCE_N_MERCHANTS 2000
+#define PRODUCE_MAX_DEVICES 3
+
+/* float coordinates are ~1 m precise, and keep a 10-million-user table near 300 MB. */
+typedef struct produce_user {
+    float lat, lon; /* home, near the city */
+    uint32_t ip;
+    uint32_t devices[PRODUCE_MAX_DEVICES];
+    uint8_t n_devices;
+    uint8_t city;
+} produce_user_t;
+
+struct produce_gen {
+    uint64_t seed;
+    int n_users;
+    produce_user_t *users; /* owned */
+    uint8_t merchant_category[PRODUCE_N_MERCHANTS];
+
+    /* The strings of the last event; sized for the widest value each printf can produce. */
+    char event_id[48];
+    char user_id[24];
+    char account_id[24];
+    char device_id[24];
+    char ip[24];
+    char merchant_id[24];
+};
+
+produce_gen_t *produce_gen_new(uint64_t seed, int n_users, char *err, size_t errlen)
+{
+    produce_gen_t *g = NULL;
+
+    if (n_users < 1 || n_users > PRODUCE_USERS_MAX) {
+        snprintf(err, errlen, "user count %d is out of range: use 1..%d", n_users,
+                 PRODUCE_USERS_MAX);
+        goto err;
+    }
+    g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, errlen, "out of memory allocating the event generator");
+        goto err;
+    }
+    g->seed = seed;
+    g->n_users = n_users;
+    g->users = calloc((size_t)n_users, sizeof *g->users);
+    if (!g->users) {
+        snprintf(err, errlen, "out of memory allocating %d users: use a smaller --users", n_users);
+        goto err;
+    }
+
+    /* Each user from its own stream, so user k is the same whatever the user count. */
+    for (int k = 0; k < n_users; k++) {
+        produce_rng_t r = produce_rng_for(seed, PRODUCE_STREAM_USER, (uint64_t)k);
+        produce_user_t *u = &g->users[k];
+        u->city = (uint8_t)produce_rng_below(&r, PRODUCE_N_CITIES);
+        u->lat = (float)(produce_cities[u->city].lat + (produce_rng_uniform(&r) - 0.5) * 0.3);
+        u->lon = (float)(produce_cities[u->city].lon + (produce_rng_uniform(&r) - 0.5) * 0.3);
+        /* A public-looking address: first octet 11..210, never loopback. */
+        uint32_t first = 11 + produce_rng_below(&r, 200);
+        if (first == 127)
+            first = 128;
+        u->ip = (first << 24) | (uint32_t)(produce_rng_next(&r) & 0xFFFFFF);
+        u->n_devices = (uint8_t)(1 + produce_rng_below(&r, PRODUCE_MAX_DEVICES));
+        for (int d = 0; d < u->n_devices; d++)
+            u->devices[d] = (uint32_t)produce_rng_next(&r);
+    }
+    for (int m = 0; m < PRODUCE_N_MERCHANTS; m++) {
+        produce_rng_t r = produce_rng_for(seed, PRODUCE_STREAM_MERCHANT, (uint64_t)m);
+        g->merchant_category[m] = (uint8_t)produce_rng_below(&r, PRODUCE_N_CATEGORIES);
+    }
+    return g;
+
+err:
+    produce_gen_free(g);
+    return NULL;
+}
+
+void produce_gen_free(produce_gen_t *g)
+{
+    if (!g)
+        return;
+    free(g->users);
+    free(g);
+}
+
+/* Per mille thresholds: TRANSACTION 60%, LOGIN 20%, CLICK 15%, LOGIN_FAILED 4%,
+ * PASSWORD_CHANGE 1%. */
+static const char *produce_pick_type(produce_rng_t *r)
+{
+    uint32_t p = produce_rng_below(r, 1000);
+    if (p < 600)
+        return "TRANSACTION";
+    if (p < 800)
+        return "LOGIN";
+    if (p < 950)
+        return "CLICK";
+    if (p < 990)
+        return "LOGIN_FAILED";
+    return "PASSWORD_CHANGE";
+}
+
+void produce_gen_event(produce_gen_t *g, uint64_t i, int64_t now_ms, ingest_event_t *ev)
+{
+    produce_rng_t r = produce_rng_for(g->seed, PRODUCE_STREAM_EVENT, i);
+    uint32_t uidx = produce_rng_below(&r, (uint32_t)g->n_users);
+    const produce_user_t *u = &g->users[uidx];
+    const produce_city_t *city = &produce_cities[u->city];
+    const char *type = produce_pick_type(&r);
+    int is_txn = strcmp(type, "TRANSACTION") == 0;
+
+    snprintf(g->event_id, sizeof g->event_id, "e%" PRIu64 "-%" PRIu64, g->seed, i);
+    snprintf(g->user_id, sizeof g->user_id, "u%06" PRIu32, uidx);
+    snprintf(g->account_id, sizeof g->account_id, "a%06" PRIu32, uidx);
+    snprintf(g->device_id, sizeof g->device_id, "d%08" PRIx32,
+             u->devices[produce_rng_below(&r, u->n_devices)]);
+    snprintf(g->ip, sizeof g->ip, "%" PRIu32 ".%" PRIu32 ".%" PRIu32 ".%" PRIu32, u->ip >> 24,
+             (u->ip >> 16) & 0xFF, (u->ip >> 8) & 0xFF, u->ip & 0xFF);
+
+    /* Keep ev->buf: it may be a decoder's buffer the caller still owns. */
+    ev->event_id = g->event_id;
+    ev->event_type = type;
+    ev->user_id = g->user_id;
+    ev->account_id = g->account_id;
+    ev->device_id = g->device_id;
+    ev->ip = g->ip;
+    ev->country = city->country;
+    ev->has_geo = 1;
+    ev->latitude = u->lat + (produce_rng_uniform(&r) - 0.5) * 0.02;
+    ev->longitude = u->lon + (produce_rng_uniform(&r) - 0.5) * 0.02;
+    ev->event_time_ms = now_ms;
+
+    if (is_txn) {
+        static const char *const txn_channels[] = {"pos", "pos", "web", "mobile", "atm"};
+        ev->channel = txn_channels[produce_rng_below(&r, 5)];
+        /* Log-normal around a median of $35, capped so a tail draw stays plausible. */
+        double usd = exp(log(35.0) + 1.1 * produce_rng_normal(&r));
+        if (usd > 20000.0)
+            usd = 20000.0;
+        double amount = round(usd * city->per_usd * 100.0) / 100.0;
+        ev->has_amount = 1;
+        ev->amount = amount < 0.01 ? 0.01 : amount;
+        ev->currency = city->currency;
+        uint32_t m = produce_rng_below(&r, PRODUCE_N_MERCHANTS);
+        snprintf(g->merchant_id, sizeof g->merchant_id, "m%05" PRIu32, m);
+        ev->merchant_id = g->merchant_id;
+        ev->merchant_category = produce_categories[g->merchant_category[m]];
+    } else {
+        ev->channel = produce_rng_below(&r, 2) ? "web" : "mobile";
+        ev->has_amount = 0;
+        ev->amount = 0.0;
+        ev->currency = NULL;
+        ev->merchant_id = NULL;
+        ev->merchant_category = NULL;
+    }
+}
+
+int produce_gen_is_malformed(const produce_gen_t *g, uint64_t i, double fraction)
+{
+    produce_rng_t r = produce_rng_for(g->seed, PRODUCE_STREAM_MALFORMED, i);
+    /* uniform is in [0, 1): never below 0, always below 1. */
+    return produce_rng_uniform(&r) < fraction;
+}
+
+long produce_gen_malformed(produce_gen_t *g, ingest_avro_t *enc, int32_t schema_id, uint64_t i,
+                           const ingest_event_t *ev, void *out, size_t out_cap, char *err,
+                           size_t errlen)
+{
+    unsigned char *p = out;
+    produce_malformed_kind_t kind = (produce_malformed_kind_t)(i % PRODUCE_MALFORMED_KINDS);
+
+    if (kind == PRODUCE_MALFORMED_EMPTY)
+        return 0;
+    if (out_cap < 256) {
+        snprintf(err, errlen, "malformed message buffer of %zu bytes is too small: use 256 or more",
+                 out_cap);
+        return -1;
+    }
+    if (kind == PRODUCE_MALFORMED_RANDOM) {
+        produce_rng_t r = produce_rng_for(g->seed, PRODUCE_STREAM_NOISE, i);
+        size_t n = 1 + produce_rng_below(&r, 200);
+        for (size_t k = 0; k < n; k++)
+            p[k] = (unsigned char)produce_rng_next(&r);
+        /* 0x01 is a bad Confluent magic byte, and in plain Avro the zigzag length -1 of the
+         * first string: no format can accept it. */
+        p[0] = 0x01;
+        return (long)n;
+    }
+
+    /* Leave room to prepend a 5-byte header below. */
+    long len = ingest_avro_encode(enc, ev, schema_id, p, out_cap - 5, err, errlen);
+    if (len < 0)
+        return -1;
+    switch (kind) {
+    case PRODUCE_MALFORMED_BAD_MAGIC:
+        /* In plain Avro 0x7b is the zigzag length -62 of event_id: also invalid. */
+        p[0] = 0x7b;
+        return len;
+    case PRODUCE_MALFORMED_TRUNCATED:
+        return len / 2;
+    case PRODUCE_MALFORMED_UNKNOWN_SCHEMA: {
+        uint32_t id = schema_id == PRODUCE_UNKNOWN_SCHEMA_ID ? PRODUCE_UNKNOWN_SCHEMA_ID - 1
+                                                             : PRODUCE_UNKNOWN_SCHEMA_ID;
+        /* A plain encoding never starts with 0x00 (event_id is never empty), so a leading 0x00
+         * means the encoder already wrote a Confluent header to overwrite. */
+        if (p[0] != 0x00) {
+            memmove(p + 5, p, (size_t)len);
+            len += 5;
+            p[0] = 0x00;
+        }
+        p[1] = (unsigned char)(id >> 24);
+        p[2] = (unsigned char)(id >> 16);
+        p[3] = (unsigned char)(id >> 8);
+        p[4] = (unsigned char)id;
+        return len;
+    }
+    default:
+        snprintf(err, errlen, "internal error: malformed kind %d", (int)kind);
+        return -1;
+    }
+}
+
+/* ---- The command. ---- */
+
+static volatile sig_atomic_t produce_stop;
+
+static void produce_on_signal(int sig)
+{
+    (void)sig;
+    produce_stop = 1;
+}
+
+typedef struct produce_opts {
+    const char *brokers; /* NULL when -X supplies them */
+    const char *topic;
+    uint64_t count; /* 0: until interrupted */
+    double rate;    /* events per second; 0: as fast as possible */
+    double malformed;
+    uint64_t seed;
+    int users;
+    ingest_format_t format;
+    int32_t schema_id;
+    const char *schema_path;
+    const char *output_dir; /* write one file per message instead of producing */
+    const char **x_args; /* owned array of argv pointers, "key=value" */
+    int n_x;
+} produce_opts_t;
+
+/* Delivery counters. Delivery reports and errors are served by rd_kafka_poll/flush on the
+ * calling thread, so plain integers suffice. */
+typedef struct produce_stats {
+    uint64_t delivered;
+    uint64_t failed;
+    int fatal;
+} produce_stats_t;
+
+static void produce_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vigil produce -b BROKERS [options]\n"
+            "Sends synthetic BehaviorEvents (Avro) to Kafka; prints one summary line:\n"
+            "  produced=N good=N malformed=N delivered=N failed=N\n"
+            "\n"
+            "  -b, --brokers LIST       bootstrap servers (or VIGIL_KAFKA_BOOTSTRAP_SERVERS)\n"
+            "  -t, --topic NAME         topic (default behavior-events)\n"
+            "  -n, --count N            messages to send, 0 = until interrupted (default 10000)\n"
+            "  -r, --rate N             events per second, 0 = as fast as possible (default 0)\n"
+            "      --malformed F        fraction 0..1 of undecodable messages (default 0)\n"
+            "      --seed N             generator seed (default 1)\n"
+            "      --users N            distinct users, 1..%d (default 10000)\n"
+            "      --format FMT         confluent | plain (default confluent)\n"
+            "      --schema-id N        Confluent schema id, 0..2147483647 (default 1)\n"
+            "      --schema FILE        BehaviorEvent.avsc to encode with\n"
+            "  -X KEY=VALUE             librdkafka setting, repeatable (as kcat)\n"
+            "      --output-dir DIR     write each message value to DIR/NNNNNNNN.avro instead of\n"
+            "                           producing (for other producers, e.g. kcat -P FILE...)\n"
+            "  -h, --help               this text\n"
+            "Exit status: 0 all delivered, 1 failure or undelivered messages, 2 usage.\n",
+            PRODUCE_USERS_MAX);
+}
+
+/* Digits only: strtoull would accept "-1" as a huge number and " 5" with a space. */
+static int produce_parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int produce_parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !isfinite(v) || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int produce_x_has_key(const produce_opts_t *o, const char *key)
+{
+    size_t klen = strlen(key);
+    for (int k = 0; k < o->n_x; k++)
+        if (strncmp(o->x_args[k], key, klen) == 0 && o->x_args[k][klen] == '=')
+            return 1;
+    return 0;
+}
+
+/* Returns 0, 1 after --help, or 2 after printing a usage error. */
+static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
+{
+    enum {
+        OPT_MALFORMED = 256,
+        OPT_SEED,
+        OPT_USERS,
+        OPT_FORMAT,
+        OPT_SCHEMA_ID,
+        OPT_SCHEMA,
+        OPT_OUTPUT_DIR
+    };
+    static const struct option longopts[] = {
+        {"brokers", required_argument, NULL, 'b'},
+        {"topic", required_argument, NULL, 't'},
+        {"count", required_argument, NULL, 'n'},
+        {"rate", required_argument, NULL, 'r'},
+        {"malformed", required_argument, NULL, OPT_MALFORMED},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"users", required_argument, NULL, OPT_USERS},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"schema-id", required_argument, NULL, OPT_SCHEMA_ID},
+        {"schema", required_argument, NULL, OPT_SCHEMA},
+        {"output-dir", required_argument, NULL, OPT_OUTPUT_DIR},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    uint64_t u;
+    int c;
+
+    o->topic = "behavior-events";
+    o->count = 10000;
+    o->seed = 1;
+    o->users = 10000;
+    o->format = INGEST_FORMAT_CONFLUENT;
+    o->schema_id = 1;
+    o->x_args = calloc((size_t)argc + 1, sizeof *o->x_args);
+    if (!o->x_args) {
+        fprintf(stderr, "vigil produce: out of memory parsing arguments\n");
+        return 2;
+    }
+
+    /* 0 re-initialises getopt, so produce_main can run more than once in a process (tests). */
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "b:t:n:r:X:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'b':
+            if (optarg[0] == '\0')
+                goto bad_value;
+            o->brokers = optarg;
+            break;
+        case 't':
+            if (optarg[0] == '\0' || strlen(optarg) > 249)
+                goto bad_value; /* Kafka's topic name limit */
+            o->topic = optarg;
+            break;
+        case 'n':
+            if (produce_parse_u64(optarg, &o->count) < 0)
+                goto bad_value;
+            break;
+        case 'r':
+            if (produce_parse_double(optarg, 0.0, 1e9, &o->rate) < 0)
+                goto bad_value;
+            break;
+        case OPT_MALFORMED:
+            if (produce_parse_double(optarg, 0.0, 1.0, &o->malformed) < 0)
+                goto bad_value;
+            break;
+        case OPT_SEED:
+            if (produce_parse_u64(optarg, &o->seed) < 0)
+                goto bad_value;
+            break;
+        case OPT_USERS:
+            if (produce_parse_u64(optarg, &u) < 0 || u < 1 || u > PRODUCE_USERS_MAX)
+                goto bad_value;
+            o->users = (int)u;
+            break;
+        case OPT_FORMAT:
+            if (ingest_format_parse(optarg, &o->format) < 0)
+                goto bad_value;
+            break;
+        case OPT_SCHEMA_ID:
+            if (produce_parse_u64(optarg, &u) < 0 || u > INT32_MAX)
+                goto bad_value;
+            o->schema_id = (int32_t)u;
+            break;
+        case OPT_SCHEMA:
+            if (optarg[0] == '\0')
+                goto bad_value;
+            o->schema_path = optarg;
+            break;
+        case OPT_OUTPUT_DIR:
+            if (optarg[0] == '\0')
+                goto bad_value;
+            o->output_dir = optarg;
+            break;
+        case 'X': {
+            const char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || eq[1] == '\0')
+                goto bad_value;
+            o->x_args[o->n_x++] = optarg;
+            break;
+        }
+        case 'h':
+            produce_usage(stdout);
+            return 1;
+        default: /* getopt already said what was wrong */
+            produce_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vigil produce: unexpected argument '%s'\n", argv[optind]);
+        produce_usage(stderr);
+        return 2;
+    }
+    if (!o->brokers) {
+        const char *env = getenv("VIGIL_KAFKA_BOOTSTRAP_SERVERS");
+        if (env && env[0] != '\0')
+            o->brokers = env;
+    }
+    if (!o->brokers && !o->output_dir && !produce_x_has_key(o, "bootstrap.servers") &&
+        !produce_x_has_key(o, "test.mock.num.brokers")) {
+        fprintf(stderr, "vigil produce: no brokers: pass -b HOST:PORT or set "
+                        "VIGIL_KAFKA_BOOTSTRAP_SERVERS\n");
+        return 2;
+    }
+    return 0;
+
+bad_value:
+    /* Name the option as the user would know it; every option but -X has a long name. */
+    for (int k = 0; longopts[k].name; k++)
+        if (longopts[k].val == c) {
+            fprintf(stderr, "vigil produce: invalid value '%s' for --%s; see --help\n", optarg,
+                    longopts[k].name);
+            return 2;
+        }
+    fprintf(stderr, "vigil produce: invalid value '%s' for -%c (want KEY=VALUE); see --help\n",
+            optarg, c);
+    return 2;
+}
+
+/* The reader schema: --schema, else the source tree (VIGIL_SOURCE_DIR, set by ctest), else the
+ * installed copy, else the build's source tree (running from a build directory). */
+static int produce_schema_resolve(const produce_opts_t *o, char *out, size_t outlen)
+{
+    const char *src = getenv("VIGIL_SOURCE_DIR");
+    int n;
+
+    if (o->schema_path)
+        n = snprintf(out, outlen, "%s", o->schema_path);
+    else if (src && src[0] != '\0')
+        n = snprintf(out, outlen, "%s/ingest/schemas/BehaviorEvent.avsc", src);
+    else if (access(VIGIL_DEFAULT_SCHEMA_DIR "/BehaviorEvent.avsc", F_OK) == 0)
+        n = snprintf(out, outlen, "%s", VIGIL_DEFAULT_SCHEMA_DIR "/BehaviorEvent.avsc");
+    else
+        n = snprintf(out, outlen, "%s", VIGIL_SOURCE_SCHEMA_DIR "/BehaviorEvent.avsc");
+    return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
+}
+
+static void produce_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    produce_stats_t *st = opaque;
+    (void)rk;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        st->delivered++;
+        return;
+    }
+    st->failed++;
+    /* The first few reasons are enough; the count says the rest. */
+    if (st->failed <= 5)
+        log_error("message delivery failed", "partition=%" PRId32 " error=%s", m->partition,
+                  rd_kafka_err2name(m->err));
+}
+
+static void produce_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    produce_stats_t *st = opaque;
+    char q[512];
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[512];
+        rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+        log_error("kafka fatal error: stopping", "reason=\"%s\"", log_quote(fatal, q, sizeof q));
+        st->fatal = 1;
+        return;
+    }
+    log_warn("kafka error", "error=%s reason=\"%s\"", rd_kafka_err2name((rd_kafka_resp_err_t)err),
+             log_quote(reason, q, sizeof q));
+}
+
+/* Called from librdkafka's threads; log_write is thread-safe. */
+static void produce_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    char q[1024];
+    log_level_t l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO
+                                                                                 : LOG_DEBUG;
+    (void)rk;
+    log_write(l, "librdkafka", "facility=%s message=\"%s\"", fac, log_quote(buf, q, sizeof q));
+}
+
+static int produce_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+                            char *err, size_t errlen)
+{
+    char kerr[512];
+    if (rd_kafka_conf_set(conf, key, value, kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "kafka setting %s=%s: %s", key, value, kerr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns a producer, or NULL with err; a bad -X sets *usage so the caller exits 2. */
+static rd_kafka_t *produce_kafka_new(const produce_opts_t *o, produce_stats_t *st, int *usage,
+                                     char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk = NULL;
+    char kerr[512];
+
+    if (!conf) {
+        snprintf(err, errlen, "out of memory creating the Kafka configuration");
+        goto err;
+    }
+    /* Idempotence makes librdkafka's retries exactly-once per partition, so a retried batch never
+     * shows up twice in a test's counts. */
+    if ((o->brokers && produce_conf_set(conf, "bootstrap.servers", o->brokers, err, errlen) < 0) ||
+        produce_conf_set(conf, "linger.ms", "5", err, errlen) < 0 ||
+        produce_conf_set(conf, "batch.num.messages", "10000", err, errlen) < 0 ||
+        produce_conf_set(conf, "batch.size", "1000000", err, errlen) < 0 ||
+        produce_conf_set(conf, "acks", "all", err, errlen) < 0 ||
+        produce_conf_set(conf, "enable.idempotence", "true", err, errlen) < 0)
+        goto err;
+    /* -X last, so the user can override any default above. */
+    for (int k = 0; k < o->n_x; k++) {
+        char key[256];
+        const char *eq = strchr(o->x_args[k], '=');
+        size_t klen = (size_t)(eq - o->x_args[k]);
+        if (klen >= sizeof key) {
+            snprintf(err, errlen, "-X %s: key is too long", o->x_args[k]);
+            *usage = 1;
+            goto err;
+        }
+        memcpy(key, o->x_args[k], klen);
+        key[klen] = '\0';
+        if (produce_conf_set(conf, key, eq + 1, err, errlen) < 0) {
+            *usage = 1;
+            goto err;
+        }
+    }
+    rd_kafka_conf_set_opaque(conf, st);
+    rd_kafka_conf_set_dr_msg_cb(conf, produce_on_delivery);
+    rd_kafka_conf_set_error_cb(conf, produce_on_error);
+    rd_kafka_conf_set_log_cb(conf, produce_on_log);
+
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr);
+    if (!rk) {
+        snprintf(err, errlen, "creating the Kafka producer: %s", kerr);
+        goto err;
+    }
+    return rk; /* rd_kafka_new took ownership of conf */
+
+err:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static uint64_t produce_clock_ns(clockid_t clock)
+{
+    struct timespec ts;
+    /* Cannot fail for CLOCK_MONOTONIC/CLOCK_REALTIME with a valid pointer. */
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleeps until the absolute monotonic time target_ns, in slices of at most 100 ms so a signal
+ * that lands on one of librdkafka's threads still stops us promptly; serves delivery reports on
+ * the way. Returns 0, or -1 when asked to stop. */
+static int produce_wait_until(rd_kafka_t *rk, uint64_t target_ns)
+{
+    for (;;) {
+        rd_kafka_poll(rk, 0);
+        if (produce_stop)
+            return -1;
+        uint64_t now = produce_clock_ns(CLOCK_MONOTONIC);
+        if (now >= target_ns)
+            return 0;
+        uint64_t wake = target_ns - now > 100000000u ? now + 100000000u : target_ns;
+        struct timespec ts = {.tv_sec = (time_t)(wake / 1000000000u),
+                              .tv_nsec = (long)(wake % 1000000000u)};
+        int rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        if (rc != 0 && rc != EINTR) {
+            log_error("clock_nanosleep failed", "error=\"%s\"", strerror(rc));
+            return -1;
+        }
+    }
+}
+
+/* --output-dir: one file per message value, named by its index so a shell glob keeps order. */
+static int produce_write_file(const char *dir, uint64_t i, const void *value, size_t len,
+                              char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%08" PRIu64 ".avro", dir, i);
+    f = fopen(path, "wb");
+    if (!f) {
+        snprintf(err, errlen, "cannot create %.900s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fwrite(value, 1, len, f) != len) {
+        snprintf(err, errlen, "cannot write %.900s: %s", path, strerror(errno));
+        fclose(f);
+        return -1;
+    }
+    if (fclose(f) != 0) {
+        snprintf(err, errlen, "cannot write %.900s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Hands one message to librdkafka, which copies it; waits while the local queue is full.
+ * Returns RD_KAFKA_RESP_ERR__QUEUE_FULL only when a signal interrupted that wait. */
+static rd_kafka_resp_err_t produce_send(rd_kafka_t *rk, const char *topic, const char *key,
+                                        const void *value, size_t len)
+{
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || produce_stop)
+            return e;
+        rd_kafka_poll(rk, 100);
+    }
+}
+
+int produce_main(int argc, char **argv)
+{
+    produce_opts_t o = {0};
+    produce_stats_t st = {0};
+    produce_gen_t *g = NULL;
+    ingest_avro_t *enc = NULL;
+    rd_kafka_t *rk = NULL;
+    ingest_event_t ev = {0};
+    struct sigaction sa, old_int, old_term;
+    int signals_set = 0;
+    int status = 1;
+    int usage = 0;
+    char err[1024], q[1024];
+    char schema[PATH_MAX], schema_dir[PATH_MAX];
+    unsigned char buf[4096];
+    uint64_t produced = 0, good = 0, malformed = 0;
+
+    int rc = produce_parse_args(argc, argv, &o);
+    if (rc != 0) {
+        status = rc == 1 ? 0 : 2;
+        goto out;
+    }
+
+    if (produce_schema_resolve(&o, schema, sizeof schema) < 0) {
+        fprintf(stderr, "vigil produce: schema path is too long\n");
+        status = 2;
+        goto out;
+    }
+    /* dirname may modify its argument, hence the copy. */
+    memcpy(schema_dir, schema, sizeof schema_dir);
+    enc = ingest_avro_new(o.format, schema, dirname(schema_dir), err, sizeof err);
+    if (!enc) {
+        fprintf(stderr, "vigil produce: %s (use --schema FILE)\n", err);
+        status = 2;
+        goto out;
+    }
+    g = produce_gen_new(o.seed, o.users, err, sizeof err);
+    if (!g) {
+        log_error("cannot create the event generator", "error=\"%s\"", log_quote(err, q, sizeof q));
+        goto out;
+    }
+    if (!o.output_dir)
+        rk = produce_kafka_new(&o, &st, &usage, err, sizeof err);
+    if (!rk && !o.output_dir) {
+        if (usage) {
+            fprintf(stderr, "vigil produce: %s\n", err);
+            status = 2;
+        } else {
+            log_error("cannot start the producer", "error=\"%s\"", log_quote(err, q, sizeof q));
+        }
+        goto out;
+    }
+
+    /* No SA_RESTART: a signal should cut a sleep short. */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = produce_on_signal;
+    sigemptyset(&sa.sa_mask);
+    produce_stop = 0;
+    if (sigaction(SIGINT, &sa, &old_int) < 0 || sigaction(SIGTERM, &sa, &old_term) < 0) {
+        log_error("cannot install signal handlers", "error=\"%s\"", strerror(errno));
+        goto out;
+    }
+    signals_set = 1;
+
+    log_info("producing", "topic=%s count=%" PRIu64 " rate=%g malformed=%g seed=%" PRIu64
+             " users=%d schema=\"%s\"", o.topic, o.count, o.rate, o.malformed, o.seed, o.users,
+             log_quote(schema, q, sizeof q));
+
+    uint64_t start_ns = produce_clock_ns(CLOCK_MONOTONIC);
+    uint64_t last_log_ns = start_ns, last_log_produced = 0;
+    int loop_failed = 0;
+    for (uint64_t i = 0; (o.count == 0 || i < o.count) && !produce_stop && !st.fatal; i++) {
+        /* An absolute schedule: a late message is followed by earlier ones, so the average
+         * rate holds instead of drifting by every wake-up's latency. */
+        if (o.rate > 0 && rk &&
+            produce_wait_until(rk, start_ns + (uint64_t)((double)i * 1e9 / o.rate)) < 0)
+            break;
+
+        int64_t now_ms = (int64_t)(produce_clock_ns(CLOCK_REALTIME) / 1000000u);
+        int bad = produce_gen_is_malformed(g, i, o.malformed);
+        long len;
+        produce_gen_event(g, i, now_ms, &ev);
+        if (bad)
+            len = produce_gen_malformed(g, enc, o.schema_id, i, &ev, buf, sizeof buf, err,
+                                        sizeof err);
+        else
+            len = ingest_avro_encode(enc, &ev, o.schema_id, buf, sizeof buf, err, sizeof err);
+        if (len < 0) {
+            log_error("cannot encode event", "event_id=%s error=\"%s\"", ev.event_id,
+                      log_quote(err, q, sizeof q));
+            loop_failed = 1;
+            break;
+        }
+
+        if (o.output_dir) {
+            if (produce_write_file(o.output_dir, i, buf, (size_t)len, err, sizeof err) != 0) {
+                log_error("cannot write message file", "error=\"%s\"", log_quote(err, q, sizeof q));
+                loop_failed = 1;
+                break;
+            }
+            produced++;
+            st.delivered++;
+            if (bad)
+                malformed++;
+            else
+                good++;
+            continue;
+        }
+        rd_kafka_resp_err_t e = produce_send(rk, o.topic, ev.user_id, buf, (size_t)len);
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break; /* interrupted while waiting for room: this message was not produced */
+        produced++;
+        if (bad)
+            malformed++;
+        else
+            good++;
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            log_error("cannot produce message: stopping", "topic=%s error=%s reason=\"%s\"",
+                      o.topic, rd_kafka_err2name(e), log_quote(rd_kafka_err2str(e), q, sizeof q));
+            st.failed++;
+            break;
+        }
+        rd_kafka_poll(rk, 0);
+
+        uint64_t now_ns = produce_clock_ns(CLOCK_MONOTONIC);
+        if (now_ns - last_log_ns >= 1000000000u) {
+            double secs = (double)(now_ns - last_log_ns) / 1e9;
+            log_info("progress", "produced=%" PRIu64 " delivered=%" PRIu64 " failed=%" PRIu64
+                     " rate=%.0f", produced, st.delivered, st.failed,
+                     (double)(produced - last_log_produced) / secs);
+            last_log_ns = now_ns;
+            last_log_produced = produced;
+        }
+    }
+    if (produce_stop)
+        log_info("interrupted: flushing what was produced", "produced=%" PRIu64, produced);
+
+    rd_kafka_resp_err_t fe = rk ? rd_kafka_flush(rk, 60000) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    int left = rk ? rd_kafka_outq_len(rk) : 0;
+    if (fe != RD_KAFKA_RESP_ERR_NO_ERROR || left > 0) {
+        log_error("messages left undelivered after 60 s flush: check the brokers",
+                  "in_queue=%d error=%s", left, rd_kafka_err2name(fe));
+        /* Purged messages come back as failed delivery reports, so the summary counts them. */
+        rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(rk, 5000);
+    }
+    uint64_t reported = st.delivered + st.failed;
+    uint64_t undelivered = produced > reported ? produced - reported : 0;
+
+    printf("produced=%" PRIu64 " good=%" PRIu64 " malformed=%" PRIu64 " delivered=%" PRIu64
+           " failed=%" PRIu64 "\n", produced, good, malformed, st.delivered, st.failed);
+    if (fflush(stdout) != 0) {
+        log_error("cannot write the summary to stdout", "error=\"%s\"", strerror(errno));
+        goto out;
+    }
+    if (undelivered > 0)
+        log_error("messages without a delivery report", "count=%" PRIu64, undelivered);
+    status = (loop_failed || st.fatal || st.failed > 0 || undelivered > 0 || left > 0) ? 1 : 0;
+
+out:
+    if (signals_set) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+    }
+    if (rk)
+        rd_kafka_destroy(rk);
+    produce_gen_free(g);
+    if (enc)
+        ingest_avro_free(enc);
+    free(o.x_args);
+    return status;
+}

@@ -1,0 +1,61 @@
+/* `vigil produce`: a synthetic BehaviorEvent producer for demos, load tests and integration tests.
+ *
+ * The generator is pure and deterministic: message i of a run with a given seed is the same on
+ * every run (except event_time, which the caller passes), so a test can predict what a consumer
+ * must see. A chosen fraction of messages is deliberately malformed, in kinds a consumer always
+ * fails to decode, to exercise the dead-letter path. produce_main wraps the generator in a
+ * librdkafka idempotent producer. */
+#ifndef VIGIL_PRODUCE_H
+#define VIGIL_PRODUCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ingest_avro.h"
+#include "ingest_event.h"
+
+/* `vigil produce [options]` (argv[0] is the subcommand name): returns the process exit status
+ * (0 ok, 1 runtime failure, 2 usage). Prints exactly one summary line on stdout:
+ *     produced=<total> good=<n> malformed=<n> delivered=<n> failed=<n> */
+int produce_main(int argc, char **argv);
+
+/* Upper bound of --users; each user costs about 28 bytes. */
+#define PRODUCE_USERS_MAX 10000000
+
+/* Seeded state: users (home city, devices, ip), merchants and the strings of the last event. */
+typedef struct produce_gen produce_gen_t;
+
+/* n_users: 1..PRODUCE_USERS_MAX. Returns NULL and fills err on a bad count or out of memory. */
+produce_gen_t *produce_gen_new(uint64_t seed, int n_users, char *err, size_t errlen);
+void produce_gen_free(produce_gen_t *g);
+
+/* Fills ev for message number i. Its strings point into g's buffers, valid until the next call;
+ * ev->buf and ev->buf_cap are left untouched (they belong to a decoder, if any). */
+void produce_gen_event(produce_gen_t *g, uint64_t i, int64_t now_ms, ingest_event_t *ev);
+
+/* Whether message i is malformed for fraction f (0..1): deterministic in (seed, i); never for 0,
+ * always for 1. */
+int produce_gen_is_malformed(const produce_gen_t *g, uint64_t i, double fraction);
+
+/* The kinds of malformed message; message i gets kind i % PRODUCE_MALFORMED_KINDS. */
+typedef enum produce_malformed_kind {
+    PRODUCE_MALFORMED_BAD_MAGIC = 0,  /* valid encoding with the first byte set to 0x7b */
+    PRODUCE_MALFORMED_TRUNCATED,      /* the first half of a valid encoding */
+    PRODUCE_MALFORMED_UNKNOWN_SCHEMA, /* Confluent header with id 999999, then a valid body */
+    PRODUCE_MALFORMED_RANDOM,         /* random bytes (first byte 0x01: never a valid start) */
+    PRODUCE_MALFORMED_EMPTY,          /* zero-length value */
+    PRODUCE_MALFORMED_KINDS
+} produce_malformed_kind_t;
+
+/* The schema id PRODUCE_MALFORMED_UNKNOWN_SCHEMA writes (999998 when schema_id is 999999). */
+#define PRODUCE_UNKNOWN_SCHEMA_ID 999999
+
+/* Writes malformed message i into out (out_cap bytes; 4096 is plenty) so that a consumer always
+ * fails to decode it, in either wire format. ev is the event for i from produce_gen_event: the
+ * kinds that carry a valid body encode it with enc and schema_id. Returns the length (0 for the
+ * empty kind), or -1 and fills err when encoding fails. */
+long produce_gen_malformed(produce_gen_t *g, ingest_avro_t *enc, int32_t schema_id, uint64_t i,
+                           const ingest_event_t *ev, void *out, size_t out_cap, char *err,
+                           size_t errlen);
+
+#endif

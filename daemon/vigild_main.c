@@ -1,0 +1,492 @@
+/* vigild: the daemon's entry point and life cycle.
+ *
+ * Start: configuration (file < VIGIL_* environment < flags; any error exits 2 naming its origin),
+ * optionally the embedded Kafka, the HTTP server, then the worker thread. The main thread runs
+ * the libevent loop: signals, HTTP, the systemd watchdog and the periodic status line.
+ *
+ * Stop (SIGTERM/SIGINT): the worker stops consuming, commits what is in flight and leaves the
+ * group; the process exits 0 when that finished within daemon.shutdown_timeout_ms, 1 otherwise.
+ * Reload (SIGHUP): the configuration is read again; reloadable keys are applied, others are
+ * logged as needing a restart. */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "http.h"
+#include "ingest_kafka.h"
+#include "ingest_mock.h"
+#include "log.h"
+#include "metrics.h"
+#include "sdnotify.h"
+#include "worker.h"
+
+extern char **environ;
+
+#define VIGILD_MAX_FLAGS 256
+
+typedef struct vigild {
+    /* What the configuration was loaded from, to load it again on SIGHUP. */
+    const char *config_path;
+    const char *flags[VIGILD_MAX_FLAGS];
+    size_t n_flags;
+    daemon_config_t cfg;
+
+    struct event_base *base;
+    struct event *ev_term, *ev_int, *ev_hup, *ev_ready, *ev_exited, *ev_status, *ev_watchdog,
+        *ev_deadline;
+    daemon_http_t *http;
+    ingest_mock_t *mock;
+    worker_t *worker;
+    uint64_t watchdog_usec;
+    int stopping;
+    int timed_out;
+} vigild_t;
+
+static void vigild_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: vigild [--config FILE] [--set section.key=value ...] [--embedded-kafka]\n"
+            "              [--check-config] [--print-defaults]\n"
+            "  --config FILE      configuration file (also $VIGIL_CONFIG)\n"
+            "  --set K=V          override one key, e.g. --set ingest.batch_max=1000,\n"
+            "                     --set kafka.security.protocol=ssl\n"
+            "  --embedded-kafka   run librdkafka's mock cluster in this process and consume it\n"
+            "  --check-config     validate the configuration and exit (0 ok, 2 bad)\n"
+            "  --print-defaults   print every key with its default and exit\n"
+            "Configuration reference: docs/configuration.md\n");
+}
+
+/* The [kafka] pass-through settings as parallel arrays, plus bootstrap.servers of the embedded
+ * cluster when there is one (it wins: the user asked for the embedded Kafka). */
+typedef struct vigild_kafka_kv {
+    const char **keys, **values, **origins;
+    size_t n;
+} vigild_kafka_kv_t;
+
+static int vigild_kafka_kv(const daemon_config_t *cfg, const char *bootstrap, vigild_kafka_kv_t *kv)
+{
+    size_t n = cfg->n_kafka + 1;
+    kv->keys = calloc(n, sizeof(char *));
+    kv->values = calloc(n, sizeof(char *));
+    kv->origins = calloc(n, sizeof(char *));
+    if (!kv->keys || !kv->values || !kv->origins)
+        return -1;
+    kv->n = 0;
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        kv->keys[kv->n] = cfg->kafka[i].key;
+        kv->values[kv->n] = cfg->kafka[i].value;
+        kv->origins[kv->n] = cfg->kafka[i].origin;
+        kv->n++;
+    }
+    if (bootstrap) {
+        kv->keys[kv->n] = "bootstrap.servers";
+        kv->values[kv->n] = bootstrap;
+        kv->origins[kv->n] = "--embedded-kafka";
+        kv->n++;
+    }
+    return 0;
+}
+
+static void vigild_kafka_kv_free(vigild_kafka_kv_t *kv)
+{
+    free(kv->keys);
+    free(kv->values);
+    free(kv->origins);
+}
+
+/* --- events (main thread) -------------------------------------------------------------- */
+
+static void vigild_status(vigild_t *d, int to_log)
+{
+    char line[512];
+    snprintf(line, sizeof(line),
+             "STATUS=consumed=%llu written=%llu dead_lettered=%llu batches=%llu partitions=%lld "
+             "postgres=%s",
+             (unsigned long long)atomic_load(&metrics.consumed),
+             (unsigned long long)atomic_load(&metrics.written),
+             (unsigned long long)atomic_load(&metrics.dead_lettered),
+             (unsigned long long)atomic_load(&metrics.batches),
+             (long long)atomic_load(&metrics.assigned_partitions),
+             atomic_load(&metrics.pg_up) ? "up" : "down");
+    if (sdnotify_send(line) != 0)
+        log_warn("sd_notify STATUS failed", "error=\"%s\"", strerror(errno));
+    if (to_log)
+        log_info("status", "%s", line + strlen("STATUS="));
+}
+
+static void vigild_on_status(evutil_socket_t fd, short what, void *arg)
+{
+    vigild_status(arg, 1);
+}
+
+static void vigild_on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    vigild_t *d = arg;
+    /* Only a worker that is still turning its loop counts as alive; a wedged one lets systemd's
+     * watchdog restart us. */
+    int64_t age_ms = worker_now_ms() - worker_heartbeat_ms(d->worker);
+    if (age_ms * 1000 < (int64_t)d->watchdog_usec) {
+        if (sdnotify_send("WATCHDOG=1") != 0)
+            log_warn("sd_notify WATCHDOG failed", "error=\"%s\"", strerror(errno));
+    } else {
+        log_error("worker loop stalled; withholding the watchdog ping", "stalled_ms=%lld",
+                  (long long)age_ms);
+    }
+}
+
+static void vigild_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    vigild_t *d = arg;
+    log_error("shutdown bound passed before the in-flight batch committed; exiting anyway",
+              "shutdown_timeout_ms=%d", d->cfg.daemon_shutdown_timeout_ms);
+    d->timed_out = 1;
+    event_base_loopbreak(d->base);
+}
+
+static void vigild_begin_stop(vigild_t *d, const char *why)
+{
+    struct timeval tv;
+    if (d->stopping)
+        return;
+    d->stopping = 1;
+    log_info("stopping", "reason=%s shutdown_timeout_ms=%d", why, d->cfg.daemon_shutdown_timeout_ms);
+    if (sdnotify_send("STOPPING=1") != 0)
+        log_warn("sd_notify STOPPING failed", "error=\"%s\"", strerror(errno));
+    worker_stop(d->worker);
+    tv.tv_sec = d->cfg.daemon_shutdown_timeout_ms / 1000;
+    tv.tv_usec = (d->cfg.daemon_shutdown_timeout_ms % 1000) * 1000;
+    /* A little past the worker's own bound, so the worker gets to say what it gave up on. */
+    tv.tv_usec += 200000;
+    evtimer_add(d->ev_deadline, &tv);
+}
+
+static void vigild_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    vigild_begin_stop(arg, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void vigild_log_change(const char *name, const char *old_value, const char *new_value,
+                              int reloadable, void *ctx)
+{
+    if (reloadable)
+        log_info("config changed", "key=%s old=\"%s\" new=\"%s\"", name, old_value, new_value);
+    else
+        log_warn("config change needs a restart; keeping the running value", "key=%s old=\"%s\" new=\"%s\"",
+                 name, old_value, new_value);
+}
+
+static void vigild_status_timer(vigild_t *d)
+{
+    struct timeval tv = {d->cfg.daemon_status_interval_ms / 1000,
+                         (d->cfg.daemon_status_interval_ms % 1000) * 1000};
+    if (d->ev_status)
+        event_free(d->ev_status); /* deletes it from the loop too */
+    d->ev_status = event_new(d->base, -1, EV_PERSIST, vigild_on_status, d);
+    if (d->ev_status)
+        event_add(d->ev_status, &tv);
+}
+
+static void vigild_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    vigild_t *d = arg;
+    char err[1024];
+    daemon_config_t next;
+    log_level_t level;
+    int changes;
+
+    if (daemon_config_load(&next, d->config_path, environ, d->flags, d->n_flags, err, sizeof(err))) {
+        log_error("reload failed; keeping the running configuration", "error=\"%s\"", err);
+        return;
+    }
+    changes = daemon_config_diff(&d->cfg, &next, vigild_log_change, d);
+    /* Apply the reloadable keys; the rest keep their running values (see daemon_config_diff). */
+    if (log_level_parse(next.log_level, &level) == 0)
+        log_set_level(level);
+    worker_set_limits(d->worker, next.ingest_batch_max, next.ingest_batch_max_delay_ms,
+                      next.postgres_retry_max_ms);
+    d->cfg.ingest_batch_max = next.ingest_batch_max;
+    d->cfg.ingest_batch_max_delay_ms = next.ingest_batch_max_delay_ms;
+    d->cfg.postgres_retry_max_ms = next.postgres_retry_max_ms;
+    if (d->cfg.daemon_status_interval_ms != next.daemon_status_interval_ms) {
+        d->cfg.daemon_status_interval_ms = next.daemon_status_interval_ms;
+        vigild_status_timer(d);
+    }
+    char *swap = d->cfg.log_level;
+    d->cfg.log_level = next.log_level;
+    next.log_level = swap;
+    daemon_config_free(&next);
+    log_info("configuration reloaded", "changes=%d", changes);
+}
+
+/* Called on the worker thread: wake the main loop, nothing more. */
+static void vigild_worker_ready(void *ctx)
+{
+    vigild_t *d = ctx;
+    event_active(d->ev_ready, 0, 0);
+}
+
+static void vigild_worker_exited(void *ctx)
+{
+    vigild_t *d = ctx;
+    event_active(d->ev_exited, 0, 0);
+}
+
+static void vigild_on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    vigild_t *d = arg;
+    if (sdnotify_send("READY=1") != 0)
+        log_warn("sd_notify READY failed", "error=\"%s\"", strerror(errno));
+    vigild_status(d, 0);
+}
+
+static void vigild_on_exited(evutil_socket_t fd, short what, void *arg)
+{
+    vigild_t *d = arg;
+    if (!d->stopping)
+        log_error("worker ended on its own; stopping", NULL);
+    d->stopping = 1;
+    event_base_loopexit(d->base, NULL);
+}
+
+static int vigild_ready(void *ctx, char *why, size_t whylen)
+{
+    vigild_t *d = ctx;
+    if (d->stopping) {
+        snprintf(why, whylen, "stopping");
+        return 0;
+    }
+    if (!atomic_load(&metrics.pg_up)) {
+        snprintf(why, whylen, "PostgreSQL unreachable");
+        return 0;
+    }
+    if (atomic_load(&metrics.assigned_partitions) <= 0) {
+        snprintf(why, whylen, "no Kafka partitions assigned");
+        return 0;
+    }
+    return 1;
+}
+
+/* --- start ------------------------------------------------------------------------------- */
+
+static int vigild_run(vigild_t *d, int embedded)
+{
+    char err[1024];
+    log_level_t level;
+    vigild_kafka_kv_t kv = {0};
+    const char *bootstrap = NULL;
+    worker_options_t wo;
+    int rc = 1;
+
+    if (log_level_parse(d->cfg.log_level, &level) == 0)
+        log_set_level(level);
+    metrics_init();
+
+    if (embedded) {
+        d->mock = ingest_mock_new(d->cfg.embedded_kafka_brokers, err, sizeof(err));
+        if (!d->mock || ingest_mock_topic_create(d->mock, d->cfg.ingest_topic,
+                                                 d->cfg.embedded_kafka_partitions, err,
+                                                 sizeof(err)) != 0) {
+            log_error("cannot start the embedded Kafka", "error=\"%s\"", err);
+            goto out;
+        }
+        bootstrap = ingest_mock_bootstraps(d->mock);
+        /* On stdout too, so a person or a script can point a producer at it. */
+        printf("embedded kafka bootstrap=%s topic=%s partitions=%d\n", bootstrap,
+               d->cfg.ingest_topic, d->cfg.embedded_kafka_partitions);
+        fflush(stdout);
+        log_info("embedded kafka started", "bootstrap=%s brokers=%d topic=%s partitions=%d", bootstrap,
+                 d->cfg.embedded_kafka_brokers, d->cfg.ingest_topic,
+                 d->cfg.embedded_kafka_partitions);
+    }
+    if (vigild_kafka_kv(&d->cfg, bootstrap, &kv) != 0) {
+        log_error("out of memory", NULL);
+        goto out;
+    }
+
+    if (evthread_use_pthreads() != 0 || !(d->base = event_base_new())) {
+        log_error("cannot create the event loop", NULL);
+        goto out;
+    }
+    d->ev_term = evsignal_new(d->base, SIGTERM, vigild_on_signal, d);
+    d->ev_int = evsignal_new(d->base, SIGINT, vigild_on_signal, d);
+    d->ev_hup = evsignal_new(d->base, SIGHUP, vigild_on_hup, d);
+    d->ev_ready = event_new(d->base, -1, 0, vigild_on_ready, d);
+    d->ev_exited = event_new(d->base, -1, 0, vigild_on_exited, d);
+    d->ev_deadline = evtimer_new(d->base, vigild_on_deadline, d);
+    if (!d->ev_term || !d->ev_int || !d->ev_hup || !d->ev_ready || !d->ev_exited ||
+        !d->ev_deadline || event_add(d->ev_term, NULL) || event_add(d->ev_int, NULL) ||
+        event_add(d->ev_hup, NULL)) {
+        log_error("cannot set up signal handling", NULL);
+        goto out;
+    }
+    vigild_status_timer(d);
+    if (!d->ev_status) {
+        log_error("cannot set up the status timer", NULL);
+        goto out;
+    }
+    d->watchdog_usec = sdnotify_watchdog_usec();
+    if (d->watchdog_usec) {
+        struct timeval tv = {(time_t)(d->watchdog_usec / 2 / 1000000),
+                             (suseconds_t)(d->watchdog_usec / 2 % 1000000)};
+        d->ev_watchdog = event_new(d->base, -1, EV_PERSIST, vigild_on_watchdog, d);
+        if (!d->ev_watchdog || event_add(d->ev_watchdog, &tv)) {
+            log_error("cannot set up the watchdog timer", NULL);
+            goto out;
+        }
+        log_info("systemd watchdog enabled", "ping_every_ms=%llu",
+                 (unsigned long long)(d->watchdog_usec / 2000));
+    }
+
+    if (strcmp(d->cfg.http_listen, "off") != 0) {
+        d->http = daemon_http_new(d->base, d->cfg.http_listen, vigild_ready, d, err, sizeof(err));
+        if (!d->http) {
+            log_error("cannot start the HTTP server", "error=\"%s\"", err);
+            goto out;
+        }
+        log_info("http listening", "listen=%s port=%d", d->cfg.http_listen, daemon_http_port(d->http));
+    }
+
+    wo = (worker_options_t){
+        .topic = d->cfg.ingest_topic,
+        .format = d->cfg.ingest_format,
+        .schema_dir = d->cfg.ingest_schema_dir,
+        .reader_schema = d->cfg.ingest_reader_schema,
+        .pg_conninfo = d->cfg.postgres_conninfo,
+        .instance_id = d->cfg.daemon_instance_id,
+        .kafka_keys = kv.keys,
+        .kafka_values = kv.values,
+        .kafka_origins = kv.origins,
+        .n_kafka = kv.n,
+        .batch_max = d->cfg.ingest_batch_max,
+        .batch_max_delay_ms = d->cfg.ingest_batch_max_delay_ms,
+        .retry_max_ms = d->cfg.postgres_retry_max_ms,
+        .shutdown_timeout_ms = d->cfg.daemon_shutdown_timeout_ms,
+        .on_ready = vigild_worker_ready,
+        .on_exit = vigild_worker_exited,
+        .ctx = d,
+    };
+    d->worker = worker_new(&wo, err, sizeof(err));
+    if (!d->worker || worker_start(d->worker, err, sizeof(err)) != 0) {
+        log_error("cannot start the worker", "error=\"%s\"", err);
+        goto out;
+    }
+    log_info("vigild started", "instance=%s topic=%s config=%s", d->cfg.daemon_instance_id,
+             d->cfg.ingest_topic, d->config_path ? d->config_path : "(none)");
+
+    if (event_base_dispatch(d->base) < 0) {
+        log_error("event loop failed", NULL);
+        goto out;
+    }
+    if (d->timed_out) {
+        /* The worker is stuck on a write that cannot finish; nothing it holds is committed, so
+         * nothing is lost: it is consumed again after the restart. */
+        rc = 1;
+        goto out_nojoin;
+    }
+    rc = worker_join(d->worker) == 0 ? 0 : 1;
+    vigild_status(d, 1);
+    log_info("vigild stopped", "exit_status=%d", rc);
+
+out:
+    worker_free(d->worker);
+out_nojoin:
+    vigild_kafka_kv_free(&kv);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},
+        {"embedded-kafka", no_argument, NULL, 'e'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"print-defaults", no_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static vigild_t d; /* static: the event callbacks hold its address for the process's life */
+    char err[1024];
+    char kv_err[1024];
+    int embedded = 0, check_only = 0, opt;
+    vigild_kafka_kv_t kv = {0};
+
+    d.config_path = getenv("VIGIL_CONFIG");
+    while ((opt = getopt_long(argc, argv, "c:s:h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            d.config_path = optarg;
+            break;
+        case 's':
+            if (d.n_flags == VIGILD_MAX_FLAGS) {
+                fprintf(stderr, "vigild: too many --set flags (at most %d)\n", VIGILD_MAX_FLAGS);
+                return 2;
+            }
+            d.flags[d.n_flags++] = optarg;
+            break;
+        case 'e':
+            embedded = 1;
+            break;
+        case 'k':
+            check_only = 1;
+            break;
+        case 'p':
+            daemon_config_print_defaults(stdout);
+            return 0;
+        case 'h':
+            vigild_usage(stdout);
+            return 0;
+        default:
+            vigild_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vigild: unexpected argument '%s'\n", argv[optind]);
+        vigild_usage(stderr);
+        return 2;
+    }
+    if (daemon_config_load(&d.cfg, d.config_path, environ, d.flags, d.n_flags, err, sizeof(err))) {
+        fprintf(stderr, "vigild: configuration error: %s\n", err);
+        return 2;
+    }
+    /* librdkafka is the judge of its own keys; ask it now so that a typo is a start-up error. */
+    if (vigild_kafka_kv(&d.cfg, NULL, &kv) != 0 ||
+        ingest_kafka_conf_check(kv.keys, kv.values, kv.origins, kv.n, kv_err, sizeof(kv_err))) {
+        fprintf(stderr, "vigild: configuration error: %s\n", kv.keys ? kv_err : "out of memory");
+        vigild_kafka_kv_free(&kv);
+        daemon_config_free(&d.cfg);
+        return 2;
+    }
+    vigild_kafka_kv_free(&kv);
+    if (!embedded && !daemon_config_kafka_get(&d.cfg, "bootstrap.servers")) {
+        fprintf(stderr, "vigild: configuration error: kafka.bootstrap.servers is not set "
+                        "(set it in [kafka], VIGIL_KAFKA_BOOTSTRAP_SERVERS, or use "
+                        "--embedded-kafka)\n");
+        daemon_config_free(&d.cfg);
+        return 2;
+    }
+    if (check_only) {
+        printf("configuration ok\n");
+        daemon_config_free(&d.cfg);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = vigild_run(&d, embedded);
+    if (!d.timed_out) {
+        /* Orderly teardown; after a timeout the worker thread may still be inside libpq, so
+         * the process exits without freeing what it might touch. */
+        daemon_http_free(d.http);
+        ingest_mock_free(d.mock);
+        daemon_config_free(&d.cfg);
+    }
+    return rc;
+}

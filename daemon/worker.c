@@ -1,0 +1,682 @@
+/* The worker thread: Kafka -> decode -> batch -> PostgreSQL, effectively once (see worker.h).
+ *
+ * Offsets. For every assigned partition the worker remembers the offset stored in PostgreSQL
+ * ("expected"). A batch commits, in one transaction, its rows, its dead letters and for each of
+ * its partitions "next_offset = last + 1 WHERE next_offset = expected". If another instance took
+ * the partition and moved the stored offset on, the condition fails, the transaction rolls back
+ * and the worker re-reads the stored offsets and seeks there: a fenced instance writes nothing. */
+#include "worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ingest_avro.h"
+#include "ingest_kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "sink_pg.h"
+
+#define WORKER_REASON_MAX 192
+#define WORKER_PING_INTERVAL_MS 5000
+
+/* One consumed message and what decoding made of it. The message is kept until the batch is
+ * written because dead letters borrow its key and payload. */
+typedef struct worker_item {
+    rd_kafka_message_t *msg; /* owned */
+    int dead;
+    ingest_event_t ev; /* ev.buf is reused from batch to batch */
+    char reason[WORKER_REASON_MAX];
+} worker_item_t;
+
+/* What the worker knows of one partition of its topic. */
+typedef struct worker_partition {
+    int assigned;
+    int64_t expected;   /* stored next offset in PostgreSQL (SINK_PG_OFFSET_NONE: none yet) */
+    int64_t batch_next; /* last offset in the current batch + 1; -1 when not in the batch */
+} worker_partition_t;
+
+struct worker {
+    /* Options, copied. */
+    char *topic, *format, *schema_dir, *reader_schema, *pg_conninfo, *instance_id;
+    char **kafka_keys, **kafka_values, **kafka_origins;
+    size_t n_kafka;
+    int shutdown_timeout_ms;
+    void (*on_ready)(void *ctx);
+    void (*on_exit)(void *ctx);
+    void *ctx;
+
+    /* Shared with the main thread. */
+    pthread_t thread;
+    int started;
+    atomic_int stop;
+    atomic_int batch_max, batch_max_delay_ms, retry_max_ms;
+    _Atomic int64_t heartbeat_ms;
+    _Atomic int64_t stop_deadline_ms; /* when a stop must be done by; 0 until asked to stop */
+    int failed;
+
+    /* Owned by the worker thread. */
+    ingest_kafka_t *kafka;
+    ingest_avro_t *decoder;
+    sink_pg_t *pg;
+    worker_item_t *items;
+    size_t n_items, cap_items;
+    sink_risk_row_t *rows;
+    sink_dead_letter_t *dead;
+    sink_offset_advance_t *advances;
+    int32_t *commit_parts;
+    int64_t *commit_next;
+    worker_partition_t *parts;
+    size_t n_parts;
+    int64_t batch_deadline_ms;
+};
+
+int64_t worker_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int worker_stopping(worker_t *w)
+{
+    return atomic_load(&w->stop);
+}
+
+static void worker_beat(worker_t *w)
+{
+    atomic_store(&w->heartbeat_ms, worker_now_ms());
+}
+
+/* Sleeps ms in short steps so that a stop request is noticed, and keeps the heartbeat alive:
+ * waiting for PostgreSQL to come back is not a hang. Returns -1 when stop was requested and the
+ * shutdown deadline has passed. */
+static int worker_backoff(worker_t *w, int ms)
+{
+    int64_t until = worker_now_ms() + ms;
+    while (worker_now_ms() < until) {
+        struct timespec step = {0, 50 * 1000000L};
+        worker_beat(w);
+        int64_t deadline = atomic_load(&w->stop_deadline_ms);
+        if (deadline && worker_now_ms() > deadline)
+            return -1;
+        nanosleep(&step, NULL);
+    }
+    return 0;
+}
+
+static int worker_next_backoff(worker_t *w, int cur)
+{
+    int max = atomic_load(&w->retry_max_ms);
+    int next = cur * 2;
+    return next > max ? max : next;
+}
+
+static char *worker_strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* --- partitions ------------------------------------------------------------------------- */
+
+static worker_partition_t *worker_partition(worker_t *w, int32_t partition)
+{
+    if (partition < 0)
+        return NULL;
+    if ((size_t)partition >= w->n_parts) {
+        size_t n = (size_t)partition + 1;
+        worker_partition_t *p = realloc(w->parts, n * sizeof(*p));
+        if (!p)
+            return NULL;
+        for (size_t i = w->n_parts; i < n; i++)
+            p[i] = (worker_partition_t){0, SINK_PG_OFFSET_NONE, -1};
+        w->parts = p;
+        w->n_parts = n;
+    }
+    return &w->parts[partition];
+}
+
+/* Loads stored offsets until it succeeds or the worker stops. @locality: worker thread. */
+static int worker_offsets_load(worker_t *w, const int32_t *partitions, size_t n, int64_t *offsets)
+{
+    char err[512];
+    int backoff = 100;
+    for (;;) {
+        if (sink_pg_reconnect(w->pg, err, sizeof(err)) == SINK_PG_OK &&
+            sink_pg_offsets_load(w->pg, ingest_kafka_group(w->kafka), w->topic, partitions, n,
+                                 offsets, err, sizeof(err)) == SINK_PG_OK) {
+            atomic_store(&metrics.pg_up, 1);
+            return 0;
+        }
+        metrics_add(&metrics.pg_errors, 1);
+        atomic_store(&metrics.pg_up, 0);
+        log_warn("cannot read stored offsets; retrying", "error=\"%s\" retry_ms=%d", err, backoff);
+        if (worker_stopping(w) || worker_backoff(w, backoff) != 0)
+            return -1;
+        backoff = worker_next_backoff(w, backoff);
+    }
+}
+
+/* --- batch ------------------------------------------------------------------------------ */
+
+static int worker_batch_reserve(worker_t *w, size_t need)
+{
+    if (need <= w->cap_items)
+        return 0;
+    size_t cap = w->cap_items * 2 > need ? w->cap_items * 2 : need;
+    worker_item_t *items = realloc(w->items, cap * sizeof(*items));
+    if (!items)
+        return -1;
+    memset(items + w->cap_items, 0, (cap - w->cap_items) * sizeof(*items));
+    w->items = items;
+    void *rows = realloc(w->rows, cap * sizeof(*w->rows));
+    if (rows)
+        w->rows = rows;
+    void *dead = realloc(w->dead, cap * sizeof(*w->dead));
+    if (dead)
+        w->dead = dead;
+    void *adv = realloc(w->advances, cap * sizeof(*w->advances));
+    if (adv)
+        w->advances = adv;
+    void *cp = realloc(w->commit_parts, cap * sizeof(*w->commit_parts));
+    if (cp)
+        w->commit_parts = cp;
+    void *cn = realloc(w->commit_next, cap * sizeof(*w->commit_next));
+    if (cn)
+        w->commit_next = cn;
+    if (!rows || !dead || !adv || !cp || !cn)
+        return -1;
+    w->cap_items = cap;
+    return 0;
+}
+
+/* Drops the batch without writing it: messages freed, partitions' batch positions cleared. */
+static void worker_batch_discard(worker_t *w)
+{
+    for (size_t i = 0; i < w->n_items; i++) {
+        rd_kafka_message_destroy(w->items[i].msg);
+        w->items[i].msg = NULL;
+    }
+    w->n_items = 0;
+    for (size_t p = 0; p < w->n_parts; p++)
+        w->parts[p].batch_next = -1;
+}
+
+static void worker_fill_row(worker_t *w, const worker_item_t *it, sink_risk_row_t *r)
+{
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(it->msg, &tstype);
+    const ingest_event_t *e = &it->ev;
+    *r = (sink_risk_row_t){
+        .topic = w->topic,
+        .partition = it->msg->partition,
+        .offset = it->msg->offset,
+        .kafka_timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+        .event_id = e->event_id,
+        .event_type = e->event_type,
+        .user_id = e->user_id,
+        .account_id = e->account_id,
+        .device_id = e->device_id,
+        .ip = e->ip,
+        .has_amount = e->has_amount,
+        .amount = e->amount,
+        .currency = e->currency,
+        .merchant_id = e->merchant_id,
+        .merchant_category = e->merchant_category,
+        .country = e->country,
+        .has_geo = e->has_geo,
+        .latitude = e->latitude,
+        .longitude = e->longitude,
+        .event_time_ms = e->event_time_ms,
+        .channel = e->channel,
+    };
+}
+
+static void worker_fill_dead(worker_t *w, const worker_item_t *it, sink_dead_letter_t *d)
+{
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(it->msg, &tstype);
+    *d = (sink_dead_letter_t){
+        .topic = w->topic,
+        .partition = it->msg->partition,
+        .offset = it->msg->offset,
+        .kafka_timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+        .key = it->msg->key,
+        .key_len = it->msg->key_len,
+        .payload = it->msg->payload,
+        .payload_len = it->msg->len,
+        .reason = it->reason,
+    };
+}
+
+/* After a fenced write: the stored offsets moved on without us. Re-read them for the batch's
+ * partitions and seek there; whatever we still own continues from the truth in PostgreSQL. */
+static void worker_refence(worker_t *w)
+{
+    char err[512];
+    for (size_t p = 0; p < w->n_parts; p++) {
+        int32_t id = (int32_t)p;
+        int64_t stored;
+        if (w->parts[p].batch_next < 0 || !w->parts[p].assigned)
+            continue;
+        if (worker_offsets_load(w, &id, 1, &stored) != 0)
+            return;
+        w->parts[p].expected = stored;
+        if (ingest_kafka_seek(w->kafka, id, stored, err, sizeof(err)) != 0)
+            log_warn("seek after fenced write failed", "partition=%d error=\"%s\"", (int)id, err);
+    }
+}
+
+/* Writes the batch as one transaction, retrying on database errors until it commits, is fenced,
+ * or the worker is told to stop and the shutdown bound passes. Returns 0 when the batch is done
+ * with (committed or fenced and dropped), -1 when it was left unwritten. @locality: worker. */
+static int worker_batch_flush(worker_t *w)
+{
+    char err[1024];
+    size_t n_rows = 0, n_dead = 0, n_adv = 0;
+    int backoff = 100;
+    sink_batch_t batch;
+
+    if (w->n_items == 0)
+        return 0;
+    for (size_t i = 0; i < w->n_items; i++) {
+        if (w->items[i].dead)
+            worker_fill_dead(w, &w->items[i], &w->dead[n_dead++]);
+        else
+            worker_fill_row(w, &w->items[i], &w->rows[n_rows++]);
+    }
+    for (size_t p = 0; p < w->n_parts; p++) {
+        if (w->parts[p].batch_next < 0)
+            continue;
+        w->advances[n_adv] = (sink_offset_advance_t){w->topic, (int32_t)p, w->parts[p].expected,
+                                                     w->parts[p].batch_next};
+        w->commit_parts[n_adv] = (int32_t)p;
+        w->commit_next[n_adv] = w->parts[p].batch_next;
+        n_adv++;
+    }
+    batch = (sink_batch_t){ingest_kafka_group(w->kafka), w->instance_id, w->rows, n_rows,
+                           w->dead, n_dead, w->advances, n_adv};
+
+    for (;;) {
+        int64_t t0 = worker_now_ms();
+        int rc = sink_pg_reconnect(w->pg, err, sizeof(err));
+        if (rc == SINK_PG_OK)
+            rc = sink_pg_write(w->pg, &batch, err, sizeof(err));
+        if (rc == SINK_PG_OK) {
+            metrics_observe(&metrics.write_seconds, (double)(worker_now_ms() - t0) / 1000.0);
+            metrics_observe(&metrics.batch_rows, (double)w->n_items);
+            metrics_add(&metrics.written, n_rows);
+            metrics_add(&metrics.dead_lettered, n_dead);
+            metrics_add(&metrics.batches, 1);
+            atomic_store(&metrics.pg_up, 1);
+            for (size_t i = 0; i < n_adv; i++)
+                w->parts[w->advances[i].partition].expected = w->advances[i].next;
+            ingest_kafka_commit(w->kafka, w->commit_parts, w->commit_next, n_adv);
+            log_debug("batch committed", "rows=%zu dead=%zu partitions=%zu", n_rows, n_dead, n_adv);
+            worker_batch_discard(w);
+            return 0;
+        }
+        if (rc == SINK_PG_FENCED) {
+            metrics_add(&metrics.fenced, 1);
+            log_warn("batch fenced: another instance owns this partition's offsets now; "
+                     "dropped without writing",
+                     "rows=%zu dead=%zu error=\"%s\"", n_rows, n_dead, err);
+            worker_refence(w);
+            worker_batch_discard(w);
+            return 0;
+        }
+        metrics_add(&metrics.pg_errors, 1);
+        atomic_store(&metrics.pg_up, 0);
+        log_warn("batch write failed; retrying on a new connection", "rows=%zu error=\"%s\" retry_ms=%d",
+                 n_rows, err, backoff);
+        if (worker_backoff(w, backoff) != 0)
+            return -1;
+        backoff = worker_next_backoff(w, backoff);
+    }
+}
+
+/* Decodes one message into the batch. Takes ownership of msg. */
+static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
+{
+    worker_partition_t *part = worker_partition(w, msg->partition);
+    worker_item_t *it;
+
+    if (!part || !part->assigned) {
+        /* Left over from a partition we no longer own: its new owner reads it from the stored
+         * offset. */
+        rd_kafka_message_destroy(msg);
+        return;
+    }
+    if (worker_batch_reserve(w, w->n_items + 1) != 0) {
+        /* Out of memory: leave the message unconsumed; it is read again after a restart. */
+        log_error("out of memory growing the batch", "items=%zu", w->n_items);
+        rd_kafka_message_destroy(msg);
+        w->failed = 1;
+        worker_stop(w);
+        return;
+    }
+    if (w->n_items == 0)
+        w->batch_deadline_ms = worker_now_ms() + atomic_load(&w->batch_max_delay_ms);
+    it = &w->items[w->n_items++];
+    it->msg = msg;
+    it->dead = 0;
+    metrics_add(&metrics.consumed, 1);
+    if (!msg->payload || msg->len == 0) {
+        it->dead = 1;
+        snprintf(it->reason, sizeof(it->reason), "empty message value");
+    } else if (ingest_avro_decode(w->decoder, msg->payload, msg->len, &it->ev, it->reason,
+                                  sizeof(it->reason)) != INGEST_AVRO_OK) {
+        it->dead = 1;
+    } else {
+        metrics_add(&metrics.decoded, 1);
+    }
+    if (it->dead)
+        log_debug("dead letter", "partition=%d offset=%lld reason=\"%s\"", (int)msg->partition,
+                  (long long)msg->offset, it->reason);
+    part->batch_next = msg->offset + 1;
+}
+
+/* --- Kafka callbacks (run inside ingest_kafka_poll, on the worker thread) ---------------- */
+
+static int worker_on_assign(void *ctx, const char *topic, const int32_t *partitions, size_t n,
+                            int64_t *offsets)
+{
+    worker_t *w = ctx;
+    metrics_add(&metrics.rebalances, 1);
+    if (worker_offsets_load(w, partitions, n, offsets) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        worker_partition_t *p = worker_partition(w, partitions[i]);
+        if (!p)
+            return -1;
+        p->assigned = 1;
+        p->expected = offsets[i];
+        p->batch_next = -1;
+        log_info("partition assigned", "topic=%s partition=%d stored_offset=%lld", topic,
+                 (int)partitions[i], (long long)offsets[i]);
+    }
+    atomic_fetch_add(&metrics.assigned_partitions, (int64_t)n);
+    return 0;
+}
+
+static void worker_on_revoke(void *ctx, const char *topic, const int32_t *partitions, size_t n)
+{
+    worker_t *w = ctx;
+    metrics_add(&metrics.rebalances, 1);
+    /* Commit what we hold before letting go; if that fails the batch is dropped, and the next
+     * owner reads those messages again from the stored offsets. */
+    if (worker_batch_flush(w) != 0)
+        worker_batch_discard(w);
+    for (size_t i = 0; i < n; i++) {
+        worker_partition_t *p = worker_partition(w, partitions[i]);
+        if (p && p->assigned) {
+            p->assigned = 0;
+            atomic_fetch_sub(&metrics.assigned_partitions, 1);
+        }
+        log_info("partition revoked", "topic=%s partition=%d", topic, (int)partitions[i]);
+    }
+}
+
+static void worker_on_log(void *ctx, int level, const char *facility, const char *message)
+{
+    char q[600];
+    log_level_t l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+    if (l >= LOG_WARN)
+        metrics_add(&metrics.kafka_errors, 1);
+    log_write(l, "librdkafka", "facility=%s detail=\"%s\"", facility,
+              log_quote(message, q, sizeof(q)));
+}
+
+/* --- the thread ------------------------------------------------------------------------- */
+
+/* Connects and migrates, retrying until it works or the worker is stopped. */
+static int worker_open_pg(worker_t *w)
+{
+    char err[1024];
+    int backoff = 100;
+    while (!worker_stopping(w)) {
+        if (!w->pg)
+            w->pg = sink_pg_new(w->pg_conninfo, err, sizeof(err));
+        if (w->pg && sink_pg_reconnect(w->pg, err, sizeof(err)) == SINK_PG_OK &&
+            sink_pg_migrate(w->pg, err, sizeof(err)) == SINK_PG_OK) {
+            atomic_store(&metrics.pg_up, 1);
+            return 0;
+        }
+        atomic_store(&metrics.pg_up, 0);
+        metrics_add(&metrics.pg_errors, 1);
+        log_warn("PostgreSQL not ready; retrying", "error=\"%s\" retry_ms=%d", err, backoff);
+        if (worker_backoff(w, backoff) != 0)
+            break;
+        backoff = worker_next_backoff(w, backoff);
+    }
+    return -1;
+}
+
+static int worker_open(worker_t *w)
+{
+    char err[1024];
+    ingest_format_t format;
+    ingest_kafka_callbacks_t cb = {worker_on_assign, worker_on_revoke, worker_on_log, w};
+
+    if (ingest_format_parse(w->format, &format) != 0) {
+        log_error("bad ingest.format", "format=%s", w->format);
+        return -1;
+    }
+    w->decoder = ingest_avro_new(format, w->reader_schema, w->schema_dir, err, sizeof(err));
+    if (!w->decoder) {
+        log_error("cannot load Avro schemas", "error=\"%s\"", err);
+        return -1;
+    }
+    if (worker_open_pg(w) != 0)
+        return worker_stopping(w) ? 0 : -1;
+    w->kafka = ingest_kafka_new((const char *const *)w->kafka_keys,
+                                (const char *const *)w->kafka_values,
+                                (const char *const *)w->kafka_origins, w->n_kafka, w->topic, &cb,
+                                err, sizeof(err));
+    if (!w->kafka) {
+        log_error("cannot start the Kafka consumer", "error=\"%s\"", err);
+        return -1;
+    }
+    log_info("consuming", "topic=%s group=%s instance=%s", w->topic, ingest_kafka_group(w->kafka),
+             w->instance_id);
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    int64_t last_ping = worker_now_ms();
+    char err[512];
+
+    worker_beat(w);
+    if (worker_open(w) != 0) {
+        w->failed = 1;
+        goto out;
+    }
+    if (w->kafka && w->on_ready)
+        w->on_ready(w->ctx);
+
+    while (w->kafka && !worker_stopping(w)) {
+        int64_t now = worker_now_ms();
+        int timeout = 100;
+        rd_kafka_message_t *msg;
+
+        worker_beat(w);
+        if (w->n_items > 0) {
+            int64_t left = w->batch_deadline_ms - now;
+            timeout = left <= 0 ? 0 : left < 100 ? (int)left : 100;
+        }
+        msg = ingest_kafka_poll(w->kafka, timeout);
+        if (msg && msg->err) {
+            if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                metrics_add(&metrics.kafka_errors, 1);
+                log_warn("kafka consumer error", "error=\"%s\"", rd_kafka_message_errstr(msg));
+            }
+            rd_kafka_message_destroy(msg);
+            msg = NULL;
+        }
+        if (msg)
+            worker_batch_add(w, msg); /* ownership of msg passes to the batch */
+
+        now = worker_now_ms();
+        if (w->n_items > 0 && ((int)w->n_items >= atomic_load(&w->batch_max) ||
+                               now >= w->batch_deadline_ms)) {
+            if (worker_batch_flush(w) != 0)
+                break;
+            last_ping = now;
+        } else if (w->n_items == 0 && now - last_ping >= WORKER_PING_INTERVAL_MS) {
+            /* Keep /readyz honest while idle. */
+            int ok = sink_pg_reconnect(w->pg, err, sizeof(err)) == SINK_PG_OK &&
+                     sink_pg_ping(w->pg, err, sizeof(err)) == SINK_PG_OK;
+            atomic_store(&metrics.pg_up, ok);
+            if (!ok)
+                log_warn("PostgreSQL ping failed", "error=\"%s\"", err);
+            last_ping = now;
+        }
+    }
+
+out:
+    if (!atomic_load(&w->stop_deadline_ms))
+        atomic_store(&w->stop_deadline_ms, worker_now_ms() + w->shutdown_timeout_ms);
+    if (w->kafka) {
+        /* Stop: commit what is in flight, then leave the group (revoke has nothing left). */
+        if (worker_batch_flush(w) != 0) {
+            log_error("in-flight batch not committed before the shutdown bound; it will be "
+                      "consumed again on restart",
+                      "messages=%zu", w->n_items);
+            worker_batch_discard(w);
+            w->failed = 1;
+        }
+        ingest_kafka_close(w->kafka);
+    }
+    atomic_store(&metrics.assigned_partitions, 0);
+    if (w->on_exit)
+        w->on_exit(w->ctx);
+    return NULL;
+}
+
+/* --- API -------------------------------------------------------------------------------- */
+
+worker_t *worker_new(const worker_options_t *o, char *err, size_t errlen)
+{
+    worker_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        goto oom;
+    w->topic = worker_strdup(o->topic);
+    w->format = worker_strdup(o->format);
+    w->schema_dir = worker_strdup(o->schema_dir);
+    w->reader_schema = worker_strdup(o->reader_schema);
+    w->pg_conninfo = worker_strdup(o->pg_conninfo);
+    w->instance_id = worker_strdup(o->instance_id);
+    if (!w->topic || !w->format || !w->schema_dir || !w->reader_schema || !w->pg_conninfo ||
+        !w->instance_id)
+        goto oom;
+    w->n_kafka = o->n_kafka;
+    w->kafka_keys = calloc(o->n_kafka + 1, sizeof(char *));
+    w->kafka_values = calloc(o->n_kafka + 1, sizeof(char *));
+    w->kafka_origins = calloc(o->n_kafka + 1, sizeof(char *));
+    if (!w->kafka_keys || !w->kafka_values || !w->kafka_origins)
+        goto oom;
+    for (size_t i = 0; i < o->n_kafka; i++) {
+        w->kafka_keys[i] = strdup(o->kafka_keys[i]);
+        w->kafka_values[i] = strdup(o->kafka_values[i]);
+        w->kafka_origins[i] = strdup(o->kafka_origins[i]);
+        if (!w->kafka_keys[i] || !w->kafka_values[i] || !w->kafka_origins[i])
+            goto oom;
+    }
+    w->shutdown_timeout_ms = o->shutdown_timeout_ms;
+    w->on_ready = o->on_ready;
+    w->on_exit = o->on_exit;
+    w->ctx = o->ctx;
+    worker_set_limits(w, o->batch_max, o->batch_max_delay_ms, o->retry_max_ms);
+    if (worker_batch_reserve(w, (size_t)o->batch_max) != 0)
+        goto oom;
+    return w;
+oom:
+    snprintf(err, errlen, "worker: out of memory");
+    worker_free(w);
+    return NULL;
+}
+
+int worker_start(worker_t *w, char *err, size_t errlen)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the worker thread: %s", strerror(rc));
+        return -1;
+    }
+    w->started = 1;
+    return 0;
+}
+
+void worker_stop(worker_t *w)
+{
+    int64_t none = 0;
+    /* The bound counts from the request, so a flush stuck on a dead database gives up in time. */
+    atomic_compare_exchange_strong(&w->stop_deadline_ms, &none,
+                                   worker_now_ms() + w->shutdown_timeout_ms);
+    atomic_store(&w->stop, 1);
+}
+
+int worker_join(worker_t *w)
+{
+    if (w->started) {
+        pthread_join(w->thread, NULL);
+        w->started = 0;
+    }
+    return w->failed ? -1 : 0;
+}
+
+void worker_set_limits(worker_t *w, int batch_max, int batch_max_delay_ms, int retry_max_ms)
+{
+    atomic_store(&w->batch_max, batch_max);
+    atomic_store(&w->batch_max_delay_ms, batch_max_delay_ms);
+    atomic_store(&w->retry_max_ms, retry_max_ms);
+}
+
+int64_t worker_heartbeat_ms(const worker_t *w)
+{
+    return atomic_load(&w->heartbeat_ms);
+}
+
+void worker_free(worker_t *w)
+{
+    if (!w)
+        return;
+    if (w->started) {
+        worker_stop(w);
+        worker_join(w);
+    }
+    worker_batch_discard(w);
+    ingest_kafka_free(w->kafka);
+    ingest_avro_free(w->decoder);
+    sink_pg_free(w->pg);
+    for (size_t i = 0; i < w->cap_items; i++)
+        ingest_event_clear(&w->items[i].ev);
+    free(w->items);
+    free(w->rows);
+    free(w->dead);
+    free(w->advances);
+    free(w->commit_parts);
+    free(w->commit_next);
+    free(w->parts);
+    for (size_t i = 0; w->kafka_keys && i < w->n_kafka; i++) {
+        free(w->kafka_keys[i]);
+        free(w->kafka_values ? w->kafka_values[i] : NULL);
+        free(w->kafka_origins ? w->kafka_origins[i] : NULL);
+    }
+    free(w->kafka_keys);
+    free(w->kafka_values);
+    free(w->kafka_origins);
+    free(w->topic);
+    free(w->format);
+    free(w->schema_dir);
+    free(w->reader_schema);
+    free(w->pg_conninfo);
+    free(w->instance_id);
+    free(w);
+}

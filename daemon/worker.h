@@ -1,0 +1,57 @@
+/* The worker: the one thread that moves events from Kafka to PostgreSQL.
+ *
+ *   poll Kafka -> decode (Avro) -> batch -> one PostgreSQL transaction (rows + dead letters +
+ *   conditional offset update) -> async Kafka offset commit for lag tools
+ *
+ * It owns the Kafka consumer, the decoder and the PostgreSQL connection; nothing else touches
+ * them. The main thread talks to it only through worker_stop, worker_set_limits (atomics) and the
+ * process-wide metrics; the worker tells the main thread it is consuming, and that it has exited,
+ * through the callbacks (called on the worker thread; they must only wake the main loop). */
+#ifndef VIGIL_WORKER_H
+#define VIGIL_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct worker_options {
+    const char *topic;
+    const char *format; /* "confluent" | "plain" */
+    const char *schema_dir;
+    const char *reader_schema;
+    const char *pg_conninfo;
+    const char *instance_id;
+    const char *const *kafka_keys; /* pass-through settings, see ingest_kafka_new */
+    const char *const *kafka_values;
+    const char *const *kafka_origins;
+    size_t n_kafka;
+    int batch_max;
+    int batch_max_delay_ms;
+    int retry_max_ms;
+    int shutdown_timeout_ms;
+    void (*on_ready)(void *ctx); /* subscribed and consuming */
+    void (*on_exit)(void *ctx);  /* the thread is about to return */
+    void *ctx;
+} worker_options_t;
+
+typedef struct worker worker_t;
+
+/* Copies what it needs from opts (strings included). Opens nothing yet: connecting to
+ * PostgreSQL (with retries), migrating and subscribing happen on the worker thread, so a database
+ * that is down at start delays readiness instead of failing the start. */
+worker_t *worker_new(const worker_options_t *opts, char *err, size_t errlen);
+int worker_start(worker_t *w, char *err, size_t errlen);
+/* Asks the thread to stop: stop consuming, commit what is in flight, leave the group. */
+void worker_stop(worker_t *w);
+/* Joins the thread. Returns 0 when it ended cleanly (everything consumed was committed or left
+ * uncommitted for replay), -1 when it ended on a fatal error. */
+int worker_join(worker_t *w);
+void worker_free(worker_t *w);
+
+/* Run-time changes from a SIGHUP reload; applied at the next batch. */
+void worker_set_limits(worker_t *w, int batch_max, int batch_max_delay_ms, int retry_max_ms);
+/* Monotonic milliseconds of the worker's last loop turn, for the systemd watchdog. */
+int64_t worker_heartbeat_ms(const worker_t *w);
+
+int64_t worker_now_ms(void);
+
+#endif

@@ -1,0 +1,1127 @@
+/* Avro decoding of Kafka message values into ingest_event_t, and the matching encoder.
+ *
+ * Decoding is two passes over the message. First a strict scan walks the bytes with the writer
+ * schema and checks every length, enum index and union index against the schema and against
+ * the bytes left; it also finds where the record ends, so trailing bytes are caught. Only then
+ * does Avro C's value interface decode it (resolving into the reader schema when the writer's
+ * differs). The scan is needed, not just nice: Avro C 1.11.1 allocates whatever string length
+ * a message claims (a flipped byte asks for exabytes) and writes before the buffer on a
+ * negative one, and it accepts enum indexes past the last symbol.
+ *
+ * Everything reusable is built once: the reader schema and its value, the memory reader and
+ * writer, and per Confluent schema id the writer schema plus its resolver. Strings are copied
+ * into ev->buf, which only grows, so our side allocates nothing per message in steady state
+ * (Avro C itself still allocates each string it reads). */
+#include "ingest_avro.h"
+
+#include <avro.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Reasons end up in dead-letter rows and logs: keep them one short line. */
+#define REASON_MAX 200
+#define CONFLUENT_HEADER_LEN 5
+#define SCHEMA_FILE_MAX (1024 * 1024)
+/* Deeper nesting than this in a writer schema is a mistake or an attack on the stack. */
+#define SCAN_DEPTH_MAX 32
+/* A missing or broken <id>.avsc is looked up again at most this often, per id. */
+#define MISS_RETRY_MS 1000
+#define MISS_SLOTS 16
+/* event_time must fall in years 1970..2200: [1970-01-01, 2201-01-01) UTC in epoch ms. */
+#define EVENT_TIME_MIN_MS INT64_C(0)
+#define EVENT_TIME_END_MS INT64_C(7289654400000)
+
+/* The fields of BehaviorEvent that vigil reads, in ingest_event_t terms. */
+typedef enum field_kind {
+    FIELD_STRING,     /* "string": required, never empty */
+    FIELD_ENUM,       /* the EventType enum, surfaced as its symbol */
+    FIELD_OPT_STRING, /* ["null","string"] */
+    FIELD_OPT_DOUBLE, /* ["null","double"] */
+    FIELD_TIME_MS,    /* long, timestamp-millis */
+} field_kind_t;
+
+enum {
+    F_EVENT_ID,
+    F_EVENT_TYPE,
+    F_USER_ID,
+    F_ACCOUNT_ID,
+    F_DEVICE_ID,
+    F_IP,
+    F_AMOUNT,
+    F_CURRENCY,
+    F_MERCHANT_ID,
+    F_MERCHANT_CATEGORY,
+    F_COUNTRY,
+    F_LATITUDE,
+    F_LONGITUDE,
+    F_EVENT_TIME,
+    F_CHANNEL,
+    F_COUNT
+};
+
+typedef struct field_spec {
+    const char *name;
+    field_kind_t kind;
+    size_t offset; /* of the member of ingest_event_t that holds the value */
+} field_spec_t;
+
+static const field_spec_t FIELD_SPECS[F_COUNT] = {
+    [F_EVENT_ID] = {"event_id", FIELD_STRING, offsetof(ingest_event_t, event_id)},
+    [F_EVENT_TYPE] = {"event_type", FIELD_ENUM, offsetof(ingest_event_t, event_type)},
+    [F_USER_ID] = {"user_id", FIELD_STRING, offsetof(ingest_event_t, user_id)},
+    [F_ACCOUNT_ID] = {"account_id", FIELD_OPT_STRING, offsetof(ingest_event_t, account_id)},
+    [F_DEVICE_ID] = {"device_id", FIELD_OPT_STRING, offsetof(ingest_event_t, device_id)},
+    [F_IP] = {"ip", FIELD_OPT_STRING, offsetof(ingest_event_t, ip)},
+    [F_AMOUNT] = {"amount", FIELD_OPT_DOUBLE, offsetof(ingest_event_t, amount)},
+    [F_CURRENCY] = {"currency", FIELD_OPT_STRING, offsetof(ingest_event_t, currency)},
+    [F_MERCHANT_ID] = {"merchant_id", FIELD_OPT_STRING, offsetof(ingest_event_t, merchant_id)},
+    [F_MERCHANT_CATEGORY] = {"merchant_category", FIELD_OPT_STRING,
+                             offsetof(ingest_event_t, merchant_category)},
+    [F_COUNTRY] = {"country", FIELD_OPT_STRING, offsetof(ingest_event_t, country)},
+    [F_LATITUDE] = {"latitude", FIELD_OPT_DOUBLE, offsetof(ingest_event_t, latitude)},
+    [F_LONGITUDE] = {"longitude", FIELD_OPT_DOUBLE, offsetof(ingest_event_t, longitude)},
+    [F_EVENT_TIME] = {"event_time", FIELD_TIME_MS, offsetof(ingest_event_t, event_time_ms)},
+    [F_CHANNEL] = {"channel", FIELD_OPT_STRING, offsetof(ingest_event_t, channel)},
+};
+
+/* Where a field sits in the reader schema, found by name once so any field order works. */
+typedef struct field_slot {
+    int index;        /* in the reader record */
+    int null_branch;  /* optional fields: union branch holding null */
+    int value_branch; /* optional fields: union branch holding the value */
+} field_slot_t;
+
+/* One field as read from the decoded value, before it is committed into the event. */
+typedef struct field_value {
+    int present;
+    const char *str; /* strings and the enum symbol; owned by the Avro value or the schema */
+    size_t len;
+    double num;
+    int64_t i64;
+} field_value_t;
+
+/* A Confluent writer schema, loaded from <schema_dir>/<id>.avsc on first use. */
+typedef struct writer_entry {
+    uint32_t id;
+    avro_schema_t schema;         /* owned */
+    avro_value_iface_t *resolver; /* owned; NULL when the writer schema equals the reader's */
+    avro_value_t resolved;        /* owned when resolver is set; writes into dec->value */
+} writer_entry_t;
+
+/* A schema id whose file was missing or unusable, remembered so a stream of such messages
+ * does not open a file per message. */
+typedef struct schema_miss {
+    int used;
+    uint32_t id;
+    int64_t at_ms;
+    char reason[REASON_MAX];
+} schema_miss_t;
+
+struct ingest_avro {
+    ingest_format_t format;
+    char *schema_dir; /* owned; NULL in PLAIN format */
+    avro_schema_t reader_schema;
+    avro_schema_t event_type_schema; /* borrowed from reader_schema */
+    avro_value_iface_t *reader_class;
+    avro_value_t value; /* the decoded (or to-be-encoded) event, reader shape */
+    avro_reader_t reader;
+    avro_writer_t writer;
+    field_slot_t slots[F_COUNT];
+    writer_entry_t *writers;
+    size_t writer_count;
+    size_t writer_cap;
+    schema_miss_t misses[MISS_SLOTS];
+    size_t next_miss; /* slot the next miss overwrites */
+};
+
+/* The bytes being scanned, and the innermost record field, for reasons. */
+typedef struct scan {
+    const uint8_t *p;
+    const uint8_t *end;
+    const char *field;
+    char *reason;
+    size_t reason_len;
+} scan_t;
+
+static void text_vset(char *buf, size_t len, const char *fmt, va_list ap)
+{
+    if (buf == NULL || len == 0) {
+        return;
+    }
+    vsnprintf(buf, len, fmt, ap);
+    /* Messages can quote schema paths and Avro C errors: keep them printable one-liners. */
+    for (char *c = buf; *c != '\0'; c++) {
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
+            *c = '?';
+        }
+    }
+}
+
+static void text_set(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void text_set(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    text_vset(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+/* Fills a decode reason and returns INGEST_AVRO_BAD. */
+static int reason_bad(char *reason, size_t reason_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int reason_bad(char *reason, size_t reason_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    text_vset(reason, reason_len, fmt, ap);
+    va_end(ap);
+    return INGEST_AVRO_BAD;
+}
+
+static int clock_now_ms(int64_t *out)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        return -1;
+    }
+    *out = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return 0;
+}
+
+/* RFC 3629 UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. PostgreSQL rejects
+ * anything else in text columns, so a bad string must stop here, not in a sink batch. */
+static int utf8_valid(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (len - i - 1 < n) {
+            return 0;
+        }
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff)) {
+            return 0;
+        }
+        i += n + 1;
+    }
+    return 1;
+}
+
+/* ---- strict scan of Avro binary against a writer schema ---- */
+
+static int scan_long(scan_t *s, int64_t *out)
+{
+    uint64_t value = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        if (s->p == s->end) {
+            return reason_bad(s->reason, s->reason_len, "truncated: message ends inside field %s",
+                              s->field);
+        }
+        uint8_t b = *s->p++;
+        value |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0) {
+            /* Zigzag, written to stay within unsigned arithmetic. */
+            *out = (int64_t)(value >> 1) ^ -(int64_t)(value & 1);
+            return 0;
+        }
+    }
+    return reason_bad(s->reason, s->reason_len, "bad varint in field %s: longer than 10 bytes",
+                      s->field);
+}
+
+static int scan_skip(scan_t *s, int64_t n, const char *what)
+{
+    if (n < 0) {
+        return reason_bad(s->reason, s->reason_len, "negative length %lld for %s in field %s",
+                          (long long)n, what, s->field);
+    }
+    if ((uint64_t)n > (size_t)(s->end - s->p)) {
+        return reason_bad(s->reason, s->reason_len,
+                          "truncated: field %s declares a %lld-byte %s, %zu bytes left", s->field,
+                          (long long)n, what, (size_t)(s->end - s->p));
+    }
+    s->p += n;
+    return 0;
+}
+
+static int scan_value(scan_t *s, avro_schema_t schema, int depth);
+
+/* Arrays and maps: blocks of items, a negative count carrying the block's byte size too. */
+static int scan_blocks(scan_t *s, avro_schema_t items, int is_map, int depth)
+{
+    int rc;
+    for (;;) {
+        int64_t count, size;
+        if ((rc = scan_long(s, &count)) != 0) {
+            return rc;
+        }
+        if (count == 0) {
+            return 0;
+        }
+        if (count < 0) {
+            if (count == INT64_MIN) {
+                return reason_bad(s->reason, s->reason_len, "bad block count in field %s",
+                                  s->field);
+            }
+            count = -count;
+            if ((rc = scan_long(s, &size)) != 0) {
+                return rc;
+            }
+            if (size < 0) {
+                return reason_bad(s->reason, s->reason_len, "negative block size %lld in field %s",
+                                  (long long)size, s->field);
+            }
+        }
+        /* Every item of a sane schema takes at least a byte; this bounds the loop by the
+         * message size instead of by whatever count the message claims. */
+        if ((uint64_t)count > (size_t)(s->end - s->p)) {
+            return reason_bad(s->reason, s->reason_len,
+                              "truncated: field %s declares %lld items, %zu bytes left", s->field,
+                              (long long)count, (size_t)(s->end - s->p));
+        }
+        for (int64_t i = 0; i < count; i++) {
+            if (is_map) {
+                int64_t key_len;
+                if ((rc = scan_long(s, &key_len)) != 0 ||
+                    (rc = scan_skip(s, key_len, "map key")) != 0) {
+                    return rc;
+                }
+            }
+            if ((rc = scan_value(s, items, depth + 1)) != 0) {
+                return rc;
+            }
+        }
+    }
+}
+
+static int scan_record(scan_t *s, avro_schema_t schema, int depth)
+{
+    const char *outer = s->field;
+    size_t count = avro_schema_record_size(schema);
+    for (size_t i = 0; i < count; i++) {
+        s->field = avro_schema_record_field_name(schema, (int)i);
+        int rc = scan_value(s, avro_schema_record_field_get_by_index(schema, (int)i), depth + 1);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    s->field = outer;
+    return 0;
+}
+
+/* Returns 0 when the bytes at s->p hold one well-formed value of schema (and advances past
+ * it), else INGEST_AVRO_BAD with the reason. */
+static int scan_value(scan_t *s, avro_schema_t schema, int depth)
+{
+    int64_t v;
+    int rc;
+
+    if (depth > SCAN_DEPTH_MAX) {
+        return reason_bad(s->reason, s->reason_len, "schema nesting deeper than %d at field %s",
+                          SCAN_DEPTH_MAX, s->field);
+    }
+    switch (avro_typeof(schema)) {
+    case AVRO_NULL:
+        return 0;
+    case AVRO_BOOLEAN:
+        return scan_skip(s, 1, "boolean");
+    case AVRO_INT32:
+        if ((rc = scan_long(s, &v)) != 0) {
+            return rc;
+        }
+        if (v < INT32_MIN || v > INT32_MAX) {
+            return reason_bad(s->reason, s->reason_len, "bad int in field %s: %lld out of range",
+                              s->field, (long long)v);
+        }
+        return 0;
+    case AVRO_INT64:
+        return scan_long(s, &v);
+    case AVRO_FLOAT:
+        return scan_skip(s, 4, "float");
+    case AVRO_DOUBLE:
+        return scan_skip(s, 8, "double");
+    case AVRO_STRING:
+    case AVRO_BYTES:
+        if ((rc = scan_long(s, &v)) != 0) {
+            return rc;
+        }
+        return scan_skip(s, v, avro_typeof(schema) == AVRO_STRING ? "string" : "bytes");
+    case AVRO_FIXED:
+        return scan_skip(s, avro_schema_fixed_size(schema), "fixed");
+    case AVRO_ENUM:
+        if ((rc = scan_long(s, &v)) != 0) {
+            return rc;
+        }
+        if (v < 0 || v >= avro_schema_enum_number_of_symbols(schema)) {
+            return reason_bad(s->reason, s->reason_len,
+                              "bad enum index %lld in field %s (%d symbols)", (long long)v,
+                              s->field, avro_schema_enum_number_of_symbols(schema));
+        }
+        return 0;
+    case AVRO_UNION:
+        if ((rc = scan_long(s, &v)) != 0) {
+            return rc;
+        }
+        if (v < 0 || (uint64_t)v >= avro_schema_union_size(schema)) {
+            return reason_bad(s->reason, s->reason_len,
+                              "bad union index %lld in field %s (%zu branches)", (long long)v,
+                              s->field, avro_schema_union_size(schema));
+        }
+        return scan_value(s, avro_schema_union_branch(schema, (int)v), depth + 1);
+    case AVRO_ARRAY:
+        return scan_blocks(s, avro_schema_array_items(schema), 0, depth);
+    case AVRO_MAP:
+        return scan_blocks(s, avro_schema_map_values(schema), 1, depth);
+    case AVRO_RECORD:
+        return scan_record(s, schema, depth);
+    case AVRO_LINK:
+        return scan_value(s, avro_schema_link_target(schema), depth + 1);
+    }
+    return reason_bad(s->reason, s->reason_len, "field %s has an unknown Avro type", s->field);
+}
+
+/* Checks that data[0..len) is exactly one value of schema: not truncated, no trailing bytes. */
+static int scan_message(avro_schema_t schema, const uint8_t *data, size_t len, char *reason,
+                        size_t reason_len)
+{
+    scan_t s = {data, data + len, "(record)", reason, reason_len};
+    int rc = scan_value(&s, schema, 0);
+    if (rc != 0) {
+        return rc;
+    }
+    if (s.p != s.end) {
+        return reason_bad(reason, reason_len, "trailing bytes: %zu after the %zu-byte record",
+                          (size_t)(s.end - s.p), (size_t)(s.p - data));
+    }
+    return 0;
+}
+
+/* ---- schemas ---- */
+
+/* Parses the .avsc at path into *out (owned by the caller). *missing says whether the file
+ * did not exist, which callers report differently from a broken file. */
+static int schema_load(const char *path, avro_schema_t *out, int *missing, char *err, size_t errlen)
+{
+    FILE *f = NULL;
+    char *text = NULL;
+    size_t n;
+
+    *missing = 0;
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        *missing = (errno == ENOENT);
+        text_set(err, errlen, "cannot open schema %s: %s", path, strerror(errno));
+        goto err;
+    }
+    text = malloc(SCHEMA_FILE_MAX + 1);
+    if (text == NULL) {
+        text_set(err, errlen, "out of memory reading schema %s", path);
+        goto err;
+    }
+    n = fread(text, 1, SCHEMA_FILE_MAX + 1, f);
+    if (ferror(f)) {
+        text_set(err, errlen, "cannot read schema %s: %s", path, strerror(errno));
+        goto err;
+    }
+    if (n > SCHEMA_FILE_MAX) {
+        text_set(err, errlen, "schema %s is larger than %d bytes", path, SCHEMA_FILE_MAX);
+        goto err;
+    }
+    if (avro_schema_from_json_length(text, n, out) != 0) {
+        text_set(err, errlen, "schema %s is not a valid Avro schema: %s", path, avro_strerror());
+        goto err;
+    }
+    free(text);
+    fclose(f);
+    return 0;
+err:
+    free(text);
+    if (f != NULL) {
+        fclose(f);
+    }
+    return -1;
+}
+
+static int union_is_optional(avro_schema_t u, avro_type_t value_type, field_slot_t *slot)
+{
+    if (!is_avro_union(u) || avro_schema_union_size(u) != 2) {
+        return 0;
+    }
+    for (int b = 0; b < 2; b++) {
+        avro_schema_t branch = avro_schema_union_branch(u, b);
+        avro_schema_t other = avro_schema_union_branch(u, 1 - b);
+        if (is_avro_null(branch) && avro_typeof(other) == value_type) {
+            slot->null_branch = b;
+            slot->value_branch = 1 - b;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Finds each field vigil reads in the reader schema and checks its type, so decoding can
+ * rely on the shape. Extra fields are allowed (the encoder leaves them at zero values). */
+static int reader_schema_check(ingest_avro_t *dec, const char *path, char *err, size_t errlen)
+{
+    static const char *const expected[] = {
+        [FIELD_STRING] = "\"string\"",
+        [FIELD_ENUM] = "an enum",
+        [FIELD_OPT_STRING] = "[\"null\",\"string\"]",
+        [FIELD_OPT_DOUBLE] = "[\"null\",\"double\"]",
+        [FIELD_TIME_MS] = "\"long\"",
+    };
+
+    if (!is_avro_record(dec->reader_schema)) {
+        text_set(err, errlen, "reader schema %s is not a record; use BehaviorEvent.avsc", path);
+        return -1;
+    }
+    for (int i = 0; i < F_COUNT; i++) {
+        const field_spec_t *spec = &FIELD_SPECS[i];
+        field_slot_t *slot = &dec->slots[i];
+        int ok = 0;
+
+        slot->index = avro_schema_record_field_get_index(dec->reader_schema, spec->name);
+        if (slot->index < 0) {
+            text_set(err, errlen, "reader schema %s has no field %s; use BehaviorEvent.avsc", path,
+                     spec->name);
+            return -1;
+        }
+        avro_schema_t type = avro_schema_record_field_get_by_index(dec->reader_schema, slot->index);
+        switch (spec->kind) {
+        case FIELD_STRING:
+            ok = is_avro_string(type);
+            break;
+        case FIELD_ENUM:
+            ok = is_avro_enum(type);
+            dec->event_type_schema = type;
+            break;
+        case FIELD_OPT_STRING:
+            ok = union_is_optional(type, AVRO_STRING, slot);
+            break;
+        case FIELD_OPT_DOUBLE:
+            ok = union_is_optional(type, AVRO_DOUBLE, slot);
+            break;
+        case FIELD_TIME_MS:
+            ok = is_avro_int64(type);
+            break;
+        }
+        if (!ok) {
+            text_set(err, errlen, "reader schema %s: field %s must be %s", path, spec->name,
+                     expected[spec->kind]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static schema_miss_t *miss_find(ingest_avro_t *dec, uint32_t id)
+{
+    for (size_t i = 0; i < MISS_SLOTS; i++) {
+        if (dec->misses[i].used && dec->misses[i].id == id) {
+            return &dec->misses[i];
+        }
+    }
+    return NULL;
+}
+
+static void miss_remember(ingest_avro_t *dec, uint32_t id, const char *reason)
+{
+    schema_miss_t *miss = miss_find(dec, id);
+    int64_t now;
+    if (clock_now_ms(&now) != 0) {
+        return; /* without a clock, looking the file up again each time is the safe choice */
+    }
+    if (miss == NULL) {
+        miss = &dec->misses[dec->next_miss];
+        dec->next_miss = (dec->next_miss + 1) % MISS_SLOTS;
+    }
+    miss->used = 1;
+    miss->id = id;
+    miss->at_ms = now;
+    snprintf(miss->reason, sizeof miss->reason, "%s", reason);
+}
+
+/* Loads, checks and caches the writer schema of id. Returns INGEST_AVRO_OK with *out set,
+ * INGEST_AVRO_BAD when no usable schema exists for id, INGEST_AVRO_ERR when out of memory. */
+static int writer_load(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, char *reason,
+                       size_t reason_len)
+{
+    writer_entry_t entry = {.id = id};
+    char path[PATH_MAX];
+    char why[REASON_MAX];
+    int missing;
+    int rc = INGEST_AVRO_ERR;
+
+    if (snprintf(path, sizeof path, "%s/%u.avsc", dec->schema_dir, (unsigned)id) >=
+        (int)sizeof path) {
+        text_set(why, sizeof why, "schema id %u: schema dir path too long", (unsigned)id);
+        rc = INGEST_AVRO_BAD;
+        goto err;
+    }
+    if (schema_load(path, &entry.schema, &missing, why, sizeof why) != 0) {
+        if (missing) {
+            text_set(why, sizeof why, "unknown schema id %u (no %s)", (unsigned)id, path);
+        }
+        rc = INGEST_AVRO_BAD;
+        goto err;
+    }
+    if (!avro_schema_equal(entry.schema, dec->reader_schema)) {
+        entry.resolver = avro_resolved_writer_new(entry.schema, dec->reader_schema);
+        if (entry.resolver == NULL) {
+            text_set(why, sizeof why, "schema id %u (%s) does not resolve to %s: %s", (unsigned)id,
+                     path, avro_schema_name(dec->reader_schema), avro_strerror());
+            rc = INGEST_AVRO_BAD;
+            goto err;
+        }
+        if (avro_resolved_writer_new_value(entry.resolver, &entry.resolved) != 0) {
+            text_set(reason, reason_len, "out of memory resolving schema id %u: %s", (unsigned)id,
+                     avro_strerror());
+            goto err;
+        }
+        avro_resolved_writer_set_dest(&entry.resolved, &dec->value);
+    }
+    if (dec->writer_count == dec->writer_cap) {
+        size_t cap = dec->writer_cap ? dec->writer_cap * 2 : 4;
+        writer_entry_t *grown = realloc(dec->writers, cap * sizeof *grown);
+        if (grown == NULL) {
+            text_set(reason, reason_len, "out of memory caching schema id %u", (unsigned)id);
+            goto err;
+        }
+        dec->writers = grown;
+        dec->writer_cap = cap;
+    }
+    /* Ownership of the schema, resolver and value moves into the cache. */
+    dec->writers[dec->writer_count] = entry;
+    *out = &dec->writers[dec->writer_count];
+    dec->writer_count++;
+    return INGEST_AVRO_OK;
+
+err:
+    if (rc == INGEST_AVRO_BAD) {
+        /* No usable schema for id: a message problem, remembered so the file is not
+         * reopened for every such message. */
+        miss_remember(dec, id, why);
+        reason_bad(reason, reason_len, "%s", why);
+    }
+    if (entry.resolver != NULL) {
+        if (entry.resolved.iface != NULL) {
+            avro_value_decref(&entry.resolved);
+        }
+        avro_value_iface_decref(entry.resolver);
+    }
+    if (entry.schema != NULL) {
+        avro_schema_decref(entry.schema);
+    }
+    return rc;
+}
+
+/* The cached writer for id, loading it on first use; a recent miss answers from memory. */
+static int writer_lookup(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, char *reason,
+                         size_t reason_len)
+{
+    int64_t now;
+    for (size_t i = 0; i < dec->writer_count; i++) {
+        if (dec->writers[i].id == id) {
+            *out = &dec->writers[i];
+            return INGEST_AVRO_OK;
+        }
+    }
+    schema_miss_t *miss = miss_find(dec, id);
+    if (miss != NULL && clock_now_ms(&now) == 0 && now - miss->at_ms < MISS_RETRY_MS) {
+        return reason_bad(reason, reason_len, "%s", miss->reason);
+    }
+    return writer_load(dec, id, out, reason, reason_len);
+}
+
+/* ---- public API ---- */
+
+int ingest_format_parse(const char *s, ingest_format_t *out)
+{
+    if (s != NULL && strcmp(s, "confluent") == 0) {
+        *out = INGEST_FORMAT_CONFLUENT;
+        return 0;
+    }
+    if (s != NULL && strcmp(s, "plain") == 0) {
+        *out = INGEST_FORMAT_PLAIN;
+        return 0;
+    }
+    return -1;
+}
+
+void ingest_event_clear(ingest_event_t *ev)
+{
+    free(ev->buf);
+    /* Zero the string pointers too: they pointed into the buffer just freed. */
+    memset(ev, 0, sizeof *ev);
+}
+
+ingest_avro_t *ingest_avro_new(ingest_format_t format, const char *reader_schema_path,
+                               const char *schema_dir, char *err, size_t errlen)
+{
+    ingest_avro_t *dec = NULL;
+    int missing;
+
+    if (format != INGEST_FORMAT_CONFLUENT && format != INGEST_FORMAT_PLAIN) {
+        text_set(err, errlen, "unknown Avro wire format %d", (int)format);
+        goto err;
+    }
+    if (format == INGEST_FORMAT_CONFLUENT && schema_dir == NULL) {
+        text_set(err, errlen, "confluent format needs a schema dir holding <id>.avsc files");
+        goto err;
+    }
+    dec = calloc(1, sizeof *dec);
+    if (dec == NULL) {
+        text_set(err, errlen, "out of memory creating the Avro decoder");
+        goto err;
+    }
+    dec->format = format;
+    if (schema_dir != NULL && (dec->schema_dir = strdup(schema_dir)) == NULL) {
+        text_set(err, errlen, "out of memory creating the Avro decoder");
+        goto err;
+    }
+    if (schema_load(reader_schema_path, &dec->reader_schema, &missing, err, errlen) != 0) {
+        goto err;
+    }
+    if (reader_schema_check(dec, reader_schema_path, err, errlen) != 0) {
+        goto err;
+    }
+    dec->reader_class = avro_generic_class_from_schema(dec->reader_schema);
+    if (dec->reader_class == NULL) {
+        text_set(err, errlen, "cannot build an Avro value class for %s: %s", reader_schema_path,
+                 avro_strerror());
+        goto err;
+    }
+    if (avro_generic_value_new(dec->reader_class, &dec->value) != 0) {
+        text_set(err, errlen, "cannot create an Avro value for %s: %s", reader_schema_path,
+                 avro_strerror());
+        goto err;
+    }
+    /* Both are pointed at each message's bytes later; they never own a buffer. */
+    dec->reader = avro_reader_memory("", 0);
+    dec->writer = avro_writer_memory("", 0);
+    if (dec->reader == NULL || dec->writer == NULL) {
+        text_set(err, errlen, "out of memory creating Avro memory reader/writer");
+        goto err;
+    }
+    return dec;
+err:
+    ingest_avro_free(dec);
+    return NULL;
+}
+
+void ingest_avro_free(ingest_avro_t *dec)
+{
+    if (dec == NULL) {
+        return;
+    }
+    /* Resolved values hold a reference to dec->value: release them first. */
+    for (size_t i = 0; i < dec->writer_count; i++) {
+        writer_entry_t *w = &dec->writers[i];
+        if (w->resolver != NULL) {
+            avro_value_decref(&w->resolved);
+            avro_value_iface_decref(w->resolver);
+        }
+        avro_schema_decref(w->schema);
+    }
+    free(dec->writers);
+    if (dec->value.iface != NULL) {
+        avro_value_decref(&dec->value);
+    }
+    if (dec->reader_class != NULL) {
+        avro_value_iface_decref(dec->reader_class);
+    }
+    if (dec->reader_schema != NULL) {
+        avro_schema_decref(dec->reader_schema);
+    }
+    if (dec->reader != NULL) {
+        avro_reader_free(dec->reader);
+    }
+    if (dec->writer != NULL) {
+        avro_writer_free(dec->writer);
+    }
+    free(dec->schema_dir);
+    free(dec);
+}
+
+/* Reads field i of the decoded value into *out. Fails only if the value is not the shape
+ * reader_schema_check promised, which would be a bug: INGEST_AVRO_ERR. */
+static int field_read(ingest_avro_t *dec, int i, field_value_t *out, char *reason,
+                      size_t reason_len)
+{
+    const field_spec_t *spec = &FIELD_SPECS[i];
+    avro_value_t field, branch;
+    int disc;
+    int rc = 0;
+
+    memset(out, 0, sizeof *out);
+    if (avro_value_get_by_index(&dec->value, dec->slots[i].index, &field, NULL) != 0) {
+        goto err;
+    }
+    if (spec->kind == FIELD_OPT_STRING || spec->kind == FIELD_OPT_DOUBLE) {
+        if (avro_value_get_discriminant(&field, &disc) != 0) {
+            goto err;
+        }
+        if (disc == dec->slots[i].null_branch) {
+            return INGEST_AVRO_OK;
+        }
+        if (avro_value_get_current_branch(&field, &branch) != 0) {
+            goto err;
+        }
+        field = branch;
+    }
+    out->present = 1;
+    switch (spec->kind) {
+    case FIELD_STRING:
+    case FIELD_OPT_STRING:
+        /* Avro C's size counts the terminating NUL. */
+        rc = avro_value_get_string(&field, &out->str, &out->len);
+        out->len = out->len > 0 ? out->len - 1 : 0;
+        break;
+    case FIELD_ENUM: {
+        int index;
+        rc = avro_value_get_enum(&field, &index);
+        if (rc != 0) {
+            break;
+        }
+        /* Checked here too because avro_schema_enum_get does not range-check. */
+        if (index < 0 || index >= avro_schema_enum_number_of_symbols(dec->event_type_schema)) {
+            return reason_bad(reason, reason_len, "bad enum index %d in field %s", index,
+                              spec->name);
+        }
+        out->str = avro_schema_enum_get(dec->event_type_schema, index);
+        out->len = strlen(out->str);
+        break;
+    }
+    case FIELD_OPT_DOUBLE:
+        rc = avro_value_get_double(&field, &out->num);
+        break;
+    case FIELD_TIME_MS:
+        rc = avro_value_get_long(&field, &out->i64);
+        break;
+    }
+    if (rc != 0) {
+        goto err;
+    }
+    return INGEST_AVRO_OK;
+err:
+    text_set(reason, reason_len, "internal: cannot read decoded field %s: %s", spec->name,
+             avro_strerror());
+    return INGEST_AVRO_ERR;
+}
+
+/* The rules the schema cannot express. */
+static int field_check(const field_spec_t *spec, const field_value_t *v, char *reason,
+                       size_t reason_len)
+{
+    if (!v->present) {
+        return INGEST_AVRO_OK;
+    }
+    switch (spec->kind) {
+    case FIELD_STRING:
+    case FIELD_OPT_STRING:
+        if (spec->kind == FIELD_STRING && v->len == 0) {
+            return reason_bad(reason, reason_len, "invalid field %s: empty", spec->name);
+        }
+        if (memchr(v->str, '\0', v->len) != NULL) {
+            return reason_bad(reason, reason_len, "invalid field %s: contains a NUL byte",
+                              spec->name);
+        }
+        if (!utf8_valid(v->str, v->len)) {
+            return reason_bad(reason, reason_len, "invalid field %s: not valid UTF-8", spec->name);
+        }
+        return INGEST_AVRO_OK;
+    case FIELD_OPT_DOUBLE:
+        if (!isfinite(v->num)) {
+            return reason_bad(reason, reason_len, "invalid field %s: not a finite number",
+                              spec->name);
+        }
+        return INGEST_AVRO_OK;
+    case FIELD_TIME_MS:
+        if (v->i64 < EVENT_TIME_MIN_MS || v->i64 >= EVENT_TIME_END_MS) {
+            return reason_bad(reason, reason_len,
+                              "invalid field %s: %lld ms is outside years 1970..2200", spec->name,
+                              (long long)v->i64);
+        }
+        return INGEST_AVRO_OK;
+    case FIELD_ENUM:
+        return INGEST_AVRO_OK;
+    }
+    return INGEST_AVRO_OK;
+}
+
+/* Copies the decoded value into ev: every field is read and checked before ev changes. */
+static int event_fill(ingest_avro_t *dec, ingest_event_t *ev, char *reason, size_t reason_len)
+{
+    field_value_t vals[F_COUNT];
+    size_t need = 0;
+    size_t pos = 0;
+    int rc;
+
+    for (int i = 0; i < F_COUNT; i++) {
+        if ((rc = field_read(dec, i, &vals[i], reason, reason_len)) != INGEST_AVRO_OK) {
+            return rc;
+        }
+        if ((rc = field_check(&FIELD_SPECS[i], &vals[i], reason, reason_len)) != 0) {
+            return rc;
+        }
+        if (vals[i].present && vals[i].str != NULL) {
+            need += vals[i].len + 1;
+        }
+    }
+    if (need > ev->buf_cap) {
+        size_t cap = ev->buf_cap ? ev->buf_cap : 256;
+        while (cap < need) {
+            cap *= 2;
+        }
+        char *grown = realloc(ev->buf, cap);
+        if (grown == NULL) {
+            text_set(reason, reason_len, "out of memory growing the event buffer to %zu", cap);
+            return INGEST_AVRO_ERR;
+        }
+        ev->buf = grown;
+        ev->buf_cap = cap;
+    }
+    /* The buffer is final now (no realloc below), so pointers into it stay valid. */
+    for (int i = 0; i < F_COUNT; i++) {
+        const field_spec_t *spec = &FIELD_SPECS[i];
+        char *member = (char *)ev + spec->offset;
+        switch (spec->kind) {
+        case FIELD_STRING:
+        case FIELD_ENUM:
+        case FIELD_OPT_STRING: {
+            const char *copy = NULL;
+            if (vals[i].present) {
+                memcpy(ev->buf + pos, vals[i].str, vals[i].len);
+                ev->buf[pos + vals[i].len] = '\0';
+                copy = ev->buf + pos;
+                pos += vals[i].len + 1;
+            }
+            memcpy(member, &copy, sizeof copy);
+            break;
+        }
+        case FIELD_OPT_DOUBLE: {
+            double d = vals[i].present ? vals[i].num : 0.0;
+            memcpy(member, &d, sizeof d);
+            break;
+        }
+        case FIELD_TIME_MS:
+            memcpy(member, &vals[i].i64, sizeof vals[i].i64);
+            break;
+        }
+    }
+    ev->has_amount = vals[F_AMOUNT].present;
+    ev->has_geo = vals[F_LATITUDE].present && vals[F_LONGITUDE].present;
+    if (!ev->has_geo) {
+        ev->latitude = 0.0;
+        ev->longitude = 0.0;
+    }
+    return INGEST_AVRO_OK;
+}
+
+int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_event_t *ev,
+                       char *reason, size_t reason_len)
+{
+    const uint8_t *payload = data;
+    size_t payload_len = len;
+    avro_schema_t writer_schema = dec->reader_schema;
+    avro_value_t *target = &dec->value;
+    int rc;
+
+    /* Every reason written below is cut to REASON_MAX through this. */
+    if (reason_len > REASON_MAX) {
+        reason_len = REASON_MAX;
+    }
+    if (len == 0) {
+        return reason_bad(reason, reason_len, "empty message");
+    }
+    if (dec->format == INGEST_FORMAT_CONFLUENT) {
+        writer_entry_t *writer;
+        if (len < CONFLUENT_HEADER_LEN) {
+            return reason_bad(reason, reason_len,
+                              "truncated: %zu-byte message is shorter than the 5-byte "
+                              "Confluent header",
+                              len);
+        }
+        if (payload[0] != 0x00) {
+            return reason_bad(reason, reason_len, "bad magic byte 0x%02x (Confluent wants 0x00)",
+                              payload[0]);
+        }
+        uint32_t id = (uint32_t)payload[1] << 24 | (uint32_t)payload[2] << 16 |
+                      (uint32_t)payload[3] << 8 | (uint32_t)payload[4];
+        if ((rc = writer_lookup(dec, id, &writer, reason, reason_len)) != INGEST_AVRO_OK) {
+            return rc;
+        }
+        writer_schema = writer->schema;
+        if (writer->resolver != NULL) {
+            target = &writer->resolved;
+        }
+        payload += CONFLUENT_HEADER_LEN;
+        payload_len -= CONFLUENT_HEADER_LEN;
+    }
+    if ((rc = scan_message(writer_schema, payload, payload_len, reason, reason_len)) != 0) {
+        return rc;
+    }
+    avro_reader_memory_set_source(dec->reader, (const char *)payload, (int64_t)payload_len);
+    if (avro_value_read(dec->reader, target) != 0) {
+        return reason_bad(reason, reason_len, "avro read failed: %s", avro_strerror());
+    }
+    return event_fill(dec, ev, reason, reason_len);
+}
+
+/* Sets field i of enc->value from ev. */
+static int field_write(ingest_avro_t *enc, const ingest_event_t *ev, int i, char *err,
+                       size_t errlen)
+{
+    const field_spec_t *spec = &FIELD_SPECS[i];
+    const field_slot_t *slot = &enc->slots[i];
+    const char *member = (const char *)ev + spec->offset;
+    const char *str = NULL;
+    avro_value_t field, branch;
+    int present = 1;
+    int rc;
+
+    if (avro_value_get_by_index(&enc->value, slot->index, &field, NULL) != 0) {
+        goto avro_err;
+    }
+    if (spec->kind != FIELD_OPT_DOUBLE && spec->kind != FIELD_TIME_MS) {
+        memcpy(&str, member, sizeof str);
+        present = (str != NULL);
+    } else if (i == F_AMOUNT) {
+        present = ev->has_amount;
+    } else if (i == F_LATITUDE || i == F_LONGITUDE) {
+        present = ev->has_geo;
+    }
+    if (!present && (spec->kind == FIELD_STRING || spec->kind == FIELD_ENUM)) {
+        text_set(err, errlen, "event field %s is NULL; it is required", spec->name);
+        return -1;
+    }
+    if (spec->kind == FIELD_OPT_STRING || spec->kind == FIELD_OPT_DOUBLE) {
+        if (!present) {
+            if (avro_value_set_branch(&field, slot->null_branch, &branch) != 0 ||
+                avro_value_set_null(&branch) != 0) {
+                goto avro_err;
+            }
+            return 0;
+        }
+        if (avro_value_set_branch(&field, slot->value_branch, &branch) != 0) {
+            goto avro_err;
+        }
+        field = branch;
+    }
+    switch (spec->kind) {
+    case FIELD_STRING:
+    case FIELD_OPT_STRING:
+        rc = avro_value_set_string(&field, str);
+        break;
+    case FIELD_ENUM: {
+        int index = avro_schema_enum_get_by_name(enc->event_type_schema, str);
+        if (index < 0) {
+            text_set(err, errlen, "event_type \"%.40s\" is not a symbol of enum %s", str,
+                     avro_schema_name(enc->event_type_schema));
+            return -1;
+        }
+        rc = avro_value_set_enum(&field, index);
+        break;
+    }
+    case FIELD_OPT_DOUBLE: {
+        double d;
+        memcpy(&d, member, sizeof d);
+        rc = avro_value_set_double(&field, d);
+        break;
+    }
+    case FIELD_TIME_MS: {
+        int64_t t;
+        memcpy(&t, member, sizeof t);
+        rc = avro_value_set_long(&field, t);
+        break;
+    }
+    default:
+        rc = -1;
+        break;
+    }
+    if (rc != 0) {
+        goto avro_err;
+    }
+    return 0;
+avro_err:
+    text_set(err, errlen, "cannot set Avro field %s: %s", spec->name, avro_strerror());
+    return -1;
+}
+
+long ingest_avro_encode(ingest_avro_t *enc, const ingest_event_t *ev, int32_t schema_id, void *out,
+                        size_t out_cap, char *err, size_t errlen)
+{
+    size_t header = enc->format == INGEST_FORMAT_CONFLUENT ? CONFLUENT_HEADER_LEN : 0;
+    uint8_t *bytes = out;
+    size_t body;
+
+    if (enc->format == INGEST_FORMAT_CONFLUENT && schema_id < 0) {
+        text_set(err, errlen, "schema id %d is negative; Confluent ids start at 1", (int)schema_id);
+        return -1;
+    }
+    /* Fields of the schema that ingest_event_t lacks stay at their zero values. */
+    if (avro_value_reset(&enc->value) != 0) {
+        text_set(err, errlen, "cannot reset the Avro value: %s", avro_strerror());
+        return -1;
+    }
+    for (int i = 0; i < F_COUNT; i++) {
+        if (field_write(enc, ev, i, err, errlen) != 0) {
+            return -1;
+        }
+    }
+    if (avro_value_sizeof(&enc->value, &body) != 0) {
+        text_set(err, errlen, "cannot size the Avro record: %s", avro_strerror());
+        return -1;
+    }
+    if (out_cap < header || body > out_cap - header || header + body > LONG_MAX) {
+        text_set(err, errlen, "output buffer of %zu bytes is too small; the event needs %zu",
+                 out_cap, header + body);
+        return -1;
+    }
+    if (header != 0) {
+        uint32_t id = (uint32_t)schema_id;
+        bytes[0] = 0x00;
+        bytes[1] = (uint8_t)(id >> 24);
+        bytes[2] = (uint8_t)(id >> 16);
+        bytes[3] = (uint8_t)(id >> 8);
+        bytes[4] = (uint8_t)id;
+    }
+    avro_writer_memory_set_dest(enc->writer, (const char *)bytes + header,
+                                (int64_t)(out_cap - header));
+    if (avro_value_write(enc->writer, &enc->value) != 0) {
+        text_set(err, errlen, "cannot write the Avro record: %s", avro_strerror());
+        return -1;
+    }
+    return (long)(header + (size_t)avro_writer_tell(enc->writer));
+}

@@ -1,0 +1,52 @@
+/* Avro decoding of Kafka message values into ingest_event_t, and encoding for `vigil produce`.
+ *
+ * Two wire formats:
+ *  - INGEST_FORMAT_CONFLUENT: magic byte 0x00, 4-byte big-endian schema id, Avro binary. The
+ *    writer schema for an id is read from <schema_dir>/<id>.avsc (a registry client comes later)
+ *    and cached; when it differs from the reader schema, Avro C's schema resolution decodes it
+ *    into the reader's shape.
+ *  - INGEST_FORMAT_PLAIN: the whole value is Avro binary written with the reader schema.
+ *
+ * A decoder is not thread-safe (@locality: the one thread that owns it). Decoding failure is an
+ * expected outcome, not an error of the program: it returns INGEST_AVRO_BAD with a reason short
+ * enough for a dead-letter row ("truncated: ...", "bad magic byte 0x7b", "unknown schema id 42",
+ * "trailing bytes: ...", "invalid field event_id: empty"). */
+#ifndef VIGIL_INGEST_AVRO_H
+#define VIGIL_INGEST_AVRO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ingest_event.h"
+
+enum { INGEST_AVRO_OK = 0, INGEST_AVRO_ERR = -1, INGEST_AVRO_BAD = 1 };
+
+typedef enum ingest_format { INGEST_FORMAT_CONFLUENT = 0, INGEST_FORMAT_PLAIN = 1 } ingest_format_t;
+
+typedef struct ingest_avro ingest_avro_t;
+
+/* reader_schema_path: the .avsc vigil decodes into (BehaviorEvent). schema_dir: where
+ * <id>.avsc writer schemas live (may be NULL for PLAIN). Returns NULL and fills err on a missing
+ * or invalid schema file, naming the file. */
+ingest_avro_t *ingest_avro_new(ingest_format_t format, const char *reader_schema_path,
+                               const char *schema_dir, char *err, size_t errlen);
+void ingest_avro_free(ingest_avro_t *dec);
+
+/* Decodes one message value into ev. Returns INGEST_AVRO_OK, or INGEST_AVRO_BAD with the
+ * reason in reason (reason_len bytes). ev's strings stay valid until the next decode into ev.
+ * INGEST_AVRO_ERR (reason filled) means the decoder itself failed (out of memory), not the
+ * message. */
+int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_event_t *ev,
+                       char *reason, size_t reason_len);
+
+/* Encoder for producers (vigil produce, tests, benchmarks): writes ev as Avro binary with the
+ * reader schema, prefixed with the Confluent header carrying schema_id when format is CONFLUENT.
+ * Returns the encoded length, or -1 and fills err when out (out_cap bytes) is too small or a
+ * field is invalid. */
+long ingest_avro_encode(ingest_avro_t *enc, const ingest_event_t *ev, int32_t schema_id,
+                        void *out, size_t out_cap, char *err, size_t errlen);
+
+/* Parses "confluent" / "plain". Returns 0 or -1. */
+int ingest_format_parse(const char *s, ingest_format_t *out);
+
+#endif

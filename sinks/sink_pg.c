@@ -1,0 +1,946 @@
+/* PostgreSQL sink: connects with libpq (blocking API), applies the embedded migrations, loads the
+ * stored Kafka offsets and writes each batch as one transaction (COPY of rows and dead letters,
+ * then one fenced offset update per partition). See sink_pg.h for the contract and
+ * sinks/README.md for the offset protocol.
+ *
+ * Every PGresult is checked with PQresultStatus and cleared on every path. Query parameters go out
+ * of line (PQexecParams) with explicit casts in the SQL, so no value is ever spliced into SQL. */
+#include "sink_pg.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sink_migrations.h"
+
+/* Session advisory lock key that serialises migrations across instances: the 64-bit FNV-1a hash
+ * of the text "vigil.migrations" (0xde82664531d46613), read as a signed int8. Fixed forever:
+ * two versions of vigild must agree on it. */
+#define SINK_PG_MIGRATION_LOCK_KEY "-2413254002942384621"
+
+/* COPY data is sent to the server whenever this much has been buffered. */
+#define SINK_PG_COPY_CHUNK (64 * 1024)
+
+/* A growable byte buffer, kept in the sink and reused for every batch so that building COPY
+ * data does not allocate per row. */
+typedef struct sink_pg_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} sink_pg_buf_t;
+
+struct sink_pg {
+    PGconn *conn;      /* never NULL after sink_pg_new; may be a failed (CONNECTION_BAD) one */
+    char *conninfo;    /* owned copy, for sink_pg_reconnect; may hold a password: never logged */
+    sink_pg_buf_t buf; /* COPY data, and small text parameters such as int4 arrays */
+};
+
+/* ---- errors ---------------------------------------------------------------------------------- */
+
+static void sink_pg_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void sink_pg_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* libpq messages end with a newline and some span lines ("...\n\tThis probably means...");
+ * log lines must not. Copies msg into out (outlen bytes) as one line. */
+static const char *sink_pg_trim(const char *msg, char *out, size_t outlen)
+{
+    size_t n = 0;
+
+    if (!msg)
+        msg = "";
+    while (*msg != '\0' && n + 1 < outlen) {
+        if (*msg == '\n' || *msg == '\r') {
+            while (*msg == '\n' || *msg == '\r' || *msg == '\t' || *msg == ' ')
+                msg++;
+            if (*msg != '\0')
+                out[n++] = ' ';
+            continue;
+        }
+        out[n++] = *msg++;
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+    if (n == 0)
+        snprintf(out, outlen, "(no message)");
+    return out;
+}
+
+/* The error of a failed result, or of the connection when there is no result. */
+static const char *sink_pg_result_error(PGconn *conn, const PGresult *res, char *out, size_t outlen)
+{
+    const char *msg = res ? PQresultErrorMessage(res) : NULL;
+
+    if (!msg || msg[0] == '\0')
+        msg = PQerrorMessage(conn);
+    return sink_pg_trim(msg, out, outlen);
+}
+
+/* ---- small query helpers --------------------------------------------------------------------- */
+
+/* Runs a parameterless statement (or several, separated by ';') and expects `want`.
+ * `what` says what the statement is for, for the error message. */
+static int sink_pg_exec(PGconn *conn, const char *sql, ExecStatusType want, const char *what,
+                        char *err, size_t errlen)
+{
+    char msg[512];
+    PGresult *res = PQexec(conn, sql);
+
+    if (!res || PQresultStatus(res) != want) {
+        sink_pg_errf(err, errlen, "PostgreSQL: %s failed: %s", what,
+                     sink_pg_result_error(conn, res, msg, sizeof msg));
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Ends whatever transaction is open, best effort: used on error paths where the first error is
+ * the one worth reporting. A lost connection has already ended the transaction server-side. */
+static void sink_pg_rollback(PGconn *conn)
+{
+    PGresult *res;
+
+    if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) == PQTRANS_IDLE)
+        return;
+    res = PQexec(conn, "ROLLBACK");
+    PQclear(res);
+}
+
+static int sink_pg_check_conn(sink_pg_t *pg, const char *what, char *err, size_t errlen)
+{
+    char msg[512];
+
+    if (PQstatus(pg->conn) == CONNECTION_OK)
+        return 0;
+    sink_pg_errf(err, errlen,
+                 "PostgreSQL: cannot %s: connection to database \"%s\" is broken (%s); "
+                 "call sink_pg_reconnect and retry",
+                 what, PQdb(pg->conn) ? PQdb(pg->conn) : "?",
+                 sink_pg_trim(PQerrorMessage(pg->conn), msg, sizeof msg));
+    return -1;
+}
+
+/* ---- connection ------------------------------------------------------------------------------ */
+
+/* Opens a connection. Returns NULL and fills err on failure. */
+static PGconn *sink_pg_connect(const char *conninfo, char *err, size_t errlen)
+{
+    /* Keywords are applied in order, later ones winning: fallback_application_name only applies
+     * when the conninfo sets no application_name; client_encoding comes last because Avro
+     * strings are UTF-8 whatever the server or the environment would pick. */
+    const char *const keys[] = {"fallback_application_name", "dbname", "client_encoding", NULL};
+    const char *const vals[] = {"vigild", conninfo, "UTF8", NULL};
+    char msg[512];
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+
+    if (!conn) {
+        sink_pg_errf(err, errlen, "PostgreSQL: cannot connect: out of memory in libpq");
+        return NULL;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL: cannot connect to database \"%s\" on \"%s\": %s; check the "
+                     "conninfo (postgres.conninfo) and that the server is up",
+                     PQdb(conn) ? PQdb(conn) : "?", PQhost(conn) ? PQhost(conn) : "?",
+                     sink_pg_trim(PQerrorMessage(conn), msg, sizeof msg));
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+sink_pg_t *sink_pg_new(const char *conninfo, char *err, size_t errlen)
+{
+    sink_pg_t *pg = calloc(1, sizeof *pg);
+
+    if (!pg) {
+        sink_pg_errf(err, errlen, "PostgreSQL sink: out of memory allocating the sink");
+        goto err;
+    }
+    pg->conninfo = strdup(conninfo ? conninfo : "");
+    if (!pg->conninfo) {
+        sink_pg_errf(err, errlen, "PostgreSQL sink: out of memory copying the conninfo");
+        goto err;
+    }
+    pg->conn = sink_pg_connect(pg->conninfo, err, errlen);
+    if (!pg->conn)
+        goto err;
+    return pg;
+
+err:
+    sink_pg_free(pg);
+    return NULL;
+}
+
+void sink_pg_free(sink_pg_t *pg)
+{
+    if (!pg)
+        return;
+    if (pg->conn)
+        PQfinish(pg->conn);
+    free(pg->conninfo);
+    free(pg->buf.data);
+    free(pg);
+}
+
+int sink_pg_ping(sink_pg_t *pg, char *err, size_t errlen)
+{
+    if (sink_pg_check_conn(pg, "ping", err, errlen) != 0)
+        return SINK_PG_ERR;
+    if (sink_pg_exec(pg->conn, "SELECT 1", PGRES_TUPLES_OK, "ping (SELECT 1)", err, errlen) != 0)
+        return SINK_PG_ERR;
+    return SINK_PG_OK;
+}
+
+int sink_pg_reconnect(sink_pg_t *pg, char *err, size_t errlen)
+{
+    PGconn *fresh;
+
+    /* A connection left inside a transaction is as unusable as a broken one. */
+    if (PQstatus(pg->conn) == CONNECTION_OK && PQtransactionStatus(pg->conn) == PQTRANS_IDLE)
+        return SINK_PG_OK;
+    fresh = sink_pg_connect(pg->conninfo, err, errlen);
+    if (!fresh)
+        return SINK_PG_ERR; /* keep the broken one: the next call reports it and retries */
+    PQfinish(pg->conn);
+    pg->conn = fresh;
+    return SINK_PG_OK;
+}
+
+/* ---- migrations ------------------------------------------------------------------------------ */
+
+/* Is this migration recorded already? 1 yes, 0 no, -1 error. A version recorded under another
+ * name means the binary and the database disagree about history: refuse rather than guess. */
+static int sink_pg_migration_applied(PGconn *conn, const sink_migration_t *m, char *err,
+                                     size_t errlen)
+{
+    char version[16], msg[512];
+    const char *params[1] = {version};
+    PGresult *res;
+    int applied = -1;
+
+    snprintf(version, sizeof version, "%d", m->version);
+    res = PQexecParams(conn, "SELECT name FROM vigil.schema_migrations WHERE version = $1::int4", 1,
+                       NULL, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL: cannot read vigil.schema_migrations for migration %s: %s",
+                     m->name, sink_pg_result_error(conn, res, msg, sizeof msg));
+        goto out;
+    }
+    if (PQntuples(res) == 0) {
+        applied = 0;
+        goto out;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), m->name) != 0) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL: migration version %d is recorded as \"%s\" but this vigild "
+                     "embeds \"%s\"; the database was migrated by a different build: fix "
+                     "vigil.schema_migrations by hand or use the matching vigild",
+                     m->version, PQgetvalue(res, 0, 0), m->name);
+        goto out;
+    }
+    applied = 1;
+out:
+    PQclear(res);
+    return applied;
+}
+
+/* Applies one migration in its own transaction and records it. */
+static int sink_pg_migration_apply(PGconn *conn, const sink_migration_t *m, char *err,
+                                   size_t errlen)
+{
+    char version[16], msg[512];
+    const char *params[2] = {version, m->name};
+    PGresult *res = NULL;
+    ExecStatusType st;
+
+    snprintf(version, sizeof version, "%d", m->version);
+    if (sink_pg_exec(conn, "BEGIN", PGRES_COMMAND_OK, "BEGIN for a migration", err, errlen) != 0)
+        goto err;
+    /* The file may hold several statements: PQexec runs them all and returns the last result,
+     * or the first error. */
+    res = PQexec(conn, m->sql);
+    st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    /* A file ending in a SELECT, or holding only comments, is fine too. */
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL: migration %s failed: %s; it was rolled back: fix "
+                     "sinks/migrations/%s.sql or the database and start again",
+                     m->name, sink_pg_result_error(conn, res, msg, sizeof msg), m->name);
+        goto err;
+    }
+    PQclear(res);
+    res = PQexecParams(
+        conn, "INSERT INTO vigil.schema_migrations (version, name) VALUES ($1::int4, $2::text)", 2,
+        NULL, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        sink_pg_errf(err, errlen, "PostgreSQL: cannot record migration %s: %s", m->name,
+                     sink_pg_result_error(conn, res, msg, sizeof msg));
+        goto err;
+    }
+    PQclear(res);
+    res = NULL;
+    if (sink_pg_exec(conn, "COMMIT", PGRES_COMMAND_OK, "COMMIT of a migration", err, errlen) != 0)
+        goto err;
+    return 0;
+
+err:
+    PQclear(res);
+    sink_pg_rollback(conn);
+    return -1;
+}
+
+int sink_pg_migrate(sink_pg_t *pg, char *err, size_t errlen)
+{
+    int locked = 0;
+    int i;
+
+    if (sink_pg_check_conn(pg, "migrate", err, errlen) != 0)
+        return SINK_PG_ERR;
+    /* Everything, including creating the bookkeeping table, happens under the lock: concurrent
+     * CREATE ... IF NOT EXISTS can still fail on the catalog's unique indexes. */
+    if (sink_pg_exec(pg->conn, "SELECT pg_advisory_lock(" SINK_PG_MIGRATION_LOCK_KEY "::int8)",
+                     PGRES_TUPLES_OK, "taking the migration advisory lock", err, errlen) != 0)
+        goto err;
+    locked = 1;
+    /* "already exists, skipping" NOTICEs on every start would only be noise on stderr. */
+    if (sink_pg_exec(pg->conn, "SET client_min_messages = warning", PGRES_COMMAND_OK,
+                     "quieting notices during migrations", err, errlen) != 0)
+        goto err;
+    if (sink_pg_exec(pg->conn,
+                     "CREATE SCHEMA IF NOT EXISTS vigil; "
+                     "CREATE TABLE IF NOT EXISTS vigil.schema_migrations ("
+                     " version int4 PRIMARY KEY,"
+                     " name text NOT NULL,"
+                     " applied_at timestamptz NOT NULL DEFAULT now())",
+                     PGRES_COMMAND_OK, "creating vigil.schema_migrations", err, errlen) != 0)
+        goto err;
+    for (i = 0; i < sink_migrations_count; i++) {
+        const sink_migration_t *m = &sink_migrations[i];
+        int applied = sink_pg_migration_applied(pg->conn, m, err, errlen);
+
+        if (applied < 0)
+            goto err;
+        if (applied)
+            continue;
+        if (sink_pg_migration_apply(pg->conn, m, err, errlen) != 0)
+            goto err;
+    }
+    if (sink_pg_exec(pg->conn, "RESET client_min_messages", PGRES_COMMAND_OK,
+                     "restoring client_min_messages", err, errlen) != 0)
+        goto err;
+    if (sink_pg_exec(pg->conn, "SELECT pg_advisory_unlock(" SINK_PG_MIGRATION_LOCK_KEY "::int8)",
+                     PGRES_TUPLES_OK, "releasing the migration advisory lock", err, errlen) != 0)
+        return SINK_PG_ERR;
+    return SINK_PG_OK;
+
+err:
+    /* The session lock would outlive the error on a healthy connection and block every other
+     * instance; on a broken one the server has released it already. */
+    if (locked && PQstatus(pg->conn) == CONNECTION_OK) {
+        sink_pg_rollback(pg->conn);
+        PQclear(PQexec(pg->conn, "RESET client_min_messages"));
+        PQclear(
+            PQexec(pg->conn, "SELECT pg_advisory_unlock(" SINK_PG_MIGRATION_LOCK_KEY "::int8)"));
+    }
+    return SINK_PG_ERR;
+}
+
+/* ---- buffer ---------------------------------------------------------------------------------- */
+
+/* Makes room for `more` bytes. */
+static int sink_pg_buf_reserve(sink_pg_buf_t *b, size_t more)
+{
+    size_t cap;
+    char *data;
+
+    if (b->cap - b->len >= more)
+        return 0;
+    cap = b->cap ? b->cap : 2 * SINK_PG_COPY_CHUNK;
+    while (cap - b->len < more) {
+        if (cap > SIZE_MAX / 2)
+            return -1;
+        cap *= 2;
+    }
+    data = realloc(b->data, cap);
+    if (!data)
+        return -1;
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static int sink_pg_buf_add(sink_pg_buf_t *b, const char *s, size_t n)
+{
+    if (sink_pg_buf_reserve(b, n) != 0)
+        return -1;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+static int sink_pg_buf_addc(sink_pg_buf_t *b, char c)
+{
+    return sink_pg_buf_add(b, &c, 1);
+}
+
+/* A text field in COPY text format: \N for NULL, and the four characters that would end a field
+ * or a row (backslash, tab, newline, carriage return) escaped. */
+static int sink_pg_buf_add_text(sink_pg_buf_t *b, const char *s)
+{
+    size_t n, i;
+    char *out;
+
+    if (!s)
+        return sink_pg_buf_add(b, "\\N", 2);
+    n = strlen(s);
+    if (n > (SIZE_MAX - b->len) / 2 || sink_pg_buf_reserve(b, 2 * n) != 0)
+        return -1;
+    out = b->data + b->len;
+    for (i = 0; i < n; i++) {
+        switch (s[i]) {
+        case '\\':
+            *out++ = '\\';
+            *out++ = '\\';
+            break;
+        case '\t':
+            *out++ = '\\';
+            *out++ = 't';
+            break;
+        case '\n':
+            *out++ = '\\';
+            *out++ = 'n';
+            break;
+        case '\r':
+            *out++ = '\\';
+            *out++ = 'r';
+            break;
+        default:
+            *out++ = s[i];
+            break;
+        }
+    }
+    b->len = (size_t)(out - b->data);
+    return 0;
+}
+
+/* A bytea field in COPY text format: the hex form \x0a1b..., whose backslash is itself escaped
+ * for COPY, so the bytes sent are \\x followed by two hex digits per byte. */
+static int sink_pg_buf_add_bytea(sink_pg_buf_t *b, const void *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *bytes = p;
+    size_t i;
+    char *out;
+
+    if (!p)
+        return sink_pg_buf_add(b, "\\N", 2);
+    if (n > (SIZE_MAX - b->len - 3) / 2 || sink_pg_buf_reserve(b, 3 + 2 * n) != 0)
+        return -1;
+    out = b->data + b->len;
+    *out++ = '\\';
+    *out++ = '\\';
+    *out++ = 'x';
+    for (i = 0; i < n; i++) {
+        *out++ = hex[bytes[i] >> 4];
+        *out++ = hex[bytes[i] & 0x0f];
+    }
+    b->len = (size_t)(out - b->data);
+    return 0;
+}
+
+static int sink_pg_buf_add_i64(sink_pg_buf_t *b, int64_t v)
+{
+    char s[32];
+    int n = snprintf(s, sizeof s, "%" PRId64, v);
+
+    return sink_pg_buf_add(b, s, (size_t)n);
+}
+
+/* %.17g round-trips every double exactly. Infinities and NaN are spelled the way float8in reads
+ * them ("-nan" from printf would be rejected). Assumes the C locale's decimal point, which vigild
+ * never changes. */
+static int sink_pg_buf_add_double(sink_pg_buf_t *b, int present, double v)
+{
+    char s[40];
+    int n;
+
+    if (!present)
+        return sink_pg_buf_add(b, "\\N", 2);
+    if (isnan(v))
+        return sink_pg_buf_add(b, "NaN", 3);
+    if (isinf(v))
+        return v > 0 ? sink_pg_buf_add(b, "Infinity", 8) : sink_pg_buf_add(b, "-Infinity", 9);
+    n = snprintf(s, sizeof s, "%.17g", v);
+    return sink_pg_buf_add(b, s, (size_t)n);
+}
+
+/* Formats epoch milliseconds as an ISO-8601 UTC timestamptz literal, e.g.
+ * "1970-01-01 00:00:00.123+00". Years outside 1..9999 are refused (-1): they need the " BC"
+ * suffix or more digits, and no real event carries them. */
+static int sink_pg_format_ms(int64_t ms, char *out, size_t outlen)
+{
+    int64_t secs = ms / 1000, frac = ms % 1000;
+    time_t t;
+    struct tm tm;
+
+    if (frac < 0) { /* floor division: -1 ms is 23:59:59.999 of the day before */
+        frac += 1000;
+        secs -= 1;
+    }
+    t = (time_t)secs;
+    if ((int64_t)t != secs || !gmtime_r(&t, &tm))
+        return -1;
+    if (tm.tm_year + 1900 < 1 || tm.tm_year + 1900 > 9999)
+        return -1;
+    snprintf(out, outlen, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+    return 0;
+}
+
+/* A timestamp field as COPY text into out (48 bytes); `nullable` maps any negative value
+ * (Kafka's -1, "none") to NULL. */
+static int sink_pg_ms_field(int64_t ms, int nullable, char *out, size_t outlen)
+{
+    if (nullable && ms < 0) {
+        snprintf(out, outlen, "\\N");
+        return 0;
+    }
+    return sink_pg_format_ms(ms, out, outlen);
+}
+
+/* ---- COPY ------------------------------------------------------------------------------------ */
+
+/* Appends one vigil.risk_scores line. Returns 0, -1 out of memory, -2 timestamp out of range. */
+static int sink_pg_row_add(sink_pg_buf_t *b, const sink_risk_row_t *r)
+{
+    char kafka_ts[48], event_ts[48];
+
+    if (sink_pg_ms_field(r->kafka_timestamp_ms, 1, kafka_ts, sizeof kafka_ts) != 0 ||
+        sink_pg_ms_field(r->event_time_ms, 0, event_ts, sizeof event_ts) != 0)
+        return -2;
+    if (sink_pg_buf_add_text(b, r->topic) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_i64(b, r->partition) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_i64(b, r->offset) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add(b, kafka_ts, strlen(kafka_ts)) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->event_id) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->event_type) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->user_id) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->account_id) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->device_id) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->ip) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_double(b, r->has_amount, r->amount) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->currency) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->merchant_id) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->merchant_category) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->country) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_double(b, r->has_geo, r->latitude) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_double(b, r->has_geo, r->longitude) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add(b, event_ts, strlen(event_ts)) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->channel) || sink_pg_buf_addc(b, '\n'))
+        return -1;
+    return 0;
+}
+
+/* Appends one vigil.dead_letters line. Same return values as sink_pg_row_add. */
+static int sink_pg_dead_add(sink_pg_buf_t *b, const sink_dead_letter_t *d)
+{
+    char kafka_ts[48];
+
+    if (sink_pg_ms_field(d->kafka_timestamp_ms, 1, kafka_ts, sizeof kafka_ts) != 0)
+        return -2;
+    if (sink_pg_buf_add_text(b, d->topic) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_i64(b, d->partition) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_i64(b, d->offset) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add(b, kafka_ts, strlen(kafka_ts)) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_bytea(b, d->key, d->key_len) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_bytea(b, d->payload, d->payload_len) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, d->reason) || sink_pg_buf_addc(b, '\n'))
+        return -1;
+    return 0;
+}
+
+/* Sends what is buffered and empties the buffer. */
+static int sink_pg_copy_flush(PGconn *conn, sink_pg_buf_t *b, const char *table, char *err,
+                              size_t errlen)
+{
+    char msg[512];
+    size_t off = 0;
+
+    while (off < b->len) {
+        size_t n = b->len - off;
+
+        if (n > SINK_PG_COPY_CHUNK)
+            n = SINK_PG_COPY_CHUNK; /* PQputCopyData takes an int */
+        if (PQputCopyData(conn, b->data + off, (int)n) != 1) {
+            sink_pg_errf(err, errlen, "PostgreSQL: sending COPY data for %s failed: %s", table,
+                         sink_pg_trim(PQerrorMessage(conn), msg, sizeof msg));
+            return -1;
+        }
+        off += n;
+    }
+    b->len = 0;
+    return 0;
+}
+
+/* Ends a COPY: with abort_msg NULL it completes, otherwise the server discards it. Then reads
+ * every result up to NULL, as libpq requires, and reports the first failure. */
+static int sink_pg_copy_end(PGconn *conn, const char *abort_msg, const char *table, char *err,
+                            size_t errlen)
+{
+    char msg[512];
+    PGresult *res;
+    int rc = 0;
+
+    if (PQputCopyEnd(conn, abort_msg) != 1) {
+        sink_pg_errf(err, errlen, "PostgreSQL: ending COPY into %s failed: %s", table,
+                     sink_pg_trim(PQerrorMessage(conn), msg, sizeof msg));
+        rc = -1;
+    }
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            sink_pg_errf(err, errlen, "PostgreSQL: COPY into %s failed: %s", table,
+                         sink_pg_result_error(conn, res, msg, sizeof msg));
+            rc = -1;
+        }
+        PQclear(res);
+        /* A lost connection keeps answering with errors; stop once it is gone. */
+        if (PQstatus(conn) != CONNECTION_OK)
+            break;
+    }
+    return rc;
+}
+
+/* COPYs rows (is_dead 0) or dead letters (is_dead 1) inside the open transaction. */
+static int sink_pg_copy(sink_pg_t *pg, const sink_batch_t *batch, int is_dead, char *err,
+                        size_t errlen)
+{
+    const char *table = is_dead ? "vigil.dead_letters" : "vigil.risk_scores";
+    const char *sql =
+        is_dead
+            ? "COPY vigil.dead_letters (topic, partition, kafka_offset, kafka_timestamp, key, "
+              "payload, reason) FROM STDIN"
+            : "COPY vigil.risk_scores (topic, partition, kafka_offset, kafka_timestamp, event_id, "
+              "event_type, user_id, account_id, device_id, ip, amount, currency, merchant_id, "
+              "merchant_category, country, latitude, longitude, event_time, channel) FROM STDIN";
+    size_t n = is_dead ? batch->n_dead : batch->n_rows;
+    char msg[512];
+    PGresult *res;
+    size_t i;
+
+    res = PQexec(pg->conn, sql);
+    if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
+        sink_pg_errf(err, errlen, "PostgreSQL: starting COPY into %s failed: %s", table,
+                     sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+
+    pg->buf.len = 0;
+    for (i = 0; i < n; i++) {
+        int rc = is_dead ? sink_pg_dead_add(&pg->buf, &batch->dead[i])
+                         : sink_pg_row_add(&pg->buf, &batch->rows[i]);
+
+        if (rc == -2) {
+            const char *topic = is_dead ? batch->dead[i].topic : batch->rows[i].topic;
+            int32_t part = is_dead ? batch->dead[i].partition : batch->rows[i].partition;
+            int64_t off = is_dead ? batch->dead[i].offset : batch->rows[i].offset;
+
+            sink_pg_errf(err, errlen,
+                         "PostgreSQL sink: %s entry for %s/%" PRId32 " offset %" PRId64
+                         " has a timestamp outside years 1..9999; the decoder should have "
+                         "dead-lettered it: nothing from this batch was written",
+                         table, topic ? topic : "(null)", part, off);
+            goto err;
+        }
+        if (rc != 0) {
+            sink_pg_errf(err, errlen,
+                         "PostgreSQL sink: out of memory building COPY data for %s (%zu bytes "
+                         "buffered); nothing from this batch was written: retry a smaller batch",
+                         table, pg->buf.len);
+            goto err;
+        }
+        if (pg->buf.len >= SINK_PG_COPY_CHUNK &&
+            sink_pg_copy_flush(pg->conn, &pg->buf, table, err, errlen) != 0)
+            goto err;
+    }
+    if (sink_pg_copy_flush(pg->conn, &pg->buf, table, err, errlen) != 0)
+        goto err;
+    return sink_pg_copy_end(pg->conn, NULL, table, err, errlen);
+
+err:
+    /* The first error is the one reported; ending the COPY only gets the connection out of
+     * COPY mode so the caller can roll back. */
+    pg->buf.len = 0;
+    sink_pg_copy_end(pg->conn, "vigil: batch abandoned", table, NULL, 0);
+    return -1;
+}
+
+/* ---- offsets --------------------------------------------------------------------------------- */
+
+/* "{1,2,3}": an int4[] parameter in text form, built in the sink's buffer. */
+static int sink_pg_int4_array(sink_pg_buf_t *b, const int32_t *v, size_t n)
+{
+    size_t i;
+
+    b->len = 0;
+    if (sink_pg_buf_addc(b, '{') != 0)
+        return -1;
+    for (i = 0; i < n; i++) {
+        if (i > 0 && sink_pg_buf_addc(b, ',') != 0)
+            return -1;
+        if (sink_pg_buf_add_i64(b, v[i]) != 0)
+            return -1;
+    }
+    if (sink_pg_buf_addc(b, '}') != 0 || sink_pg_buf_addc(b, '\0') != 0)
+        return -1;
+    return 0;
+}
+
+int sink_pg_offsets_load(sink_pg_t *pg, const char *group, const char *topic,
+                         const int32_t *partitions, size_t n, int64_t *next_offsets, char *err,
+                         size_t errlen)
+{
+    const char *params[3];
+    char msg[512];
+    PGresult *res = NULL;
+    size_t i;
+
+    if (n == 0)
+        return SINK_PG_OK;
+    if (!group || !topic || !partitions || !next_offsets) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL sink: offsets_load called without group, topic "
+                     "or partitions (a bug in the caller)");
+        return SINK_PG_ERR;
+    }
+    if (sink_pg_check_conn(pg, "load Kafka offsets", err, errlen) != 0)
+        return SINK_PG_ERR;
+    if (sink_pg_int4_array(&pg->buf, partitions, n) != 0) {
+        sink_pg_errf(err, errlen, "PostgreSQL sink: out of memory listing %zu partitions", n);
+        return SINK_PG_ERR;
+    }
+    params[0] = group;
+    params[1] = topic;
+    params[2] = pg->buf.data;
+
+    /* First make sure every partition has a row, so that the fenced update in sink_pg_write
+     * always has one to match. Its own statement (not a CTE) so that the SELECT below sees rows
+     * another instance committed meanwhile. */
+    res = PQexecParams(pg->conn,
+                       "INSERT INTO vigil.kafka_offsets (consumer_group, topic, partition) "
+                       "SELECT $1::text, $2::text, p FROM unnest($3::int4[]) AS p "
+                       "ON CONFLICT DO NOTHING",
+                       3, NULL, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL: creating vigil.kafka_offsets rows for group \"%s\" topic "
+                     "\"%s\" failed: %s; has sink_pg_migrate run?",
+                     group, topic, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        goto err;
+    }
+    PQclear(res);
+
+    res = PQexecParams(pg->conn,
+                       "SELECT o.next_offset FROM unnest($3::int4[]) WITH ORDINALITY AS p(part, i) "
+                       "LEFT JOIN vigil.kafka_offsets o ON o.consumer_group = $1::text "
+                       "AND o.topic = $2::text AND o.partition = p.part ORDER BY p.i",
+                       3, NULL, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL: reading vigil.kafka_offsets for group \"%s\" topic \"%s\" "
+                     "failed: %s",
+                     group, topic, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        goto err;
+    }
+    if ((size_t)PQntuples(res) != n) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL: reading vigil.kafka_offsets for group \"%s\" topic \"%s\" "
+                     "returned %d rows for %zu partitions (a bug in the query)",
+                     group, topic, PQntuples(res), n);
+        goto err;
+    }
+    for (i = 0; i < n; i++) {
+        char *end;
+
+        if (PQgetisnull(res, (int)i, 0)) {
+            next_offsets[i] = SINK_PG_OFFSET_NONE;
+            continue;
+        }
+        errno = 0;
+        next_offsets[i] = strtoll(PQgetvalue(res, (int)i, 0), &end, 10);
+        if (errno != 0 || *end != '\0') {
+            sink_pg_errf(err, errlen,
+                         "PostgreSQL: stored next_offset \"%s\" for %s/%" PRId32
+                         " is not an integer",
+                         PQgetvalue(res, (int)i, 0), topic, partitions[i]);
+            goto err;
+        }
+    }
+    PQclear(res);
+    return SINK_PG_OK;
+
+err:
+    PQclear(res);
+    return SINK_PG_ERR;
+}
+
+/* After a fence failure (and rollback): what is stored now, as text for the error message. */
+static void sink_pg_stored_offset(PGconn *conn, const char *group, const sink_offset_advance_t *o,
+                                  char *out, size_t outlen)
+{
+    char part[16];
+    const char *params[3] = {group, o->topic, part};
+    PGresult *res;
+
+    snprintf(part, sizeof part, "%" PRId32, o->partition);
+    res = PQexecParams(conn,
+                       "SELECT next_offset FROM vigil.kafka_offsets WHERE consumer_group = "
+                       "$1::text AND topic = $2::text AND partition = $3::int4",
+                       3, NULL, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        snprintf(out, outlen, "unknown (could not read it back)");
+    else if (PQntuples(res) == 0)
+        snprintf(out, outlen, "no row (sink_pg_offsets_load was not called for it)");
+    else if (PQgetisnull(res, 0, 0))
+        snprintf(out, outlen, "NULL (none)");
+    else
+        snprintf(out, outlen, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+}
+
+/* The conditional offset update. Returns 0 when it matched, 1 when fenced, -1 on error. */
+static int sink_pg_offset_advance(PGconn *conn, const sink_batch_t *batch,
+                                  const sink_offset_advance_t *o, char *err, size_t errlen)
+{
+    char part[16], next[32], expected[32], msg[512];
+    const char *params[6] = {batch->group, o->topic, part, next, batch->instance_id, NULL};
+    PGresult *res;
+    int rc;
+
+    snprintf(part, sizeof part, "%" PRId32, o->partition);
+    snprintf(next, sizeof next, "%" PRId64, o->next);
+    if (o->expected != SINK_PG_OFFSET_NONE) {
+        snprintf(expected, sizeof expected, "%" PRId64, o->expected);
+        params[5] = expected; /* NULL stays SQL NULL: "nothing stored yet" */
+    }
+    res = PQexecParams(conn,
+                       "UPDATE vigil.kafka_offsets SET next_offset = $4::int8, updated_at = now(), "
+                       "updated_by = $5::text WHERE consumer_group = $1::text AND topic = $2::text "
+                       "AND partition = $3::int4 AND next_offset IS NOT DISTINCT FROM $6::int8",
+                       6, NULL, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        sink_pg_errf(
+            err, errlen,
+            "PostgreSQL: updating vigil.kafka_offsets for group \"%s\" %s/%" PRId32 " failed: %s",
+            batch->group, o->topic, o->partition, sink_pg_result_error(conn, res, msg, sizeof msg));
+        rc = -1;
+    } else {
+        rc = strcmp(PQcmdTuples(res), "1") == 0 ? 0 : 1;
+    }
+    PQclear(res);
+    return rc;
+}
+
+int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    char msg[512];
+    size_t i;
+
+    if (!batch || !batch->group || (batch->n_rows && !batch->rows) ||
+        (batch->n_dead && !batch->dead) || (batch->n_offsets && !batch->offsets)) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL sink: write called with an incomplete batch (a "
+                     "bug in the caller)");
+        return SINK_PG_ERR;
+    }
+    for (i = 0; i < batch->n_offsets; i++) {
+        if (!batch->offsets[i].topic) {
+            sink_pg_errf(err, errlen,
+                         "PostgreSQL sink: write called with offsets[%zu] lacking "
+                         "a topic (a bug in the caller)",
+                         i);
+            return SINK_PG_ERR;
+        }
+    }
+    if (sink_pg_check_conn(pg, "write a batch", err, errlen) != 0)
+        return SINK_PG_ERR;
+    /* A transaction left open by an earlier failure would swallow this batch into it. */
+    sink_pg_rollback(pg->conn);
+
+    if (sink_pg_exec(pg->conn, "BEGIN", PGRES_COMMAND_OK, "BEGIN of a batch", err, errlen) != 0)
+        goto err;
+    if (batch->n_rows > 0 && sink_pg_copy(pg, batch, 0, err, errlen) != 0)
+        goto err;
+    if (batch->n_dead > 0 && sink_pg_copy(pg, batch, 1, err, errlen) != 0)
+        goto err;
+    for (i = 0; i < batch->n_offsets; i++) {
+        const sink_offset_advance_t *o = &batch->offsets[i];
+        char stored[128], expected[32];
+        int rc = sink_pg_offset_advance(pg->conn, batch, o, err, errlen);
+
+        if (rc < 0)
+            goto err;
+        if (rc == 0)
+            continue;
+        sink_pg_rollback(pg->conn);
+        sink_pg_stored_offset(pg->conn, batch->group, o, stored, sizeof stored);
+        if (o->expected == SINK_PG_OFFSET_NONE)
+            snprintf(expected, sizeof expected, "NULL (none)");
+        else
+            snprintf(expected, sizeof expected, "%" PRId64, o->expected);
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL: fenced on group \"%s\" %s/%" PRId32 ": expected stored "
+                     "next_offset %s but it is %s; another instance has written this partition "
+                     "since it was assigned here: batch rolled back (nothing written), drop it "
+                     "and reload offsets after the rebalance",
+                     batch->group, o->topic, o->partition, expected, stored);
+        return SINK_PG_FENCED;
+    }
+    res = PQexec(pg->conn, "COMMIT");
+    /* COMMIT of a transaction that failed reports "ROLLBACK" with a success status. */
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK ||
+        strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL: COMMIT of a batch (%zu rows, %zu dead letters) failed: %s; "
+                     "retry the batch after sink_pg_reconnect",
+                     batch->n_rows, batch->n_dead,
+                     sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        goto err;
+    }
+    PQclear(res);
+    return SINK_PG_OK;
+
+err:
+    PQclear(res);
+    sink_pg_rollback(pg->conn);
+    if (PQstatus(pg->conn) != CONNECTION_OK && err && errlen > 0) {
+        size_t used = strnlen(err, errlen);
+
+        snprintf(err + used, errlen - used,
+                 " (connection lost: call sink_pg_reconnect, then retry the same batch)");
+    }
+    return SINK_PG_ERR;
+}

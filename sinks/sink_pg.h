@@ -1,0 +1,109 @@
+/* PostgreSQL sink: migrations, Kafka offsets stored beside the results, and batch writes.
+ *
+ * One sink_pg_t is one connection, used by one thread at a time (@locality: the worker thread).
+ * A batch is written as ONE transaction: COPY of result rows, COPY of dead letters, and for each
+ * partition a conditional update of vigil.kafka_offsets that succeeds only if the stored offset is
+ * still the one this instance expects. That last condition is what fences an instance that lost
+ * a partition in a rebalance: its transaction is rolled back and nothing it holds is written.
+ *
+ * Conventions: functions return SINK_PG_OK (0) or SINK_PG_ERR (-1) and fill err (errlen bytes)
+ * with what failed, on what, and what to do. */
+#ifndef VIGIL_SINK_PG_H
+#define VIGIL_SINK_PG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { SINK_PG_OK = 0, SINK_PG_ERR = -1, SINK_PG_FENCED = 1 };
+
+/* "No offset stored yet" for a partition: the consumer falls back to auto.offset.reset. */
+#define SINK_PG_OFFSET_NONE (-1)
+
+typedef struct sink_pg sink_pg_t;
+
+/* One consumed and decoded event, as it goes into vigil.risk_scores. Strings are borrowed for
+ * the duration of sink_pg_write; NULL means SQL NULL. */
+typedef struct sink_risk_row {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t kafka_timestamp_ms; /* -1 when the broker gave none */
+    const char *event_id;
+    const char *event_type;
+    const char *user_id;
+    const char *account_id;
+    const char *device_id;
+    const char *ip;
+    int has_amount;
+    double amount;
+    const char *currency;
+    const char *merchant_id;
+    const char *merchant_category;
+    const char *country;
+    int has_geo;
+    double latitude, longitude;
+    int64_t event_time_ms; /* epoch milliseconds */
+    const char *channel;
+    /* Not scored yet: score and model_version stay NULL until the model runtime lands. */
+} sink_risk_row_t;
+
+/* A message that could not be decoded or validated (vigil.dead_letters). Borrowed. */
+typedef struct sink_dead_letter {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t kafka_timestamp_ms; /* -1 when none */
+    const void *key;            /* may be NULL (no key) */
+    size_t key_len;
+    const void *payload; /* may be NULL (empty message) */
+    size_t payload_len;
+    const char *reason; /* never NULL */
+} sink_dead_letter_t;
+
+/* Per partition in a batch: the stored offset this instance expects (SINK_PG_OFFSET_NONE when it
+ * found none at assignment) and the next offset to store (last message offset + 1). */
+typedef struct sink_offset_advance {
+    const char *topic;
+    int32_t partition;
+    int64_t expected;
+    int64_t next;
+} sink_offset_advance_t;
+
+typedef struct sink_batch {
+    const char *group;       /* Kafka consumer group id: offsets are per group */
+    const char *instance_id; /* written to kafka_offsets.updated_by, for operators */
+    const sink_risk_row_t *rows;
+    size_t n_rows;
+    const sink_dead_letter_t *dead;
+    size_t n_dead;
+    const sink_offset_advance_t *offsets;
+    size_t n_offsets;
+} sink_batch_t;
+
+/* Connects (blocking). Returns NULL and fills err on failure. */
+sink_pg_t *sink_pg_new(const char *conninfo, char *err, size_t errlen);
+void sink_pg_free(sink_pg_t *pg);
+
+/* Applies the embedded migrations not yet applied, each in its own transaction, under a session
+ * advisory lock so that several instances starting together apply each exactly once. */
+int sink_pg_migrate(sink_pg_t *pg, char *err, size_t errlen);
+
+/* Reads the stored next offsets for (group, topic, partitions[i]) into next_offsets[i];
+ * SINK_PG_OFFSET_NONE where no offset is stored. */
+int sink_pg_offsets_load(sink_pg_t *pg, const char *group, const char *topic,
+                         const int32_t *partitions, size_t n, int64_t *next_offsets, char *err,
+                         size_t errlen);
+
+/* Writes the batch as one transaction. Returns SINK_PG_OK once committed, SINK_PG_FENCED when an
+ * offset condition failed (rolled back, nothing written; err names the partition and the stored
+ * offset), SINK_PG_ERR on any other failure (rolled back or connection lost; safe to retry the
+ * same batch after sink_pg_reconnect). */
+int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t errlen);
+
+/* Cheap liveness check (SELECT 1). */
+int sink_pg_ping(sink_pg_t *pg, char *err, size_t errlen);
+
+/* Drops and re-opens the connection when it is bad; a no-op on a healthy one. */
+int sink_pg_reconnect(sink_pg_t *pg, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# 100,000 events, 1% malformed, 8 partitions on 3 brokers: exactly the good ones land in
+# vigil.risk_scores, exactly the malformed ones in vigil.dead_letters, nothing twice; /metrics
+# and /readyz tell the same story.
+source "$(dirname "$0")/../lib/harness.sh"
+harness_init
+pg_start
+kafka_start 3 8 behavior-events
+
+summary=$("$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -t behavior-events -n 100000 --malformed 0.01 --seed 11)
+note "producer: $summary"
+good=$(summary_field "$summary" good)
+bad=$(summary_field "$summary" malformed)
+[ "$(summary_field "$summary" delivered)" = 100000 ] || fail "producer did not deliver everything: $summary"
+[ "$bad" -gt 500 ] && [ "$bad" -lt 1500 ] || fail "expected about 1% malformed, got $bad"
+
+VIGIL_HTTP_LISTEN=127.0.0.1:0 vigild_start v1 --set ingest.batch_max=2000
+port=$(vigild_http_port v1)
+wait_until 180 "100000 messages committed" committed_at_least 100000
+
+# Readiness needs PostgreSQL and assigned partitions: both hold now.
+ready=$(http_get "$port" /readyz)
+echo "$ready" | head -n 1 | grep -q ' 200 ' || fail "/readyz not 200: $ready"
+metrics=$(http_get "$port" /metrics)
+echo "$metrics" | grep -q "^vigil_rows_written_total $good\$" || fail "/metrics written != $good"
+echo "$metrics" | grep -q "^vigil_messages_dead_lettered_total $bad\$" || fail "/metrics dead != $bad"
+echo "$metrics" | grep -q '^vigil_write_seconds_count [1-9]' || fail "/metrics has no write latency"
+
+vigild_term "$VIGILD_PID" 30
+[ "$TERM_RC" = 0 ] || fail "vigild exited with $TERM_RC"
+assert_exactly_once "$good" "$bad"
+
+# Each dead letter keeps its coordinates, raw bytes and a reason; rows are "not scored yet".
+[ "$(sql "SELECT count(*) FROM vigil.dead_letters WHERE reason = '' OR payload IS NULL AND reason NOT LIKE 'empty%'")" = 0 ] ||
+    fail "dead letters without reason or payload"
+[ "$(sql "SELECT count(*) FROM vigil.risk_scores WHERE score IS NOT NULL OR model_version IS NOT NULL")" = 0 ] ||
+    fail "rows carry scores before any model exists"
+[ "$(sql "SELECT count(DISTINCT event_id) FROM vigil.risk_scores")" = "$good" ] || fail "event ids not unique"
+[ "$(sql "SELECT count(*) FROM vigil.kafka_offsets WHERE next_offset IS NOT NULL")" = 8 ] ||
+    fail "expected stored offsets for all 8 partitions"
+note "ok: $good rows, $bad dead letters, no duplicates"

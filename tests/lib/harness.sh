@@ -1,0 +1,182 @@
+# Shared shell harness for vigil's integration tests: a throwaway PostgreSQL cluster and the
+# embedded Kafka (librdkafka's mock cluster, in its own process via `vigil kafka-mock`), both
+# private to one test and removed when it exits, whether it passed or not.
+#
+# Source it, then:  harness_init; pg_start; kafka_start 3 8 behavior-events; ...
+# Every helper fails the test (exit 1 with a message) rather than returning an error.
+set -euo pipefail
+
+HARNESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC_DIR=$(cd "$HARNESS_DIR/../.." && pwd)
+BUILD_DIR=${VIGIL_BUILD_DIR:-$SRC_DIR/build}
+# vigild treats every VIGIL_* variable as configuration and rejects unknown ones: keep the
+# harness's own out of the environment of the programs it starts.
+unset VIGIL_BUILD_DIR
+VIGILD=${VIGILD:-$BUILD_DIR/vigild}
+VIGIL=${VIGIL:-$BUILD_DIR/vigil}
+HARNESS_PIDS=()
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+note() { echo "# $*" >&2; }
+
+harness_cleanup() {
+    local rc=$?
+    set +e
+    for pid in "${HARNESS_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    for pid in "${HARNESS_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    if [ -n "${PGDATA:-}" ] && [ -f "$PGDATA/postmaster.pid" ]; then
+        pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
+    fi
+    if [ $rc -ne 0 ] && [ -n "${HARNESS_TMP:-}" ]; then
+        for f in "$HARNESS_TMP"/*.log; do
+            [ -f "$f" ] || continue
+            echo "---- tail of $f" >&2
+            tail -n 40 "$f" >&2
+        done
+    fi
+    [ -n "${HARNESS_TMP:-}" ] && rm -rf "$HARNESS_TMP"
+    exit $rc
+}
+
+harness_init() {
+    HARNESS_TMP=$(mktemp -d /tmp/vigil-test.XXXXXX)
+    chmod 755 "$HARNESS_TMP"
+    # Owned by the unprivileged server user when we are root, so postgres can write its log here.
+    if [ "$(id -u)" = 0 ]; then chown nobody "$HARNESS_TMP"; fi
+    trap harness_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+# Runs a command as the unprivileged owner of the cluster (PostgreSQL refuses to run as root).
+pg_run() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u nobody -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# Starts a private cluster listening only on a unix socket in the test's own directory, so no
+# port can clash with anything. Exports PGHOST, PGPORT, PGDATABASE, PGUSER; sets TEST_CONNINFO.
+pg_start() {
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [ -x "$PG_BIN/initdb" ] || fail "PostgreSQL server not installed (run scripts/deps.sh)"
+    PGDATA=$HARNESS_TMP/pgdata
+    local sock=$HARNESS_TMP/pgsock
+    mkdir -p "$PGDATA" "$sock"
+    if [ "$(id -u)" = 0 ]; then chown nobody "$PGDATA" "$sock"; fi
+    chmod 700 "$PGDATA"
+    chmod 755 "$sock"
+    pg_run "$PG_BIN/initdb" -D "$PGDATA" -U vigil -A trust -E UTF8 --no-sync >"$HARNESS_TMP/initdb.log" 2>&1 ||
+        { cat "$HARNESS_TMP/initdb.log" >&2; fail "initdb failed"; }
+    export PGPORT=$((20000 + RANDOM % 20000))
+    pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -w -t 60 -l "$HARNESS_TMP/postgres.log" \
+        -o "-k $sock -p $PGPORT -c listen_addresses='' -c fsync=off -c max_connections=50" start >/dev/null ||
+        fail "pg_ctl start failed"
+    export PGHOST=$sock PGUSER=vigil PGDATABASE=vigil
+    psql -X -q -d postgres -c "CREATE DATABASE vigil" >/dev/null || fail "CREATE DATABASE failed"
+    TEST_CONNINFO="host=$sock port=$PGPORT user=vigil dbname=vigil"
+}
+
+pg_stop() { pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null; }
+
+# One value from a query.
+sql() { psql -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
+
+# Starts the embedded Kafka in its own process: kafka_start BROKERS PARTITIONS TOPIC...
+# Exports KAFKA_BOOTSTRAP.
+kafka_start() {
+    local brokers=$1 partitions=$2
+    shift 2
+    local topics=()
+    for t in "$@"; do topics+=(--topic "$t"); done
+    "$VIGIL" kafka-mock --brokers "$brokers" --partitions "$partitions" "${topics[@]}" \
+        --bootstrap-file "$HARNESS_TMP/bootstrap" >"$HARNESS_TMP/kafka.log" 2>&1 &
+    HARNESS_PIDS+=($!)
+    wait_until 30 "embedded Kafka bootstrap file" test -s "$HARNESS_TMP/bootstrap"
+    KAFKA_BOOTSTRAP=$(cat "$HARNESS_TMP/bootstrap")
+    export KAFKA_BOOTSTRAP
+}
+
+# wait_until SECONDS WHAT COMMAND...: polls COMMAND until it succeeds, or fails the test naming
+# WHAT. The poll is a condition check, not a guess at how long something takes.
+wait_until() {
+    local limit=$1 what=$2
+    shift 2
+    local deadline=$((SECONDS + limit))
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $deadline ] || fail "timed out after ${limit}s waiting for $what"
+        sleep 0.1
+    done
+}
+
+# Starts vigild in the background with the test's Kafka and PostgreSQL; extra args are passed
+# through (e.g. --set ingest.batch_max=100). Sets VIGILD_PID; its log goes to $HARNESS_TMP/NAME.log.
+vigild_start() {
+    local name=$1
+    shift
+    VIGIL_POSTGRES_CONNINFO=$TEST_CONNINFO VIGIL_KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP \
+        VIGIL_INGEST_SCHEMA_DIR=$SRC_DIR/ingest/schemas VIGIL_HTTP_LISTEN=${VIGIL_HTTP_LISTEN:-off} \
+        "$VIGILD" "$@" >>"$HARNESS_TMP/$name.log" 2>&1 &
+    VIGILD_PID=$!
+    HARNESS_PIDS+=($VIGILD_PID)
+}
+
+# Exact-count helpers used by several tests.
+count_rows() { sql "SELECT count(*) FROM vigil.$1"; }
+count_duplicates() {
+    sql "SELECT count(*) FROM (SELECT topic, partition, kafka_offset FROM vigil.$1
+         GROUP BY 1, 2, 3 HAVING count(*) > 1) d"
+}
+
+# http_get PORT PATH: prints the status line and body of a GET to 127.0.0.1:PORT (no curl needed).
+http_get() {
+    local port=$1 path=$2
+    exec 9<>"/dev/tcp/127.0.0.1/$port"
+    printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$path" >&9
+    cat <&9 | tr -d '\r'
+    exec 9<&-
+}
+
+# The HTTP port vigild logged (it logs "http listening ... port=N"); waits for the line.
+vigild_http_port() {
+    local log=$HARNESS_TMP/$1.log
+    wait_until 30 "vigild HTTP port in $log" grep -q 'msg="http listening"' "$log"
+    grep 'msg="http listening"' "$log" | tail -n 1 | sed -E 's/.* port=([0-9]+).*/\1/'
+}
+
+# Sends SIGTERM to a vigild and waits for it; sets TERM_RC to its exit status. Fails the test if
+# it does not exit within LIMIT seconds. (Not run in $(...): only this shell can wait for it.)
+vigild_term() {
+    local pid=$1 limit=$2 start=$SECONDS
+    TERM_RC=0
+    kill -TERM "$pid"
+    wait_until "$limit" "vigild $pid to exit after SIGTERM" bash -c "! kill -0 $pid 2>/dev/null"
+    wait "$pid" || TERM_RC=$?
+    note "vigild $pid exited with $TERM_RC after $((SECONDS - start))s"
+}
+
+# Asserts: rows in risk_scores == GOOD, rows in dead_letters == BAD, no duplicates in either,
+# and every partition's stored next_offset accounts for exactly the rows and dead letters in it.
+assert_exactly_once() {
+    local good=$1 bad=$2 rows dead
+    rows=$(count_rows risk_scores)
+    dead=$(count_rows dead_letters)
+    [ "$rows" = "$good" ] || fail "risk_scores has $rows rows, expected $good"
+    [ "$dead" = "$bad" ] || fail "dead_letters has $dead rows, expected $bad"
+    [ "$(count_duplicates risk_scores)" = 0 ] || fail "duplicate (topic, partition, offset) in risk_scores"
+    [ "$(count_duplicates dead_letters)" = 0 ] || fail "duplicate (topic, partition, offset) in dead_letters"
+    local bad_parts
+    bad_parts=$(sql "SELECT count(*) FROM vigil.kafka_offsets o
+        WHERE coalesce(o.next_offset, 0) <>
+          (SELECT count(*) FROM vigil.risk_scores r WHERE r.topic = o.topic AND r.partition = o.partition)
+        + (SELECT count(*) FROM vigil.dead_letters d WHERE d.topic = o.topic AND d.partition = o.partition)")
+    [ "$bad_parts" = 0 ] || fail "$bad_parts partitions whose stored offset does not match their rows"
+}
+
+# Total of rows and dead letters, for waiting on progress.
+committed_total() { sql "SELECT (SELECT count(*) FROM vigil.risk_scores) + (SELECT count(*) FROM vigil.dead_letters)"; }
+committed_at_least() { [ "$(committed_total 2>/dev/null || echo 0)" -ge "$1" ]; }
+
+# Parses produce's summary line "produced=N good=N malformed=N delivered=N failed=N".
+summary_field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }

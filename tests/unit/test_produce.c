@@ -1,0 +1,278 @@
+/* Tests of `vigil produce` without Kafka: the generator is deterministic in (seed, i), the
+ * malformed fraction is what was asked for, every good event survives an Avro round trip, every
+ * malformed kind fails to decode, and bad command lines exit 2. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest_avro.h"
+#include "produce.h"
+#include "test.h"
+
+static char reader_path[4096 + 32];
+static char schema_dir[4096];
+
+static int str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static int event_eq(const ingest_event_t *a, const ingest_event_t *b)
+{
+    return str_eq(a->event_id, b->event_id) && str_eq(a->event_type, b->event_type) &&
+           str_eq(a->user_id, b->user_id) && str_eq(a->account_id, b->account_id) &&
+           str_eq(a->device_id, b->device_id) && str_eq(a->ip, b->ip) &&
+           a->has_amount == b->has_amount && (!a->has_amount || a->amount == b->amount) &&
+           str_eq(a->currency, b->currency) && str_eq(a->merchant_id, b->merchant_id) &&
+           str_eq(a->merchant_category, b->merchant_category) && str_eq(a->country, b->country) &&
+           a->has_geo == b->has_geo &&
+           (!a->has_geo || (a->latitude == b->latitude && a->longitude == b->longitude)) &&
+           a->event_time_ms == b->event_time_ms && str_eq(a->channel, b->channel);
+}
+
+static void test_deterministic(void)
+{
+    char err[256];
+    produce_gen_t *g1 = produce_gen_new(7, 1000, err, sizeof err);
+    produce_gen_t *g2 = produce_gen_new(7, 1000, err, sizeof err);
+    produce_gen_t *g3 = produce_gen_new(8, 1000, err, sizeof err);
+    ingest_event_t a = {0}, b = {0}, c = {0};
+    char prev_id[64] = "";
+    int n_txn = 0, n_same_as_other_seed = 0;
+
+    CHECK(g1 && g2 && g3);
+    if (!g1 || !g2 || !g3)
+        goto out;
+    for (uint64_t i = 0; i < 2000; i++) {
+        produce_gen_event(g1, i, 1700000000000 + (int64_t)i, &a);
+        produce_gen_event(g2, i, 1700000000000 + (int64_t)i, &b);
+        produce_gen_event(g3, i, 1700000000000 + (int64_t)i, &c);
+        CHECK(event_eq(&a, &b));
+        if (event_eq(&a, &c))
+            n_same_as_other_seed++;
+        CHECK(strcmp(a.event_id, prev_id) != 0);
+        snprintf(prev_id, sizeof prev_id, "%s", a.event_id);
+
+        CHECK(a.user_id[0] == 'u' && strlen(a.user_id) == 7 && atoi(a.user_id + 1) < 1000);
+        CHECK(a.device_id && a.device_id[0] == 'd' && strlen(a.device_id) == 9);
+        CHECK(a.account_id && a.account_id[0] == 'a');
+        CHECK(a.ip && a.country && a.channel && a.has_geo);
+        CHECK(a.event_time_ms == 1700000000000 + (int64_t)i);
+        if (strcmp(a.event_type, "TRANSACTION") == 0) {
+            n_txn++;
+            CHECK(a.has_amount && a.amount >= 0.01 && a.currency && a.merchant_id &&
+                  a.merchant_id[0] == 'm' && a.merchant_category);
+        } else {
+            CHECK(!a.has_amount && !a.currency && !a.merchant_id && !a.merchant_category);
+        }
+    }
+    CHECK(n_same_as_other_seed == 0);
+    /* 60% of 2000: 1200, standard deviation about 22. */
+    CHECK(n_txn > 1100 && n_txn < 1300);
+
+    produce_gen_event(g1, 42, 0, &a);
+    CHECK_STR(a.event_id, "e7-42");
+    /* Regenerating an earlier index gives the same event again. */
+    produce_gen_event(g1, 5, 0, &a);
+    produce_gen_event(g2, 5, 0, &b);
+    CHECK(event_eq(&a, &b));
+
+out:
+    produce_gen_free(g1);
+    produce_gen_free(g2);
+    produce_gen_free(g3);
+}
+
+static void test_gen_new_rejects_bad_counts(void)
+{
+    char err[256] = "";
+    CHECK(produce_gen_new(1, 0, err, sizeof err) == NULL);
+    CHECK(strstr(err, "out of range") != NULL);
+    CHECK(produce_gen_new(1, PRODUCE_USERS_MAX + 1, err, sizeof err) == NULL);
+}
+
+static void test_malformed_fraction(void)
+{
+    char err[256];
+    produce_gen_t *g = produce_gen_new(3, 10, err, sizeof err);
+    int n1 = 0, n1_again = 0, n0 = 0, nall = 0;
+
+    CHECK(g != NULL);
+    if (!g)
+        return;
+    for (uint64_t i = 0; i < 100000; i++) {
+        n1 += produce_gen_is_malformed(g, i, 0.01);
+        n1_again += produce_gen_is_malformed(g, i, 0.01);
+        n0 += produce_gen_is_malformed(g, i, 0.0);
+        nall += produce_gen_is_malformed(g, i, 1.0);
+    }
+    /* Within +-0.2% of 100,000 indices of the requested 1%. */
+    CHECK(n1 >= 800 && n1 <= 1200);
+    CHECK(n1 == n1_again);
+    CHECK(n0 == 0);
+    CHECK(nall == 100000);
+    produce_gen_free(g);
+}
+
+static void test_round_trip(ingest_format_t format)
+{
+    char err[512], reason[256];
+    unsigned char buf[4096];
+    produce_gen_t *g = produce_gen_new(11, 500, err, sizeof err);
+    ingest_avro_t *enc = ingest_avro_new(format, reader_path, schema_dir, err, sizeof err);
+    ingest_avro_t *dec = ingest_avro_new(format, reader_path, schema_dir, err, sizeof err);
+    ingest_event_t ev = {0}, out = {0};
+    int ok = 0;
+
+    CHECK(g && enc && dec);
+    if (!g || !enc || !dec) {
+        fprintf(stderr, "round trip setup: %s\n", err);
+        goto out;
+    }
+    for (uint64_t i = 0; i < 3000; i++) {
+        produce_gen_event(g, i, 1700000000000 + (int64_t)i, &ev);
+        long len = ingest_avro_encode(enc, &ev, 1, buf, sizeof buf, err, sizeof err);
+        CHECK(len > 0);
+        if (len <= 0) {
+            fprintf(stderr, "encode %s: %s\n", ev.event_id, err);
+            continue;
+        }
+        int rc = ingest_avro_decode(dec, buf, (size_t)len, &out, reason, sizeof reason);
+        CHECK(rc == INGEST_AVRO_OK);
+        if (rc != INGEST_AVRO_OK) {
+            fprintf(stderr, "decode %s: %s\n", ev.event_id, reason);
+            continue;
+        }
+        CHECK(event_eq(&ev, &out));
+        ok++;
+    }
+    CHECK(ok == 3000);
+
+out:
+    ingest_event_clear(&out);
+    if (enc)
+        ingest_avro_free(enc);
+    if (dec)
+        ingest_avro_free(dec);
+    produce_gen_free(g);
+}
+
+static void test_malformed_never_decodes(ingest_format_t format)
+{
+    char err[512], reason[256];
+    unsigned char buf[4096];
+    produce_gen_t *g = produce_gen_new(5, 100, err, sizeof err);
+    ingest_avro_t *enc = ingest_avro_new(format, reader_path, schema_dir, err, sizeof err);
+    ingest_avro_t *dec = ingest_avro_new(format, reader_path, schema_dir, err, sizeof err);
+    ingest_event_t ev = {0}, out = {0};
+    int bad_per_kind[PRODUCE_MALFORMED_KINDS] = {0};
+
+    CHECK(g && enc && dec);
+    if (!g || !enc || !dec) {
+        fprintf(stderr, "malformed setup: %s\n", err);
+        goto out;
+    }
+    for (uint64_t i = 0; i < 50 * PRODUCE_MALFORMED_KINDS; i++) {
+        produce_gen_event(g, i, 1700000000000, &ev);
+        long len = produce_gen_malformed(g, enc, 1, i, &ev, buf, sizeof buf, err, sizeof err);
+        CHECK(len >= 0);
+        if (len < 0) {
+            fprintf(stderr, "malformed %llu: %s\n", (unsigned long long)i, err);
+            continue;
+        }
+        if (i % PRODUCE_MALFORMED_KINDS == PRODUCE_MALFORMED_EMPTY)
+            CHECK(len == 0);
+        else
+            CHECK(len > 0);
+        int rc = ingest_avro_decode(dec, buf, (size_t)len, &out, reason, sizeof reason);
+        CHECK(rc == INGEST_AVRO_BAD);
+        if (rc == INGEST_AVRO_BAD)
+            bad_per_kind[i % PRODUCE_MALFORMED_KINDS]++;
+        else
+            fprintf(stderr, "malformed message %llu (kind %d, format %d) decoded with rc %d\n",
+                    (unsigned long long)i, (int)(i % PRODUCE_MALFORMED_KINDS), (int)format, rc);
+    }
+    for (int k = 0; k < PRODUCE_MALFORMED_KINDS; k++)
+        CHECK(bad_per_kind[k] == 50);
+
+    /* The unknown-schema kind must not collide with a producer that uses that very id. */
+    produce_gen_event(g, PRODUCE_MALFORMED_UNKNOWN_SCHEMA, 1700000000000, &ev);
+    long len = produce_gen_malformed(g, enc, PRODUCE_UNKNOWN_SCHEMA_ID,
+                                     PRODUCE_MALFORMED_UNKNOWN_SCHEMA, &ev, buf, sizeof buf, err,
+                                     sizeof err);
+    CHECK(len > 5);
+    if (format == INGEST_FORMAT_CONFLUENT && len > 5)
+        CHECK(buf[0] == 0 && ((uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 |
+                              (uint32_t)buf[3] << 8 | buf[4]) == PRODUCE_UNKNOWN_SCHEMA_ID - 1);
+
+out:
+    ingest_event_clear(&out);
+    if (enc)
+        ingest_avro_free(enc);
+    if (dec)
+        ingest_avro_free(dec);
+    produce_gen_free(g);
+}
+
+static int run_main(const char *const *args)
+{
+    char *argv[32];
+    int argc = 0;
+    for (; args[argc]; argc++)
+        argv[argc] = (char *)args[argc];
+    argv[argc] = NULL;
+    return produce_main(argc, argv);
+}
+
+static void test_main_usage_errors(void)
+{
+    /* So that "no brokers" really has none. */
+    unsetenv("VIGIL_KAFKA_BOOTSTRAP_SERVERS");
+
+    CHECK(run_main((const char *[]){"produce", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "-n", "abc", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "-n", "-1", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--count=5x", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "-r", "-5", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--rate", "nan", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--malformed", "1.5", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--malformed", "x", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--seed", "-3", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--users", "0", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--users", "99999999", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--format", "json", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--schema-id", "-1", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--schema-id", "2147483648", NULL}) ==
+          2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "-X", "novalue", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "-X", "=v", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "-X", "no.such.property=1", NULL}) ==
+          2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--schema", "/nonexistent.avsc",
+                                    NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--bogus", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "stray", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "--help", NULL}) == 0);
+}
+
+int main(void)
+{
+    const char *src = getenv("VIGIL_SOURCE_DIR");
+    if (src && src[0] != '\0')
+        snprintf(schema_dir, sizeof schema_dir, "%s/ingest/schemas", src);
+    else
+        snprintf(schema_dir, sizeof schema_dir, "%s", VIGIL_SOURCE_SCHEMA_DIR);
+    snprintf(reader_path, sizeof reader_path, "%s/BehaviorEvent.avsc", schema_dir);
+
+    test_deterministic();
+    test_gen_new_rejects_bad_counts();
+    test_malformed_fraction();
+    test_round_trip(INGEST_FORMAT_CONFLUENT);
+    test_round_trip(INGEST_FORMAT_PLAIN);
+    test_malformed_never_decodes(INGEST_FORMAT_CONFLUENT);
+    test_malformed_never_decodes(INGEST_FORMAT_PLAIN);
+    test_main_usage_errors();
+    return TEST_DONE();
+}
