@@ -30,8 +30,13 @@ typedef struct produce_rng {
 } produce_rng_t;
 
 /* Purposes, so that e.g. the user table and event 0 never draw the same numbers. */
-enum { PRODUCE_STREAM_USER = 1, PRODUCE_STREAM_MERCHANT, PRODUCE_STREAM_EVENT,
-       PRODUCE_STREAM_MALFORMED, PRODUCE_STREAM_NOISE };
+enum {
+    PRODUCE_STREAM_USER = 1,
+    PRODUCE_STREAM_MERCHANT,
+    PRODUCE_STREAM_EVENT,
+    PRODUCE_STREAM_MALFORMED,
+    PRODUCE_STREAM_NOISE
+};
 
 static uint64_t produce_mix(uint64_t z)
 {
@@ -108,8 +113,8 @@ static const produce_city_t produce_cities[] = {
 #define PRODUCE_N_CITIES (sizeof produce_cities / sizeof produce_cities[0])
 
 static const char *const produce_categories[] = {
-    "grocery", "electronics", "travel", "fuel", "restaurants", "gaming",
-    "apparel", "pharmacy", "entertainment", "utilities",
+    "grocery", "electronics", "travel",   "fuel",          "restaurants",
+    "gaming",  "apparel",     "pharmacy", "entertainment", "utilities",
 };
 #define PRODUCE_N_CATEGORIES (sizeof produce_categories / sizeof produce_categories[0])
 
@@ -355,7 +360,7 @@ typedef struct produce_opts {
     int32_t schema_id;
     const char *schema_path;
     const char *output_dir; /* write one file per message instead of producing */
-    const char **x_args; /* owned array of argv pointers, "key=value" */
+    const char **x_args;    /* owned array of argv pointers, "key=value" */
     int n_x;
 } produce_opts_t;
 
@@ -620,14 +625,16 @@ static void produce_on_error(rd_kafka_t *rk, int err, const char *reason, void *
 static void produce_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     char q[1024];
-    log_level_t l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO
-                                                                                 : LOG_DEBUG;
+    log_level_t l = level <= 3   ? LOG_ERROR
+                    : level == 4 ? LOG_WARN
+                    : level <= 6 ? LOG_INFO
+                                 : LOG_DEBUG;
     (void)rk;
     log_write(l, "librdkafka", "facility=%s message=\"%s\"", fac, log_quote(buf, q, sizeof q));
 }
 
-static int produce_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
-                            char *err, size_t errlen)
+static int produce_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
+                            size_t errlen)
 {
     char kerr[512];
     if (rd_kafka_conf_set(conf, key, value, kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
@@ -725,8 +732,8 @@ static int produce_wait_until(rd_kafka_t *rk, uint64_t target_ns)
 }
 
 /* --output-dir: one file per message value, named by its index so a shell glob keeps order. */
-static int produce_write_file(const char *dir, uint64_t i, const void *value, size_t len,
-                              char *err, size_t errlen)
+static int produce_write_file(const char *dir, uint64_t i, const void *value, size_t len, char *err,
+                              size_t errlen)
 {
     char path[PATH_MAX];
     FILE *f;
@@ -754,10 +761,10 @@ static rd_kafka_resp_err_t produce_send(rd_kafka_t *rk, const char *topic, const
                                         const void *value, size_t len)
 {
     for (;;) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                              RD_KAFKA_V_VALUE((void *)value, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || produce_stop)
             return e;
         rd_kafka_poll(rk, 100);
@@ -828,9 +835,10 @@ int produce_main(int argc, char **argv)
     }
     signals_set = 1;
 
-    log_info("producing", "topic=%s count=%" PRIu64 " rate=%g malformed=%g seed=%" PRIu64
-             " users=%d schema=\"%s\"", o.topic, o.count, o.rate, o.malformed, o.seed, o.users,
-             log_quote(schema, q, sizeof q));
+    log_info(
+        "producing",
+        "topic=%s count=%" PRIu64 " rate=%g malformed=%g seed=%" PRIu64 " users=%d schema=\"%s\"",
+        o.topic, o.count, o.rate, o.malformed, o.seed, o.users, log_quote(schema, q, sizeof q));
 
     uint64_t start_ns = produce_clock_ns(CLOCK_MONOTONIC);
     uint64_t last_log_ns = start_ns, last_log_produced = 0;
@@ -891,8 +899,9 @@ int produce_main(int argc, char **argv)
         uint64_t now_ns = produce_clock_ns(CLOCK_MONOTONIC);
         if (now_ns - last_log_ns >= 1000000000u) {
             double secs = (double)(now_ns - last_log_ns) / 1e9;
-            log_info("progress", "produced=%" PRIu64 " delivered=%" PRIu64 " failed=%" PRIu64
-                     " rate=%.0f", produced, st.delivered, st.failed,
+            log_info("progress",
+                     "produced=%" PRIu64 " delivered=%" PRIu64 " failed=%" PRIu64 " rate=%.0f",
+                     produced, st.delivered, st.failed,
                      (double)(produced - last_log_produced) / secs);
             last_log_ns = now_ns;
             last_log_produced = produced;
@@ -914,7 +923,8 @@ int produce_main(int argc, char **argv)
     uint64_t undelivered = produced > reported ? produced - reported : 0;
 
     printf("produced=%" PRIu64 " good=%" PRIu64 " malformed=%" PRIu64 " delivered=%" PRIu64
-           " failed=%" PRIu64 "\n", produced, good, malformed, st.delivered, st.failed);
+           " failed=%" PRIu64 "\n",
+           produced, good, malformed, st.delivered, st.failed);
     if (fflush(stdout) != 0) {
         log_error("cannot write the summary to stdout", "error=\"%s\"", strerror(errno));
         goto out;

@@ -22,12 +22,13 @@ extern char **environ;
 
 static void vigil_usage(FILE *out)
 {
-    fprintf(out, "usage: vigil COMMAND [options]\n"
-                 "  produce       write synthetic BehaviorEvents to Kafka (vigil produce --help)\n"
-                 "  migrate       apply PostgreSQL migrations [--config FILE] [--set K=V ...]\n"
-                 "  check-config  validate a configuration [--config FILE] [--set K=V ...]\n"
-                 "  kafka-mock    run the embedded Kafka: --brokers N --partitions N --topic T ...\n"
-                 "                [--bootstrap-file FILE]\n");
+    fprintf(out,
+            "usage: vigil COMMAND [options]\n"
+            "  produce       write synthetic BehaviorEvents to Kafka (vigil produce --help)\n"
+            "  migrate       apply PostgreSQL migrations [--config FILE] [--set K=V ...]\n"
+            "  check-config  validate a configuration [--config FILE] [--set K=V ...]\n"
+            "  kafka-mock    run the embedded Kafka: --brokers N --partitions N --topic T ...\n"
+            "                [--bootstrap-file FILE]\n");
 }
 
 /* Shared by migrate and check-config: the same file/env/flag layering as vigild. */

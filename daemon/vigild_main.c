@@ -156,7 +156,8 @@ static void vigild_begin_stop(vigild_t *d, const char *why)
     if (d->stopping)
         return;
     d->stopping = 1;
-    log_info("stopping", "reason=%s shutdown_timeout_ms=%d", why, d->cfg.daemon_shutdown_timeout_ms);
+    log_info("stopping", "reason=%s shutdown_timeout_ms=%d", why,
+             d->cfg.daemon_shutdown_timeout_ms);
     if (sdnotify_send("STOPPING=1") != 0)
         log_warn("sd_notify STOPPING failed", "error=\"%s\"", strerror(errno));
     worker_stop(d->worker);
@@ -178,8 +179,8 @@ static void vigild_log_change(const char *name, const char *old_value, const cha
     if (reloadable)
         log_info("config changed", "key=%s old=\"%s\" new=\"%s\"", name, old_value, new_value);
     else
-        log_warn("config change needs a restart; keeping the running value", "key=%s old=\"%s\" new=\"%s\"",
-                 name, old_value, new_value);
+        log_warn("config change needs a restart; keeping the running value",
+                 "key=%s old=\"%s\" new=\"%s\"", name, old_value, new_value);
 }
 
 static void vigild_status_timer(vigild_t *d)
@@ -197,12 +198,15 @@ static void vigild_on_hup(evutil_socket_t sig, short what, void *arg)
 {
     vigild_t *d = arg;
     char err[1024];
+    char q[1100];
     daemon_config_t next;
     log_level_t level;
     int changes;
 
-    if (daemon_config_load(&next, d->config_path, environ, d->flags, d->n_flags, err, sizeof(err))) {
-        log_error("reload failed; keeping the running configuration", "error=\"%s\"", err);
+    if (daemon_config_load(&next, d->config_path, environ, d->flags, d->n_flags, err,
+                           sizeof(err))) {
+        log_error("reload failed; keeping the running configuration", "error=\"%s\"",
+                  log_quote(err, q, sizeof(q)));
         return;
     }
     changes = daemon_config_diff(&d->cfg, &next, vigild_log_change, d);
@@ -278,6 +282,7 @@ static int vigild_ready(void *ctx, char *why, size_t whylen)
 static int vigild_run(vigild_t *d, int embedded)
 {
     char err[1024];
+    char q[1100];
     log_level_t level;
     vigild_kafka_kv_t kv = {0};
     const char *bootstrap = NULL;
@@ -290,10 +295,11 @@ static int vigild_run(vigild_t *d, int embedded)
 
     if (embedded) {
         d->mock = ingest_mock_new(d->cfg.embedded_kafka_brokers, err, sizeof(err));
-        if (!d->mock || ingest_mock_topic_create(d->mock, d->cfg.ingest_topic,
-                                                 d->cfg.embedded_kafka_partitions, err,
-                                                 sizeof(err)) != 0) {
-            log_error("cannot start the embedded Kafka", "error=\"%s\"", err);
+        if (!d->mock ||
+            ingest_mock_topic_create(d->mock, d->cfg.ingest_topic, d->cfg.embedded_kafka_partitions,
+                                     err, sizeof(err)) != 0) {
+            log_error("cannot start the embedded Kafka", "error=\"%s\"",
+                      log_quote(err, q, sizeof(q)));
             goto out;
         }
         bootstrap = ingest_mock_bootstraps(d->mock);
@@ -301,8 +307,8 @@ static int vigild_run(vigild_t *d, int embedded)
         printf("embedded kafka bootstrap=%s topic=%s partitions=%d\n", bootstrap,
                d->cfg.ingest_topic, d->cfg.embedded_kafka_partitions);
         fflush(stdout);
-        log_info("embedded kafka started", "bootstrap=%s brokers=%d topic=%s partitions=%d", bootstrap,
-                 d->cfg.embedded_kafka_brokers, d->cfg.ingest_topic,
+        log_info("embedded kafka started", "bootstrap=%s brokers=%d topic=%s partitions=%d",
+                 bootstrap, d->cfg.embedded_kafka_brokers, d->cfg.ingest_topic,
                  d->cfg.embedded_kafka_partitions);
     }
     if (vigild_kafka_kv(&d->cfg, bootstrap, &kv) != 0) {
@@ -347,10 +353,11 @@ static int vigild_run(vigild_t *d, int embedded)
     if (strcmp(d->cfg.http_listen, "off") != 0) {
         d->http = daemon_http_new(d->base, d->cfg.http_listen, vigild_ready, d, err, sizeof(err));
         if (!d->http) {
-            log_error("cannot start the HTTP server", "error=\"%s\"", err);
+            log_error("cannot start the HTTP server", "error=\"%s\"", log_quote(err, q, sizeof(q)));
             goto out;
         }
-        log_info("http listening", "listen=%s port=%d", d->cfg.http_listen, daemon_http_port(d->http));
+        log_info("http listening", "listen=%s port=%d", d->cfg.http_listen,
+                 daemon_http_port(d->http));
     }
 
     wo = (worker_options_t){
@@ -374,7 +381,7 @@ static int vigild_run(vigild_t *d, int embedded)
     };
     d->worker = worker_new(&wo, err, sizeof(err));
     if (!d->worker || worker_start(d->worker, err, sizeof(err)) != 0) {
-        log_error("cannot start the worker", "error=\"%s\"", err);
+        log_error("cannot start the worker", "error=\"%s\"", log_quote(err, q, sizeof(q)));
         goto out;
     }
     log_info("vigild started", "instance=%s topic=%s config=%s", d->cfg.daemon_instance_id,

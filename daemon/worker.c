@@ -144,6 +144,7 @@ static worker_partition_t *worker_partition(worker_t *w, int32_t partition)
 static int worker_offsets_load(worker_t *w, const int32_t *partitions, size_t n, int64_t *offsets)
 {
     char err[512];
+    char q[1100];
     int backoff = 100;
     for (;;) {
         if (sink_pg_reconnect(w->pg, err, sizeof(err)) == SINK_PG_OK &&
@@ -154,7 +155,8 @@ static int worker_offsets_load(worker_t *w, const int32_t *partitions, size_t n,
         }
         metrics_add(&metrics.pg_errors, 1);
         atomic_store(&metrics.pg_up, 0);
-        log_warn("cannot read stored offsets; retrying", "error=\"%s\" retry_ms=%d", err, backoff);
+        log_warn("cannot read stored offsets; retrying", "error=\"%s\" retry_ms=%d",
+                 log_quote(err, q, sizeof(q)), backoff);
         if (worker_stopping(w) || worker_backoff(w, backoff) != 0)
             return -1;
         backoff = worker_next_backoff(w, backoff);
@@ -258,6 +260,7 @@ static void worker_fill_dead(worker_t *w, const worker_item_t *it, sink_dead_let
 static void worker_refence(worker_t *w)
 {
     char err[512];
+    char q[1100];
     for (size_t p = 0; p < w->n_parts; p++) {
         int32_t id = (int32_t)p;
         int64_t stored;
@@ -267,7 +270,8 @@ static void worker_refence(worker_t *w)
             return;
         w->parts[p].expected = stored;
         if (ingest_kafka_seek(w->kafka, id, stored, err, sizeof(err)) != 0)
-            log_warn("seek after fenced write failed", "partition=%d error=\"%s\"", (int)id, err);
+            log_warn("seek after fenced write failed", "partition=%d error=\"%s\"", (int)id,
+                     log_quote(err, q, sizeof(q)));
     }
 }
 
@@ -277,6 +281,7 @@ static void worker_refence(worker_t *w)
 static int worker_batch_flush(worker_t *w)
 {
     char err[1024];
+    char q[1100];
     size_t n_rows = 0, n_dead = 0, n_adv = 0;
     int backoff = 100;
     sink_batch_t batch;
@@ -298,8 +303,14 @@ static int worker_batch_flush(worker_t *w)
         w->commit_next[n_adv] = w->parts[p].batch_next;
         n_adv++;
     }
-    batch = (sink_batch_t){ingest_kafka_group(w->kafka), w->instance_id, w->rows, n_rows,
-                           w->dead, n_dead, w->advances, n_adv};
+    batch = (sink_batch_t){ingest_kafka_group(w->kafka),
+                           w->instance_id,
+                           w->rows,
+                           n_rows,
+                           w->dead,
+                           n_dead,
+                           w->advances,
+                           n_adv};
 
     for (;;) {
         int64_t t0 = worker_now_ms();
@@ -324,15 +335,17 @@ static int worker_batch_flush(worker_t *w)
             metrics_add(&metrics.fenced, 1);
             log_warn("batch fenced: another instance owns this partition's offsets now; "
                      "dropped without writing",
-                     "rows=%zu dead=%zu error=\"%s\"", n_rows, n_dead, err);
+                     "rows=%zu dead=%zu error=\"%s\"", n_rows, n_dead,
+                     log_quote(err, q, sizeof(q)));
             worker_refence(w);
             worker_batch_discard(w);
             return 0;
         }
         metrics_add(&metrics.pg_errors, 1);
         atomic_store(&metrics.pg_up, 0);
-        log_warn("batch write failed; retrying on a new connection", "rows=%zu error=\"%s\" retry_ms=%d",
-                 n_rows, err, backoff);
+        log_warn("batch write failed; retrying on a new connection",
+                 "rows=%zu error=\"%s\" retry_ms=%d", n_rows, log_quote(err, q, sizeof(q)),
+                 backoff);
         if (worker_backoff(w, backoff) != 0)
             return -1;
         backoff = worker_next_backoff(w, backoff);
@@ -424,7 +437,10 @@ static void worker_on_revoke(void *ctx, const char *topic, const int32_t *partit
 static void worker_on_log(void *ctx, int level, const char *facility, const char *message)
 {
     char q[600];
-    log_level_t l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+    log_level_t l = level <= 3   ? LOG_ERROR
+                    : level == 4 ? LOG_WARN
+                    : level <= 6 ? LOG_INFO
+                                 : LOG_DEBUG;
     if (l >= LOG_WARN)
         metrics_add(&metrics.kafka_errors, 1);
     log_write(l, "librdkafka", "facility=%s detail=\"%s\"", facility,
@@ -437,6 +453,7 @@ static void worker_on_log(void *ctx, int level, const char *facility, const char
 static int worker_open_pg(worker_t *w)
 {
     char err[1024];
+    char q[1100];
     int backoff = 100;
     while (!worker_stopping(w)) {
         if (!w->pg)
@@ -448,7 +465,8 @@ static int worker_open_pg(worker_t *w)
         }
         atomic_store(&metrics.pg_up, 0);
         metrics_add(&metrics.pg_errors, 1);
-        log_warn("PostgreSQL not ready; retrying", "error=\"%s\" retry_ms=%d", err, backoff);
+        log_warn("PostgreSQL not ready; retrying", "error=\"%s\" retry_ms=%d",
+                 log_quote(err, q, sizeof(q)), backoff);
         if (worker_backoff(w, backoff) != 0)
             break;
         backoff = worker_next_backoff(w, backoff);
@@ -459,6 +477,7 @@ static int worker_open_pg(worker_t *w)
 static int worker_open(worker_t *w)
 {
     char err[1024];
+    char q[1100];
     ingest_format_t format;
     ingest_kafka_callbacks_t cb = {worker_on_assign, worker_on_revoke, worker_on_log, w};
 
@@ -468,17 +487,16 @@ static int worker_open(worker_t *w)
     }
     w->decoder = ingest_avro_new(format, w->reader_schema, w->schema_dir, err, sizeof(err));
     if (!w->decoder) {
-        log_error("cannot load Avro schemas", "error=\"%s\"", err);
+        log_error("cannot load Avro schemas", "error=\"%s\"", log_quote(err, q, sizeof(q)));
         return -1;
     }
     if (worker_open_pg(w) != 0)
         return worker_stopping(w) ? 0 : -1;
-    w->kafka = ingest_kafka_new((const char *const *)w->kafka_keys,
-                                (const char *const *)w->kafka_values,
-                                (const char *const *)w->kafka_origins, w->n_kafka, w->topic, &cb,
-                                err, sizeof(err));
+    w->kafka = ingest_kafka_new(
+        (const char *const *)w->kafka_keys, (const char *const *)w->kafka_values,
+        (const char *const *)w->kafka_origins, w->n_kafka, w->topic, &cb, err, sizeof(err));
     if (!w->kafka) {
-        log_error("cannot start the Kafka consumer", "error=\"%s\"", err);
+        log_error("cannot start the Kafka consumer", "error=\"%s\"", log_quote(err, q, sizeof(q)));
         return -1;
     }
     log_info("consuming", "topic=%s group=%s instance=%s", w->topic, ingest_kafka_group(w->kafka),
@@ -491,6 +509,7 @@ static void *worker_main(void *arg)
     worker_t *w = arg;
     int64_t last_ping = worker_now_ms();
     char err[512];
+    char q[1100];
 
     worker_beat(w);
     if (worker_open(w) != 0) {
@@ -514,7 +533,8 @@ static void *worker_main(void *arg)
         if (msg && msg->err) {
             if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 metrics_add(&metrics.kafka_errors, 1);
-                log_warn("kafka consumer error", "error=\"%s\"", rd_kafka_message_errstr(msg));
+                log_warn("kafka consumer error", "error=\"%s\"",
+                         log_quote(rd_kafka_message_errstr(msg), q, sizeof(q)));
             }
             rd_kafka_message_destroy(msg);
             msg = NULL;
@@ -523,8 +543,8 @@ static void *worker_main(void *arg)
             worker_batch_add(w, msg); /* ownership of msg passes to the batch */
 
         now = worker_now_ms();
-        if (w->n_items > 0 && ((int)w->n_items >= atomic_load(&w->batch_max) ||
-                               now >= w->batch_deadline_ms)) {
+        if (w->n_items > 0 &&
+            ((int)w->n_items >= atomic_load(&w->batch_max) || now >= w->batch_deadline_ms)) {
             if (worker_batch_flush(w) != 0)
                 break;
             last_ping = now;
@@ -534,7 +554,7 @@ static void *worker_main(void *arg)
                      sink_pg_ping(w->pg, err, sizeof(err)) == SINK_PG_OK;
             atomic_store(&metrics.pg_up, ok);
             if (!ok)
-                log_warn("PostgreSQL ping failed", "error=\"%s\"", err);
+                log_warn("PostgreSQL ping failed", "error=\"%s\"", log_quote(err, q, sizeof(q)));
             last_ping = now;
         }
     }

@@ -65,8 +65,7 @@ static void kafka_assign(ingest_kafka_t *k, rd_kafka_topic_partition_list_t *par
         goto err;
     }
     for (int i = 0; i < n; i++) {
-        rd_kafka_topic_partition_t *p =
-            rd_kafka_topic_partition_list_find(parts, k->topic, ids[i]);
+        rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(parts, k->topic, ids[i]);
         if (p)
             p->offset = offsets[i] == INGEST_OFFSET_NONE ? k->none_offset : offsets[i];
     }
@@ -261,7 +260,8 @@ int ingest_kafka_seek(ingest_kafka_t *k, int32_t partition, int64_t offset, char
     return 0;
 }
 
-void ingest_kafka_commit(ingest_kafka_t *k, const int32_t *partitions, const int64_t *next, size_t n)
+void ingest_kafka_commit(ingest_kafka_t *k, const int32_t *partitions, const int64_t *next,
+                         size_t n)
 {
     rd_kafka_topic_partition_list_t *parts;
     if (n == 0)
