@@ -42,8 +42,8 @@ psql -X -q -P pager=off -c "SELECT 'vigil.risk_scores' AS table, count(*) AS row
 psql -X -q -P pager=off -c "SELECT partition, kafka_offset, event_id, event_type, user_id, amount, currency,
     country, event_time, score, model_version FROM vigil.risk_scores ORDER BY kafka_offset, partition LIMIT 5"
 echo "   (score and model_version are NULL: no model runs yet, so nothing is scored)"
-psql -X -q -P pager=off -c "SELECT reason, count(*), min(partition || ':' || kafka_offset) AS first_at
-    FROM vigil.dead_letters GROUP BY reason ORDER BY count(*) DESC"
+psql -X -q -P pager=off -c "SELECT regexp_replace(reason, ':.*', '') AS kind, count(*),
+    min(reason) AS example FROM vigil.dead_letters GROUP BY 1 ORDER BY count(*) DESC"
 psql -X -q -P pager=off -c "SELECT partition, next_offset, updated_by FROM vigil.kafka_offsets ORDER BY partition"
 echo "== metrics (http://127.0.0.1:$port/metrics)"
 http_get "$port" /metrics | grep -E '^vigil_(messages|rows|batches)_[a-z_]*total ' | sed 's/^/   /'
