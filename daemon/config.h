@@ -36,16 +36,17 @@ typedef struct daemon_config {
     char *config_path; /* NULL when started without a file */
 
     /* [ingest] */
-    char *ingest_topic;         /* behavior events topic; default "behavior-events" */
-    char *ingest_format;        /* "confluent" (default) | "plain" */
-    char *ingest_schema_dir;    /* writer schemas <id>.avsc; default: installed schema dir */
-    char *ingest_reader_schema; /* default: <schema_dir>/BehaviorEvent.avsc */
+    char *ingest_topic;            /* behavior events topic; default "behavior-events" */
+    char *ingest_format;           /* "confluent" (default) | "plain" */
+    char *ingest_schema_dir;       /* writer schemas <id>.avsc; default: installed schema dir */
+    char *ingest_reader_schema;    /* default: <schema_dir>/BehaviorEvent.avsc */
     int ingest_batch_max;          /* 1..100000, default 5000, reloadable */
     int ingest_batch_max_delay_ms; /* 1..60000, default 200, reloadable */
 
     /* [postgres] */
     char *postgres_conninfo;   /* libpq conninfo; default "dbname=vigil" */
-    int postgres_retry_max_ms; /* cap of the reconnect backoff, 100..600000, default 5000, reloadable */
+    int postgres_retry_max_ms; /* cap of the reconnect backoff, 100..600000, default 5000,
+                                  reloadable */
 
     /* [http] */
     char *http_listen; /* "host:port", default "127.0.0.1:9187"; "off" disables */
@@ -53,7 +54,8 @@ typedef struct daemon_config {
     /* [daemon] */
     int daemon_shutdown_timeout_ms; /* 100..600000, default 30000 */
     char *daemon_instance_id;       /* default "<hostname>:<pid>" */
-    int daemon_status_interval_ms;  /* STATUS= and stats log period, 100..3600000, default 10000, reloadable */
+    int daemon_status_interval_ms;  /* STATUS= and stats log period, 100..3600000, default 10000,
+                                       reloadable */
 
     /* [log] */
     char *log_level; /* debug | info | warn | error; default info; reloadable */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "http.h"
@@ -144,8 +145,15 @@ static void vigild_on_watchdog(evutil_socket_t fd, short what, void *arg)
 static void vigild_on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     vigild_t *d = arg;
-    log_error("shutdown bound passed before the in-flight batch committed; exiting anyway",
-              "shutdown_timeout_ms=%d", d->cfg.daemon_shutdown_timeout_ms);
+    if (worker_drained(d->worker))
+        /* Everything consumed is committed; only leaving the group is slow (a broker that does
+         * not answer). The group notices our absence when the session times out. */
+        log_warn("shutdown bound passed while leaving the Kafka group; everything consumed is "
+                 "committed, exiting",
+                 "shutdown_timeout_ms=%d", d->cfg.daemon_shutdown_timeout_ms);
+    else
+        log_error("shutdown bound passed before the in-flight batch committed; exiting anyway",
+                  "shutdown_timeout_ms=%d", d->cfg.daemon_shutdown_timeout_ms);
     d->timed_out = 1;
     event_base_loopbreak(d->base);
 }
@@ -173,14 +181,32 @@ static void vigild_on_signal(evutil_socket_t sig, short what, void *arg)
     vigild_begin_stop(arg, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* Whether a key's value may hold a credential and must stay out of the logs. */
+static int vigild_key_is_secret(const char *name)
+{
+    static const char *const marks[] = {"password", "secret",  "conninfo", "sasl",
+                                        "key.pem",  "ssl.key", "token",    "credential"};
+    for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+        if (strstr(name, marks[i]))
+            return 1;
+    return 0;
+}
+
 static void vigild_log_change(const char *name, const char *old_value, const char *new_value,
                               int reloadable, void *ctx)
 {
+    char qo[600], qn[600];
+    const char *o = "(redacted)", *n = "(redacted)";
+
+    if (!vigild_key_is_secret(name)) {
+        o = log_quote(old_value, qo, sizeof(qo));
+        n = log_quote(new_value, qn, sizeof(qn));
+    }
     if (reloadable)
-        log_info("config changed", "key=%s old=\"%s\" new=\"%s\"", name, old_value, new_value);
+        log_info("config changed", "key=%s old=\"%s\" new=\"%s\"", name, o, n);
     else
         log_warn("config change needs a restart; keeping the running value",
-                 "key=%s old=\"%s\" new=\"%s\"", name, old_value, new_value);
+                 "key=%s old=\"%s\" new=\"%s\"", name, o, n);
 }
 
 static void vigild_status_timer(vigild_t *d)
@@ -392,9 +418,11 @@ static int vigild_run(vigild_t *d, int embedded)
         goto out;
     }
     if (d->timed_out) {
-        /* The worker is stuck on a write that cannot finish; nothing it holds is committed, so
-         * nothing is lost: it is consumed again after the restart. */
-        rc = 1;
+        /* The worker is stuck on a write that cannot finish (nothing it holds is committed, so
+         * nothing is lost: it is consumed again after the restart) or on leaving the group after
+         * committing everything. Either way it must not be joined, and main must not free what
+         * it may still touch. */
+        rc = worker_drained(d->worker) ? 0 : 1;
         goto out_nojoin;
     }
     rc = worker_join(d->worker) == 0 ? 0 : 1;
@@ -488,12 +516,14 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int rc = vigild_run(&d, embedded);
-    if (!d.timed_out) {
-        /* Orderly teardown; after a timeout the worker thread may still be inside libpq, so
-         * the process exits without freeing what it might touch. */
-        daemon_http_free(d.http);
-        ingest_mock_free(d.mock);
-        daemon_config_free(&d.cfg);
+    if (d.timed_out) {
+        /* The worker thread is still running (inside libpq or librdkafka): returning from main
+         * would run exit handlers and library destructors under it. Leave at once instead. */
+        log_info("vigild stopped", "exit_status=%d timed_out=1", rc);
+        _exit(rc);
     }
+    daemon_http_free(d.http);
+    ingest_mock_free(d.mock);
+    daemon_config_free(&d.cfg);
     return rc;
 }

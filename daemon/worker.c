@@ -21,7 +21,7 @@
 #include "metrics.h"
 #include "sink_pg.h"
 
-#define WORKER_REASON_MAX 192
+#define WORKER_REASON_MAX 512
 #define WORKER_PING_INTERVAL_MS 5000
 
 /* One consumed message and what decoding made of it. The message is kept until the batch is
@@ -38,6 +38,7 @@ typedef struct worker_partition {
     int assigned;
     int64_t expected;   /* stored next offset in PostgreSQL (SINK_PG_OFFSET_NONE: none yet) */
     int64_t batch_next; /* last offset in the current batch + 1; -1 when not in the batch */
+    int seek_pending;   /* a seek to `expected` failed: drop its messages until one succeeds */
 } worker_partition_t;
 
 struct worker {
@@ -57,6 +58,7 @@ struct worker {
     atomic_int batch_max, batch_max_delay_ms, retry_max_ms;
     _Atomic int64_t heartbeat_ms;
     _Atomic int64_t stop_deadline_ms; /* when a stop must be done by; 0 until asked to stop */
+    atomic_int drained;               /* stopping, and everything consumed is committed */
     int failed;
 
     /* Owned by the worker thread. */
@@ -133,7 +135,7 @@ static worker_partition_t *worker_partition(worker_t *w, int32_t partition)
         if (!p)
             return NULL;
         for (size_t i = w->n_parts; i < n; i++)
-            p[i] = (worker_partition_t){0, SINK_PG_OFFSET_NONE, -1};
+            p[i] = (worker_partition_t){0, SINK_PG_OFFSET_NONE, -1, 0};
         w->parts = p;
         w->n_parts = n;
     }
@@ -208,16 +210,28 @@ static void worker_batch_discard(worker_t *w)
         w->parts[p].batch_next = -1;
 }
 
-static void worker_fill_row(worker_t *w, const worker_item_t *it, sink_risk_row_t *r)
+/* The message's Kafka timestamp, or -1 (stored as NULL) when there is none or it cannot be a
+ * PostgreSQL timestamptz: producers set CreateTime to anything, and one bad clock must not make
+ * a batch unwritable. */
+static int64_t worker_kafka_timestamp(const rd_kafka_message_t *msg)
 {
     rd_kafka_timestamp_type_t tstype;
-    int64_t ts = rd_kafka_message_timestamp(it->msg, &tstype);
+    int64_t ts = rd_kafka_message_timestamp(msg, &tstype);
+    const int64_t year_10000_ms = INT64_C(253402300800000);
+
+    if (tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0 || ts >= year_10000_ms)
+        return -1;
+    return ts;
+}
+
+static void worker_fill_row(worker_t *w, const worker_item_t *it, sink_risk_row_t *r)
+{
     const ingest_event_t *e = &it->ev;
     *r = (sink_risk_row_t){
         .topic = w->topic,
         .partition = it->msg->partition,
         .offset = it->msg->offset,
-        .kafka_timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+        .kafka_timestamp_ms = worker_kafka_timestamp(it->msg),
         .event_id = e->event_id,
         .event_type = e->event_type,
         .user_id = e->user_id,
@@ -240,13 +254,11 @@ static void worker_fill_row(worker_t *w, const worker_item_t *it, sink_risk_row_
 
 static void worker_fill_dead(worker_t *w, const worker_item_t *it, sink_dead_letter_t *d)
 {
-    rd_kafka_timestamp_type_t tstype;
-    int64_t ts = rd_kafka_message_timestamp(it->msg, &tstype);
     *d = (sink_dead_letter_t){
         .topic = w->topic,
         .partition = it->msg->partition,
         .offset = it->msg->offset,
-        .kafka_timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+        .kafka_timestamp_ms = worker_kafka_timestamp(it->msg),
         .key = it->msg->key,
         .key_len = it->msg->key_len,
         .payload = it->msg->payload,
@@ -255,12 +267,31 @@ static void worker_fill_dead(worker_t *w, const worker_item_t *it, sink_dead_let
     };
 }
 
+/* Moves a partition's read position to its stored offset. Until that works the partition's
+ * messages are dropped (worker_batch_add), since reading on from the wrong place could skip
+ * events; the main loop retries. @locality: worker thread. */
+static void worker_seek_stored(worker_t *w, int32_t id)
+{
+    char err[512];
+    char q[1100];
+    worker_partition_t *p = &w->parts[id];
+
+    if (ingest_kafka_seek(w->kafka, id, p->expected, err, sizeof(err)) == 0) {
+        p->seek_pending = 0;
+        return;
+    }
+    if (!p->seek_pending)
+        log_warn("seek to the stored offset failed; the partition's messages are dropped until "
+                 "a retry succeeds",
+                 "partition=%d offset=%lld error=\"%s\"", (int)id, (long long)p->expected,
+                 log_quote(err, q, sizeof(q)));
+    p->seek_pending = 1;
+}
+
 /* After a fenced write: the stored offsets moved on without us. Re-read them for the batch's
  * partitions and seek there; whatever we still own continues from the truth in PostgreSQL. */
 static void worker_refence(worker_t *w)
 {
-    char err[512];
-    char q[1100];
     for (size_t p = 0; p < w->n_parts; p++) {
         int32_t id = (int32_t)p;
         int64_t stored;
@@ -269,10 +300,113 @@ static void worker_refence(worker_t *w)
         if (worker_offsets_load(w, &id, 1, &stored) != 0)
             return;
         w->parts[p].expected = stored;
-        if (ingest_kafka_seek(w->kafka, id, stored, err, sizeof(err)) != 0)
-            log_warn("seek after fenced write failed", "partition=%d error=\"%s\"", (int)id,
-                     log_quote(err, q, sizeof(q)));
+        worker_seek_stored(w, id);
     }
+}
+
+/* Writes one batch, retrying database errors on a new connection with backoff. Returns
+ * SINK_PG_OK, SINK_PG_FENCED or SINK_PG_REJECTED as sink_pg_write does, or SINK_PG_ERR once the
+ * worker is stopping and the shutdown bound has passed. @locality: worker thread. */
+static int worker_write(worker_t *w, const sink_batch_t *batch, char *err, size_t errlen)
+{
+    char q[1100];
+    int backoff = 100;
+
+    for (;;) {
+        int64_t t0 = worker_now_ms();
+        int rc = sink_pg_reconnect(w->pg, err, errlen);
+        if (rc == SINK_PG_OK)
+            rc = sink_pg_write(w->pg, batch, err, errlen);
+        if (rc != SINK_PG_ERR) {
+            atomic_store(&metrics.pg_up, 1);
+            if (rc == SINK_PG_OK)
+                metrics_observe(&metrics.write_seconds, (double)(worker_now_ms() - t0) / 1000.0);
+            return rc;
+        }
+        metrics_add(&metrics.pg_errors, 1);
+        atomic_store(&metrics.pg_up, 0);
+        log_warn("batch write failed; retrying on a new connection",
+                 "rows=%zu dead=%zu error=\"%s\" retry_ms=%d", batch->n_rows, batch->n_dead,
+                 log_quote(err, q, sizeof(q)), backoff);
+        if (worker_backoff(w, backoff) != 0)
+            return SINK_PG_ERR;
+        backoff = worker_next_backoff(w, backoff);
+    }
+}
+
+static void worker_batch_fenced(worker_t *w, const char *err)
+{
+    char q[1100];
+    metrics_add(&metrics.fenced, 1);
+    log_warn("batch fenced: another instance owns this partition's offsets now; dropped "
+             "without writing",
+             "messages=%zu error=\"%s\"", w->n_items, log_quote(err, q, sizeof(q)));
+    worker_refence(w);
+    worker_batch_discard(w);
+}
+
+/* The server refused something in the batch (SINK_PG_REJECTED), and retrying it whole would
+ * refuse it forever. Writes the messages one by one instead, each with its own offset advance:
+ * a refused event becomes a dead letter saying why, the rest land as usual. Slow, and rare.
+ * Returns as worker_batch_flush. @locality: worker thread. */
+static int worker_batch_isolate(worker_t *w)
+{
+    char err[1024];
+    char q[1100];
+
+    for (size_t i = 0; i < w->n_items; i++) {
+        worker_item_t *it = &w->items[i];
+        worker_partition_t *part = &w->parts[it->msg->partition];
+        sink_offset_advance_t adv = {w->topic, it->msg->partition, part->expected,
+                                     it->msg->offset + 1};
+        sink_batch_t one = {
+            ingest_kafka_group(w->kafka), w->instance_id, w->rows, 0, w->dead, 0, &adv, 1};
+        int backoff = 100;
+
+        for (;;) {
+            if (it->dead) {
+                worker_fill_dead(w, it, &w->dead[0]);
+                one.n_dead = 1;
+                one.n_rows = 0;
+            } else {
+                worker_fill_row(w, it, &w->rows[0]);
+                one.n_rows = 1;
+                one.n_dead = 0;
+            }
+            int rc = worker_write(w, &one, err, sizeof(err));
+            if (rc == SINK_PG_ERR)
+                return -1;
+            if (rc == SINK_PG_FENCED) {
+                worker_batch_fenced(w, err);
+                return 0;
+            }
+            if (rc == SINK_PG_OK)
+                break;
+            if (!it->dead) {
+                log_warn("event refused by PostgreSQL; dead-lettered",
+                         "partition=%d offset=%lld "
+                         "error=\"%s\"",
+                         (int)it->msg->partition, (long long)it->msg->offset,
+                         log_quote(err, q, sizeof(q)));
+                it->dead = 1;
+                snprintf(it->reason, sizeof(it->reason), "refused by PostgreSQL: %.480s", err);
+                continue;
+            }
+            /* Even the dead letter is refused (a constraint added to vigil.dead_letters?):
+             * nothing vigil can do on its own but wait for an operator. */
+            metrics_add(&metrics.pg_errors, 1);
+            log_error("dead letter refused by PostgreSQL; retrying until fixed",
+                      "partition=%d offset=%lld error=\"%s\" retry_ms=%d", (int)it->msg->partition,
+                      (long long)it->msg->offset, log_quote(err, q, sizeof(q)), backoff);
+            if (worker_backoff(w, backoff) != 0)
+                return -1;
+            backoff = worker_next_backoff(w, backoff);
+        }
+        part->expected = adv.next;
+        metrics_add(it->dead ? &metrics.dead_lettered : &metrics.written, 1);
+    }
+    metrics_add(&metrics.batches, 1);
+    return 0;
 }
 
 /* Writes the batch as one transaction, retrying on database errors until it commits, is fenced,
@@ -281,10 +415,9 @@ static void worker_refence(worker_t *w)
 static int worker_batch_flush(worker_t *w)
 {
     char err[1024];
-    char q[1100];
     size_t n_rows = 0, n_dead = 0, n_adv = 0;
-    int backoff = 100;
     sink_batch_t batch;
+    int rc;
 
     if (w->n_items == 0)
         return 0;
@@ -312,44 +445,41 @@ static int worker_batch_flush(worker_t *w)
                            w->advances,
                            n_adv};
 
-    for (;;) {
-        int64_t t0 = worker_now_ms();
-        int rc = sink_pg_reconnect(w->pg, err, sizeof(err));
-        if (rc == SINK_PG_OK)
-            rc = sink_pg_write(w->pg, &batch, err, sizeof(err));
-        if (rc == SINK_PG_OK) {
-            metrics_observe(&metrics.write_seconds, (double)(worker_now_ms() - t0) / 1000.0);
-            metrics_observe(&metrics.batch_rows, (double)w->n_items);
-            metrics_add(&metrics.written, n_rows);
-            metrics_add(&metrics.dead_lettered, n_dead);
-            metrics_add(&metrics.batches, 1);
-            atomic_store(&metrics.pg_up, 1);
-            for (size_t i = 0; i < n_adv; i++)
-                w->parts[w->advances[i].partition].expected = w->advances[i].next;
-            ingest_kafka_commit(w->kafka, w->commit_parts, w->commit_next, n_adv);
-            log_debug("batch committed", "rows=%zu dead=%zu partitions=%zu", n_rows, n_dead, n_adv);
-            worker_batch_discard(w);
-            return 0;
-        }
-        if (rc == SINK_PG_FENCED) {
-            metrics_add(&metrics.fenced, 1);
-            log_warn("batch fenced: another instance owns this partition's offsets now; "
-                     "dropped without writing",
-                     "rows=%zu dead=%zu error=\"%s\"", n_rows, n_dead,
-                     log_quote(err, q, sizeof(q)));
-            worker_refence(w);
-            worker_batch_discard(w);
-            return 0;
-        }
-        metrics_add(&metrics.pg_errors, 1);
-        atomic_store(&metrics.pg_up, 0);
-        log_warn("batch write failed; retrying on a new connection",
-                 "rows=%zu error=\"%s\" retry_ms=%d", n_rows, log_quote(err, q, sizeof(q)),
-                 backoff);
-        if (worker_backoff(w, backoff) != 0)
-            return -1;
-        backoff = worker_next_backoff(w, backoff);
+    rc = worker_write(w, &batch, err, sizeof(err));
+    if (rc == SINK_PG_ERR)
+        return -1;
+    if (rc == SINK_PG_FENCED) {
+        worker_batch_fenced(w, err);
+        return 0;
     }
+    if (rc == SINK_PG_REJECTED) {
+        char q[1100];
+        log_warn("batch refused by PostgreSQL; writing its events one by one to find the culprit",
+                 "messages=%zu error=\"%s\"", w->n_items, log_quote(err, q, sizeof(q)));
+        if (worker_batch_isolate(w) != 0)
+            return -1;
+        if (w->n_items == 0)
+            return 0; /* fenced on the way and dropped */
+    } else {
+        metrics_observe(&metrics.batch_rows, (double)w->n_items);
+        metrics_add(&metrics.written, n_rows);
+        metrics_add(&metrics.dead_lettered, n_dead);
+        metrics_add(&metrics.batches, 1);
+        for (size_t i = 0; i < n_adv; i++)
+            w->parts[w->advances[i].partition].expected = w->advances[i].next;
+    }
+    ingest_kafka_commit(w->kafka, w->commit_parts, w->commit_next, n_adv);
+    log_debug("batch committed", "rows=%zu dead=%zu partitions=%zu", n_rows, n_dead, n_adv);
+    worker_batch_discard(w);
+    return 0;
+}
+
+/* Whether msg lies before where the partition stands: in the batch already, or written. */
+static int worker_already_read(const worker_partition_t *part, const rd_kafka_message_t *msg)
+{
+    if (part->batch_next >= 0)
+        return msg->offset < part->batch_next;
+    return part->expected != SINK_PG_OFFSET_NONE && msg->offset < part->expected;
 }
 
 /* Decodes one message into the batch. Takes ownership of msg. */
@@ -358,9 +488,10 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
     worker_partition_t *part = worker_partition(w, msg->partition);
     worker_item_t *it;
 
-    if (!part || !part->assigned) {
-        /* Left over from a partition we no longer own: its new owner reads it from the stored
-         * offset. */
+    if (!part || !part->assigned || part->seek_pending || worker_already_read(part, msg)) {
+        /* Left over from a partition we no longer own (its new owner reads it from the stored
+         * offset), read from before the stored offset (already written: a fetch that raced a
+         * seek), or from where a failed seek left us. */
         rd_kafka_message_destroy(msg);
         return;
     }
@@ -381,11 +512,30 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
     if (!msg->payload || msg->len == 0) {
         it->dead = 1;
         snprintf(it->reason, sizeof(it->reason), "empty message value");
-    } else if (ingest_avro_decode(w->decoder, msg->payload, msg->len, &it->ev, it->reason,
-                                  sizeof(it->reason)) != INGEST_AVRO_OK) {
-        it->dead = 1;
     } else {
-        metrics_add(&metrics.decoded, 1);
+        int rc = ingest_avro_decode(w->decoder, msg->payload, msg->len, &it->ev, it->reason,
+                                    sizeof(it->reason));
+        if (rc == INGEST_AVRO_ERR) {
+            /* Our failure (out of memory), not the message's: it must not become a dead letter.
+             * Stop with it unwritten; it is read again after the restart. The batch before it
+             * is still committed by the stop. */
+            char q[600];
+            log_error("cannot decode: internal error; stopping",
+                      "partition=%d offset=%lld "
+                      "error=\"%s\"",
+                      (int)msg->partition, (long long)msg->offset,
+                      log_quote(it->reason, q, sizeof(q)));
+            w->n_items--;
+            it->msg = NULL;
+            rd_kafka_message_destroy(msg);
+            w->failed = 1;
+            worker_stop(w);
+            return;
+        }
+        if (rc == INGEST_AVRO_OK)
+            metrics_add(&metrics.decoded, 1);
+        else
+            it->dead = 1;
     }
     if (it->dead)
         log_debug("dead letter", "partition=%d offset=%lld reason=\"%s\"", (int)msg->partition,
@@ -400,6 +550,17 @@ static int worker_on_assign(void *ctx, const char *topic, const int32_t *partiti
 {
     worker_t *w = ctx;
     metrics_add(&metrics.rebalances, 1);
+    /* A partition coming back while the batch still holds messages of it (assignment lost
+     * without a revoke reaching us first): the stored offset is about to be reloaded, so the
+     * batch must not outlive the offset it was read against. The write is fenced if another
+     * instance moved on meanwhile. */
+    for (size_t i = 0; i < n; i++) {
+        worker_partition_t *p = worker_partition(w, partitions[i]);
+        if (p && p->batch_next >= 0 && worker_batch_flush(w) != 0) {
+            worker_batch_discard(w);
+            break;
+        }
+    }
     if (worker_offsets_load(w, partitions, n, offsets) != 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
@@ -409,6 +570,7 @@ static int worker_on_assign(void *ctx, const char *topic, const int32_t *partiti
         p->assigned = 1;
         p->expected = offsets[i];
         p->batch_next = -1;
+        p->seek_pending = 0;
         log_info("partition assigned", "topic=%s partition=%d stored_offset=%lld", topic,
                  (int)partitions[i], (long long)offsets[i]);
     }
@@ -529,6 +691,9 @@ static void *worker_main(void *arg)
             int64_t left = w->batch_deadline_ms - now;
             timeout = left <= 0 ? 0 : left < 100 ? (int)left : 100;
         }
+        for (size_t p = 0; p < w->n_parts; p++)
+            if (w->parts[p].assigned && w->parts[p].seek_pending)
+                worker_seek_stored(w, (int32_t)p);
         msg = ingest_kafka_poll(w->kafka, timeout);
         if (msg && msg->err) {
             if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -570,6 +735,8 @@ out:
                       "messages=%zu", w->n_items);
             worker_batch_discard(w);
             w->failed = 1;
+        } else if (!w->failed) {
+            atomic_store(&w->drained, 1);
         }
         ingest_kafka_close(w->kafka);
     }
@@ -656,6 +823,11 @@ void worker_set_limits(worker_t *w, int batch_max, int batch_max_delay_ms, int r
     atomic_store(&w->batch_max, batch_max);
     atomic_store(&w->batch_max_delay_ms, batch_max_delay_ms);
     atomic_store(&w->retry_max_ms, retry_max_ms);
+}
+
+int worker_drained(const worker_t *w)
+{
+    return atomic_load(&w->drained);
 }
 
 int64_t worker_heartbeat_ms(const worker_t *w)

@@ -49,6 +49,9 @@ void worker_free(worker_t *w);
 
 /* Run-time changes from a SIGHUP reload; applied at the next batch. */
 void worker_set_limits(worker_t *w, int batch_max, int batch_max_delay_ms, int retry_max_ms);
+/* Whether a stopping worker has committed everything it consumed (it may still be leaving the
+ * Kafka group): past the shutdown bound, the process may then exit 0. Safe from any thread. */
+int worker_drained(const worker_t *w);
 /* Monotonic milliseconds of the worker's last loop turn, for the systemd watchdog. */
 int64_t worker_heartbeat_ms(const worker_t *w);
 

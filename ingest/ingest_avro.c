@@ -112,6 +112,13 @@ typedef struct writer_entry {
     avro_schema_t schema;         /* owned */
     avro_value_iface_t *resolver; /* owned; NULL when the writer schema equals the reader's */
     avro_value_t resolved;        /* owned when resolver is set; writes into dec->value */
+    /* Avro C's resolver copies an enum's index from the writer unchanged, which is only right
+     * when both schemas list the same symbols in the same order. enum_map[i] is the reader's
+     * index of the writer's symbol i, or -1 when the reader lacks it; NULL when the symbol
+     * lists are identical. */
+    int *enum_map; /* owned */
+    int enum_map_len;
+    avro_schema_t enum_schema; /* borrowed from schema: the writer's EventType, for reasons */
 } writer_entry_t;
 
 /* A schema id whose file was missing or unusable, remembered so a stream of such messages
@@ -134,6 +141,7 @@ struct ingest_avro {
     avro_writer_t writer;
     field_slot_t slots[F_COUNT];
     writer_entry_t *writers;
+    const writer_entry_t *current; /* the writer of the message being decoded; NULL in PLAIN */
     size_t writer_count;
     size_t writer_cap;
     schema_miss_t misses[MISS_SLOTS];
@@ -572,6 +580,57 @@ static void miss_remember(ingest_avro_t *dec, uint32_t id, const char *reason)
     snprintf(miss->reason, sizeof miss->reason, "%s", reason);
 }
 
+/* The enum schema of the writer's event_type field (directly or as a union branch), or NULL. */
+static avro_schema_t writer_event_type_enum(avro_schema_t writer)
+{
+    avro_schema_t type = avro_schema_record_field_get(writer, FIELD_SPECS[F_EVENT_TYPE].name);
+    if (type == NULL) {
+        return NULL;
+    }
+    if (is_avro_union(type)) {
+        for (size_t b = 0; b < avro_schema_union_size(type); b++) {
+            avro_schema_t branch = avro_schema_union_branch(type, (int)b);
+            if (is_avro_enum(branch)) {
+                return branch;
+            }
+        }
+        return NULL;
+    }
+    return is_avro_enum(type) ? type : NULL;
+}
+
+/* Fills entry->enum_map when the writer's EventType symbols differ from the reader's (see
+ * writer_entry_t). Returns 0, or -1 when out of memory. */
+static int writer_enum_map(const ingest_avro_t *dec, writer_entry_t *entry)
+{
+    avro_schema_t wenum = writer_event_type_enum(entry->schema);
+    int n, same;
+
+    if (wenum == NULL) {
+        return 0; /* no enum on the writer side: the resolver refused it or it has no field */
+    }
+    n = avro_schema_enum_number_of_symbols(wenum);
+    same = n == avro_schema_enum_number_of_symbols(dec->event_type_schema);
+    for (int i = 0; same && i < n; i++) {
+        same = strcmp(avro_schema_enum_get(wenum, i),
+                      avro_schema_enum_get(dec->event_type_schema, i)) == 0;
+    }
+    if (same) {
+        return 0;
+    }
+    entry->enum_map = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    if (entry->enum_map == NULL) {
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        entry->enum_map[i] =
+            avro_schema_enum_get_by_name(dec->event_type_schema, avro_schema_enum_get(wenum, i));
+    }
+    entry->enum_map_len = n;
+    entry->enum_schema = wenum;
+    return 0;
+}
+
 /* Loads, checks and caches the writer schema of id. Returns INGEST_AVRO_OK with *out set,
  * INGEST_AVRO_BAD when no usable schema exists for id, INGEST_AVRO_ERR when out of memory. */
 static int writer_load(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, char *reason,
@@ -610,6 +669,11 @@ static int writer_load(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, ch
             goto err;
         }
         avro_resolved_writer_set_dest(&entry.resolved, &dec->value);
+        if (writer_enum_map(dec, &entry) != 0) {
+            text_set(reason, reason_len, "out of memory mapping the enum of schema id %u",
+                     (unsigned)id);
+            goto err;
+        }
     }
     if (dec->writer_count == dec->writer_cap) {
         size_t cap = dec->writer_cap ? dec->writer_cap * 2 : 4;
@@ -640,6 +704,7 @@ err:
         }
         avro_value_iface_decref(entry.resolver);
     }
+    free(entry.enum_map);
     if (entry.schema != NULL) {
         avro_schema_decref(entry.schema);
     }
@@ -752,6 +817,7 @@ void ingest_avro_free(ingest_avro_t *dec)
             avro_value_decref(&w->resolved);
             avro_value_iface_decref(w->resolver);
         }
+        free(w->enum_map);
         avro_schema_decref(w->schema);
     }
     free(dec->writers);
@@ -813,6 +879,21 @@ static int field_read(ingest_avro_t *dec, int i, field_value_t *out, char *reaso
         rc = avro_value_get_enum(&field, &index);
         if (rc != 0) {
             break;
+        }
+        if (dec->current != NULL && dec->current->enum_map != NULL) {
+            const writer_entry_t *w = dec->current;
+            if (index < 0 || index >= w->enum_map_len) {
+                return reason_bad(reason, reason_len, "bad enum index %d in field %s", index,
+                                  spec->name);
+            }
+            if (w->enum_map[index] < 0) {
+                return reason_bad(reason, reason_len,
+                                  "incompatible schema id %u: symbol %s of field %s is not in "
+                                  "the reader's enum %s",
+                                  (unsigned)w->id, avro_schema_enum_get(w->enum_schema, index),
+                                  spec->name, avro_schema_name(dec->event_type_schema));
+            }
+            index = w->enum_map[index];
         }
         /* Checked here too because avro_schema_enum_get does not range-check. */
         if (index < 0 || index >= avro_schema_enum_number_of_symbols(dec->event_type_schema)) {
@@ -955,6 +1036,7 @@ int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_
     const uint8_t *payload = data;
     size_t payload_len = len;
     avro_schema_t writer_schema = dec->reader_schema;
+    dec->current = NULL;
     avro_value_t *target = &dec->value;
     int rc;
 
@@ -983,6 +1065,7 @@ int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_
             return rc;
         }
         writer_schema = writer->schema;
+        dec->current = writer;
         if (writer->resolver != NULL) {
             target = &writer->resolved;
         }

@@ -43,8 +43,8 @@ int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_
  * reader schema, prefixed with the Confluent header carrying schema_id when format is CONFLUENT.
  * Returns the encoded length, or -1 and fills err when out (out_cap bytes) is too small or a
  * field is invalid. */
-long ingest_avro_encode(ingest_avro_t *enc, const ingest_event_t *ev, int32_t schema_id,
-                        void *out, size_t out_cap, char *err, size_t errlen);
+long ingest_avro_encode(ingest_avro_t *enc, const ingest_event_t *ev, int32_t schema_id, void *out,
+                        size_t out_cap, char *err, size_t errlen);
 
 /* Parses "confluent" / "plain". Returns 0 or -1. */
 int ingest_format_parse(const char *s, ingest_format_t *out);

@@ -127,9 +127,18 @@ static void kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
         kafka_revoke(k, parts, cooperative);
     else {
+        /* Give up what we hold the same way a revoke does, so the owner finishes its batch. */
+        rd_kafka_topic_partition_list_t *held = NULL;
         kafka_log_error(k, "rebalance error", rd_kafka_err2str(err));
-        rd_kafka_assign(rk, NULL);
-        k->assigned = 0;
+        if (rd_kafka_assignment(rk, &held) == RD_KAFKA_RESP_ERR_NO_ERROR && held) {
+            kafka_revoke(k, held, cooperative);
+            rd_kafka_topic_partition_list_destroy(held);
+        } else {
+            if (held)
+                rd_kafka_topic_partition_list_destroy(held);
+            rd_kafka_assign(rk, NULL);
+            k->assigned = 0;
+        }
     }
 }
 

@@ -39,6 +39,7 @@ struct sink_pg {
     PGconn *conn;      /* never NULL after sink_pg_new; may be a failed (CONNECTION_BAD) one */
     char *conninfo;    /* owned copy, for sink_pg_reconnect; may hold a password: never logged */
     sink_pg_buf_t buf; /* COPY data, and small text parameters such as int4 arrays */
+    int rejected;      /* set by a write step when the server refused the data itself */
 };
 
 /* ---- errors ---------------------------------------------------------------------------------- */
@@ -93,6 +94,20 @@ static const char *sink_pg_result_error(PGconn *conn, const PGresult *res, char 
     return sink_pg_trim(msg, out, outlen);
 }
 
+/* Whether a failed result is the server refusing the data itself, which no retry can fix:
+ * class 22 (data exception: encoding, range, format), 23502 (NOT NULL) and 23514 (CHECK).
+ * A unique violation (23505) is not among them: on these tables it means two writers raced,
+ * which the offset condition should have prevented, and retrying shows which one won. */
+static int sink_pg_sqlstate_is_data(const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (!state)
+        return 0;
+    return strncmp(state, "22", 2) == 0 || strcmp(state, "23502") == 0 ||
+           strcmp(state, "23514") == 0;
+}
+
 /* ---- small query helpers --------------------------------------------------------------------- */
 
 /* Runs a parameterless statement (or several, separated by ';') and expects `want`.
@@ -144,11 +159,24 @@ static int sink_pg_check_conn(sink_pg_t *pg, const char *what, char *err, size_t
 /* Opens a connection. Returns NULL and fills err on failure. */
 static PGconn *sink_pg_connect(const char *conninfo, char *err, size_t errlen)
 {
-    /* Keywords are applied in order, later ones winning: fallback_application_name only applies
-     * when the conninfo sets no application_name; client_encoding comes last because Avro
-     * strings are UTF-8 whatever the server or the environment would pick. */
-    const char *const keys[] = {"fallback_application_name", "dbname", "client_encoding", NULL};
-    const char *const vals[] = {"vigild", conninfo, "UTF8", NULL};
+    /* Keywords are applied in order, later ones winning, and the conninfo (expanded from
+     * "dbname") overrides what comes before it: fallback_application_name only applies when the
+     * conninfo sets no application_name; the timeouts and keepalives are defaults so that a
+     * server that vanishes without closing the connection (network cut, host down) is noticed
+     * in about a minute instead of hanging a write for the kernel's two hours; client_encoding
+     * comes last because Avro strings are UTF-8 whatever the server or environment would pick. */
+    const char *const keys[] = {"fallback_application_name",
+                                "connect_timeout",
+                                "keepalives",
+                                "keepalives_idle",
+                                "keepalives_interval",
+                                "keepalives_count",
+                                "tcp_user_timeout",
+                                "dbname",
+                                "client_encoding",
+                                NULL};
+    const char *const vals[] = {"vigild", "10",    "1",      "30",   "10",
+                                "3",      "60000", conninfo, "UTF8", NULL};
     char msg[512];
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
 
@@ -605,9 +633,10 @@ static int sink_pg_copy_flush(PGconn *conn, sink_pg_buf_t *b, const char *table,
 
 /* Ends a COPY: with abort_msg NULL it completes, otherwise the server discards it. Then reads
  * every result up to NULL, as libpq requires, and reports the first failure. */
-static int sink_pg_copy_end(PGconn *conn, const char *abort_msg, const char *table, char *err,
+static int sink_pg_copy_end(sink_pg_t *pg, const char *abort_msg, const char *table, char *err,
                             size_t errlen)
 {
+    PGconn *conn = pg->conn;
     char msg[512];
     PGresult *res;
     int rc = 0;
@@ -621,6 +650,8 @@ static int sink_pg_copy_end(PGconn *conn, const char *abort_msg, const char *tab
         if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK) {
             sink_pg_errf(err, errlen, "PostgreSQL: COPY into %s failed: %s", table,
                          sink_pg_result_error(conn, res, msg, sizeof msg));
+            if (abort_msg == NULL && sink_pg_sqlstate_is_data(res))
+                pg->rejected = 1;
             rc = -1;
         }
         PQclear(res);
@@ -672,6 +703,7 @@ static int sink_pg_copy(sink_pg_t *pg, const sink_batch_t *batch, int is_dead, c
                          " has a timestamp outside years 1..9999; the decoder should have "
                          "dead-lettered it: nothing from this batch was written",
                          table, topic ? topic : "(null)", part, off);
+            pg->rejected = 1;
             goto err;
         }
         if (rc != 0) {
@@ -687,13 +719,13 @@ static int sink_pg_copy(sink_pg_t *pg, const sink_batch_t *batch, int is_dead, c
     }
     if (sink_pg_copy_flush(pg->conn, &pg->buf, table, err, errlen) != 0)
         goto err;
-    return sink_pg_copy_end(pg->conn, NULL, table, err, errlen);
+    return sink_pg_copy_end(pg, NULL, table, err, errlen);
 
 err:
     /* The first error is the one reported; ending the COPY only gets the connection out of
      * COPY mode so the caller can roll back. */
     pg->buf.len = 0;
-    sink_pg_copy_end(pg->conn, "vigil: batch abandoned", table, NULL, 0);
+    sink_pg_copy_end(pg, "vigil: batch abandoned", table, NULL, 0);
     return -1;
 }
 
@@ -889,6 +921,7 @@ int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t er
         return SINK_PG_ERR;
     /* A transaction left open by an earlier failure would swallow this batch into it. */
     sink_pg_rollback(pg->conn);
+    pg->rejected = 0;
 
     if (sink_pg_exec(pg->conn, "BEGIN", PGRES_COMMAND_OK, "BEGIN of a batch", err, errlen) != 0)
         goto err;
@@ -942,5 +975,7 @@ err:
         snprintf(err + used, errlen - used,
                  " (connection lost: call sink_pg_reconnect, then retry the same batch)");
     }
+    if (pg->rejected && PQstatus(pg->conn) == CONNECTION_OK)
+        return SINK_PG_REJECTED;
     return SINK_PG_ERR;
 }

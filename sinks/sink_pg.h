@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { SINK_PG_OK = 0, SINK_PG_ERR = -1, SINK_PG_FENCED = 1 };
+enum { SINK_PG_OK = 0, SINK_PG_ERR = -1, SINK_PG_FENCED = 1, SINK_PG_REJECTED = 2 };
 
 /* "No offset stored yet" for a partition: the consumer falls back to auto.offset.reset. */
 #define SINK_PG_OFFSET_NONE (-1)
@@ -96,8 +96,10 @@ int sink_pg_offsets_load(sink_pg_t *pg, const char *group, const char *topic,
 
 /* Writes the batch as one transaction. Returns SINK_PG_OK once committed, SINK_PG_FENCED when an
  * offset condition failed (rolled back, nothing written; err names the partition and the stored
- * offset), SINK_PG_ERR on any other failure (rolled back or connection lost; safe to retry the
- * same batch after sink_pg_reconnect). */
+ * offset), SINK_PG_REJECTED when the server refused the data itself (SQLSTATE class 22, data
+ * exception, or a CHECK / NOT NULL violation: retrying the same batch cannot succeed; write its
+ * entries one by one to find the culprit), SINK_PG_ERR on any other failure (rolled back or
+ * connection lost; safe to retry the same batch after sink_pg_reconnect). */
 int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t errlen);
 
 /* Cheap liveness check (SELECT 1). */

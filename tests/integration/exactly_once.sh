@@ -21,10 +21,11 @@ wait_until 180 "100000 messages committed" committed_at_least 100000
 # Readiness needs PostgreSQL and assigned partitions: both hold now.
 ready=$(http_get "$port" /readyz)
 echo "$ready" | head -n 1 | grep -q ' 200 ' || fail "/readyz not 200: $ready"
-metrics=$(http_get "$port" /metrics)
-echo "$metrics" | grep -q "^vigil_rows_written_total $good\$" || fail "/metrics written != $good"
-echo "$metrics" | grep -q "^vigil_messages_dead_lettered_total $bad\$" || fail "/metrics dead != $bad"
-echo "$metrics" | grep -q '^vigil_write_seconds_count [1-9]' || fail "/metrics has no write latency"
+# The counters move just after the commit the rows came from, so poll for them.
+metrics_match() { http_get "$port" /metrics | grep -q "$1"; }
+wait_until 10 "/metrics written == $good" metrics_match "^vigil_rows_written_total $good\$"
+wait_until 10 "/metrics dead == $bad" metrics_match "^vigil_messages_dead_lettered_total $bad\$"
+metrics_match '^vigil_write_seconds_count [1-9]' || fail "/metrics has no write latency"
 
 vigild_term "$VIGILD_PID" 30
 [ "$TERM_RC" = 0 ] || fail "vigild exited with $TERM_RC"

@@ -7,17 +7,20 @@ pg_start
 kafka_start 1 2 behavior-events
 
 conf=$HARNESS_TMP/vigild.conf
-printf '[ingest]\nbatch_max = 100\n[log]\nlevel = info\n' >"$conf"
+printf '[ingest]\nbatch_max = 100\n[log]\nlevel = info\n[kafka]\nsasl.password = first-secret\n' >"$conf"
 vigild_start v1 --config "$conf"
 log=$HARNESS_TMP/v1.log
 wait_until 60 "partitions assigned" grep -q 'msg="partition assigned"' "$log"
 
-printf '[ingest]\nbatch_max = 250\ntopic = elsewhere\n[log]\nlevel = debug\n' >"$conf"
+printf '[ingest]\nbatch_max = 250\ntopic = elsewhere\n[log]\nlevel = debug\n[kafka]\nsasl.password = second-secret\n' >"$conf"
 kill -HUP "$VIGILD_PID"
 wait_until 10 "reload logged" grep -q 'msg="configuration reloaded"' "$log"
 grep -q 'msg="config changed" key=ingest.batch_max old="100" new="250"' "$log" || fail "batch_max change not logged"
 grep -q 'msg="config changed" key=log.level old="info" new="debug"' "$log" || fail "log.level change not logged"
 grep -q 'level=warn msg="config change needs a restart.*key=ingest.topic' "$log" || fail "topic change not flagged"
+# Credentials never reach the log, not even as the old or new value of a change.
+grep -q 'key=kafka.sasl.password old="(redacted)" new="(redacted)"' "$log" || fail "secret change not logged redacted"
+! grep -q 'first-secret\|second-secret' "$log" || fail "a secret was logged"
 
 # The new level is in force: debug lines appear once a batch is committed.
 "$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n 500 --seed 3 >/dev/null 2>&1

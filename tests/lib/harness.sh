@@ -84,7 +84,7 @@ pg_stop() { pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null; }
 sql() { psql -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
 
 # Starts the embedded Kafka in its own process: kafka_start BROKERS PARTITIONS TOPIC...
-# Exports KAFKA_BOOTSTRAP.
+# Exports KAFKA_BOOTSTRAP; KAFKA_PID is the process, for tests that take Kafka away.
 kafka_start() {
     local brokers=$1 partitions=$2
     shift 2
@@ -92,7 +92,8 @@ kafka_start() {
     for t in "$@"; do topics+=(--topic "$t"); done
     "$VIGIL" kafka-mock --brokers "$brokers" --partitions "$partitions" "${topics[@]}" \
         --bootstrap-file "$HARNESS_TMP/bootstrap" >"$HARNESS_TMP/kafka.log" 2>&1 &
-    HARNESS_PIDS+=($!)
+    KAFKA_PID=$!
+    HARNESS_PIDS+=($KAFKA_PID)
     wait_until 30 "embedded Kafka bootstrap file" test -s "$HARNESS_TMP/bootstrap"
     KAFKA_BOOTSTRAP=$(cat "$HARNESS_TMP/bootstrap")
     export KAFKA_BOOTSTRAP

@@ -9,29 +9,29 @@
 static int test_failures;
 static int test_checks;
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        test_checks++;                                                                     \
-        if (!(cond)) {                                                                     \
-            test_failures++;                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);       \
-        }                                                                                  \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        test_checks++;                                                                             \
+        if (!(cond)) {                                                                             \
+            test_failures++;                                                                       \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_STR(a, b)                                                                    \
-    do {                                                                                   \
-        const char *a_ = (a), *b_ = (b);                                                   \
-        test_checks++;                                                                     \
-        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                           \
-            test_failures++;                                                               \
-            fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__, __LINE__, #a, \
-                    a_ ? a_ : "(null)", b_ ? b_ : "(null)");                               \
-        }                                                                                  \
+#define CHECK_STR(a, b)                                                                            \
+    do {                                                                                           \
+        const char *a_ = (a), *b_ = (b);                                                           \
+        test_checks++;                                                                             \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                                   \
+            test_failures++;                                                                       \
+            fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__, __LINE__, #a,      \
+                    a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                       \
+        }                                                                                          \
     } while (0)
 
 /* Ends main: prints a summary and returns the exit status. */
-#define TEST_DONE()                                                                        \
-    (fprintf(stderr, "%d checks, %d failed\n", test_checks, test_failures),               \
+#define TEST_DONE()                                                                                \
+    (fprintf(stderr, "%d checks, %d failed\n", test_checks, test_failures),                        \
      (test_failures == 0 && test_checks > 0) ? 0 : 1)
 
 #endif

@@ -528,6 +528,53 @@ static char *read_file(const char *path, size_t *len)
     return text;
 }
 
+static void test_enum_evolution(const char *tmpdir, ingest_avro_t *dec, const char *base)
+{
+    static const char old_symbols[] = "\"symbols\": [\"TRANSACTION\"";
+    static const char new_symbols[] = "\"symbols\": [\"SIGNUP\", \"TRANSACTION\"";
+    char path[PATH_MAX], err[256] = "", reason[256] = "";
+    const char *at = strstr(base, old_symbols);
+    uint8_t msg[MSG_MAX];
+    ingest_event_t ev = event_full(), got = {0};
+    ingest_avro_t *enc = NULL;
+    FILE *f;
+
+    CHECK(at != NULL);
+    snprintf(path, sizeof path, "%s/5.avsc", tmpdir);
+    f = at ? fopen(path, "w") : NULL;
+    CHECK(f != NULL);
+    if (f == NULL) {
+        return;
+    }
+    fwrite(base, 1, (size_t)(at - base), f);
+    fputs(new_symbols, f);
+    fputs(at + strlen(old_symbols), f);
+    CHECK(fclose(f) == 0);
+    enc = ingest_avro_new(INGEST_FORMAT_CONFLUENT, path, tmpdir, err, sizeof err);
+    CHECK(enc != NULL);
+    if (enc == NULL) {
+        fprintf(stderr, "new: %s\n", err);
+        goto out;
+    }
+    const char *types[] = {"TRANSACTION", "LOGIN", "PASSWORD_CHANGE"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        ev.event_type = types[i];
+        long n = ingest_avro_encode(enc, &ev, 5, msg, sizeof msg, err, sizeof err);
+        CHECK(n > 0);
+        CHECK(ingest_avro_decode(dec, msg, (size_t)n, &got, reason, sizeof reason) ==
+              INGEST_AVRO_OK);
+        CHECK(got.event_type != NULL && strcmp(got.event_type, types[i]) == 0);
+    }
+    ev.event_type = "SIGNUP";
+    long n = ingest_avro_encode(enc, &ev, 5, msg, sizeof msg, err, sizeof err);
+    CHECK(n > 0);
+    CHECK_BAD(dec, msg, (size_t)n, "incompatible schema id 5: symbol SIGNUP of field event_type");
+out:
+    ingest_avro_free(enc);
+    ingest_event_clear(&got);
+    unlink(path);
+}
+
 /* A producer on a newer schema (2.avsc: an extra field in front) must still decode, through
  * Avro schema resolution, into the reader's shape. */
 static void test_resolution(const char *tmpdir)
@@ -608,6 +655,10 @@ static void test_resolution(const char *tmpdir)
     msg[4] = 4;
     CHECK_BAD(dec, msg, (size_t)n, "schema id 4 (");
     unlink(path3);
+
+    /* A producer whose EventType has a symbol inserted in front: the same symbol must come out,
+     * not the one at the writer's index, and a symbol the reader lacks is a dead letter. */
+    test_enum_evolution(tmpdir, dec, base);
 
 out:
     ingest_avro_free(enc2);

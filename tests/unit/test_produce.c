@@ -198,9 +198,9 @@ static void test_malformed_never_decodes(ingest_format_t format)
 
     /* The unknown-schema kind must not collide with a producer that uses that very id. */
     produce_gen_event(g, PRODUCE_MALFORMED_UNKNOWN_SCHEMA, 1700000000000, &ev);
-    long len = produce_gen_malformed(g, enc, PRODUCE_UNKNOWN_SCHEMA_ID,
-                                     PRODUCE_MALFORMED_UNKNOWN_SCHEMA, &ev, buf, sizeof buf, err,
-                                     sizeof err);
+    long len =
+        produce_gen_malformed(g, enc, PRODUCE_UNKNOWN_SCHEMA_ID, PRODUCE_MALFORMED_UNKNOWN_SCHEMA,
+                              &ev, buf, sizeof buf, err, sizeof err);
     CHECK(len > 5);
     if (format == INGEST_FORMAT_CONFLUENT && len > 5)
         CHECK(buf[0] == 0 && ((uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 |

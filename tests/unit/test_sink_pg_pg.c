@@ -661,6 +661,43 @@ out:
     sink_pg_free(plain);
 }
 
+/* The server refusing the data itself (a CHECK constraint) is SINK_PG_REJECTED, not a retryable
+ * error; nothing is written, and the connection stays usable for the next attempt. */
+static void test_rejected(sink_pg_t *pg)
+{
+    sink_risk_row_t rows[3];
+    sink_offset_advance_t adv = {"t.reject", 0, SINK_PG_OFFSET_NONE, 3};
+    const int32_t part = 0;
+    int64_t next = 0;
+    sink_batch_t batch;
+    char err[1024] = "";
+
+    for (int i = 0; i < 3; i++)
+        rows[i] = row_make("t.reject", 0, i, i == 1 ? "poison" : "fine");
+    memset(&batch, 0, sizeof batch);
+    batch.group = "g1";
+    batch.instance_id = "inst-r";
+    batch.rows = rows;
+    batch.n_rows = 3;
+    batch.offsets = &adv;
+    batch.n_offsets = 1;
+    CHECK(sink_pg_offsets_load(pg, "g1", "t.reject", &part, 1, &next, err, sizeof err) ==
+          SINK_PG_OK);
+    CHECK(
+        exec_on(
+            admin,
+            "ALTER TABLE vigil.risk_scores ADD CONSTRAINT t_reject CHECK (event_id <> 'poison')") ==
+        0);
+    CHECK(sink_pg_write(pg, &batch, err, sizeof err) == SINK_PG_REJECTED);
+    CHECK(strstr(err, "t_reject") != NULL);
+    CHECK(q_long("SELECT count(*) FROM vigil.risk_scores WHERE topic = 't.reject'") == 0);
+    CHECK(q_long("SELECT count(*) FROM vigil.kafka_offsets WHERE topic = 't.reject' AND "
+                 "next_offset IS NOT NULL") == 0);
+    CHECK(exec_on(admin, "ALTER TABLE vigil.risk_scores DROP CONSTRAINT t_reject") == 0);
+    CHECK(sink_pg_write(pg, &batch, err, sizeof err) == SINK_PG_OK);
+    CHECK(q_long("SELECT count(*) FROM vigil.risk_scores WHERE topic = 't.reject'") == 3);
+}
+
 /* ---- rate ------------------------------------------------------------------------------------ */
 
 #define RATE_ROWS 100000
@@ -744,6 +781,7 @@ int main(void)
         test_offsets_load(pg);
         test_write_roundtrip_and_fence(pg);
         test_concurrent_writers(pg);
+        test_rejected(pg);
         test_backend_terminated();
         test_copy_rate(pg);
     }
