@@ -166,6 +166,9 @@ int metrics_render(char **out, size_t *out_len)
                            &m->rebalances);
     metrics_render_gauge(&t, "vigil_assigned_partitions", "Kafka partitions assigned now.",
                          &m->assigned_partitions);
+    metrics_render_gauge(&t, "vigil_paused_partitions",
+                         "Assigned partitions whose fetching is paused (backpressure).",
+                         &m->paused_partitions);
     metrics_render_gauge(&t, "vigil_postgres_up",
                          "1 when the last PostgreSQL operation succeeded, else 0.", &m->pg_up);
     metrics_render_histogram(&t, &m->batch_rows);

@@ -30,6 +30,7 @@ typedef struct metrics {
     _Atomic uint64_t kafka_errors;  /* vigil_kafka_errors_total */
     _Atomic uint64_t rebalances;    /* vigil_rebalances_total */
     _Atomic int64_t assigned_partitions; /* gauge vigil_assigned_partitions */
+    _Atomic int64_t paused_partitions;   /* gauge vigil_paused_partitions */
     _Atomic int64_t pg_up;               /* gauge vigil_postgres_up: last operation succeeded */
     metrics_histogram_t batch_rows;      /* vigil_batch_rows: rows + dead letters per batch */
     metrics_histogram_t write_seconds;   /* vigil_write_seconds: one batch transaction */

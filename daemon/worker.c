@@ -75,6 +75,7 @@ struct worker {
     worker_partition_t *parts;
     size_t n_parts;
     int64_t batch_deadline_ms;
+    int paused; /* fetching paused because the sink is failing */
 };
 
 int64_t worker_now_ms(void)
@@ -304,6 +305,30 @@ static void worker_refence(worker_t *w)
     }
 }
 
+/* Pauses or resumes fetching for all assigned partitions: the backpressure of the one queue
+ * between Kafka and PostgreSQL (the batch). While a write keeps failing nothing more is fetched
+ * and librdkafka's prefetched messages are released. @locality: worker thread. */
+static void worker_pause(worker_t *w, int pause)
+{
+    char err[512];
+    char q[1100];
+    int n;
+
+    if (w->paused == pause || !w->kafka)
+        return;
+    n = ingest_kafka_pause_all(w->kafka, pause, err, sizeof(err));
+    if (n < 0) {
+        log_warn(pause ? "cannot pause partitions" : "cannot resume partitions", "error=\"%s\"",
+                 log_quote(err, q, sizeof(q)));
+        if (pause)
+            return; /* not paused: the prefetch bound still holds memory */
+    }
+    w->paused = pause;
+    atomic_store(&metrics.paused_partitions, pause ? (int64_t)(n > 0 ? n : 0) : 0);
+    log_info(pause ? "partitions paused while PostgreSQL writes fail" : "partitions resumed",
+             "partitions=%d", n);
+}
+
 /* Writes one batch, retrying database errors on a new connection with backoff. Returns
  * SINK_PG_OK, SINK_PG_FENCED or SINK_PG_REJECTED as sink_pg_write does, or SINK_PG_ERR once the
  * worker is stopping and the shutdown bound has passed. @locality: worker thread. */
@@ -318,6 +343,7 @@ static int worker_write(worker_t *w, const sink_batch_t *batch, char *err, size_
         if (rc == SINK_PG_OK)
             rc = sink_pg_write(w->pg, batch, err, errlen);
         if (rc != SINK_PG_ERR) {
+            worker_pause(w, 0);
             atomic_store(&metrics.pg_up, 1);
             if (rc == SINK_PG_OK)
                 metrics_observe(&metrics.write_seconds, (double)(worker_now_ms() - t0) / 1000.0);
@@ -325,6 +351,7 @@ static int worker_write(worker_t *w, const sink_batch_t *batch, char *err, size_
         }
         metrics_add(&metrics.pg_errors, 1);
         atomic_store(&metrics.pg_up, 0);
+        worker_pause(w, 1);
         log_warn("batch write failed; retrying on a new connection",
                  "rows=%zu dead=%zu error=\"%s\" retry_ms=%d", batch->n_rows, batch->n_dead,
                  log_quote(err, q, sizeof(q)), backoff);

@@ -164,6 +164,11 @@ ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *val
         {"enable.partition.eof", "false"},
         {"auto.offset.reset", "earliest"},
         {"client.id", "vigild"},
+        /* librdkafka prefetches up to 64 MiB / 100,000 messages by default; vigil's batches
+         * are far smaller, and a bounded prefetch is what keeps memory flat when the sink stalls.
+         */
+        {"queued.max.messages.kbytes", "16384"},
+        {"queued.min.messages", "20000"},
     };
     char rderr[256], reset[64];
     size_t len;
@@ -267,6 +272,33 @@ int ingest_kafka_seek(ingest_kafka_t *k, int32_t partition, int64_t offset, char
         return -1;
     }
     return 0;
+}
+
+int ingest_kafka_pause_all(ingest_kafka_t *k, int pause, char *err, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_assignment(k->rk, &parts);
+    int n;
+
+    if (e) {
+        snprintf(err, errlen, "kafka: cannot read the assignment to %s it: %s",
+                 pause ? "pause" : "resume", rd_kafka_err2str(e));
+        return -1;
+    }
+    n = parts->cnt;
+    e = n > 0 ? (pause ? rd_kafka_pause_partitions(k->rk, parts)
+                       : rd_kafka_resume_partitions(k->rk, parts))
+              : RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; !e && i < parts->cnt; i++)
+        if (parts->elems[i].err)
+            e = parts->elems[i].err;
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (e) {
+        snprintf(err, errlen, "kafka: cannot %s %d partitions: %s", pause ? "pause" : "resume", n,
+                 rd_kafka_err2str(e));
+        return -1;
+    }
+    return n;
 }
 
 void ingest_kafka_commit(ingest_kafka_t *k, const int32_t *partitions, const int64_t *next,

@@ -35,8 +35,9 @@ typedef struct ingest_kafka ingest_kafka_t;
 
 /* keys/values/origins: the [kafka] pass-through settings, applied after vigil's defaults
  * (enable.auto.commit=false, enable.partition.eof=false, auto.offset.reset=earliest,
- * group.id=vigild), so the user can override any of them. origins[i] names where each came from,
- * for error messages. Subscribes to topic. Returns NULL and fills err on failure. */
+ * group.id=vigild, and a prefetch queue bounded at queued.max.messages.kbytes=16384 and
+ * queued.min.messages=20000), so the user can override any of them. origins[i] names where each
+ * came from, for error messages. Subscribes to topic. Returns NULL and fills err on failure. */
 ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *values,
                                  const char *const *origins, size_t n, const char *topic,
                                  const ingest_kafka_callbacks_t *cb, char *err, size_t errlen);
@@ -54,6 +55,12 @@ rd_kafka_message_t *ingest_kafka_poll(ingest_kafka_t *k, int timeout_ms);
  * offset). Returns 0 or -1 with err. */
 int ingest_kafka_seek(ingest_kafka_t *k, int32_t partition, int64_t offset, char *err,
                       size_t errlen);
+
+/* Pauses (pause = 1) or resumes (0) fetching for every partition assigned now. Pausing also
+ * drops what librdkafka had prefetched for them, so a stalled sink does not pile messages up in
+ * memory; resuming fetches again from the position after the last message polled, so nothing is
+ * skipped. Returns the number of partitions affected, or -1 with err. */
+int ingest_kafka_pause_all(ingest_kafka_t *k, int pause, char *err, size_t errlen);
 
 /* Commits next offsets to Kafka asynchronously, for lag tools only. Best effort. */
 void ingest_kafka_commit(ingest_kafka_t *k, const int32_t *partitions, const int64_t *next,

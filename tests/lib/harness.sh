@@ -79,6 +79,14 @@ pg_start() {
 }
 
 pg_stop() { pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null; }
+# Starts the cluster pg_start made again, on the same socket and port (after pg_stop).
+pg_restart() {
+    pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -w -t 60 -l "$HARNESS_TMP/postgres.log" \
+        -o "-k $PGHOST -p $PGPORT -c listen_addresses='' -c fsync=off -c max_connections=50" start >/dev/null ||
+        fail "pg_ctl restart failed"
+}
+# Resident set size of a process in KiB.
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # One value from a query.
 sql() { psql -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }

@@ -233,6 +233,7 @@ static void check_metrics_text(const char *text)
     check_family(text, "vigil_kafka_errors_total", "counter");
     check_family(text, "vigil_rebalances_total", "counter");
     check_family(text, "vigil_assigned_partitions", "gauge");
+    check_family(text, "vigil_paused_partitions", "gauge");
     check_family(text, "vigil_postgres_up", "gauge");
     check_family(text, "vigil_batch_rows", "histogram");
     check_family(text, "vigil_write_seconds", "histogram");

@@ -698,6 +698,79 @@ static void test_rejected(sink_pg_t *pg)
     CHECK(q_long("SELECT count(*) FROM vigil.risk_scores WHERE topic = 't.reject'") == 3);
 }
 
+/* The connection dies in the middle of a COPY (its backend is terminated while the COPY is
+ * running): the write fails and rolls back, and the same batch retried on a new connection lands
+ * once. The batch is large so that the COPY is still running when the admin session sees it. */
+#define MIDCOPY_ROWS 400000
+
+typedef struct midcopy_arg {
+    sink_pg_t *pg;
+    const sink_batch_t *batch;
+    int rc;
+    char err[1024];
+} midcopy_arg_t;
+
+static void *midcopy_write(void *p)
+{
+    midcopy_arg_t *a = p;
+    a->rc = sink_pg_write(a->pg, a->batch, a->err, sizeof a->err);
+    return NULL;
+}
+
+static void test_connection_lost_mid_copy(void)
+{
+    sink_risk_row_t *rows = calloc(MIDCOPY_ROWS, sizeof *rows);
+    sink_offset_advance_t adv = {"t.midcopy", 0, SINK_PG_OFFSET_NONE, MIDCOPY_ROWS};
+    const int32_t part = 0;
+    int64_t next = 0;
+    sink_batch_t batch;
+    midcopy_arg_t a;
+    pthread_t t;
+    char err[1024];
+    int killed = 0;
+    sink_pg_t *pg = sink_open("application_name=vigil-midcopy");
+
+    CHECK(rows != NULL && pg != NULL);
+    if (!rows || !pg)
+        goto out;
+    for (int i = 0; i < MIDCOPY_ROWS; i++)
+        rows[i] = row_make("t.midcopy", 0, i, "evt-midcopy");
+    CHECK(sink_pg_offsets_load(pg, "g1", "t.midcopy", &part, 1, &next, err, sizeof err) ==
+          SINK_PG_OK);
+    memset(&batch, 0, sizeof batch);
+    batch.group = "g1";
+    batch.instance_id = "inst-m";
+    batch.rows = rows;
+    batch.n_rows = MIDCOPY_ROWS;
+    batch.offsets = &adv;
+    batch.n_offsets = 1;
+    memset(&a, 0, sizeof a);
+    a.pg = pg;
+    a.batch = &batch;
+    CHECK(pthread_create(&t, NULL, midcopy_write, &a) == 0);
+    /* Poll until the backend is inside the COPY, then terminate it. */
+    for (int tries = 0; tries < 20000 && !killed; tries++)
+        killed = q_long("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
+                        "pg_stat_activity WHERE application_name = 'vigil-midcopy' AND state = "
+                        "'active' AND query LIKE 'COPY vigil.risk_scores%') k") == 1;
+    pthread_join(t, NULL);
+    CHECK(killed);
+    CHECK(a.rc == SINK_PG_ERR);
+    fprintf(stderr, "# expected mid-COPY error: %s\n", a.err);
+    CHECK(q_long("SELECT count(*) FROM vigil.risk_scores WHERE topic = 't.midcopy'") == 0);
+
+    CHECK(sink_pg_reconnect(pg, err, sizeof err) == SINK_PG_OK);
+    CHECK(sink_pg_write(pg, &batch, err, sizeof err) == SINK_PG_OK);
+    CHECK(q_long("SELECT count(*) FROM vigil.risk_scores WHERE topic = 't.midcopy'") ==
+          MIDCOPY_ROWS);
+    CHECK(q_long("SELECT count(DISTINCT kafka_offset) FROM vigil.risk_scores WHERE topic = "
+                 "'t.midcopy'") == MIDCOPY_ROWS);
+    CHECK(sink_pg_write(pg, &batch, err, sizeof err) == SINK_PG_FENCED);
+out:
+    sink_pg_free(pg);
+    free(rows);
+}
+
 /* ---- rate ------------------------------------------------------------------------------------ */
 
 #define RATE_ROWS 100000
@@ -783,6 +856,7 @@ int main(void)
         test_concurrent_writers(pg);
         test_rejected(pg);
         test_backend_terminated();
+        test_connection_lost_mid_copy();
         test_copy_rate(pg);
     }
     sink_pg_free(pg);
