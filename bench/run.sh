@@ -2,6 +2,7 @@
 # make bench: the benchmark every later issue extends. Prints one `BENCH <name> <value> <unit>`
 # line per figure (for scripts) and a readable table. Benchmarks measure; they assert nothing.
 #
+# Figure 0, decode_behavior: BehaviorEvents decoded per second on one core (bench_decode).
 # Figure 1, e2e_skeleton: end-to-end events/s from Kafka to committed PostgreSQL rows, with a
 # throwaway PostgreSQL (fsync off, unix socket) and the embedded Kafka in its own process. N
 # events are produced first; the clock runs from vigild's first committed batch to its last, so
@@ -16,6 +17,9 @@ RUNS=${RUNS:-3}
 
 stored_total() { sql "SELECT coalesce(sum(next_offset), 0) FROM vigil.kafka_offsets"; }
 now_s() { date +%s.%N; }
+
+# Figure 0, decode alone on one core (no servers): bench/bench_decode.c.
+"$VIGIL_BUILD_DIR/bench_decode" "$SRC/ingest/schemas"
 
 harness_init
 pg_start

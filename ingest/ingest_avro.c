@@ -1,7 +1,11 @@
 /* Avro decoding of Kafka message values into ingest_event_t, and the matching encoder.
  *
- * Decoding is two passes over the message. First a strict scan walks the bytes with the writer
- * schema and checks every length, enum index and union index against the schema and against
+ * A message written with the reader schema itself (the usual case) takes the direct path: one
+ * pass that checks and reads each field with the same scanner rules as below, pointing into the
+ * message, with no Avro C value and no allocation (direct_decode).
+ *
+ * Any other writer is two passes over the message. First a strict scan walks the bytes with the
+ * writer schema and checks every length, enum index and union index against the schema and against
  * the bytes left; it also finds where the record ends, so trailing bytes are caught. Only then
  * does Avro C's value interface decode it (resolving into the reader schema when the writer's
  * differs). The scan is needed, not just nice: Avro C 1.11.1 allocates whatever string length
@@ -140,6 +144,11 @@ struct ingest_avro {
     avro_reader_t reader;
     avro_writer_t writer;
     field_slot_t slots[F_COUNT];
+    /* The reader record's fields in wire order: plan[j] is the FIELD_SPECS index of field j,
+     * or -1 for a field vigil does not read (validated and skipped). Drives the direct decoder
+     * used whenever the writer schema is the reader schema. */
+    int *plan;
+    size_t plan_len;
     writer_entry_t *writers;
     const writer_entry_t *current; /* the writer of the message being decoded; NULL in PLAIN */
     size_t writer_count;
@@ -550,6 +559,18 @@ static int reader_schema_check(ingest_avro_t *dec, const char *path, char *err, 
             return -1;
         }
     }
+    dec->plan_len = avro_schema_record_size(dec->reader_schema);
+    dec->plan = malloc(sizeof(int) * (dec->plan_len ? dec->plan_len : 1));
+    if (dec->plan == NULL) {
+        text_set(err, errlen, "out of memory planning the decoder for %s", path);
+        return -1;
+    }
+    for (size_t j = 0; j < dec->plan_len; j++) {
+        dec->plan[j] = -1;
+    }
+    for (int i = 0; i < F_COUNT; i++) {
+        dec->plan[dec->slots[i].index] = i;
+    }
     return 0;
 }
 
@@ -836,6 +857,7 @@ void ingest_avro_free(ingest_avro_t *dec)
     if (dec->writer != NULL) {
         avro_writer_free(dec->writer);
     }
+    free(dec->plan);
     free(dec->schema_dir);
     free(dec);
 }
@@ -961,21 +983,15 @@ static int field_check(const field_spec_t *spec, const field_value_t *v, char *r
     return INGEST_AVRO_OK;
 }
 
-/* Copies the decoded value into ev: every field is read and checked before ev changes. */
-static int event_fill(ingest_avro_t *dec, ingest_event_t *ev, char *reason, size_t reason_len)
+/* Commits checked field values into ev. Strings are copied into ev->buf, so vals may point
+ * into the message or into Avro C's value. */
+static int event_commit(ingest_event_t *ev, const field_value_t *vals, char *reason,
+                        size_t reason_len)
 {
-    field_value_t vals[F_COUNT];
     size_t need = 0;
     size_t pos = 0;
-    int rc;
 
     for (int i = 0; i < F_COUNT; i++) {
-        if ((rc = field_read(dec, i, &vals[i], reason, reason_len)) != INGEST_AVRO_OK) {
-            return rc;
-        }
-        if ((rc = field_check(&FIELD_SPECS[i], &vals[i], reason, reason_len)) != 0) {
-            return rc;
-        }
         if (vals[i].present && vals[i].str != NULL) {
             need += vals[i].len + 1;
         }
@@ -1030,6 +1046,124 @@ static int event_fill(ingest_avro_t *dec, ingest_event_t *ev, char *reason, size
     return INGEST_AVRO_OK;
 }
 
+/* Copies the value Avro C decoded into ev: every field is read and checked before ev changes. */
+static int event_fill(ingest_avro_t *dec, ingest_event_t *ev, char *reason, size_t reason_len)
+{
+    field_value_t vals[F_COUNT];
+    int rc;
+
+    for (int i = 0; i < F_COUNT; i++) {
+        if ((rc = field_read(dec, i, &vals[i], reason, reason_len)) != INGEST_AVRO_OK) {
+            return rc;
+        }
+        if ((rc = field_check(&FIELD_SPECS[i], &vals[i], reason, reason_len)) != 0) {
+            return rc;
+        }
+    }
+    return event_commit(ev, vals, reason, reason_len);
+}
+
+/* Reads one field vigil knows straight from the wire. The reader schema fixed its type
+ * (reader_schema_check); the checks and reasons are the scanner's. */
+static int direct_field(ingest_avro_t *dec, scan_t *s, int i, field_value_t *out)
+{
+    const field_spec_t *spec = &FIELD_SPECS[i];
+    const field_slot_t *slot = &dec->slots[i];
+    int64_t v;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    s->field = spec->name;
+    if (spec->kind == FIELD_OPT_STRING || spec->kind == FIELD_OPT_DOUBLE) {
+        if ((rc = scan_long(s, &v)) != 0) {
+            return rc;
+        }
+        if (v != 0 && v != 1) {
+            return reason_bad(s->reason, s->reason_len,
+                              "bad union index %lld in field %s (%zu branches)", (long long)v,
+                              s->field, (size_t)2);
+        }
+        if (v == slot->null_branch) {
+            return INGEST_AVRO_OK;
+        }
+    }
+    out->present = 1;
+    switch (spec->kind) {
+    case FIELD_STRING:
+    case FIELD_OPT_STRING:
+        if ((rc = scan_long(s, &v)) != 0) {
+            return rc;
+        }
+        out->str = (const char *)s->p;
+        out->len = (size_t)(v > 0 ? v : 0);
+        return scan_skip(s, v, "string");
+    case FIELD_ENUM: {
+        int n = avro_schema_enum_number_of_symbols(dec->event_type_schema);
+        if ((rc = scan_long(s, &v)) != 0) {
+            return rc;
+        }
+        if (v < 0 || v >= n) {
+            return reason_bad(s->reason, s->reason_len,
+                              "bad enum index %lld in field %s (%d symbols)", (long long)v,
+                              s->field, n);
+        }
+        out->str = avro_schema_enum_get(dec->event_type_schema, (int)v);
+        out->len = strlen(out->str);
+        return INGEST_AVRO_OK;
+    }
+    case FIELD_OPT_DOUBLE: {
+        const uint8_t *b = s->p;
+        uint64_t bits = 0;
+        if ((rc = scan_skip(s, 8, "double")) != 0) {
+            return rc;
+        }
+        for (int k = 7; k >= 0; k--) {
+            bits = bits << 8 | b[k]; /* Avro doubles are little-endian */
+        }
+        memcpy(&out->num, &bits, sizeof out->num);
+        return INGEST_AVRO_OK;
+    }
+    case FIELD_TIME_MS:
+        return scan_long(s, &out->i64);
+    }
+    return INGEST_AVRO_OK;
+}
+
+/* The hot path, for a message written with the reader schema itself: one pass over the bytes
+ * that validates and reads at once, no Avro C value, no allocation. Fields vigil does not read
+ * are validated and skipped by the scanner. Same reasons as the general path. */
+static int direct_decode(ingest_avro_t *dec, const uint8_t *data, size_t len, ingest_event_t *ev,
+                         char *reason, size_t reason_len)
+{
+    scan_t s = {data, data + len, "(record)", reason, reason_len};
+    field_value_t vals[F_COUNT];
+    int rc;
+
+    for (size_t j = 0; j < dec->plan_len; j++) {
+        int i = dec->plan[j];
+        if (i < 0) {
+            s.field = avro_schema_record_field_name(dec->reader_schema, (int)j);
+            rc = scan_value(&s, avro_schema_record_field_get_by_index(dec->reader_schema, (int)j),
+                            1);
+        } else {
+            rc = direct_field(dec, &s, i, &vals[i]);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (s.p != s.end) {
+        return reason_bad(reason, reason_len, "trailing bytes: %zu after the %zu-byte record",
+                          (size_t)(s.end - s.p), (size_t)(s.p - data));
+    }
+    for (int i = 0; i < F_COUNT; i++) {
+        if ((rc = field_check(&FIELD_SPECS[i], &vals[i], reason, reason_len)) != 0) {
+            return rc;
+        }
+    }
+    return event_commit(ev, vals, reason, reason_len);
+}
+
 int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_event_t *ev,
                        char *reason, size_t reason_len)
 {
@@ -1071,6 +1205,11 @@ int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_
         }
         payload += CONFLUENT_HEADER_LEN;
         payload_len -= CONFLUENT_HEADER_LEN;
+    }
+    if (writer_schema == dec->reader_schema || target == &dec->value) {
+        /* Same schema on both sides (plain format, or a Confluent id whose schema equals the
+         * reader's): the direct decoder. */
+        return direct_decode(dec, payload, payload_len, ev, reason, reason_len);
     }
     if ((rc = scan_message(writer_schema, payload, payload_len, reason, reason_len)) != 0) {
         return rc;
