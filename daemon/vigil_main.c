@@ -5,15 +5,21 @@
  *   vigil check-config       validate a vigild configuration (exit 0 ok, 2 bad)
  *   vigil kafka-mock ...     run the embedded Kafka (librdkafka's mock cluster) on its own, until
  *                            SIGTERM/SIGINT: for tests and demos that restart vigild under it */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "dlq.h"
 #include "ingest_mock.h"
 #include "produce.h"
 #include "sink_pg.h"
@@ -27,8 +33,9 @@ static void vigil_usage(FILE *out)
             "  produce       write synthetic BehaviorEvents to Kafka (vigil produce --help)\n"
             "  migrate       apply PostgreSQL migrations [--config FILE] [--set K=V ...]\n"
             "  check-config  validate a configuration [--config FILE] [--set K=V ...]\n"
+            "  dlq           list or replay dead letters (vigil dlq --help)\n"
             "  kafka-mock    run the embedded Kafka: --brokers N --partitions N --topic T ...\n"
-            "                [--bootstrap-file FILE]\n");
+            "                [--bootstrap-file FILE] [--control FIFO: fault injection]\n");
 }
 
 /* Shared by migrate and check-config: the same file/env/flag layering as vigild. */
@@ -100,23 +107,87 @@ static int vigil_migrate(int argc, char **argv)
     return 0;
 }
 
+/* Serves fault-injection commands (ingest_mock_command) read line by line from the FIFO at
+ * path until SIGTERM/SIGINT (blocked in `set`) arrives. Each command is answered on stdout with
+ * "ok: LINE" or "error: WHY", so a test can wait for the answer in the log. */
+static int vigil_kafka_mock_control(ingest_mock_t *m, const char *path, const sigset_t *set,
+                                    char *err, size_t errlen)
+{
+    char buf[1024], line_err[512];
+    size_t used = 0;
+    int fifo = -1, sfd = -1, rc = -1;
+
+    if (mkfifo(path, 0600) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create the control FIFO %s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* Read-write, so the FIFO never reports end-of-file when a writer closes it. */
+    fifo = open(path, O_RDWR | O_CLOEXEC);
+    sfd = signalfd(-1, set, SFD_CLOEXEC);
+    if (fifo < 0 || sfd < 0) {
+        snprintf(err, errlen, "cannot open the control FIFO %s: %s", path, strerror(errno));
+        goto out;
+    }
+    for (;;) {
+        struct pollfd fds[2] = {{fifo, POLLIN, 0}, {sfd, POLLIN, 0}};
+        ssize_t n;
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            snprintf(err, errlen, "poll on the control FIFO: %s", strerror(errno));
+            goto out;
+        }
+        if (fds[1].revents) {
+            rc = 0; /* a stop signal */
+            goto out;
+        }
+        n = read(fifo, buf + used, sizeof(buf) - 1 - used);
+        if (n <= 0) {
+            snprintf(err, errlen, "reading the control FIFO: %s", n < 0 ? strerror(errno) : "EOF");
+            goto out;
+        }
+        used += (size_t)n;
+        buf[used] = '\0';
+        char *start = buf, *nl;
+        while ((nl = strchr(start, '\n')) != NULL) {
+            *nl = '\0';
+            if (*start) {
+                if (ingest_mock_command(m, start, line_err, sizeof(line_err)) == 0)
+                    printf("ok: %s\n", start);
+                else
+                    printf("error: %s\n", line_err);
+                fflush(stdout);
+            }
+            start = nl + 1;
+        }
+        used = strlen(start);
+        memmove(buf, start, used);
+        if (used == sizeof(buf) - 1)
+            used = 0; /* an over-long line: drop it */
+    }
+out:
+    if (fifo >= 0)
+        close(fifo);
+    if (sfd >= 0)
+        close(sfd);
+    return rc;
+}
+
 static int vigil_kafka_mock(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"brokers", required_argument, NULL, 'b'},
-        {"partitions", required_argument, NULL, 'p'},
-        {"topic", required_argument, NULL, 't'},
-        {"bootstrap-file", required_argument, NULL, 'f'},
-        {NULL, 0, NULL, 0},
+        {"brokers", required_argument, NULL, 'b'}, {"partitions", required_argument, NULL, 'p'},
+        {"topic", required_argument, NULL, 't'},   {"bootstrap-file", required_argument, NULL, 'f'},
+        {"control", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0},
     };
     int brokers = 3, partitions = 8, opt, sig, rc = 1;
-    const char *topics[64], *file = NULL;
+    const char *topics[64], *file = NULL, *control = NULL;
     size_t n_topics = 0;
     char err[512];
     sigset_t set;
     ingest_mock_t *m = NULL;
 
-    while ((opt = getopt_long(argc, argv, "b:p:t:f:", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "b:p:t:f:c:", options, NULL)) != -1) {
         switch (opt) {
         case 'b':
             brokers = atoi(optarg);
@@ -133,6 +204,9 @@ static int vigil_kafka_mock(int argc, char **argv)
             break;
         case 'f':
             file = optarg;
+            break;
+        case 'c':
+            control = optarg;
             break;
         default:
             vigil_usage(stderr);
@@ -176,8 +250,12 @@ static int vigil_kafka_mock(int argc, char **argv)
             goto err;
         }
     }
-    if (sigwait(&set, &sig) != 0)
+    if (control) {
+        if (vigil_kafka_mock_control(m, control, &set, err, sizeof(err)) != 0)
+            goto err;
+    } else if (sigwait(&set, &sig) != 0) {
         goto err_nomsg;
+    }
     rc = 0;
     goto out;
 err:
@@ -200,6 +278,8 @@ int main(int argc, char **argv)
     /* Each command parses its own options from argv[1] on, like git's subcommands. */
     if (strcmp(cmd, "produce") == 0)
         return produce_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "dlq") == 0)
+        return dlq_main(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
         return vigil_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "check-config") == 0)

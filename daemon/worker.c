@@ -19,6 +19,7 @@
 #include "ingest_kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "rows.h"
 #include "sink_pg.h"
 
 #define WORKER_REASON_MAX 512
@@ -211,46 +212,18 @@ static void worker_batch_discard(worker_t *w)
         w->parts[p].batch_next = -1;
 }
 
-/* The message's Kafka timestamp, or -1 (stored as NULL) when there is none or it cannot be a
- * PostgreSQL timestamptz: producers set CreateTime to anything, and one bad clock must not make
- * a batch unwritable. */
+/* The message's Kafka timestamp as stored (rows_kafka_timestamp): -1 for none or unstorable. */
 static int64_t worker_kafka_timestamp(const rd_kafka_message_t *msg)
 {
     rd_kafka_timestamp_type_t tstype;
     int64_t ts = rd_kafka_message_timestamp(msg, &tstype);
-    const int64_t year_10000_ms = INT64_C(253402300800000);
-
-    if (tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0 || ts >= year_10000_ms)
-        return -1;
-    return ts;
+    return tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : rows_kafka_timestamp(ts);
 }
 
 static void worker_fill_row(worker_t *w, const worker_item_t *it, sink_risk_row_t *r)
 {
-    const ingest_event_t *e = &it->ev;
-    *r = (sink_risk_row_t){
-        .topic = w->topic,
-        .partition = it->msg->partition,
-        .offset = it->msg->offset,
-        .kafka_timestamp_ms = worker_kafka_timestamp(it->msg),
-        .event_id = e->event_id,
-        .event_type = e->event_type,
-        .user_id = e->user_id,
-        .account_id = e->account_id,
-        .device_id = e->device_id,
-        .ip = e->ip,
-        .has_amount = e->has_amount,
-        .amount = e->amount,
-        .currency = e->currency,
-        .merchant_id = e->merchant_id,
-        .merchant_category = e->merchant_category,
-        .country = e->country,
-        .has_geo = e->has_geo,
-        .latitude = e->latitude,
-        .longitude = e->longitude,
-        .event_time_ms = e->event_time_ms,
-        .channel = e->channel,
-    };
+    rows_risk_from_event(&it->ev, w->topic, it->msg->partition, it->msg->offset,
+                         worker_kafka_timestamp(it->msg), r);
 }
 
 static void worker_fill_dead(worker_t *w, const worker_item_t *it, sink_dead_letter_t *d)

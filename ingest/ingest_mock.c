@@ -6,6 +6,7 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct ingest_mock {
     rd_kafka_t *rk;
@@ -75,4 +76,79 @@ void ingest_mock_free(ingest_mock_t *m)
     if (m->rk)
         rd_kafka_destroy(m->rk);
     free(m);
+}
+
+/* Kafka protocol API keys by name, for the `errors` command. */
+static int mock_api_key(const char *name)
+{
+    static const struct {
+        const char *name;
+        int key;
+    } apis[] = {{"Produce", 0},      {"Fetch", 1},       {"ListOffsets", 2},      {"Metadata", 3},
+                {"OffsetCommit", 8}, {"OffsetFetch", 9}, {"FindCoordinator", 10}, {"JoinGroup", 11},
+                {"Heartbeat", 12},   {"LeaveGroup", 13}, {"SyncGroup", 14}};
+    char *end;
+    long n;
+
+    for (size_t i = 0; i < sizeof(apis) / sizeof(apis[0]); i++)
+        if (strcmp(apis[i].name, name) == 0)
+            return apis[i].key;
+    n = strtol(name, &end, 10);
+    return (*name && !*end && n >= 0 && n < 100) ? (int)n : -1;
+}
+
+int ingest_mock_command(ingest_mock_t *m, const char *line, char *err, size_t errlen)
+{
+    char verb[32] = "", a[256] = "", b[256] = "", c[32] = "";
+    int n = sscanf(line, "%31s %255s %255s %31s", verb, a, b, c);
+    long id;
+
+    if (n >= 2 && (strcmp(verb, "broker-down") == 0 || strcmp(verb, "broker-up") == 0)) {
+        id = strtol(a, NULL, 10);
+        if (id < 1 || id > m->brokers)
+            goto bad;
+        rd_kafka_resp_err_t e = strcmp(verb, "broker-down") == 0
+                                    ? rd_kafka_mock_broker_set_down(m->cluster, (int32_t)id)
+                                    : rd_kafka_mock_broker_set_up(m->cluster, (int32_t)id);
+        if (e) {
+            snprintf(err, errlen, "%s %ld: %s", verb, id, rd_kafka_err2str(e));
+            return -1;
+        }
+        return 0;
+    }
+    if (n == 4 && strcmp(verb, "leader") == 0) {
+        id = strtol(c, NULL, 10);
+        rd_kafka_resp_err_t e = rd_kafka_mock_partition_set_leader(
+            m->cluster, a, (int32_t)strtol(b, NULL, 10), (int32_t)id);
+        if (e) {
+            snprintf(err, errlen, "leader %s %s %ld: %s", a, b, id, rd_kafka_err2str(e));
+            return -1;
+        }
+        return 0;
+    }
+    if (n == 4 && strcmp(verb, "coordinator") == 0) {
+        id = strtol(c, NULL, 10);
+        if (id < 1 || id > m->brokers)
+            goto bad;
+        rd_kafka_resp_err_t e = rd_kafka_mock_coordinator_set(m->cluster, a, b, (int32_t)id);
+        if (e) {
+            snprintf(err, errlen, "coordinator %s %s %ld: %s", a, b, id, rd_kafka_err2str(e));
+            return -1;
+        }
+        return 0;
+    }
+    if (n == 4 && strcmp(verb, "errors") == 0) {
+        int api = mock_api_key(a);
+        long count = strtol(b, NULL, 10), code = strtol(c, NULL, 10);
+        rd_kafka_resp_err_t codes[64];
+        if (api < 0 || count < 1 || count > 64 || code <= 0)
+            goto bad;
+        for (long i = 0; i < count; i++)
+            codes[i] = (rd_kafka_resp_err_t)code;
+        rd_kafka_mock_push_request_errors_array(m->cluster, (int16_t)api, (size_t)count, codes);
+        return 0;
+    }
+bad:
+    snprintf(err, errlen, "bad mock command \"%.200s\" (see ingest_mock.h)", line);
+    return -1;
 }

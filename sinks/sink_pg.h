@@ -102,6 +102,38 @@ int sink_pg_offsets_load(sink_pg_t *pg, const char *group, const char *topic,
  * connection lost; safe to retry the same batch after sink_pg_reconnect). */
 int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t errlen);
 
+/* ---- dead-letter tooling (vigil dlq) ---- */
+
+/* One stored dead letter. Everything is owned by the entry (sink_pg_dead_entries_free). */
+typedef struct sink_dead_entry {
+    int64_t id;
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t kafka_timestamp_ms; /* -1 when NULL */
+    unsigned char *key;         /* NULL when the message had no key */
+    size_t key_len;
+    unsigned char *payload; /* NULL for an empty message */
+    size_t payload_len;
+    char *reason;
+    char *created_at; /* as PostgreSQL prints it */
+} sink_dead_entry_t;
+
+/* Lists up to limit dead letters with id > after_id, oldest first; topic (exact) and
+ * reason_like (an SQL LIKE pattern) filter when not NULL. *out is malloc'd (free with
+ * sink_pg_dead_entries_free). */
+int sink_pg_dead_letters_list(sink_pg_t *pg, const char *topic, const char *reason_like,
+                              int64_t after_id, int limit, sink_dead_entry_t **out, size_t *n,
+                              char *err, size_t errlen);
+void sink_pg_dead_entries_free(sink_dead_entry_t *entries, size_t n);
+
+/* Replaces dead letter id with row (the same topic, partition and offset, decoded now that the
+ * cause is fixed), in one transaction: the dead letter is deleted and the row inserted, or
+ * neither. Returns SINK_PG_OK, SINK_PG_FENCED when the dead letter no longer exists (replayed
+ * already, by this or another run: nothing written), SINK_PG_REJECTED or SINK_PG_ERR. */
+int sink_pg_dead_letter_replace(sink_pg_t *pg, int64_t id, const sink_risk_row_t *row, char *err,
+                                size_t errlen);
+
 /* Cheap liveness check (SELECT 1). */
 int sink_pg_ping(sink_pg_t *pg, char *err, size_t errlen);
 

@@ -99,12 +99,27 @@ kafka_start() {
     local topics=()
     for t in "$@"; do topics+=(--topic "$t"); done
     "$VIGIL" kafka-mock --brokers "$brokers" --partitions "$partitions" "${topics[@]}" \
-        --bootstrap-file "$HARNESS_TMP/bootstrap" >"$HARNESS_TMP/kafka.log" 2>&1 &
+        --bootstrap-file "$HARNESS_TMP/bootstrap" --control "$HARNESS_TMP/kafka.ctl" \
+        >"$HARNESS_TMP/kafka.log" 2>&1 &
     KAFKA_PID=$!
     HARNESS_PIDS+=($KAFKA_PID)
     wait_until 30 "embedded Kafka bootstrap file" test -s "$HARNESS_TMP/bootstrap"
     KAFKA_BOOTSTRAP=$(cat "$HARNESS_TMP/bootstrap")
     export KAFKA_BOOTSTRAP
+}
+
+# kafka_ctl COMMAND...: sends a fault-injection command to the embedded Kafka (see
+# ingest/ingest_mock.h for the commands) and waits until it has been applied.
+kafka_ctl() {
+    local cmd="$*" before
+    before=$(grep -c '' "$HARNESS_TMP/kafka.log")
+    echo "$cmd" >"$HARNESS_TMP/kafka.ctl"
+    wait_until 10 "kafka-mock to apply '$cmd'" bash -c \
+        "tail -n +$((before + 1)) '$HARNESS_TMP/kafka.log' | grep -q -e '^ok: $cmd\$' -e '^error: '"
+    if tail -n +$((before + 1)) "$HARNESS_TMP/kafka.log" | grep -q '^error: '; then
+        fail "kafka-mock refused '$cmd': $(tail -n 1 "$HARNESS_TMP/kafka.log")"
+    fi
+    note "kafka: $cmd"
 }
 
 # wait_until SECONDS WHAT COMMAND...: polls COMMAND until it succeeds, or fails the test naming

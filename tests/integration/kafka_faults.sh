@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Kafka faults injected through the mock cluster while events flow: fetch errors, a broker
+# down and up again, a partition leader moved, the group coordinator moved, failing offset
+# commits, join and heartbeat errors during a rebalance. vigild recovers by itself; afterwards
+# every event is in PostgreSQL exactly once.
+source "$(dirname "$0")/../lib/harness.sh"
+harness_init
+pg_start
+kafka_start 3 8 behavior-events
+
+"$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n 80000 --rate 3000 --malformed 0.01 --seed 71 \
+    >"$HARNESS_TMP/produce.out" 2>"$HARNESS_TMP/produce.log" &
+producer=$!
+HARNESS_PIDS+=($producer)
+
+opts=(--set ingest.batch_max=500 --set ingest.batch_max_delay_ms=50)
+vigild_start v1 "${opts[@]}"
+v1=$VIGILD_PID
+wait_until 60 "load flowing" committed_at_least 3000
+
+progress() { local at; at=$(committed_total); wait_until 90 "progress after: $1" committed_at_least $((at + 2000)); }
+
+kafka_ctl errors Fetch 20 6               # NOT_LEADER_OR_FOLLOWER
+progress "fetch errors"
+kafka_ctl broker-down 2
+progress "broker 2 down"
+kafka_ctl broker-up 2
+kafka_ctl leader behavior-events 0 3
+kafka_ctl leader behavior-events 1 1
+progress "leaders moved"
+kafka_ctl coordinator group vigild 2
+kafka_ctl errors OffsetCommit 10 27       # REBALANCE_IN_PROGRESS
+progress "coordinator moved, offset commits failing"
+# A second member joins through failing JoinGroup and Heartbeat requests.
+kafka_ctl errors JoinGroup 3 16           # NOT_COORDINATOR
+kafka_ctl errors Heartbeat 5 27
+vigild_start v2 "${opts[@]}"
+v2=$VIGILD_PID
+wait_until 90 "v2 assigned partitions" grep -q 'msg="partition assigned"' "$HARNESS_TMP/v2.log"
+progress "rebalance through errors"
+
+wait "$producer" || fail "producer failed: $(tail -n 3 "$HARNESS_TMP/produce.log")"
+summary=$(cat "$HARNESS_TMP/produce.out")
+wait_until 180 "all 80000 committed" committed_at_least 80000
+kill -0 "$v1" && kill -0 "$v2" || fail "a vigild died during the faults"
+vigild_term "$v1" 30
+[ "$TERM_RC" = 0 ] || fail "v1 exited with $TERM_RC"
+vigild_term "$v2" 30
+[ "$TERM_RC" = 0 ] || fail "v2 exited with $TERM_RC"
+assert_exactly_once "$(summary_field "$summary" good)" "$(summary_field "$summary" malformed)"
+# The faults reached vigild (not just the mock): its librdkafka log saw them.
+grep -q 'Connect to ipv4#127.0.0.1:[0-9]* failed: Connection refused' "$HARNESS_TMP/v1.log" ||
+    fail "v1 never saw broker 2 down"
+grep -q 'Offset commit (manual) failed' "$HARNESS_TMP/v1.log" "$HARNESS_TMP/v2.log" ||
+    fail "no instance saw the failing offset commits"
+note "ok"
