@@ -7,10 +7,7 @@ harness_init
 pg_start
 kafka_start 3 6 behavior-events
 
-"$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n 60000 --rate 4000 --malformed 0.01 --seed 41 \
-    >"$HARNESS_TMP/produce.out" 2>"$HARNESS_TMP/produce.log" &
-producer=$!
-HARNESS_PIDS+=($producer)
+producer_start -n 60000 --rate 4000 --malformed 0.01 --seed 41
 
 opts=(--set ingest.batch_max=500 --set ingest.batch_max_delay_ms=50)
 vigild_start v1 "${opts[@]}"
@@ -37,8 +34,8 @@ kill -9 "$v3"
 wait "$v3" 2>/dev/null || true
 note "v2 stopped, v3 killed at $(committed_total) committed"
 
-wait "$producer" || fail "producer failed: $(tail -n 3 "$HARNESS_TMP/produce.log")"
-summary=$(cat "$HARNESS_TMP/produce.out")
+producer_wait
+summary=$PRODUCER_SUMMARY
 wait_until 180 "all 60000 committed by v1" committed_at_least 60000
 vigild_term "$v1" 30
 [ "$TERM_RC" = 0 ] || fail "v1 exited with $TERM_RC"

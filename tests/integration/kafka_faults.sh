@@ -8,10 +8,7 @@ harness_init
 pg_start
 kafka_start 3 8 behavior-events
 
-"$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n 80000 --rate 3000 --malformed 0.01 --seed 71 \
-    >"$HARNESS_TMP/produce.out" 2>"$HARNESS_TMP/produce.log" &
-producer=$!
-HARNESS_PIDS+=($producer)
+producer_start -n 80000 --rate 3000 --malformed 0.01 --seed 71
 
 opts=(--set ingest.batch_max=500 --set ingest.batch_max_delay_ms=50)
 vigild_start v1 "${opts[@]}"
@@ -39,8 +36,8 @@ v2=$VIGILD_PID
 wait_until 90 "v2 assigned partitions" grep -q 'msg="partition assigned"' "$HARNESS_TMP/v2.log"
 progress "rebalance through errors"
 
-wait "$producer" || fail "producer failed: $(tail -n 3 "$HARNESS_TMP/produce.log")"
-summary=$(cat "$HARNESS_TMP/produce.out")
+producer_wait
+summary=$PRODUCER_SUMMARY
 wait_until 180 "all 80000 committed" committed_at_least 80000
 kill -0 "$v1" && kill -0 "$v2" || fail "a vigild died during the faults"
 vigild_term "$v1" 30

@@ -10,10 +10,7 @@ kafka_start 3 8 behavior-events
 OUTAGE_S=20
 RSS_CEILING_KIB=$((128 * 1024))
 
-"$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n 150000 --rate 5000 --malformed 0.01 --seed 61 \
-    >"$HARNESS_TMP/produce.out" 2>"$HARNESS_TMP/produce.log" &
-producer=$!
-HARNESS_PIDS+=($producer)
+producer_start -n 150000 --rate 5000 --malformed 0.01 --seed 61
 
 VIGIL_HTTP_LISTEN=127.0.0.1:0 vigild_start v1 --set ingest.batch_max=1000 \
     --set postgres.retry_max_ms=1000
@@ -42,8 +39,8 @@ note "PostgreSQL back; vigild RSS before ${before} KiB, peak during the outage $
 
 resumed() { http_get "$port" /metrics | grep -q '^vigil_paused_partitions 0$'; }
 wait_until 60 "partitions resumed" resumed
-wait "$producer" || fail "producer failed: $(tail -n 3 "$HARNESS_TMP/produce.log")"
-summary=$(cat "$HARNESS_TMP/produce.out")
+producer_wait
+summary=$PRODUCER_SUMMARY
 wait_until 180 "all 150000 committed" committed_at_least 150000
 kill -0 "$v1" || fail "vigild is gone"
 vigild_term "$v1" 30

@@ -7,10 +7,7 @@ harness_init
 pg_start
 kafka_start 3 8 behavior-events
 
-"$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n 80000 --rate 20000 --malformed 0.01 --seed 31 \
-    >"$HARNESS_TMP/produce.out" 2>"$HARNESS_TMP/produce.log" &
-producer=$!
-HARNESS_PIDS+=($producer)
+producer_start -n 80000 --rate 20000 --malformed 0.01 --seed 31
 
 vigild_start v1 --set ingest.batch_max=1000 --set daemon.shutdown_timeout_ms=5000
 wait_until 60 "load flowing" committed_at_least 10000
@@ -29,8 +26,8 @@ dead=$(echo "$last" | sed -E 's/.* dead_lettered=([0-9]+).*/\1/')
 assert_exactly_once "$(count_rows risk_scores)" "$(count_rows dead_letters)"
 note "stopped at $consumed consumed, all committed"
 
-wait "$producer" || fail "producer failed: $(cat "$HARNESS_TMP/produce.log" | tail -n 3)"
-summary=$(cat "$HARNESS_TMP/produce.out")
+producer_wait
+summary=$PRODUCER_SUMMARY
 vigild_start v2
 wait_until 120 "all 80000 committed" committed_at_least 80000
 vigild_term "$VIGILD_PID" 30

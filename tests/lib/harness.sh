@@ -149,6 +149,19 @@ vigild_start() {
     HARNESS_PIDS+=($VIGILD_PID)
 }
 
+# producer_start ARGS...: `vigil produce ARGS` into the test's Kafka in the background, while
+# the test does other things; producer_wait then waits for it (failing the test if it failed)
+# and sets PRODUCER_SUMMARY to its summary line.
+producer_start() {
+    "$VIGIL" produce -b "$KAFKA_BOOTSTRAP" "$@" >"$HARNESS_TMP/produce.out" 2>"$HARNESS_TMP/produce.log" &
+    PRODUCER_PID=$!
+    HARNESS_PIDS+=($PRODUCER_PID)
+}
+producer_wait() {
+    wait "$PRODUCER_PID" || fail "producer failed: $(tail -n 3 "$HARNESS_TMP/produce.log")"
+    PRODUCER_SUMMARY=$(cat "$HARNESS_TMP/produce.out")
+}
+
 # Exact-count helpers used by several tests.
 count_rows() { sql "SELECT count(*) FROM vigil.$1"; }
 count_duplicates() {
