@@ -58,8 +58,8 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < EVENTS; i++) {
         produce_gen_event(gen, (uint64_t)i, INT64_C(1763900000000), &ev);
-        lens[i] = ingest_avro_encode(codec, &ev, 1, msgs + (size_t)i * MSG_CAP, MSG_CAP, err,
-                                     sizeof err);
+        lens[i] =
+            ingest_avro_encode(codec, &ev, 1, msgs + (size_t)i * MSG_CAP, MSG_CAP, err, sizeof err);
         if (lens[i] <= 0) {
             fprintf(stderr, "bench_decode: encoding event %d: %s\n", i, err);
             goto out;
@@ -87,9 +87,10 @@ int main(int argc, char **argv)
     double median = rates[runs / 2];
     printf("BENCH decode_behavior_events_per_s %.0f events/s\n", median);
     printf("BENCH decode_behavior_mb_per_s %.1f MB/s\n", median * (double)bytes / EVENTS / 1e6);
-    fprintf(stderr, "# decode: %d runs of >= %.1f s on one thread, range %.0f-%.0f events/s, mean message "
-           "%.0f bytes\n",
-           runs, seconds, rates[0], rates[runs - 1], (double)bytes / EVENTS);
+    fprintf(stderr,
+            "# decode: %d runs of >= %.1f s on one thread, range %.0f-%.0f events/s, mean message "
+            "%.0f bytes\n",
+            runs, seconds, rates[0], rates[runs - 1], (double)bytes / EVENTS);
     rc = 0;
 out:
     ingest_event_clear(&out);

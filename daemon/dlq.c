@@ -38,14 +38,15 @@ typedef struct dlq_options {
 
 static void dlq_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: vigil dlq list   [--topic T] [--reason PATTERN] [--limit N] [config options]\n"
-            "       vigil dlq replay [--topic T] [--reason PATTERN] [--limit N] [--dry-run]\n"
-            "                        [config options]\n"
-            "  --reason PATTERN  an SQL LIKE pattern on the reason, e.g. 'unknown schema id%%'\n"
-            "  --limit N         at most N dead letters (list: default 100; replay: all)\n"
-            "  config options    --config FILE, --set KEY=VALUE (as for vigild): the database,\n"
-            "                    and for replay the decoder (ingest.format, ingest.schema_dir, ...)\n");
+    fprintf(
+        out,
+        "usage: vigil dlq list   [--topic T] [--reason PATTERN] [--limit N] [config options]\n"
+        "       vigil dlq replay [--topic T] [--reason PATTERN] [--limit N] [--dry-run]\n"
+        "                        [config options]\n"
+        "  --reason PATTERN  an SQL LIKE pattern on the reason, e.g. 'unknown schema id%%'\n"
+        "  --limit N         at most N dead letters (list: default 100; replay: all)\n"
+        "  config options    --config FILE, --set KEY=VALUE (as for vigild): the database,\n"
+        "                    and for replay the decoder (ingest.format, ingest.schema_dir, ...)\n");
 }
 
 static int dlq_list(sink_pg_t *pg, const dlq_options_t *o)
@@ -90,8 +91,8 @@ static int dlq_replay(sink_pg_t *pg, const daemon_config_t *cfg, const dlq_optio
         fprintf(stderr, "vigil dlq replay: bad ingest.format \"%s\"\n", cfg->ingest_format);
         return 2;
     }
-    dec = ingest_avro_new(format, cfg->ingest_reader_schema, cfg->ingest_schema_dir, err,
-                          sizeof err);
+    dec =
+        ingest_avro_new(format, cfg->ingest_reader_schema, cfg->ingest_schema_dir, err, sizeof err);
     if (!dec) {
         fprintf(stderr, "vigil dlq replay: %s\n", err);
         return 1;
@@ -108,10 +109,9 @@ static int dlq_replay(sink_pg_t *pg, const daemon_config_t *cfg, const dlq_optio
         }
         for (size_t i = 0; i < n && (o->limit <= 0 || seen < o->limit); i++, seen++) {
             sink_risk_row_t row;
-            int dr = e[i].payload_len == 0
-                         ? INGEST_AVRO_BAD
-                         : ingest_avro_decode(dec, e[i].payload, e[i].payload_len, &ev, reason,
-                                              sizeof reason);
+            int dr = e[i].payload_len == 0 ? INGEST_AVRO_BAD
+                                           : ingest_avro_decode(dec, e[i].payload, e[i].payload_len,
+                                                                &ev, reason, sizeof reason);
             if (e[i].payload_len == 0)
                 snprintf(reason, sizeof reason, "empty message value");
             if (dr == INGEST_AVRO_ERR) {

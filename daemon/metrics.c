@@ -11,11 +11,27 @@
 #include <string.h>
 
 metrics_t metrics;
+static char metrics_topic[256];
 
 static const double metrics_batch_rows_bounds[] = {1, 10, 50, 100, 500, 1000, 5000, 10000, 50000};
 static const double metrics_write_seconds_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                       0.25,  0.5,    1,     2.5,  5,     10};
 
+static const double metrics_decode_seconds_bounds[] = {1e-6, 2e-6, 5e-6, 1e-5, 2e-5,
+                                                       5e-5, 1e-4, 1e-3, 1e-2};
+static const char *const metrics_dead_reason_names[METRICS_DEAD_REASONS] = {
+    [METRICS_DEAD_EMPTY] = "empty",
+    [METRICS_DEAD_TRUNCATED] = "truncated",
+    [METRICS_DEAD_BAD_MAGIC] = "bad_magic",
+    [METRICS_DEAD_UNKNOWN_SCHEMA] = "unknown_schema",
+    [METRICS_DEAD_INCOMPATIBLE_SCHEMA] = "incompatible_schema",
+    [METRICS_DEAD_INVALID_FIELD] = "invalid_field",
+    [METRICS_DEAD_MALFORMED] = "malformed",
+    [METRICS_DEAD_REFUSED] = "refused_by_postgres",
+};
+
+_Static_assert(sizeof(metrics_decode_seconds_bounds) / sizeof(double) <= METRICS_HIST_MAX_BUCKETS,
+               "vigil_decode_seconds has too many buckets");
 _Static_assert(sizeof(metrics_batch_rows_bounds) / sizeof(double) <= METRICS_HIST_MAX_BUCKETS,
                "vigil_batch_rows has too many buckets");
 _Static_assert(sizeof(metrics_write_seconds_bounds) / sizeof(double) <= METRICS_HIST_MAX_BUCKETS,
@@ -31,7 +47,7 @@ static void metrics_histogram_init(metrics_histogram_t *h, const char *name, con
     for (int i = 0; i <= METRICS_HIST_MAX_BUCKETS; i++)
         atomic_store_explicit(&h->buckets[i], 0, memory_order_relaxed);
     atomic_store_explicit(&h->count, 0, memory_order_relaxed);
-    atomic_store_explicit(&h->sum_micros, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->sum_nanos, 0, memory_order_relaxed);
 }
 
 void metrics_init(void)
@@ -43,6 +59,38 @@ void metrics_init(void)
                            "Duration of one batch transaction in PostgreSQL, in seconds.",
                            metrics_write_seconds_bounds,
                            (int)(sizeof(metrics_write_seconds_bounds) / sizeof(double)));
+    metrics_histogram_init(&metrics.decode_seconds, "vigil_decode_seconds",
+                           "Time to decode and validate one Kafka message, in seconds.",
+                           metrics_decode_seconds_bounds,
+                           (int)(sizeof(metrics_decode_seconds_bounds) / sizeof(double)));
+    for (int p = 0; p < METRICS_PARTITIONS_MAX; p++)
+        atomic_store_explicit(&metrics.consumer_lag[p], -1, memory_order_relaxed);
+}
+
+void metrics_set_topic(const char *topic)
+{
+    snprintf(metrics_topic, sizeof(metrics_topic), "%s", topic ? topic : "");
+}
+
+metrics_dead_reason_t metrics_dead_reason_of(const char *reason)
+{
+    static const struct {
+        const char *prefix;
+        metrics_dead_reason_t label;
+    } map[] = {
+        {"empty message", METRICS_DEAD_EMPTY},
+        {"truncated", METRICS_DEAD_TRUNCATED},
+        {"bad magic byte", METRICS_DEAD_BAD_MAGIC},
+        {"unknown schema id", METRICS_DEAD_UNKNOWN_SCHEMA},
+        {"schema id", METRICS_DEAD_INCOMPATIBLE_SCHEMA},
+        {"incompatible schema", METRICS_DEAD_INCOMPATIBLE_SCHEMA},
+        {"invalid field", METRICS_DEAD_INVALID_FIELD},
+        {"refused by PostgreSQL", METRICS_DEAD_REFUSED},
+    };
+    for (size_t i = 0; reason && i < sizeof(map) / sizeof(map[0]); i++)
+        if (strncmp(reason, map[i].prefix, strlen(map[i].prefix)) == 0)
+            return map[i].label;
+    return METRICS_DEAD_MALFORMED;
 }
 
 void metrics_observe(metrics_histogram_t *h, double value)
@@ -57,7 +105,7 @@ void metrics_observe(metrics_histogram_t *h, double value)
     atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
     if (value > 0)
-        atomic_fetch_add_explicit(&h->sum_micros, (uint64_t)llround(value * 1e6),
+        atomic_fetch_add_explicit(&h->sum_nanos, (uint64_t)llround(value * 1e9),
                                   memory_order_relaxed);
 }
 
@@ -134,8 +182,8 @@ static void metrics_render_histogram(metrics_text_t *t, metrics_histogram_t *h)
     /* _count is the +Inf bucket as read here, not h->count read separately, so a scrape racing
      * an observation still satisfies Prometheus's rule that the two are equal. */
     metrics_text_printf(t, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", h->name, cumulative);
-    metrics_text_printf(t, "%s_sum %.6f\n%s_count %" PRIu64 "\n", h->name,
-                        (double)atomic_load_explicit(&h->sum_micros, memory_order_relaxed) / 1e6,
+    metrics_text_printf(t, "%s_sum %.9f\n%s_count %" PRIu64 "\n", h->name,
+                        (double)atomic_load_explicit(&h->sum_nanos, memory_order_relaxed) / 1e9,
                         h->name, cumulative);
 }
 
@@ -173,6 +221,27 @@ int metrics_render(char **out, size_t *out_len)
                          "1 when the last PostgreSQL operation succeeded, else 0.", &m->pg_up);
     metrics_render_histogram(&t, &m->batch_rows);
     metrics_render_histogram(&t, &m->write_seconds);
+    metrics_render_histogram(&t, &m->decode_seconds);
+
+    metrics_text_printf(&t, "# HELP vigil_messages_dead_lettered_by_reason_total Dead letters by "
+                            "kind of reason.\n"
+                            "# TYPE vigil_messages_dead_lettered_by_reason_total counter\n");
+    for (int r = 0; r < METRICS_DEAD_REASONS; r++)
+        metrics_text_printf(
+            &t, "vigil_messages_dead_lettered_by_reason_total{reason=\"%s\"} %" PRIu64 "\n",
+            metrics_dead_reason_names[r],
+            atomic_load_explicit(&m->dead_by_reason[r], memory_order_relaxed));
+    /* Kafka topic names are [a-zA-Z0-9._-]: nothing to escape in the label. */
+    metrics_text_printf(&t, "# HELP vigil_consumer_lag Messages in Kafka past the offset stored in "
+                            "PostgreSQL, per assigned partition.\n"
+                            "# TYPE vigil_consumer_lag gauge\n");
+    for (int p = 0; p < METRICS_PARTITIONS_MAX; p++) {
+        int64_t lag = atomic_load_explicit(&m->consumer_lag[p], memory_order_relaxed);
+        if (lag >= 0)
+            metrics_text_printf(&t,
+                                "vigil_consumer_lag{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n",
+                                metrics_topic, p, lag);
+    }
 
     if (t.failed) {
         free(t.buf);

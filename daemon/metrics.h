@@ -16,8 +16,25 @@ typedef struct metrics_histogram {
     int n_bounds;
     _Atomic uint64_t buckets[METRICS_HIST_MAX_BUCKETS + 1]; /* non-cumulative; last is +Inf */
     _Atomic uint64_t count;
-    _Atomic uint64_t sum_micros; /* sum of observations x 1e6, so it stays an integer */
+    _Atomic uint64_t sum_nanos; /* sum of observations x 1e9, so it stays an integer */
 } metrics_histogram_t;
+
+/* Why messages became dead letters, as a small fixed label set (reasons themselves are free
+ * text in vigil.dead_letters): vigil_messages_dead_lettered_by_reason_total{reason="..."}. */
+typedef enum metrics_dead_reason {
+    METRICS_DEAD_EMPTY,               /* empty message value */
+    METRICS_DEAD_TRUNCATED,           /* shorter than its encoding says */
+    METRICS_DEAD_BAD_MAGIC,           /* not Confluent framing */
+    METRICS_DEAD_UNKNOWN_SCHEMA,      /* no schema for its id */
+    METRICS_DEAD_INCOMPATIBLE_SCHEMA, /* writer schema does not resolve to the reader's */
+    METRICS_DEAD_INVALID_FIELD,       /* decodes, but a value breaks a rule (UTF-8, range, ...) */
+    METRICS_DEAD_MALFORMED,           /* any other malformed Avro */
+    METRICS_DEAD_REFUSED,             /* PostgreSQL refused the row */
+    METRICS_DEAD_REASONS
+} metrics_dead_reason_t;
+
+/* Per-partition consumer lag is kept for partitions 0..METRICS_PARTITIONS_MAX-1. */
+#define METRICS_PARTITIONS_MAX 1024
 
 typedef struct metrics {
     _Atomic uint64_t consumed;      /* vigil_messages_consumed_total: messages taken from Kafka */
@@ -34,6 +51,11 @@ typedef struct metrics {
     _Atomic int64_t pg_up;               /* gauge vigil_postgres_up: last operation succeeded */
     metrics_histogram_t batch_rows;      /* vigil_batch_rows: rows + dead letters per batch */
     metrics_histogram_t write_seconds;   /* vigil_write_seconds: one batch transaction */
+    metrics_histogram_t decode_seconds;  /* vigil_decode_seconds: one message */
+    _Atomic uint64_t dead_by_reason[METRICS_DEAD_REASONS];
+    /* gauge vigil_consumer_lag{topic,partition}: messages in Kafka past the stored offset;
+     * -1 (not rendered) when the partition is not assigned here or not known yet. */
+    _Atomic int64_t consumer_lag[METRICS_PARTITIONS_MAX];
 } metrics_t;
 
 /* The one instance of the process. metrics_init sets up the histogram bounds; call it once. */
@@ -45,6 +67,12 @@ static inline void metrics_add(_Atomic uint64_t *c, uint64_t n)
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 void metrics_observe(metrics_histogram_t *h, double value);
+
+/* The label of a dead letter's reason text (the decoder's and the worker's wording). */
+metrics_dead_reason_t metrics_dead_reason_of(const char *reason);
+
+/* The topic name the per-partition gauges are labelled with (copied; set once at start). */
+void metrics_set_topic(const char *topic);
 
 /* Renders everything as Prometheus text into a malloc'd buffer (*out, *out_len). Returns 0, or
  * -1 when out of memory. */

@@ -86,6 +86,34 @@ int64_t worker_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t worker_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Counts committed dead letters by kind of reason. */
+static void worker_count_dead(const worker_item_t *it)
+{
+    if (it->dead)
+        metrics_add(&metrics.dead_by_reason[metrics_dead_reason_of(it->reason)], 1);
+}
+
+/* Refreshes vigil_consumer_lag for the assigned partitions from cached watermarks. */
+static void worker_lag_update(worker_t *w)
+{
+    for (size_t p = 0; p < w->n_parts && p < METRICS_PARTITIONS_MAX; p++) {
+        int64_t low, high, lag = -1;
+        if (w->parts[p].assigned &&
+            ingest_kafka_watermarks(w->kafka, (int32_t)p, &low, &high) == 0) {
+            int64_t from = w->parts[p].expected == SINK_PG_OFFSET_NONE ? low : w->parts[p].expected;
+            lag = high > from ? high - from : 0;
+        }
+        atomic_store(&metrics.consumer_lag[p], lag);
+    }
+}
+
 static int worker_stopping(worker_t *w)
 {
     return atomic_load(&w->stop);
@@ -404,6 +432,7 @@ static int worker_batch_isolate(worker_t *w)
         }
         part->expected = adv.next;
         metrics_add(it->dead ? &metrics.dead_lettered : &metrics.written, 1);
+        worker_count_dead(it);
     }
     metrics_add(&metrics.batches, 1);
     return 0;
@@ -465,6 +494,8 @@ static int worker_batch_flush(worker_t *w)
         metrics_add(&metrics.written, n_rows);
         metrics_add(&metrics.dead_lettered, n_dead);
         metrics_add(&metrics.batches, 1);
+        for (size_t i = 0; i < w->n_items; i++)
+            worker_count_dead(&w->items[i]);
         for (size_t i = 0; i < n_adv; i++)
             w->parts[w->advances[i].partition].expected = w->advances[i].next;
     }
@@ -513,8 +544,10 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
         it->dead = 1;
         snprintf(it->reason, sizeof(it->reason), "empty message value");
     } else {
+        int64_t t0 = worker_now_ns();
         int rc = ingest_avro_decode(w->decoder, msg->payload, msg->len, &it->ev, it->reason,
                                     sizeof(it->reason));
+        metrics_observe(&metrics.decode_seconds, (double)(worker_now_ns() - t0) / 1e9);
         if (rc == INGEST_AVRO_ERR) {
             /* Our failure (out of memory), not the message's: it must not become a dead letter.
              * Stop with it unwritten; it is read again after the restart. The batch before it
@@ -592,6 +625,8 @@ static void worker_on_revoke(void *ctx, const char *topic, const int32_t *partit
             p->assigned = 0;
             atomic_fetch_sub(&metrics.assigned_partitions, 1);
         }
+        if (partitions[i] >= 0 && partitions[i] < METRICS_PARTITIONS_MAX)
+            atomic_store(&metrics.consumer_lag[partitions[i]], -1);
         log_info("partition revoked", "topic=%s partition=%d", topic, (int)partitions[i]);
     }
 }
@@ -661,6 +696,7 @@ static int worker_open(worker_t *w)
         log_error("cannot start the Kafka consumer", "error=\"%s\"", log_quote(err, q, sizeof(q)));
         return -1;
     }
+    metrics_set_topic(w->topic);
     log_info("consuming", "topic=%s group=%s instance=%s", w->topic, ingest_kafka_group(w->kafka),
              w->instance_id);
     return 0;
@@ -669,7 +705,7 @@ static int worker_open(worker_t *w)
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
-    int64_t last_ping = worker_now_ms();
+    int64_t last_ping = worker_now_ms(), last_lag = 0;
     char err[512];
     char q[1100];
 
@@ -708,6 +744,10 @@ static void *worker_main(void *arg)
             worker_batch_add(w, msg); /* ownership of msg passes to the batch */
 
         now = worker_now_ms();
+        if (now - last_lag >= 1000) {
+            worker_lag_update(w);
+            last_lag = now;
+        }
         if (w->n_items > 0 &&
             ((int)w->n_items >= atomic_load(&w->batch_max) || now >= w->batch_deadline_ms)) {
             if (worker_batch_flush(w) != 0)
@@ -741,6 +781,8 @@ out:
         ingest_kafka_close(w->kafka);
     }
     atomic_store(&metrics.assigned_partitions, 0);
+    for (int p = 0; p < METRICS_PARTITIONS_MAX; p++)
+        atomic_store(&metrics.consumer_lag[p], -1);
     if (w->on_exit)
         w->on_exit(w->ctx);
     return NULL;

@@ -301,6 +301,15 @@ int ingest_kafka_pause_all(ingest_kafka_t *k, int pause, char *err, size_t errle
     return n;
 }
 
+int ingest_kafka_watermarks(ingest_kafka_t *k, int32_t partition, int64_t *low, int64_t *high)
+{
+    if (rd_kafka_get_watermark_offsets(k->rk, k->topic, partition, low, high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        *high < 0)
+        return -1;
+    return 0;
+}
+
 void ingest_kafka_commit(ingest_kafka_t *k, const int32_t *partitions, const int64_t *next,
                          size_t n)
 {

@@ -62,6 +62,11 @@ int ingest_kafka_seek(ingest_kafka_t *k, int32_t partition, int64_t offset, char
  * skipped. Returns the number of partitions affected, or -1 with err. */
 int ingest_kafka_pause_all(ingest_kafka_t *k, int pause, char *err, size_t errlen);
 
+/* The low and high watermarks of partition as librdkafka last saw them in fetch responses (no
+ * request is made; the same figures as its statistics' lo_offset/hi_offset). Returns 0, or -1
+ * when not known yet. */
+int ingest_kafka_watermarks(ingest_kafka_t *k, int32_t partition, int64_t *low, int64_t *high);
+
 /* Commits next offsets to Kafka asynchronously, for lag tools only. Best effort. */
 void ingest_kafka_commit(ingest_kafka_t *k, const int32_t *partitions, const int64_t *next,
                          size_t n);

@@ -237,12 +237,27 @@ static void check_metrics_text(const char *text)
     check_family(text, "vigil_postgres_up", "gauge");
     check_family(text, "vigil_batch_rows", "histogram");
     check_family(text, "vigil_write_seconds", "histogram");
+    check_family(text, "vigil_decode_seconds", "histogram");
+    check_family(text, "vigil_messages_dead_lettered_by_reason_total", "counter");
+    check_family(text, "vigil_consumer_lag", "gauge");
 
     CHECK(strstr(text, "\nvigil_messages_consumed_total 7\n") != NULL);
     CHECK(strstr(text, "\nvigil_rows_written_total 5\n") != NULL);
     CHECK(strstr(text, "\nvigil_messages_decoded_total 0\n") != NULL);
     CHECK(strstr(text, "\nvigil_assigned_partitions 4\n") != NULL);
     CHECK(strstr(text, "\nvigil_postgres_up 1\n") != NULL);
+    /* Only partitions with a known lag are rendered, labelled with the topic. */
+    CHECK(strstr(text, "\nvigil_consumer_lag{topic=\"behavior-events\",partition=\"3\"} 42\n"));
+    CHECK(strstr(text, "\nvigil_consumer_lag{topic=\"behavior-events\",partition=\"7\"} 0\n"));
+    CHECK(strstr(text, "partition=\"0\"") == NULL);
+    CHECK(strstr(text, "\nvigil_messages_dead_lettered_by_reason_total{reason=\"unknown_schema\"} "
+                       "2\n"));
+    CHECK(strstr(text, "\nvigil_messages_dead_lettered_by_reason_total{reason="
+                       "\"refused_by_postgres\"} 1\n"));
+    CHECK(strstr(text, "\nvigil_messages_dead_lettered_by_reason_total{reason=\"empty\"} 0\n"));
+    CHECK(strstr(text, "\nvigil_decode_seconds_bucket{le=\"2e-06\"} 1\n"));
+    CHECK(strstr(text, "\nvigil_decode_seconds_sum 0.000001500\n"));
+    CHECK(check_histogram(text, "vigil_decode_seconds") == 10);
 
     /* Observed 1, 5, 100, 100, 7000, 100000: bounds are inclusive ("le"). */
     CHECK(strstr(text, "\nvigil_batch_rows_bucket{le=\"1\"} 1\n"
@@ -255,7 +270,7 @@ static void check_metrics_text(const char *text)
                        "vigil_batch_rows_bucket{le=\"10000\"} 5\n"
                        "vigil_batch_rows_bucket{le=\"50000\"} 5\n"
                        "vigil_batch_rows_bucket{le=\"+Inf\"} 6\n"
-                       "vigil_batch_rows_sum 107206.000000\n"
+                       "vigil_batch_rows_sum 107206.000000000\n"
                        "vigil_batch_rows_count 6\n") != NULL);
     CHECK(check_histogram(text, "vigil_batch_rows") == 10);
 
@@ -265,7 +280,7 @@ static void check_metrics_text(const char *text)
                        "vigil_write_seconds_bucket{le=\"2.5\"} 2\n") != NULL);
     CHECK(strstr(text, "\nvigil_write_seconds_bucket{le=\"10\"} 2\n"
                        "vigil_write_seconds_bucket{le=\"+Inf\"} 3\n"
-                       "vigil_write_seconds_sum 13.003000\n"
+                       "vigil_write_seconds_sum 13.003000000\n"
                        "vigil_write_seconds_count 3\n") != NULL);
     CHECK(check_histogram(text, "vigil_write_seconds") == 14);
 
@@ -300,6 +315,29 @@ static void *observer_main(void *arg)
 }
 
 /* Concurrent observations are all counted (relaxed atomics, no lost updates). */
+/* Every reason the decoder and the worker write lands in its label. */
+static void test_dead_reason_labels(void)
+{
+    CHECK(metrics_dead_reason_of("empty message value") == METRICS_DEAD_EMPTY);
+    CHECK(metrics_dead_reason_of("empty message") == METRICS_DEAD_EMPTY);
+    CHECK(metrics_dead_reason_of("truncated: 3-byte message is shorter than the 5-byte Confluent "
+                                 "header") == METRICS_DEAD_TRUNCATED);
+    CHECK(metrics_dead_reason_of("bad magic byte 0x7b (Confluent wants 0x00)") ==
+          METRICS_DEAD_BAD_MAGIC);
+    CHECK(metrics_dead_reason_of("unknown schema id 999999 (no /x/999999.avsc)") ==
+          METRICS_DEAD_UNKNOWN_SCHEMA);
+    CHECK(
+        metrics_dead_reason_of("schema id 4 (/x/4.avsc) does not resolve to vigil.BehaviorEvent") ==
+        METRICS_DEAD_INCOMPATIBLE_SCHEMA);
+    CHECK(metrics_dead_reason_of("incompatible schema id 5: symbol SIGNUP of field event_type") ==
+          METRICS_DEAD_INCOMPATIBLE_SCHEMA);
+    CHECK(metrics_dead_reason_of("invalid field user_id: empty") == METRICS_DEAD_INVALID_FIELD);
+    CHECK(metrics_dead_reason_of("bad union index 7 in field ip (2 branches)") ==
+          METRICS_DEAD_MALFORMED);
+    CHECK(metrics_dead_reason_of("refused by PostgreSQL: ERROR: ...") == METRICS_DEAD_REFUSED);
+    CHECK(metrics_dead_reason_of(NULL) == METRICS_DEAD_MALFORMED);
+}
+
 static void test_observe_concurrent(void)
 {
     pthread_t t[OBSERVERS];
@@ -318,8 +356,8 @@ static void test_observe_concurrent(void)
     CHECK(atomic_load(&concurrent_hist.buckets[0]) == OBSERVERS * (6667 + 6667));
     CHECK(atomic_load(&concurrent_hist.buckets[1]) == OBSERVERS * 6666);
     CHECK(atomic_load(&concurrent_hist.buckets[2]) == 0);
-    CHECK(atomic_load(&concurrent_hist.sum_micros) ==
-          (uint64_t)OBSERVERS * (6667 + 2 * 6666) * 1000000);
+    CHECK(atomic_load(&concurrent_hist.sum_nanos) ==
+          (uint64_t)OBSERVERS * (6667 + 2 * 6666) * 1000000000);
 }
 
 static void test_http(void)
@@ -423,9 +461,16 @@ int main(void)
     metrics_observe(&metrics.write_seconds, 2.5);  /* exactly a bound: counted in le="2.5" */
     metrics_observe(&metrics.write_seconds, 10.5); /* above every bound: only +Inf */
     metrics_observe(&metrics.write_seconds, NAN);  /* dropped */
+    metrics_set_topic("behavior-events");
+    atomic_store(&metrics.consumer_lag[3], 42);
+    atomic_store(&metrics.consumer_lag[7], 0);
+    metrics_add(&metrics.dead_by_reason[metrics_dead_reason_of("unknown schema id 9 (no x)")], 2);
+    metrics_add(&metrics.dead_by_reason[metrics_dead_reason_of("refused by PostgreSQL: ...")], 1);
+    metrics_observe(&metrics.decode_seconds, 1.5e-6);
 
     test_metrics_render();
     test_observe_concurrent();
+    test_dead_reason_labels();
     test_http();
     return TEST_DONE();
 }
