@@ -36,12 +36,18 @@ typedef struct daemon_config {
     char *config_path; /* NULL when started without a file */
 
     /* [ingest] */
-    char *ingest_topic;            /* behavior events topic; default "behavior-events" */
-    char *ingest_format;           /* "confluent" (default) | "plain" */
-    char *ingest_schema_dir;       /* writer schemas <id>.avsc; default: installed schema dir */
-    char *ingest_reader_schema;    /* default: <schema_dir>/BehaviorEvent.avsc */
-    int ingest_batch_max;          /* 1..100000, default 5000, reloadable */
-    int ingest_batch_max_delay_ms; /* 1..60000, default 200, reloadable */
+    char *ingest_topic;                /* behavior events topic; default "behavior-events" */
+    char *ingest_format;               /* "confluent" (default) | "plain" */
+    char *ingest_schema_dir;           /* writer schemas <id>.avsc; default: installed schema dir */
+    char *ingest_reader_schema;        /* default: <schema_dir>/BehaviorEvent.avsc */
+    char *ingest_schema_registry_url;  /* "" = none: writer schemas from schema_dir */
+    char *ingest_schema_registry_user; /* basic auth; "" = none */
+    char *ingest_schema_registry_password; /* secret: never logged */
+    char *ingest_schema_registry_ca_file;  /* PEM bundle for https; "" = system store */
+    int ingest_schema_registry_timeout_ms; /* per request, 100..60000, default 5000 */
+    int ingest_schema_registry_retries;    /* 0..10, default 3 */
+    int ingest_batch_max;                  /* 1..100000, default 5000, reloadable */
+    int ingest_batch_max_delay_ms;         /* 1..60000, default 200, reloadable */
 
     /* [postgres] */
     char *postgres_conninfo;   /* libpq conninfo; default "dbname=vigil" */

@@ -82,6 +82,7 @@ static int dlq_replay(sink_pg_t *pg, const daemon_config_t *cfg, const dlq_optio
     char err[1024], reason[512];
     ingest_format_t format;
     ingest_avro_t *dec = NULL;
+    ingest_registry_t *registry = NULL;
     ingest_event_t ev = {0};
     long replayed = 0, still_bad = 0, gone = 0, seen = 0;
     int64_t after = 0;
@@ -96,6 +97,21 @@ static int dlq_replay(sink_pg_t *pg, const daemon_config_t *cfg, const dlq_optio
     if (!dec) {
         fprintf(stderr, "vigil dlq replay: %s\n", err);
         return 1;
+    }
+    if (cfg->ingest_schema_registry_url[0]) {
+        ingest_registry_options_t ro = {cfg->ingest_schema_registry_url,
+                                        cfg->ingest_schema_registry_user,
+                                        cfg->ingest_schema_registry_password,
+                                        cfg->ingest_schema_registry_ca_file,
+                                        cfg->ingest_schema_registry_timeout_ms,
+                                        cfg->ingest_schema_registry_retries,
+                                        100};
+        registry = ingest_registry_new(&ro, err, sizeof err);
+        if (!registry) {
+            fprintf(stderr, "vigil dlq replay: %s\n", err);
+            goto out;
+        }
+        ingest_avro_set_registry(dec, registry);
     }
     for (;;) {
         sink_dead_entry_t *e;
@@ -114,8 +130,8 @@ static int dlq_replay(sink_pg_t *pg, const daemon_config_t *cfg, const dlq_optio
                                                                 &ev, reason, sizeof reason);
             if (e[i].payload_len == 0)
                 snprintf(reason, sizeof reason, "empty message value");
-            if (dr == INGEST_AVRO_ERR) {
-                fprintf(stderr, "vigil dlq replay: decoder failure on id %lld: %s\n",
+            if (dr == INGEST_AVRO_ERR || dr == INGEST_AVRO_RETRY) {
+                fprintf(stderr, "vigil dlq replay: cannot decode id %lld now: %s\n",
                         (long long)e[i].id, reason);
                 sink_pg_dead_entries_free(e, n);
                 goto out;
@@ -161,6 +177,7 @@ static int dlq_replay(sink_pg_t *pg, const daemon_config_t *cfg, const dlq_optio
 out:
     ingest_event_clear(&ev);
     ingest_avro_free(dec);
+    ingest_registry_free(registry);
     return rc;
 }
 

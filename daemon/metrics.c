@@ -212,6 +212,9 @@ int metrics_render(char **out, size_t *out_len)
                            &m->kafka_errors);
     metrics_render_counter(&t, "vigil_rebalances_total", "Consumer group rebalances seen.",
                            &m->rebalances);
+    metrics_render_counter(&t, "vigil_schema_registry_errors_total",
+                           "Writer schema lookups that got no answer from the registry.",
+                           &m->registry_errors);
     metrics_render_gauge(&t, "vigil_assigned_partitions", "Kafka partitions assigned now.",
                          &m->assigned_partitions);
     metrics_render_gauge(&t, "vigil_paused_partitions",

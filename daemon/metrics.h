@@ -37,15 +37,16 @@ typedef enum metrics_dead_reason {
 #define METRICS_PARTITIONS_MAX 1024
 
 typedef struct metrics {
-    _Atomic uint64_t consumed;      /* vigil_messages_consumed_total: messages taken from Kafka */
-    _Atomic uint64_t decoded;       /* vigil_messages_decoded_total */
-    _Atomic uint64_t dead_lettered; /* vigil_messages_dead_lettered_total */
-    _Atomic uint64_t written;       /* vigil_rows_written_total: result rows committed */
-    _Atomic uint64_t batches;       /* vigil_batches_committed_total */
-    _Atomic uint64_t fenced;        /* vigil_batches_fenced_total: rolled back, offset moved on */
-    _Atomic uint64_t pg_errors;     /* vigil_postgres_errors_total */
-    _Atomic uint64_t kafka_errors;  /* vigil_kafka_errors_total */
-    _Atomic uint64_t rebalances;    /* vigil_rebalances_total */
+    _Atomic uint64_t consumed;        /* vigil_messages_consumed_total: messages taken from Kafka */
+    _Atomic uint64_t decoded;         /* vigil_messages_decoded_total */
+    _Atomic uint64_t dead_lettered;   /* vigil_messages_dead_lettered_total */
+    _Atomic uint64_t written;         /* vigil_rows_written_total: result rows committed */
+    _Atomic uint64_t batches;         /* vigil_batches_committed_total */
+    _Atomic uint64_t fenced;          /* vigil_batches_fenced_total: rolled back, offset moved on */
+    _Atomic uint64_t pg_errors;       /* vigil_postgres_errors_total */
+    _Atomic uint64_t kafka_errors;    /* vigil_kafka_errors_total */
+    _Atomic uint64_t rebalances;      /* vigil_rebalances_total */
+    _Atomic uint64_t registry_errors; /* vigil_schema_registry_errors_total: failed lookups */
     _Atomic int64_t assigned_partitions; /* gauge vigil_assigned_partitions */
     _Atomic int64_t paused_partitions;   /* gauge vigil_paused_partitions */
     _Atomic int64_t pg_up;               /* gauge vigil_postgres_up: last operation succeeded */

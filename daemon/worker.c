@@ -45,6 +45,8 @@ typedef struct worker_partition {
 struct worker {
     /* Options, copied. */
     char *topic, *format, *schema_dir, *reader_schema, *pg_conninfo, *instance_id;
+    char *registry_url, *registry_user, *registry_password, *registry_ca_file;
+    int registry_timeout_ms, registry_retries;
     char **kafka_keys, **kafka_values, **kafka_origins;
     size_t n_kafka;
     int shutdown_timeout_ms;
@@ -65,6 +67,7 @@ struct worker {
     /* Owned by the worker thread. */
     ingest_kafka_t *kafka;
     ingest_avro_t *decoder;
+    ingest_registry_t *registry; /* NULL: writer schemas from schema_dir */
     sink_pg_t *pg;
     worker_item_t *items;
     size_t n_items, cap_items;
@@ -505,6 +508,38 @@ static int worker_batch_flush(worker_t *w)
     return 0;
 }
 
+/* The message's writer schema could not be fetched (registry unreachable): the message must
+ * neither become a dead letter nor be skipped, and later messages of its partition must not
+ * overtake it. So the worker waits here, retrying with backoff, partitions paused, until the
+ * decode gives an answer or the worker is stopped (then INGEST_AVRO_RETRY). @locality: worker. */
+static int worker_decode_retry(worker_t *w, worker_item_t *it)
+{
+    char q[600];
+    int backoff = 500, rc = INGEST_AVRO_RETRY;
+
+    metrics_add(&metrics.registry_errors, 1);
+    log_warn("writer schema unavailable; holding the partition and retrying",
+             "partition=%d "
+             "offset=%lld error=\"%s\"",
+             (int)it->msg->partition, (long long)it->msg->offset,
+             log_quote(it->reason, q, sizeof(q)));
+    worker_pause(w, 1);
+    while (rc == INGEST_AVRO_RETRY && !worker_stopping(w)) {
+        if (worker_backoff(w, backoff) != 0)
+            break;
+        backoff = worker_next_backoff(w, backoff);
+        rc = ingest_avro_decode(w->decoder, it->msg->payload, it->msg->len, &it->ev, it->reason,
+                                sizeof(it->reason));
+        if (rc == INGEST_AVRO_RETRY)
+            metrics_add(&metrics.registry_errors, 1);
+    }
+    worker_pause(w, 0);
+    if (rc != INGEST_AVRO_RETRY)
+        log_info("writer schema available again", "partition=%d offset=%lld",
+                 (int)it->msg->partition, (long long)it->msg->offset);
+    return rc;
+}
+
 /* Whether msg lies before where the partition stands: in the batch already, or written. */
 static int worker_already_read(const worker_partition_t *part, const rd_kafka_message_t *msg)
 {
@@ -548,6 +583,16 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
         int rc = ingest_avro_decode(w->decoder, msg->payload, msg->len, &it->ev, it->reason,
                                     sizeof(it->reason));
         metrics_observe(&metrics.decode_seconds, (double)(worker_now_ns() - t0) / 1e9);
+        if (rc == INGEST_AVRO_RETRY)
+            rc = worker_decode_retry(w, it);
+        if (rc == INGEST_AVRO_RETRY) {
+            /* Stopping while the registry is still unreachable: leave the message unconsumed;
+             * it is read again from the stored offset. */
+            w->n_items--;
+            it->msg = NULL;
+            rd_kafka_message_destroy(msg);
+            return;
+        }
         if (rc == INGEST_AVRO_ERR) {
             /* Our failure (out of memory), not the message's: it must not become a dead letter.
              * Stop with it unwritten; it is read again after the restart. The batch before it
@@ -687,6 +732,22 @@ static int worker_open(worker_t *w)
         log_error("cannot load Avro schemas", "error=\"%s\"", log_quote(err, q, sizeof(q)));
         return -1;
     }
+    if (w->registry_url[0]) {
+        ingest_registry_options_t ro = {w->registry_url,
+                                        w->registry_user,
+                                        w->registry_password,
+                                        w->registry_ca_file,
+                                        w->registry_timeout_ms,
+                                        w->registry_retries,
+                                        100};
+        w->registry = ingest_registry_new(&ro, err, sizeof(err));
+        if (!w->registry) {
+            log_error("cannot set up the schema registry client", "error=\"%s\"",
+                      log_quote(err, q, sizeof(q)));
+            return -1;
+        }
+        ingest_avro_set_registry(w->decoder, w->registry);
+    }
     if (worker_open_pg(w) != 0)
         return worker_stopping(w) ? 0 : -1;
     w->kafka = ingest_kafka_new(
@@ -801,8 +862,15 @@ worker_t *worker_new(const worker_options_t *o, char *err, size_t errlen)
     w->reader_schema = worker_strdup(o->reader_schema);
     w->pg_conninfo = worker_strdup(o->pg_conninfo);
     w->instance_id = worker_strdup(o->instance_id);
+    w->registry_url = worker_strdup(o->registry.url ? o->registry.url : "");
+    w->registry_user = worker_strdup(o->registry.user ? o->registry.user : "");
+    w->registry_password = worker_strdup(o->registry.password ? o->registry.password : "");
+    w->registry_ca_file = worker_strdup(o->registry.ca_file ? o->registry.ca_file : "");
+    w->registry_timeout_ms = o->registry.timeout_ms;
+    w->registry_retries = o->registry.retries;
     if (!w->topic || !w->format || !w->schema_dir || !w->reader_schema || !w->pg_conninfo ||
-        !w->instance_id)
+        !w->instance_id || !w->registry_url || !w->registry_user || !w->registry_password ||
+        !w->registry_ca_file)
         goto oom;
     w->n_kafka = o->n_kafka;
     w->kafka_keys = calloc(o->n_kafka + 1, sizeof(char *));
@@ -888,6 +956,7 @@ void worker_free(worker_t *w)
     worker_batch_discard(w);
     ingest_kafka_free(w->kafka);
     ingest_avro_free(w->decoder);
+    ingest_registry_free(w->registry); /* after the decoder, which borrows it */
     sink_pg_free(w->pg);
     for (size_t i = 0; i < w->cap_items; i++)
         ingest_event_clear(&w->items[i].ev);
@@ -912,5 +981,9 @@ void worker_free(worker_t *w)
     free(w->reader_schema);
     free(w->pg_conninfo);
     free(w->instance_id);
+    free(w->registry_url);
+    free(w->registry_user);
+    free(w->registry_password);
+    free(w->registry_ca_file);
     free(w);
 }

@@ -13,11 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ingest_registry.h"
+
 typedef struct worker_options {
     const char *topic;
     const char *format; /* "confluent" | "plain" */
     const char *schema_dir;
     const char *reader_schema;
+    ingest_registry_options_t registry; /* registry.url "" or NULL: none (schema_dir) */
     const char *pg_conninfo;
     const char *instance_id;
     const char *const *kafka_keys; /* pass-through settings, see ingest_kafka_new */

@@ -136,7 +136,8 @@ typedef struct schema_miss {
 
 struct ingest_avro {
     ingest_format_t format;
-    char *schema_dir; /* owned; NULL in PLAIN format */
+    char *schema_dir;            /* owned; NULL in PLAIN format */
+    ingest_registry_t *registry; /* borrowed; when set, writer schemas come from it */
     avro_schema_t reader_schema;
     avro_schema_t event_type_schema; /* borrowed from reader_schema */
     avro_value_iface_t *reader_class;
@@ -663,18 +664,45 @@ static int writer_load(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, ch
     int missing;
     int rc = INGEST_AVRO_ERR;
 
-    if (snprintf(path, sizeof path, "%s/%u.avsc", dec->schema_dir, (unsigned)id) >=
-        (int)sizeof path) {
-        text_set(why, sizeof why, "schema id %u: schema dir path too long", (unsigned)id);
-        rc = INGEST_AVRO_BAD;
-        goto err;
-    }
-    if (schema_load(path, &entry.schema, &missing, why, sizeof why) != 0) {
-        if (missing) {
-            text_set(why, sizeof why, "unknown schema id %u (no %s)", (unsigned)id, path);
+    if (dec->registry != NULL) {
+        char *text = NULL;
+        int fr = ingest_registry_fetch(dec->registry, id, &text, why, sizeof why);
+        snprintf(path, sizeof path, "registry id %u", (unsigned)id);
+        if (fr == INGEST_REGISTRY_UNAVAILABLE) {
+            /* Not the message's fault and not to be remembered as a miss: decode it again. */
+            text_set(reason, reason_len, "schema id %u: %s", (unsigned)id, why);
+            return INGEST_AVRO_RETRY;
         }
-        rc = INGEST_AVRO_BAD;
-        goto err;
+        if (fr == INGEST_REGISTRY_NOT_FOUND) {
+            char said[REASON_MAX];
+            text_set(said, sizeof said, "%s", why);
+            text_set(why, sizeof why, "unknown schema id %u (%s)", (unsigned)id, said);
+            rc = INGEST_AVRO_BAD;
+            goto err;
+        }
+        if (avro_schema_from_json_length(text, strlen(text), &entry.schema) != 0) {
+            text_set(why, sizeof why,
+                     "schema id %u from the registry is not a valid Avro schema: %s", (unsigned)id,
+                     avro_strerror());
+            free(text);
+            rc = INGEST_AVRO_BAD;
+            goto err;
+        }
+        free(text);
+    } else {
+        if (snprintf(path, sizeof path, "%s/%u.avsc", dec->schema_dir, (unsigned)id) >=
+            (int)sizeof path) {
+            text_set(why, sizeof why, "schema id %u: schema dir path too long", (unsigned)id);
+            rc = INGEST_AVRO_BAD;
+            goto err;
+        }
+        if (schema_load(path, &entry.schema, &missing, why, sizeof why) != 0) {
+            if (missing) {
+                text_set(why, sizeof why, "unknown schema id %u (no %s)", (unsigned)id, path);
+            }
+            rc = INGEST_AVRO_BAD;
+            goto err;
+        }
     }
     if (!avro_schema_equal(entry.schema, dec->reader_schema)) {
         entry.resolver = avro_resolved_writer_new(entry.schema, dec->reader_schema);
@@ -751,6 +779,11 @@ static int writer_lookup(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, 
 }
 
 /* ---- public API ---- */
+
+void ingest_avro_set_registry(ingest_avro_t *dec, ingest_registry_t *registry)
+{
+    dec->registry = registry;
+}
 
 int ingest_format_parse(const char *s, ingest_format_t *out)
 {

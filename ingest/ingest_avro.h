@@ -18,8 +18,12 @@
 #include <stdint.h>
 
 #include "ingest_event.h"
+#include "ingest_registry.h"
 
-enum { INGEST_AVRO_OK = 0, INGEST_AVRO_ERR = -1, INGEST_AVRO_BAD = 1 };
+/* INGEST_AVRO_RETRY: the message's writer schema could not be fetched from the schema registry
+ * (unreachable, 5xx, refused credentials): neither the message's fault nor a reason to give up;
+ * decode it again later. */
+enum { INGEST_AVRO_OK = 0, INGEST_AVRO_ERR = -1, INGEST_AVRO_BAD = 1, INGEST_AVRO_RETRY = 2 };
 
 typedef enum ingest_format { INGEST_FORMAT_CONFLUENT = 0, INGEST_FORMAT_PLAIN = 1 } ingest_format_t;
 
@@ -31,6 +35,10 @@ typedef struct ingest_avro ingest_avro_t;
 ingest_avro_t *ingest_avro_new(ingest_format_t format, const char *reader_schema_path,
                                const char *schema_dir, char *err, size_t errlen);
 void ingest_avro_free(ingest_avro_t *dec);
+
+/* Confluent format: look writer schemas up in this registry (borrowed; it must outlive dec)
+ * instead of schema_dir. NULL goes back to the directory. */
+void ingest_avro_set_registry(ingest_avro_t *dec, ingest_registry_t *registry);
 
 /* Decodes one message value into ev. Returns INGEST_AVRO_OK, or INGEST_AVRO_BAD with the
  * reason in reason (reason_len bytes). ev's strings stay valid until the next decode into ev.

@@ -6,9 +6,10 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config git
-    librdkafka-dev libavro-dev libpq-dev libevent-dev libopenblas-dev
+    librdkafka-dev libavro-dev libpq-dev libevent-dev libssl-dev libopenblas-dev
     postgresql postgresql-client kcat
     util-linux procps ca-certificates
+    python3 openssl  # tests: the schema registry stand-in and its TLS certificate
 )
 
 missing=()

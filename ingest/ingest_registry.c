@@ -1,0 +1,510 @@
+/* Confluent Schema Registry client (see ingest_registry.h). */
+#include "ingest_registry.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define REGISTRY_BODY_MAX (4 * 1024 * 1024) /* a schema larger than this is not a schema */
+
+struct ingest_registry {
+    char *host;
+    int port;
+    char *prefix; /* path before /schemas, without a trailing slash; "" for none */
+    int https;
+    char *auth;   /* "Basic <base64>" or NULL */
+    SSL_CTX *ssl; /* https only */
+    int timeout_ms, retries, backoff_ms;
+};
+
+/* ---- a minimal JSON reader: enough to take one string out of a registry answer ---- */
+
+typedef struct json {
+    const char *p, *end;
+} json_t;
+
+static void json_ws(json_t *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+        j->p++;
+}
+
+static int json_hex4(const char *p, unsigned *out)
+{
+    *out = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        unsigned v = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                            : 16u;
+        if (v == 16u)
+            return -1;
+        *out = *out << 4 | v;
+    }
+    return 0;
+}
+
+static size_t json_utf8(unsigned cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | cp >> 12);
+        out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | cp >> 18);
+    out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+    out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* Reads a string at j->p (which must be '"'); unescaped into *out when out is not NULL. The
+ * unescaped text is never longer than the escaped one, so one allocation of that size does. */
+static int json_string(json_t *j, char **out)
+{
+    const char *start;
+    char *buf = NULL;
+    size_t n = 0;
+
+    if (j->p >= j->end || *j->p != '"')
+        return -1;
+    start = ++j->p;
+    while (j->p < j->end && *j->p != '"')
+        j->p += *j->p == '\\' && j->p + 1 < j->end ? 2 : 1;
+    if (j->p >= j->end)
+        return -1;
+    if (out) {
+        buf = malloc((size_t)(j->p - start) + 1);
+        if (!buf)
+            return -1;
+        for (const char *s = start; s < j->p; s++) {
+            unsigned cp, lo;
+            if (*s != '\\') {
+                buf[n++] = *s;
+                continue;
+            }
+            s++;
+            switch (*s) {
+            case '"':
+            case '\\':
+            case '/':
+                buf[n++] = *s;
+                break;
+            case 'b':
+                buf[n++] = '\b';
+                break;
+            case 'f':
+                buf[n++] = '\f';
+                break;
+            case 'n':
+                buf[n++] = '\n';
+                break;
+            case 'r':
+                buf[n++] = '\r';
+                break;
+            case 't':
+                buf[n++] = '\t';
+                break;
+            case 'u':
+                if (j->p - s < 5 || json_hex4(s + 1, &cp) != 0)
+                    goto bad;
+                s += 4;
+                if (cp >= 0xd800 && cp <= 0xdbff && j->p - s >= 7 && s[1] == '\\' && s[2] == 'u' &&
+                    json_hex4(s + 3, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff) {
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                    s += 6;
+                }
+                if (cp == 0 || (cp >= 0xd800 && cp <= 0xdfff))
+                    goto bad; /* NUL or a lone surrogate: not text a schema holds */
+                n += json_utf8(cp, buf + n);
+                break;
+            default:
+                goto bad;
+            }
+        }
+        buf[n] = '\0';
+        *out = buf;
+    }
+    j->p++;
+    return 0;
+bad:
+    free(buf);
+    return -1;
+}
+
+static int json_skip(json_t *j, int depth)
+{
+    json_ws(j);
+    if (j->p >= j->end || depth > 64)
+        return -1;
+    if (*j->p == '"')
+        return json_string(j, NULL);
+    if (*j->p == '{' || *j->p == '[') {
+        char close = *j->p == '{' ? '}' : ']';
+        j->p++;
+        json_ws(j);
+        if (j->p < j->end && *j->p == close) {
+            j->p++;
+            return 0;
+        }
+        for (;;) {
+            if (close == '}') {
+                json_ws(j);
+                if (json_string(j, NULL) != 0)
+                    return -1;
+                json_ws(j);
+                if (j->p >= j->end || *j->p++ != ':')
+                    return -1;
+            }
+            if (json_skip(j, depth + 1) != 0)
+                return -1;
+            json_ws(j);
+            if (j->p < j->end && *j->p == ',') {
+                j->p++;
+                continue;
+            }
+            if (j->p < j->end && *j->p == close) {
+                j->p++;
+                return 0;
+            }
+            return -1;
+        }
+    }
+    /* number, true, false, null */
+    const char *start = j->p;
+    while (j->p < j->end && strchr(",}] \t\r\n", *j->p) == NULL)
+        j->p++;
+    return j->p > start ? 0 : -1;
+}
+
+int ingest_registry_json_string(const char *json, size_t len, const char *key, char **out)
+{
+    json_t j = {json, json + len};
+
+    *out = NULL;
+    json_ws(&j);
+    if (j.p >= j.end || *j.p++ != '{')
+        return -1;
+    for (;;) {
+        char *name = NULL;
+        json_ws(&j);
+        if (json_string(&j, &name) != 0)
+            return -1;
+        json_ws(&j);
+        if (j.p >= j.end || *j.p++ != ':') {
+            free(name);
+            return -1;
+        }
+        json_ws(&j);
+        int match = strcmp(name, key) == 0;
+        free(name);
+        if (match)
+            return j.p < j.end && *j.p == '"' ? json_string(&j, out) : -1;
+        if (json_skip(&j, 0) != 0)
+            return -1;
+        json_ws(&j);
+        if (j.p < j.end && *j.p == ',') {
+            j.p++;
+            continue;
+        }
+        return -1; /* '}' without the key, or garbage */
+    }
+}
+
+/* ---- HTTP ---- */
+
+typedef struct registry_answer {
+    struct event_base *base;
+    int done;
+    int status; /* 0 when no HTTP answer came (connection, TLS or timeout) */
+    char *body;
+    size_t body_len;
+    int too_big;
+} registry_answer_t;
+
+static void registry_on_response(struct evhttp_request *req, void *arg)
+{
+    registry_answer_t *a = arg;
+    a->done = 1;
+    if (req && evhttp_request_get_response_code(req) > 0) {
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        size_t len = evbuffer_get_length(in);
+        a->status = evhttp_request_get_response_code(req);
+        if (len > REGISTRY_BODY_MAX) {
+            a->too_big = 1;
+        } else if ((a->body = malloc(len + 1)) != NULL) {
+            evbuffer_remove(in, a->body, len);
+            a->body[len] = '\0';
+            a->body_len = len;
+        }
+    }
+    event_base_loopexit(a->base, NULL);
+}
+
+/* One GET. Fills *a; returns -1 only when the request could not even be set up (err set). */
+static int registry_get(ingest_registry_t *r, const char *path, registry_answer_t *a, char *err,
+                        size_t errlen)
+{
+    struct bufferevent *bev = NULL;
+    struct evhttp_connection *conn = NULL;
+    struct evhttp_request *req;
+    struct evkeyvalq *h;
+    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+    SSL *ssl = NULL;
+    int rc = -1;
+
+    memset(a, 0, sizeof(*a));
+    a->base = event_base_new();
+    if (!a->base)
+        goto oom;
+    if (r->https) {
+        ssl = SSL_new(r->ssl);
+        /* Verify the certificate against the name we dialled: an IP address against the
+         * certificate's IP entries, a host name against its DNS names (and send it as SNI). */
+        unsigned char ip[16];
+        int is_ip = inet_pton(AF_INET, r->host, ip) == 1 || inet_pton(AF_INET6, r->host, ip) == 1;
+        if (!ssl ||
+            (is_ip ? !X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), r->host)
+                   : (!SSL_set_tlsext_host_name(ssl, r->host) || !SSL_set1_host(ssl, r->host)))) {
+            SSL_free(ssl);
+            ssl = NULL;
+            goto oom;
+        }
+        /* The bufferevent owns ssl from here (BEV_OPT_CLOSE_ON_FREE frees it). */
+        bev = bufferevent_openssl_socket_new(a->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (!bev) {
+            SSL_free(ssl);
+            goto oom;
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    } else {
+        bev = bufferevent_socket_new(a->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (!bev)
+            goto oom;
+    }
+    /* The connection owns bev from here. */
+    conn = evhttp_connection_base_bufferevent_new(a->base, NULL, bev, r->host, (uint16_t)r->port);
+    if (!conn) {
+        bufferevent_free(bev);
+        goto oom;
+    }
+    evhttp_connection_set_timeout_tv(conn, &tv);
+    req = evhttp_request_new(registry_on_response, a);
+    if (!req)
+        goto oom;
+    h = evhttp_request_get_output_headers(req);
+    if (evhttp_add_header(h, "Host", r->host) != 0 ||
+        evhttp_add_header(h, "Accept",
+                          "application/vnd.schemaregistry.v1+json, "
+                          "application/vnd.schemaregistry+json; qs=0.9, application/json; "
+                          "qs=0.5") != 0 ||
+        evhttp_add_header(h, "User-Agent", "vigild") != 0 ||
+        evhttp_add_header(h, "Connection", "close") != 0 ||
+        (r->auth && evhttp_add_header(h, "Authorization", r->auth) != 0)) {
+        evhttp_request_free(req);
+        goto oom;
+    }
+    /* On failure libevent frees req itself. */
+    if (evhttp_make_request(conn, req, EVHTTP_REQ_GET, path) != 0) {
+        snprintf(err, errlen, "schema registry: cannot send the request to %s:%d", r->host,
+                 r->port);
+        goto out;
+    }
+    if (event_base_dispatch(a->base) < 0) {
+        snprintf(err, errlen, "schema registry: event loop failed");
+        goto out;
+    }
+    if (r->https && a->status == 0) {
+        unsigned long e = bufferevent_get_openssl_error(bev);
+        if (e) {
+            char tls[256];
+            ERR_error_string_n(e, tls, sizeof(tls));
+            snprintf(err, errlen, "TLS handshake failed: %s", tls);
+        }
+    }
+    rc = 0;
+    goto out;
+oom:
+    snprintf(err, errlen, "schema registry: out of memory setting up a request");
+out:
+    if (conn)
+        evhttp_connection_free(conn);
+    if (a->base)
+        event_base_free(a->base);
+    a->base = NULL;
+    return rc;
+}
+
+static void registry_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+int ingest_registry_fetch(ingest_registry_t *r, uint32_t id, char **schema, char *err,
+                          size_t errlen)
+{
+    char path[1200];
+    int backoff = r->backoff_ms;
+
+    *schema = NULL;
+    snprintf(path, sizeof(path), "%s/schemas/ids/%u", r->prefix, (unsigned)id);
+    for (int attempt = 0;; attempt++) {
+        registry_answer_t a;
+        char why[300] = "";
+        char *message = NULL;
+        int retry = 0, rc = INGEST_REGISTRY_UNAVAILABLE;
+
+        if (registry_get(r, path, &a, why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "%s", why);
+            return INGEST_REGISTRY_UNAVAILABLE;
+        }
+        if (a.body)
+            ingest_registry_json_string(a.body, a.body_len, "message", &message);
+        if (a.status == 200 && a.body &&
+            ingest_registry_json_string(a.body, a.body_len, "schema", schema) == 0) {
+            rc = INGEST_REGISTRY_OK;
+        } else if (a.status == 200) {
+            snprintf(err, errlen, "schema registry %s:%d%s: 200 without a \"schema\" string%s",
+                     r->host, r->port, path, a.too_big ? " (answer over 4 MiB)" : "");
+        } else if (a.status == 404 && a.body && strstr(a.body, "40403")) {
+            snprintf(err, errlen, "registry: %s", message ? message : "schema not found");
+            rc = INGEST_REGISTRY_NOT_FOUND;
+        } else if (a.status == 401 || a.status == 403) {
+            snprintf(err, errlen,
+                     "schema registry %s:%d refused the credentials (HTTP %d%s%s); check "
+                     "ingest.schema_registry_user and _password",
+                     r->host, r->port, a.status, message ? ": " : "", message ? message : "");
+        } else if (a.status == 0 || a.status >= 500) {
+            retry = 1;
+            if (a.status == 0)
+                snprintf(err, errlen, "schema registry %s:%d: no HTTP answer (%s)", r->host,
+                         r->port,
+                         why[0] ? why : "connection refused, closed, or no answer in time");
+            else
+                snprintf(err, errlen, "schema registry %s:%d: HTTP %d%s%s", r->host, r->port,
+                         a.status, message ? ": " : "", message ? message : "");
+        } else {
+            snprintf(err, errlen, "schema registry %s:%d%s: unexpected HTTP %d%s%s", r->host,
+                     r->port, path, a.status, message ? ": " : "", message ? message : "");
+        }
+        free(message);
+        free(a.body);
+        if (!retry || attempt >= r->retries)
+            return rc;
+        registry_sleep_ms(backoff);
+        backoff *= 2;
+    }
+}
+
+ingest_registry_t *ingest_registry_new(const ingest_registry_options_t *o, char *err,
+                                       size_t errlen)
+{
+    struct evhttp_uri *uri = evhttp_uri_parse(o->url ? o->url : "");
+    ingest_registry_t *r = calloc(1, sizeof(*r));
+    const char *scheme, *host, *path;
+
+    if (!r) {
+        snprintf(err, errlen, "schema registry: out of memory");
+        goto err;
+    }
+    scheme = uri ? evhttp_uri_get_scheme(uri) : NULL;
+    host = uri ? evhttp_uri_get_host(uri) : NULL;
+    if (!scheme || !host || !*host || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        snprintf(err, errlen, "schema registry URL \"%s\" is not http://host[:port][/path] or https://...",
+                 o->url ? o->url : "");
+        goto err;
+    }
+    r->https = strcmp(scheme, "https") == 0;
+    r->port = evhttp_uri_get_port(uri);
+    if (r->port < 0)
+        r->port = r->https ? 443 : 80;
+    path = evhttp_uri_get_path(uri);
+    r->host = strdup(host);
+    r->prefix = strdup(path ? path : "");
+    if (!r->host || !r->prefix)
+        goto oom;
+    size_t plen = strlen(r->prefix);
+    while (plen > 0 && r->prefix[plen - 1] == '/')
+        r->prefix[--plen] = '\0';
+    r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
+    r->retries = o->retries >= 0 ? o->retries : 0;
+    r->backoff_ms = o->backoff_ms > 0 ? o->backoff_ms : 100;
+    if (o->user && *o->user) {
+        size_t cred_len = strlen(o->user) + 1 + strlen(o->password ? o->password : "");
+        char *cred = malloc(cred_len + 1);
+        r->auth = malloc(6 + 4 * ((cred_len + 2) / 3) + 1);
+        if (!cred || !r->auth) {
+            free(cred);
+            goto oom;
+        }
+        snprintf(cred, cred_len + 1, "%s:%s", o->user, o->password ? o->password : "");
+        memcpy(r->auth, "Basic ", 6);
+        EVP_EncodeBlock((unsigned char *)r->auth + 6, (const unsigned char *)cred, (int)cred_len);
+        OPENSSL_cleanse(cred, cred_len);
+        free(cred);
+    }
+    if (r->https) {
+        r->ssl = SSL_CTX_new(TLS_client_method());
+        if (!r->ssl)
+            goto oom;
+        SSL_CTX_set_verify(r->ssl, SSL_VERIFY_PEER, NULL);
+        int ok = o->ca_file && *o->ca_file
+                     ? SSL_CTX_load_verify_locations(r->ssl, o->ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(r->ssl);
+        if (ok != 1) {
+            snprintf(err, errlen, "schema registry: cannot load CA certificates from %s",
+                     o->ca_file && *o->ca_file ? o->ca_file : "the system store");
+            goto err;
+        }
+    }
+    evhttp_uri_free(uri);
+    return r;
+oom:
+    snprintf(err, errlen, "schema registry: out of memory");
+err:
+    if (uri)
+        evhttp_uri_free(uri);
+    ingest_registry_free(r);
+    return NULL;
+}
+
+void ingest_registry_free(ingest_registry_t *r)
+{
+    if (!r)
+        return;
+    free(r->host);
+    free(r->prefix);
+    if (r->auth) {
+        OPENSSL_cleanse(r->auth, strlen(r->auth));
+        free(r->auth);
+    }
+    if (r->ssl)
+        SSL_CTX_free(r->ssl);
+    free(r);
+}
