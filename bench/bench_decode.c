@@ -4,12 +4,18 @@
  * The input is 10,000 distinct events from the same generator `vigil produce` uses (realistic
  * string lengths and optional fields), encoded once; the timed loop decodes them over and over
  * on this thread, so the figure is decode alone: no Kafka, no PostgreSQL. Each of RUNS runs
- * lasts at least SECONDS; the median and the range are printed. */
+ * lasts at least SECONDS; the median and the range are printed.
+ *
+ * Two figures: decode_behavior (messages on the reader schema itself: the direct path) and
+ * decode_behavior_resolved (the same events on a writer schema with an extra leading field,
+ * read through Avro schema resolution: the plan path). */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ingest_avro.h"
 #include "produce.h"
@@ -30,29 +36,103 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Decodes the n messages over and over for `runs` runs; prints the BENCH lines for name. */
+static int bench_run(const char *name, ingest_avro_t *dec, const uint8_t *msgs, const long *lens,
+                     size_t bytes, int runs, double seconds, double *rates)
+{
+    ingest_event_t out = {0};
+    char err[512];
+
+    for (int r = 0; r < runs; r++) {
+        long decoded = 0;
+        double t0 = now_s(), t1;
+        do {
+            for (int i = 0; i < EVENTS; i++) {
+                if (ingest_avro_decode(dec, msgs + (size_t)i * MSG_CAP, (size_t)lens[i], &out, err,
+                                       sizeof err) != INGEST_AVRO_OK) {
+                    fprintf(stderr, "bench_decode: %s: event %d did not decode: %s\n", name, i,
+                            err);
+                    ingest_event_clear(&out);
+                    return -1;
+                }
+            }
+            decoded += EVENTS;
+            t1 = now_s();
+        } while (t1 - t0 < seconds);
+        rates[r] = (double)decoded / (t1 - t0);
+        fprintf(stderr, "# %s run %d: %.0f events/s\n", name, r + 1, rates[r]);
+    }
+    ingest_event_clear(&out);
+    qsort(rates, (size_t)runs, sizeof *rates, cmp_double);
+    double median = rates[runs / 2];
+    printf("BENCH %s_events_per_s %.0f events/s\n", name, median);
+    printf("BENCH %s_mb_per_s %.1f MB/s\n", name, median * (double)bytes / EVENTS / 1e6);
+    fprintf(stderr,
+            "# %s: %d runs of >= %.1f s on one thread, range %.0f-%.0f events/s, mean "
+            "message %.0f bytes\n",
+            name, runs, seconds, rates[0], rates[runs - 1], (double)bytes / EVENTS);
+    return 0;
+}
+
+/* Writes a writer schema with one more field than the reader's, in front, as <dir>/2.avsc;
+ * fills path. Returns 0 or -1. */
+static int write_evolved_schema(const char *reader, const char *dir, char *path, size_t pathlen)
+{
+    static const char key[] = "\"fields\": [";
+    char text[16384];
+    FILE *f = fopen(reader, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    char *at;
+
+    if (f)
+        fclose(f);
+    text[n] = '\0';
+    at = strstr(text, key);
+    snprintf(path, pathlen, "%s/2.avsc", dir);
+    if (!at || !(f = fopen(path, "w")))
+        return -1;
+    at += strlen(key);
+    fwrite(text, 1, (size_t)(at - text), f);
+    fputs("{\"name\": \"session_note\", \"type\": \"string\", \"default\": \"\"},", f);
+    fputs(at, f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     const char *schema_dir = argc > 1 ? argv[1] : "ingest/schemas";
     int runs = getenv("RUNS") ? atoi(getenv("RUNS")) : 5;
     double seconds = getenv("SECONDS_PER_RUN") ? atof(getenv("SECONDS_PER_RUN")) : 2.0;
-    char reader[4096], err[512];
+    char reader[4096], evolved[PATH_MAX], err[512];
+    char tmpdir[] = "/tmp/vigil_bench_decode_XXXXXX";
     uint8_t *msgs = malloc((size_t)EVENTS * MSG_CAP);
+    uint8_t *msgs2 = malloc((size_t)EVENTS * MSG_CAP);
     long *lens = malloc(EVENTS * sizeof(long));
+    long *lens2 = malloc(EVENTS * sizeof(long));
     double *rates = calloc((size_t)(runs > 0 ? runs : 1), sizeof(double));
-    ingest_event_t ev = {0}, out = {0};
+    ingest_event_t ev = {0};
     produce_gen_t *gen = NULL;
-    ingest_avro_t *codec = NULL;
-    size_t bytes = 0;
-    int rc = 1;
+    ingest_avro_t *codec = NULL, *enc2 = NULL, *dec2 = NULL;
+    size_t bytes = 0, bytes2 = 0;
+    int rc = 1, have_tmp = 0;
 
-    if (!msgs || !lens || !rates || runs < 1) {
+    evolved[0] = '\0';
+    if (!msgs || !msgs2 || !lens || !lens2 || !rates || runs < 1) {
         fprintf(stderr, "bench_decode: out of memory or RUNS < 1\n");
         goto out;
     }
     snprintf(reader, sizeof reader, "%s/BehaviorEvent.avsc", schema_dir);
+    have_tmp = mkdtemp(tmpdir) != NULL;
+    if (!have_tmp || write_evolved_schema(reader, tmpdir, evolved, sizeof evolved) != 0) {
+        fprintf(stderr, "bench_decode: cannot write an evolved schema under /tmp\n");
+        goto out;
+    }
     codec = ingest_avro_new(INGEST_FORMAT_CONFLUENT, reader, schema_dir, err, sizeof err);
-    gen = produce_gen_new(7, 100000, err, sizeof err);
-    if (!codec || !gen) {
+    enc2 =
+        codec ? ingest_avro_new(INGEST_FORMAT_CONFLUENT, evolved, tmpdir, err, sizeof err) : NULL;
+    dec2 = enc2 ? ingest_avro_new(INGEST_FORMAT_CONFLUENT, reader, tmpdir, err, sizeof err) : NULL;
+    gen = dec2 ? produce_gen_new(7, 100000, err, sizeof err) : NULL;
+    if (!gen) {
         fprintf(stderr, "bench_decode: %s\n", err);
         goto out;
     }
@@ -60,44 +140,34 @@ int main(int argc, char **argv)
         produce_gen_event(gen, (uint64_t)i, INT64_C(1763900000000), &ev);
         lens[i] =
             ingest_avro_encode(codec, &ev, 1, msgs + (size_t)i * MSG_CAP, MSG_CAP, err, sizeof err);
-        if (lens[i] <= 0) {
+        lens2[i] = lens[i] > 0 ? ingest_avro_encode(enc2, &ev, 2, msgs2 + (size_t)i * MSG_CAP,
+                                                    MSG_CAP, err, sizeof err)
+                               : -1;
+        if (lens[i] <= 0 || lens2[i] <= 0) {
             fprintf(stderr, "bench_decode: encoding event %d: %s\n", i, err);
             goto out;
         }
         bytes += (size_t)lens[i];
+        bytes2 += (size_t)lens2[i];
     }
-    for (int r = 0; r < runs; r++) {
-        long decoded = 0;
-        double t0 = now_s(), t1;
-        do {
-            for (int i = 0; i < EVENTS; i++) {
-                if (ingest_avro_decode(codec, msgs + (size_t)i * MSG_CAP, (size_t)lens[i], &out,
-                                       err, sizeof err) != INGEST_AVRO_OK) {
-                    fprintf(stderr, "bench_decode: event %d did not decode: %s\n", i, err);
-                    goto out;
-                }
-            }
-            decoded += EVENTS;
-            t1 = now_s();
-        } while (t1 - t0 < seconds);
-        rates[r] = (double)decoded / (t1 - t0);
-        fprintf(stderr, "# decode run %d: %.0f events/s\n", r + 1, rates[r]);
-    }
-    qsort(rates, (size_t)runs, sizeof *rates, cmp_double);
-    double median = rates[runs / 2];
-    printf("BENCH decode_behavior_events_per_s %.0f events/s\n", median);
-    printf("BENCH decode_behavior_mb_per_s %.1f MB/s\n", median * (double)bytes / EVENTS / 1e6);
-    fprintf(stderr,
-            "# decode: %d runs of >= %.1f s on one thread, range %.0f-%.0f events/s, mean message "
-            "%.0f bytes\n",
-            runs, seconds, rates[0], rates[runs - 1], (double)bytes / EVENTS);
+    if (bench_run("decode_behavior", codec, msgs, lens, bytes, runs, seconds, rates) != 0 ||
+        bench_run("decode_behavior_resolved", dec2, msgs2, lens2, bytes2, runs, seconds, rates) !=
+            0)
+        goto out;
     rc = 0;
 out:
-    ingest_event_clear(&out);
+    if (evolved[0])
+        unlink(evolved);
+    if (have_tmp)
+        rmdir(tmpdir);
     ingest_avro_free(codec);
+    ingest_avro_free(enc2);
+    ingest_avro_free(dec2);
     produce_gen_free(gen);
     free(msgs);
+    free(msgs2);
     free(lens);
+    free(lens2);
     free(rates);
     return rc;
 }

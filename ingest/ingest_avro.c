@@ -1,21 +1,22 @@
 /* Avro decoding of Kafka message values into ingest_event_t, and the matching encoder.
  *
- * A message written with the reader schema itself (the usual case) takes the direct path: one
- * pass that checks and reads each field with the same scanner rules as below, pointing into the
- * message, with no Avro C value and no allocation (direct_decode).
+ * Decoding reads the Avro binary itself, in one pass that validates as it goes: every varint,
+ * length, enum index and union index is checked against the writer schema and the bytes left,
+ * trailing bytes are refused, strings are checked for UTF-8 and NUL, numbers for finiteness.
+ * (Avro C 1.11.1's own reader would allocate whatever string length a message claims, write
+ * before its buffer on a negative one and accept enum indexes past the last symbol, so it never
+ * sees message bytes.) Avro C parses the schemas and encodes (vigil produce).
  *
- * Any other writer is two passes over the message. First a strict scan walks the bytes with the
- * writer schema and checks every length, enum index and union index against the schema and against
- * the bytes left; it also finds where the record ends, so trailing bytes are caught. Only then
- * does Avro C's value interface decode it (resolving into the reader schema when the writer's
- * differs). The scan is needed, not just nice: Avro C 1.11.1 allocates whatever string length
- * a message claims (a flipped byte asks for exabytes) and writes before the buffer on a
- * negative one, and it accepts enum indexes past the last symbol.
+ * A message on the reader schema itself (the usual case) is read by direct_decode, with field
+ * positions resolved when the reader schema is loaded. A message on another writer schema (a
+ * Confluent id whose schema differs) is read by plan_decode through that writer's field plan,
+ * built once per id: Avro schema resolution (fields matched by name, extra writer fields
+ * skipped, missing optional fields left at their null default, int promoted to long or double,
+ * enum symbols mapped by name), done here because Avro C's resolver fills no defaults and maps
+ * enums by index.
  *
- * Everything reusable is built once: the reader schema and its value, the memory reader and
- * writer, and per Confluent schema id the writer schema plus its resolver. Strings are copied
- * into ev->buf, which only grows, so our side allocates nothing per message in steady state
- * (Avro C itself still allocates each string it reads). */
+ * Strings point into the message until they are copied into ev->buf, which only grows: nothing
+ * is allocated per message in steady state. */
 #include "ingest_avro.h"
 
 #include <avro.h>
@@ -110,19 +111,22 @@ typedef struct field_value {
     int64_t i64;
 } field_value_t;
 
-/* A Confluent writer schema, loaded from <schema_dir>/<id>.avsc on first use. */
+/* One field of a writer schema, in the writer's order: which of vigil's fields it feeds. */
+typedef struct writer_field {
+    int spec;             /* FIELD_SPECS index, or -1: a field vigil does not read (skipped) */
+    const char *name;     /* borrowed from the writer schema */
+    avro_schema_t schema; /* the field's type in the writer schema (borrowed) */
+} writer_field_t;
+
+/* A Confluent writer schema, from the registry or <schema_dir>/<id>.avsc, on first use. When it
+ * differs from the reader's, `fields` is how its messages are read into vigil's fields: Avro
+ * schema resolution done here rather than by Avro C, whose resolver neither fills a field the
+ * writer lacks from the reader's default nor maps enum symbols by name. */
 typedef struct writer_entry {
     uint32_t id;
-    avro_schema_t schema;         /* owned */
-    avro_value_iface_t *resolver; /* owned; NULL when the writer schema equals the reader's */
-    avro_value_t resolved;        /* owned when resolver is set; writes into dec->value */
-    /* Avro C's resolver copies an enum's index from the writer unchanged, which is only right
-     * when both schemas list the same symbols in the same order. enum_map[i] is the reader's
-     * index of the writer's symbol i, or -1 when the reader lacks it; NULL when the symbol
-     * lists are identical. */
-    int *enum_map; /* owned */
-    int enum_map_len;
-    avro_schema_t enum_schema; /* borrowed from schema: the writer's EventType, for reasons */
+    avro_schema_t schema;   /* owned */
+    writer_field_t *fields; /* owned; NULL when the writer schema equals the reader's */
+    size_t n_fields;
 } writer_entry_t;
 
 /* A schema id whose file was missing or unusable, remembered so a stream of such messages
@@ -142,7 +146,6 @@ struct ingest_avro {
     avro_schema_t event_type_schema; /* borrowed from reader_schema */
     avro_value_iface_t *reader_class;
     avro_value_t value; /* the decoded (or to-be-encoded) event, reader shape */
-    avro_reader_t reader;
     avro_writer_t writer;
     field_slot_t slots[F_COUNT];
     /* The reader record's fields in wire order: plan[j] is the FIELD_SPECS index of field j,
@@ -151,7 +154,6 @@ struct ingest_avro {
     int *plan;
     size_t plan_len;
     writer_entry_t *writers;
-    const writer_entry_t *current; /* the writer of the message being decoded; NULL in PLAIN */
     size_t writer_count;
     size_t writer_cap;
     schema_miss_t misses[MISS_SLOTS];
@@ -429,22 +431,6 @@ static int scan_value(scan_t *s, avro_schema_t schema, int depth)
     return reason_bad(s->reason, s->reason_len, "field %s has an unknown Avro type", s->field);
 }
 
-/* Checks that data[0..len) is exactly one value of schema: not truncated, no trailing bytes. */
-static int scan_message(avro_schema_t schema, const uint8_t *data, size_t len, char *reason,
-                        size_t reason_len)
-{
-    scan_t s = {data, data + len, "(record)", reason, reason_len};
-    int rc = scan_value(&s, schema, 0);
-    if (rc != 0) {
-        return rc;
-    }
-    if (s.p != s.end) {
-        return reason_bad(reason, reason_len, "trailing bytes: %zu after the %zu-byte record",
-                          (size_t)(s.end - s.p), (size_t)(s.p - data));
-    }
-    return 0;
-}
-
 /* ---- schemas ---- */
 
 /* Parses the .avsc at path into *out (owned by the caller). *missing says whether the file
@@ -602,54 +588,97 @@ static void miss_remember(ingest_avro_t *dec, uint32_t id, const char *reason)
     snprintf(miss->reason, sizeof miss->reason, "%s", reason);
 }
 
-/* The enum schema of the writer's event_type field (directly or as a union branch), or NULL. */
-static avro_schema_t writer_event_type_enum(avro_schema_t writer)
+/* Follows named-type links to the type itself. */
+static avro_schema_t schema_deref(avro_schema_t t)
 {
-    avro_schema_t type = avro_schema_record_field_get(writer, FIELD_SPECS[F_EVENT_TYPE].name);
-    if (type == NULL) {
-        return NULL;
+    for (int i = 0; t != NULL && is_avro_link(t) && i < SCAN_DEPTH_MAX; i++) {
+        t = avro_schema_link_target(t);
     }
-    if (is_avro_union(type)) {
-        for (size_t b = 0; b < avro_schema_union_size(type); b++) {
-            avro_schema_t branch = avro_schema_union_branch(type, (int)b);
-            if (is_avro_enum(branch)) {
-                return branch;
-            }
-        }
-        return NULL;
-    }
-    return is_avro_enum(type) ? type : NULL;
+    return t;
 }
 
-/* Fills entry->enum_map when the writer's EventType symbols differ from the reader's (see
- * writer_entry_t). Returns 0, or -1 when out of memory. */
-static int writer_enum_map(const ingest_avro_t *dec, writer_entry_t *entry)
+/* Whether a value of writer type t (not a union) can be read as kind, per Avro's resolution
+ * rules: same type, int -> long, int/long/float -> double, string into ["null","string"]. */
+static int writer_type_fits(field_kind_t kind, avro_schema_t t)
 {
-    avro_schema_t wenum = writer_event_type_enum(entry->schema);
-    int n, same;
-
-    if (wenum == NULL) {
-        return 0; /* no enum on the writer side: the resolver refused it or it has no field */
-    }
-    n = avro_schema_enum_number_of_symbols(wenum);
-    same = n == avro_schema_enum_number_of_symbols(dec->event_type_schema);
-    for (int i = 0; same && i < n; i++) {
-        same = strcmp(avro_schema_enum_get(wenum, i),
-                      avro_schema_enum_get(dec->event_type_schema, i)) == 0;
-    }
-    if (same) {
+    switch (avro_typeof(t)) {
+    case AVRO_STRING:
+        return kind == FIELD_STRING || kind == FIELD_OPT_STRING;
+    case AVRO_ENUM:
+        return kind == FIELD_ENUM;
+    case AVRO_DOUBLE:
+    case AVRO_FLOAT:
+        return kind == FIELD_OPT_DOUBLE;
+    case AVRO_INT32:
+    case AVRO_INT64:
+        return kind == FIELD_TIME_MS || kind == FIELD_OPT_DOUBLE;
+    case AVRO_NULL:
+        return kind == FIELD_OPT_STRING || kind == FIELD_OPT_DOUBLE;
+    default:
         return 0;
     }
-    entry->enum_map = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
-    if (entry->enum_map == NULL) {
+}
+
+/* Builds entry->fields for a writer schema that differs from the reader's, or explains in why
+ * (why_len bytes) what makes it incompatible. Returns 0, -1 incompatible, -2 out of memory. */
+static int writer_plan(const ingest_avro_t *dec, writer_entry_t *entry, char *why, size_t why_len)
+{
+    avro_schema_t w = schema_deref(entry->schema);
+    size_t n;
+    int seen[F_COUNT] = {0};
+
+    if (w == NULL || !is_avro_record(w)) {
+        text_set(why, why_len, "the writer schema is not a record");
         return -1;
     }
-    for (int i = 0; i < n; i++) {
-        entry->enum_map[i] =
-            avro_schema_enum_get_by_name(dec->event_type_schema, avro_schema_enum_get(wenum, i));
+    n = avro_schema_record_size(w);
+    entry->fields = calloc(n > 0 ? n : 1, sizeof *entry->fields);
+    if (entry->fields == NULL) {
+        return -2;
     }
-    entry->enum_map_len = n;
-    entry->enum_schema = wenum;
+    entry->n_fields = n;
+    for (size_t j = 0; j < n; j++) {
+        writer_field_t *f = &entry->fields[j];
+        f->name = avro_schema_record_field_name(w, (int)j);
+        f->schema = schema_deref(avro_schema_record_field_get_by_index(w, (int)j));
+        f->spec = -1;
+        for (int i = 0; i < F_COUNT; i++) {
+            if (strcmp(FIELD_SPECS[i].name, f->name) == 0) {
+                f->spec = i;
+            }
+        }
+        if (f->spec < 0) {
+            continue;
+        }
+        /* A union fits when one of its branches does; a branch that does not fit is refused
+         * when a message uses it. */
+        int fits = 0;
+        if (is_avro_union(f->schema)) {
+            for (size_t b = 0; b < avro_schema_union_size(f->schema); b++) {
+                fits |= writer_type_fits(FIELD_SPECS[f->spec].kind,
+                                         schema_deref(avro_schema_union_branch(f->schema, (int)b)));
+            }
+        } else {
+            fits = writer_type_fits(FIELD_SPECS[f->spec].kind, f->schema);
+        }
+        if (!fits) {
+            text_set(why, why_len, "field %s is %s in the writer, which cannot be read as %s",
+                     f->name, avro_schema_type_name(f->schema),
+                     FIELD_SPECS[f->spec].kind == FIELD_ENUM ? "an enum" : "the reader's type");
+            return -1;
+        }
+        seen[f->spec] = 1;
+    }
+    /* A reader field the writer lacks takes the reader's default: null for the optional ones;
+     * the others have none. */
+    for (int i = 0; i < F_COUNT; i++) {
+        field_kind_t k = FIELD_SPECS[i].kind;
+        if (!seen[i] && k != FIELD_OPT_STRING && k != FIELD_OPT_DOUBLE) {
+            text_set(why, why_len, "the writer has no field %s, which the reader requires",
+                     FIELD_SPECS[i].name);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -705,22 +734,16 @@ static int writer_load(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, ch
         }
     }
     if (!avro_schema_equal(entry.schema, dec->reader_schema)) {
-        entry.resolver = avro_resolved_writer_new(entry.schema, dec->reader_schema);
-        if (entry.resolver == NULL) {
+        char detail[REASON_MAX];
+        int pr = writer_plan(dec, &entry, detail, sizeof detail);
+        if (pr == -2) {
+            text_set(reason, reason_len, "out of memory planning schema id %u", (unsigned)id);
+            goto err;
+        }
+        if (pr != 0) {
             text_set(why, sizeof why, "schema id %u (%s) does not resolve to %s: %s", (unsigned)id,
-                     path, avro_schema_name(dec->reader_schema), avro_strerror());
+                     path, avro_schema_name(dec->reader_schema), detail);
             rc = INGEST_AVRO_BAD;
-            goto err;
-        }
-        if (avro_resolved_writer_new_value(entry.resolver, &entry.resolved) != 0) {
-            text_set(reason, reason_len, "out of memory resolving schema id %u: %s", (unsigned)id,
-                     avro_strerror());
-            goto err;
-        }
-        avro_resolved_writer_set_dest(&entry.resolved, &dec->value);
-        if (writer_enum_map(dec, &entry) != 0) {
-            text_set(reason, reason_len, "out of memory mapping the enum of schema id %u",
-                     (unsigned)id);
             goto err;
         }
     }
@@ -734,7 +757,7 @@ static int writer_load(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, ch
         dec->writers = grown;
         dec->writer_cap = cap;
     }
-    /* Ownership of the schema, resolver and value moves into the cache. */
+    /* Ownership of the schema and the plan moves into the cache. */
     dec->writers[dec->writer_count] = entry;
     *out = &dec->writers[dec->writer_count];
     dec->writer_count++;
@@ -747,13 +770,7 @@ err:
         miss_remember(dec, id, why);
         reason_bad(reason, reason_len, "%s", why);
     }
-    if (entry.resolver != NULL) {
-        if (entry.resolved.iface != NULL) {
-            avro_value_decref(&entry.resolved);
-        }
-        avro_value_iface_decref(entry.resolver);
-    }
-    free(entry.enum_map);
+    free(entry.fields);
     if (entry.schema != NULL) {
         avro_schema_decref(entry.schema);
     }
@@ -846,11 +863,10 @@ ingest_avro_t *ingest_avro_new(ingest_format_t format, const char *reader_schema
                  avro_strerror());
         goto err;
     }
-    /* Both are pointed at each message's bytes later; they never own a buffer. */
-    dec->reader = avro_reader_memory("", 0);
+    /* Pointed at each output buffer by the encoder; it never owns one. */
     dec->writer = avro_writer_memory("", 0);
-    if (dec->reader == NULL || dec->writer == NULL) {
-        text_set(err, errlen, "out of memory creating Avro memory reader/writer");
+    if (dec->writer == NULL) {
+        text_set(err, errlen, "out of memory creating an Avro memory writer");
         goto err;
     }
     return dec;
@@ -864,15 +880,9 @@ void ingest_avro_free(ingest_avro_t *dec)
     if (dec == NULL) {
         return;
     }
-    /* Resolved values hold a reference to dec->value: release them first. */
     for (size_t i = 0; i < dec->writer_count; i++) {
-        writer_entry_t *w = &dec->writers[i];
-        if (w->resolver != NULL) {
-            avro_value_decref(&w->resolved);
-            avro_value_iface_decref(w->resolver);
-        }
-        free(w->enum_map);
-        avro_schema_decref(w->schema);
+        free(dec->writers[i].fields);
+        avro_schema_decref(dec->writers[i].schema);
     }
     free(dec->writers);
     if (dec->value.iface != NULL) {
@@ -884,96 +894,12 @@ void ingest_avro_free(ingest_avro_t *dec)
     if (dec->reader_schema != NULL) {
         avro_schema_decref(dec->reader_schema);
     }
-    if (dec->reader != NULL) {
-        avro_reader_free(dec->reader);
-    }
     if (dec->writer != NULL) {
         avro_writer_free(dec->writer);
     }
     free(dec->plan);
     free(dec->schema_dir);
     free(dec);
-}
-
-/* Reads field i of the decoded value into *out. Fails only if the value is not the shape
- * reader_schema_check promised, which would be a bug: INGEST_AVRO_ERR. */
-static int field_read(ingest_avro_t *dec, int i, field_value_t *out, char *reason,
-                      size_t reason_len)
-{
-    const field_spec_t *spec = &FIELD_SPECS[i];
-    avro_value_t field, branch;
-    int disc;
-    int rc = 0;
-
-    memset(out, 0, sizeof *out);
-    if (avro_value_get_by_index(&dec->value, dec->slots[i].index, &field, NULL) != 0) {
-        goto err;
-    }
-    if (spec->kind == FIELD_OPT_STRING || spec->kind == FIELD_OPT_DOUBLE) {
-        if (avro_value_get_discriminant(&field, &disc) != 0) {
-            goto err;
-        }
-        if (disc == dec->slots[i].null_branch) {
-            return INGEST_AVRO_OK;
-        }
-        if (avro_value_get_current_branch(&field, &branch) != 0) {
-            goto err;
-        }
-        field = branch;
-    }
-    out->present = 1;
-    switch (spec->kind) {
-    case FIELD_STRING:
-    case FIELD_OPT_STRING:
-        /* Avro C's size counts the terminating NUL. */
-        rc = avro_value_get_string(&field, &out->str, &out->len);
-        out->len = out->len > 0 ? out->len - 1 : 0;
-        break;
-    case FIELD_ENUM: {
-        int index;
-        rc = avro_value_get_enum(&field, &index);
-        if (rc != 0) {
-            break;
-        }
-        if (dec->current != NULL && dec->current->enum_map != NULL) {
-            const writer_entry_t *w = dec->current;
-            if (index < 0 || index >= w->enum_map_len) {
-                return reason_bad(reason, reason_len, "bad enum index %d in field %s", index,
-                                  spec->name);
-            }
-            if (w->enum_map[index] < 0) {
-                return reason_bad(reason, reason_len,
-                                  "incompatible schema id %u: symbol %s of field %s is not in "
-                                  "the reader's enum %s",
-                                  (unsigned)w->id, avro_schema_enum_get(w->enum_schema, index),
-                                  spec->name, avro_schema_name(dec->event_type_schema));
-            }
-            index = w->enum_map[index];
-        }
-        /* Checked here too because avro_schema_enum_get does not range-check. */
-        if (index < 0 || index >= avro_schema_enum_number_of_symbols(dec->event_type_schema)) {
-            return reason_bad(reason, reason_len, "bad enum index %d in field %s", index,
-                              spec->name);
-        }
-        out->str = avro_schema_enum_get(dec->event_type_schema, index);
-        out->len = strlen(out->str);
-        break;
-    }
-    case FIELD_OPT_DOUBLE:
-        rc = avro_value_get_double(&field, &out->num);
-        break;
-    case FIELD_TIME_MS:
-        rc = avro_value_get_long(&field, &out->i64);
-        break;
-    }
-    if (rc != 0) {
-        goto err;
-    }
-    return INGEST_AVRO_OK;
-err:
-    text_set(reason, reason_len, "internal: cannot read decoded field %s: %s", spec->name,
-             avro_strerror());
-    return INGEST_AVRO_ERR;
 }
 
 /* The rules the schema cannot express. */
@@ -1079,23 +1005,6 @@ static int event_commit(ingest_event_t *ev, const field_value_t *vals, char *rea
     return INGEST_AVRO_OK;
 }
 
-/* Copies the value Avro C decoded into ev: every field is read and checked before ev changes. */
-static int event_fill(ingest_avro_t *dec, ingest_event_t *ev, char *reason, size_t reason_len)
-{
-    field_value_t vals[F_COUNT];
-    int rc;
-
-    for (int i = 0; i < F_COUNT; i++) {
-        if ((rc = field_read(dec, i, &vals[i], reason, reason_len)) != INGEST_AVRO_OK) {
-            return rc;
-        }
-        if ((rc = field_check(&FIELD_SPECS[i], &vals[i], reason, reason_len)) != 0) {
-            return rc;
-        }
-    }
-    return event_commit(ev, vals, reason, reason_len);
-}
-
 /* Reads one field vigil knows straight from the wire. The reader schema fixed its type
  * (reader_schema_check); the checks and reasons are the scanner's. */
 static int direct_field(ingest_avro_t *dec, scan_t *s, int i, field_value_t *out)
@@ -1197,14 +1106,159 @@ static int direct_decode(ingest_avro_t *dec, const uint8_t *data, size_t len, in
     return event_commit(ev, vals, reason, reason_len);
 }
 
+/* Reads one value of writer type t as FIELD_SPECS[i] (see writer_type_fits for what converts).
+ * Reasons as the scanner's; a union branch the reader cannot take names the incompatibility. */
+static int plan_value(ingest_avro_t *dec, const writer_entry_t *w, scan_t *s, avro_schema_t t,
+                      int i, field_value_t *out, int depth)
+{
+    const field_spec_t *spec = &FIELD_SPECS[i];
+    int64_t v;
+    int rc;
+
+    t = schema_deref(t);
+    if (depth > SCAN_DEPTH_MAX || t == NULL) {
+        return reason_bad(s->reason, s->reason_len, "schema nesting deeper than %d at field %s",
+                          SCAN_DEPTH_MAX, s->field);
+    }
+    if (!writer_type_fits(spec->kind, t) && !is_avro_union(t)) {
+        return reason_bad(s->reason, s->reason_len,
+                          "incompatible schema id %u: field %s holds a %s, which vigil cannot "
+                          "read as its %s",
+                          (unsigned)w->id, spec->name, avro_schema_type_name(t),
+                          spec->kind == FIELD_ENUM ? "enum" : "type");
+    }
+    switch (avro_typeof(t)) {
+    case AVRO_UNION:
+        if ((rc = scan_long(s, &v)) != 0) {
+            return rc;
+        }
+        if (v < 0 || (uint64_t)v >= avro_schema_union_size(t)) {
+            return reason_bad(s->reason, s->reason_len,
+                              "bad union index %lld in field %s (%zu branches)", (long long)v,
+                              s->field, avro_schema_union_size(t));
+        }
+        return plan_value(dec, w, s, avro_schema_union_branch(t, (int)v), i, out, depth + 1);
+    case AVRO_NULL:
+        out->present = 0; /* only reached for the optional kinds (writer_type_fits) */
+        return INGEST_AVRO_OK;
+    case AVRO_STRING:
+        if ((rc = scan_long(s, &v)) != 0) {
+            return rc;
+        }
+        out->present = 1;
+        out->str = (const char *)s->p;
+        out->len = (size_t)(v > 0 ? v : 0);
+        return scan_skip(s, v, "string");
+    case AVRO_ENUM: {
+        int n = avro_schema_enum_number_of_symbols(t), mapped;
+        const char *symbol;
+        if ((rc = scan_long(s, &v)) != 0) {
+            return rc;
+        }
+        if (v < 0 || v >= n) {
+            return reason_bad(s->reason, s->reason_len,
+                              "bad enum index %lld in field %s (%d symbols)", (long long)v,
+                              s->field, n);
+        }
+        /* By name: the writer may order its symbols differently or have new ones. */
+        symbol = avro_schema_enum_get(t, (int)v);
+        mapped = avro_schema_enum_get_by_name(dec->event_type_schema, symbol);
+        if (mapped < 0) {
+            return reason_bad(s->reason, s->reason_len,
+                              "incompatible schema id %u: symbol %s of field %s is not in the "
+                              "reader's enum %s",
+                              (unsigned)w->id, symbol, spec->name,
+                              avro_schema_name(dec->event_type_schema));
+        }
+        out->present = 1;
+        out->str = avro_schema_enum_get(dec->event_type_schema, mapped);
+        out->len = strlen(out->str);
+        return INGEST_AVRO_OK;
+    }
+    case AVRO_DOUBLE:
+    case AVRO_FLOAT: {
+        size_t width = avro_typeof(t) == AVRO_DOUBLE ? 8 : 4;
+        const uint8_t *b = s->p;
+        uint64_t bits = 0;
+        if ((rc = scan_skip(s, (int64_t)width, width == 8 ? "double" : "float")) != 0) {
+            return rc;
+        }
+        for (int k = (int)width - 1; k >= 0; k--) {
+            bits = bits << 8 | b[k]; /* little-endian on the wire */
+        }
+        if (width == 8) {
+            memcpy(&out->num, &bits, sizeof out->num);
+        } else {
+            uint32_t b32 = (uint32_t)bits;
+            float f;
+            memcpy(&f, &b32, sizeof f);
+            out->num = f;
+        }
+        out->present = 1;
+        return INGEST_AVRO_OK;
+    }
+    case AVRO_INT32:
+    case AVRO_INT64:
+        if ((rc = scan_long(s, &v)) != 0) {
+            return rc;
+        }
+        if (avro_typeof(t) == AVRO_INT32 && (v < INT32_MIN || v > INT32_MAX)) {
+            return reason_bad(s->reason, s->reason_len, "bad int in field %s: %lld out of range",
+                              s->field, (long long)v);
+        }
+        out->present = 1;
+        out->i64 = v;
+        out->num = (double)v;
+        return INGEST_AVRO_OK;
+    default:
+        return reason_bad(s->reason, s->reason_len, "field %s has an unexpected Avro type",
+                          s->field);
+    }
+}
+
+/* A message on a writer schema that differs from the reader's: read in the writer's field
+ * order through its plan, fields vigil does not read validated and skipped, fields the writer
+ * lacks left at the reader's default (null). One pass, as direct_decode. */
+static int plan_decode(ingest_avro_t *dec, const writer_entry_t *w, const uint8_t *data, size_t len,
+                       ingest_event_t *ev, char *reason, size_t reason_len)
+{
+    scan_t s = {data, data + len, "(record)", reason, reason_len};
+    field_value_t vals[F_COUNT];
+    int rc;
+
+    memset(vals, 0, sizeof vals);
+    for (size_t j = 0; j < w->n_fields; j++) {
+        const writer_field_t *f = &w->fields[j];
+        s.field = f->name;
+        rc = f->spec < 0 ? scan_value(&s, f->schema, 1)
+                         : plan_value(dec, w, &s, f->schema, f->spec, &vals[f->spec], 1);
+        if (rc != 0) {
+            return rc;
+        }
+        if (f->spec >= 0 && !vals[f->spec].present &&
+            FIELD_SPECS[f->spec].kind != FIELD_OPT_STRING &&
+            FIELD_SPECS[f->spec].kind != FIELD_OPT_DOUBLE) {
+            return reason_bad(reason, reason_len, "invalid field %s: null", f->name);
+        }
+    }
+    if (s.p != s.end) {
+        return reason_bad(reason, reason_len, "trailing bytes: %zu after the %zu-byte record",
+                          (size_t)(s.end - s.p), (size_t)(s.p - data));
+    }
+    for (int i = 0; i < F_COUNT; i++) {
+        if ((rc = field_check(&FIELD_SPECS[i], &vals[i], reason, reason_len)) != 0) {
+            return rc;
+        }
+    }
+    return event_commit(ev, vals, reason, reason_len);
+}
+
 int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_event_t *ev,
                        char *reason, size_t reason_len)
 {
     const uint8_t *payload = data;
     size_t payload_len = len;
-    avro_schema_t writer_schema = dec->reader_schema;
-    dec->current = NULL;
-    avro_value_t *target = &dec->value;
+    const writer_entry_t *plan = NULL;
     int rc;
 
     /* Every reason written below is cut to REASON_MAX through this. */
@@ -1231,27 +1285,18 @@ int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_
         if ((rc = writer_lookup(dec, id, &writer, reason, reason_len)) != INGEST_AVRO_OK) {
             return rc;
         }
-        writer_schema = writer->schema;
-        dec->current = writer;
-        if (writer->resolver != NULL) {
-            target = &writer->resolved;
+        if (writer->fields != NULL) {
+            plan = writer;
         }
         payload += CONFLUENT_HEADER_LEN;
         payload_len -= CONFLUENT_HEADER_LEN;
     }
-    if (writer_schema == dec->reader_schema || target == &dec->value) {
-        /* Same schema on both sides (plain format, or a Confluent id whose schema equals the
-         * reader's): the direct decoder. */
-        return direct_decode(dec, payload, payload_len, ev, reason, reason_len);
+    if (plan != NULL) {
+        return plan_decode(dec, plan, payload, payload_len, ev, reason, reason_len);
     }
-    if ((rc = scan_message(writer_schema, payload, payload_len, reason, reason_len)) != 0) {
-        return rc;
-    }
-    avro_reader_memory_set_source(dec->reader, (const char *)payload, (int64_t)payload_len);
-    if (avro_value_read(dec->reader, target) != 0) {
-        return reason_bad(reason, reason_len, "avro read failed: %s", avro_strerror());
-    }
-    return event_fill(dec, ev, reason, reason_len);
+    /* Same schema on both sides (plain format, or a Confluent id whose schema equals the
+     * reader's). */
+    return direct_decode(dec, payload, payload_len, ev, reason, reason_len);
 }
 
 /* Sets field i of enc->value from ev. */

@@ -1,6 +1,7 @@
 /* Confluent Schema Registry client (see ingest_registry.h). */
 #include "ingest_registry.h"
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -11,7 +12,6 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,8 +422,7 @@ int ingest_registry_fetch(ingest_registry_t *r, uint32_t id, char **schema, char
     }
 }
 
-ingest_registry_t *ingest_registry_new(const ingest_registry_options_t *o, char *err,
-                                       size_t errlen)
+ingest_registry_t *ingest_registry_new(const ingest_registry_options_t *o, char *err, size_t errlen)
 {
     struct evhttp_uri *uri = evhttp_uri_parse(o->url ? o->url : "");
     ingest_registry_t *r = calloc(1, sizeof(*r));
@@ -435,8 +434,10 @@ ingest_registry_t *ingest_registry_new(const ingest_registry_options_t *o, char 
     }
     scheme = uri ? evhttp_uri_get_scheme(uri) : NULL;
     host = uri ? evhttp_uri_get_host(uri) : NULL;
-    if (!scheme || !host || !*host || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-        snprintf(err, errlen, "schema registry URL \"%s\" is not http://host[:port][/path] or https://...",
+    if (!scheme || !host || !*host ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        snprintf(err, errlen,
+                 "schema registry URL \"%s\" is not http://host[:port][/path] or https://...",
                  o->url ? o->url : "");
         goto err;
     }
@@ -474,9 +475,8 @@ ingest_registry_t *ingest_registry_new(const ingest_registry_options_t *o, char 
         if (!r->ssl)
             goto oom;
         SSL_CTX_set_verify(r->ssl, SSL_VERIFY_PEER, NULL);
-        int ok = o->ca_file && *o->ca_file
-                     ? SSL_CTX_load_verify_locations(r->ssl, o->ca_file, NULL)
-                     : SSL_CTX_set_default_verify_paths(r->ssl);
+        int ok = o->ca_file && *o->ca_file ? SSL_CTX_load_verify_locations(r->ssl, o->ca_file, NULL)
+                                           : SSL_CTX_set_default_verify_paths(r->ssl);
         if (ok != 1) {
             snprintf(err, errlen, "schema registry: cannot load CA certificates from %s",
                      o->ca_file && *o->ca_file ? o->ca_file : "the system store");

@@ -21,8 +21,8 @@ enum {
 };
 
 typedef struct ingest_registry_options {
-    const char *url;      /* "http://host:8081" or "https://host/prefix"; no trailing slash needed */
-    const char *user;     /* basic auth user, or NULL/"" for none */
+    const char *url;  /* "http://host:8081" or "https://host/prefix"; no trailing slash needed */
+    const char *user; /* basic auth user, or NULL/"" for none */
     const char *password; /* basic auth password */
     const char *ca_file;  /* HTTPS: PEM bundle to verify the server with; NULL/"": system store */
     int timeout_ms;       /* per attempt */

@@ -575,6 +575,70 @@ out:
     unlink(path);
 }
 
+/* Writes base with `from` replaced by `to` into tmpdir/<id>.avsc. Returns 0, or -1. */
+static int write_variant(const char *tmpdir, int id, const char *base, const char *from,
+                         const char *to, char *path, size_t pathlen)
+{
+    const char *at = strstr(base, from);
+    FILE *f;
+
+    snprintf(path, pathlen, "%s/%d.avsc", tmpdir, id);
+    if (at == NULL || (f = fopen(path, "w")) == NULL) {
+        return -1;
+    }
+    fwrite(base, 1, (size_t)(at - base), f);
+    fputs(to, f);
+    fputs(at + strlen(from), f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* The other evolutions a producer may make, decoded through Avro schema resolution: a field
+ * the reader has with a default removed by the writer (the default fills it), and an int
+ * promoted to the reader's long. Both writer encodings are byte-for-byte derived from the
+ * reader's: Avro writes int and long alike, and channel is the last field. */
+static void test_schema_evolution(const char *tmpdir, ingest_avro_t *dec, const char *base)
+{
+    static const char channel_field[] =
+        ",\n    {\"name\": \"channel\", \"type\": [\"null\", \"string\"], \"default\": null,\n"
+        "     \"doc\": \"Where the action happened, e.g. web, mobile, pos, atm.\"}";
+    static const char time_long[] = "\"type\": {\"type\": \"long\", \"logicalType\": "
+                                    "\"timestamp-millis\"}";
+    char path6[PATH_MAX], path8[PATH_MAX], err[256] = "", reason[256] = "";
+    uint8_t msg[MSG_MAX];
+    ingest_event_t ev = event_full(), got = {0};
+    long n;
+
+    /* 6.avsc: no channel field. The reader's encoding with channel null ends in the union
+     * index 0 of channel: without that byte it is the writer's encoding. */
+    CHECK(write_variant(tmpdir, 6, base, channel_field, "", path6, sizeof path6) == 0);
+    ev.channel = NULL;
+    n = ingest_avro_encode(dec, &ev, 6, msg, sizeof msg, err, sizeof err);
+    CHECK(n > 0 && msg[n - 1] == 0x00);
+    CHECK(ingest_avro_decode(dec, msg, (size_t)n - 1, &got, reason, sizeof reason) ==
+          INGEST_AVRO_OK);
+    if (reason[0] != '\0')
+        fprintf(stderr, "# field removed: %s\n", reason);
+    CHECK(got.channel == NULL);
+    CHECK_STR(got.event_id, ev.event_id);
+    CHECK(got.event_time_ms == ev.event_time_ms);
+
+    /* 8.avsc: event_time written as an int (a small time, as an int holds 24 days of ms). */
+    CHECK(write_variant(tmpdir, 8, base, time_long, "\"type\": \"int\"", path8, sizeof path8) == 0);
+    ev = event_full();
+    ev.event_time_ms = 1234567;
+    n = ingest_avro_encode(dec, &ev, 8, msg, sizeof msg, err, sizeof err);
+    CHECK(n > 0);
+    reason[0] = '\0';
+    CHECK(ingest_avro_decode(dec, msg, (size_t)n, &got, reason, sizeof reason) == INGEST_AVRO_OK);
+    if (reason[0] != '\0')
+        fprintf(stderr, "# int to long: %s\n", reason);
+    CHECK(got.event_time_ms == 1234567);
+    check_same_event(&got, &ev);
+    ingest_event_clear(&got);
+    unlink(path6);
+    unlink(path8);
+}
+
 /* A producer on a newer schema (2.avsc: an extra field in front) must still decode, through
  * Avro schema resolution, into the reader's shape. */
 static void test_resolution(const char *tmpdir)
@@ -617,13 +681,29 @@ static void test_resolution(const char *tmpdir)
     }
     long n = ingest_avro_encode(enc2, &full, 2, msg, sizeof msg, err, sizeof err);
     CHECK(n > 0);
-    for (int i = 0; i < 3; i++) { /* the cached resolver is reused */
+    for (int i = 0; i < 3; i++) { /* the cached plan is reused */
         CHECK(ingest_avro_decode(dec, msg, (size_t)n, &got, reason, sizeof reason) ==
               INGEST_AVRO_OK);
         check_same_event(&got, &full);
     }
     /* The writer schema's extra byte is consumed by resolution, not left as trailing. */
     CHECK_BAD(dec, msg, (size_t)n - 1, "truncated:");
+
+    /* Damaged messages on the resolved path: decoded or refused with a printable reason,
+     * never a crash (the sanitizer build watches the reads). */
+    int refused = 0;
+    for (int i = 0; i < 5000; i++) {
+        uint8_t bad[MSG_MAX];
+        memcpy(bad, msg, (size_t)n);
+        for (int k = 0; k < 3; k++)
+            bad[5 + rng_next() % (uint64_t)(n - 5)] ^= (uint8_t)(1u << (rng_next() % 8));
+        size_t cut = (size_t)(6 + rng_next() % (uint64_t)(n - 5));
+        reason[0] = '\0';
+        int rc = ingest_avro_decode(dec, bad, cut, &got, reason, sizeof reason);
+        CHECK(rc == INGEST_AVRO_OK || (rc == INGEST_AVRO_BAD && reason_printable(reason)));
+        refused += rc == INGEST_AVRO_BAD;
+    }
+    CHECK(refused > 0);
 
     /* An id whose file shows up later: refused from the cache at first, then found once the
      * retry interval (1 s) has passed. Polling with a deadline, not a fixed sleep. */
@@ -659,6 +739,7 @@ static void test_resolution(const char *tmpdir)
     /* A producer whose EventType has a symbol inserted in front: the same symbol must come out,
      * not the one at the writer's index, and a symbol the reader lacks is a dead letter. */
     test_enum_evolution(tmpdir, dec, base);
+    test_schema_evolution(tmpdir, dec, base);
 
 out:
     ingest_avro_free(enc2);
