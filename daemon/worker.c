@@ -574,7 +574,6 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
     it = &w->items[w->n_items++];
     it->msg = msg;
     it->dead = 0;
-    metrics_add(&metrics.consumed, 1);
     if (!msg->payload || msg->len == 0) {
         it->dead = 1;
         snprintf(it->reason, sizeof(it->reason), "empty message value");
@@ -615,6 +614,9 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
         else
             it->dead = 1;
     }
+    /* Counted once it is in the batch for good: consumed = written + dead-lettered once the
+     * batch commits. */
+    metrics_add(&metrics.consumed, 1);
     if (it->dead)
         log_debug("dead letter", "partition=%d offset=%lld reason=\"%s\"", (int)msg->partition,
                   (long long)msg->offset, it->reason);
