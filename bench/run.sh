@@ -19,7 +19,7 @@ stored_total() { sql "SELECT coalesce(sum(next_offset), 0) FROM vigil.kafka_offs
 now_s() { date +%s.%N; }
 
 # Figure 0, decode alone on one core (no servers): bench/bench_decode.c.
-"$VIGIL_BUILD_DIR/bench_decode" "$SRC/ingest/schemas"
+"$BUILD_DIR/bench_decode" "$SRC/ingest/schemas"
 
 harness_init
 pg_start

@@ -35,8 +35,8 @@ typedef struct ingest_kafka ingest_kafka_t;
 
 /* keys/values/origins: the [kafka] pass-through settings, applied after vigil's defaults
  * (enable.auto.commit=false, enable.partition.eof=false, auto.offset.reset=earliest,
- * group.id=vigild, and a prefetch queue bounded at queued.max.messages.kbytes=16384 and
- * queued.min.messages=20000), so the user can override any of them. origins[i] names where each
+ * group.id=vigild, and a prefetch queue bounded at queued.max.messages.kbytes=16384), so the
+ * user can override any of them. origins[i] names where each
  * came from, for error messages. Subscribes to topic. Returns NULL and fills err on failure. */
 ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *values,
                                  const char *const *origins, size_t n, const char *topic,
