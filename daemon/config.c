@@ -62,6 +62,8 @@ static const config_key_t config_keys[] = {
      60000, NULL, "5000", 0, "Timeout of one schema registry request."},
     {"ingest.schema_registry_retries", CONFIG_INT, FIELD(ingest_schema_registry_retries), 0, 10,
      NULL, "3", 0, "Retries of a failed registry request (backoff from 100 ms, doubling)."},
+    {"ingest.dlq_topic", CONFIG_STRING, FIELD(ingest_dlq_topic), 0, 0, NULL, "", 0,
+     "Kafka topic that also receives every dead letter (a best-effort copy); empty: none."},
     {"ingest.batch_max", CONFIG_INT, FIELD(ingest_batch_max), 1, 100000, NULL, "5000", 1,
      "Most messages written to PostgreSQL in one transaction."},
     {"ingest.batch_max_delay_ms", CONFIG_INT, FIELD(ingest_batch_max_delay_ms), 1, 60000, NULL,

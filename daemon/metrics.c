@@ -215,6 +215,10 @@ int metrics_render(char **out, size_t *out_len)
     metrics_render_counter(&t, "vigil_schema_registry_errors_total",
                            "Writer schema lookups that got no answer from the registry.",
                            &m->registry_errors);
+    metrics_render_counter(&t, "vigil_dlq_published_total",
+                           "Dead letters queued to the dead-letter topic.", &m->dlq_published);
+    metrics_render_counter(&t, "vigil_dlq_failed_total",
+                           "Dead letters the dead-letter topic did not get.", &m->dlq_failed);
     metrics_render_gauge(&t, "vigil_assigned_partitions", "Kafka partitions assigned now.",
                          &m->assigned_partitions);
     metrics_render_gauge(&t, "vigil_paused_partitions",

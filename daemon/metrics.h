@@ -47,6 +47,8 @@ typedef struct metrics {
     _Atomic uint64_t kafka_errors;    /* vigil_kafka_errors_total */
     _Atomic uint64_t rebalances;      /* vigil_rebalances_total */
     _Atomic uint64_t registry_errors; /* vigil_schema_registry_errors_total: failed lookups */
+    _Atomic uint64_t dlq_published;   /* vigil_dlq_published_total: copies queued to the topic */
+    _Atomic uint64_t dlq_failed;      /* vigil_dlq_failed_total: copies not delivered */
     _Atomic int64_t assigned_partitions; /* gauge vigil_assigned_partitions */
     _Atomic int64_t paused_partitions;   /* gauge vigil_paused_partitions */
     _Atomic int64_t pg_up;               /* gauge vigil_postgres_up: last operation succeeded */

@@ -395,6 +395,7 @@ static int vigild_run(vigild_t *d, int embedded)
                      d->cfg.ingest_schema_registry_password, d->cfg.ingest_schema_registry_ca_file,
                      d->cfg.ingest_schema_registry_timeout_ms,
                      d->cfg.ingest_schema_registry_retries, 100},
+        .dlq_topic = d->cfg.ingest_dlq_topic,
         .pg_conninfo = d->cfg.postgres_conninfo,
         .instance_id = d->cfg.daemon_instance_id,
         .kafka_keys = kv.keys,

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "ingest_avro.h"
+#include "ingest_dlq.h"
 #include "ingest_kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -45,7 +46,7 @@ typedef struct worker_partition {
 struct worker {
     /* Options, copied. */
     char *topic, *format, *schema_dir, *reader_schema, *pg_conninfo, *instance_id;
-    char *registry_url, *registry_user, *registry_password, *registry_ca_file;
+    char *registry_url, *registry_user, *registry_password, *registry_ca_file, *dlq_topic;
     int registry_timeout_ms, registry_retries;
     char **kafka_keys, **kafka_values, **kafka_origins;
     size_t n_kafka;
@@ -68,6 +69,7 @@ struct worker {
     ingest_kafka_t *kafka;
     ingest_avro_t *decoder;
     ingest_registry_t *registry; /* NULL: writer schemas from schema_dir */
+    ingest_dlq_t *dlq;           /* NULL: no dead-letter topic */
     sink_pg_t *pg;
     worker_item_t *items;
     size_t n_items, cap_items;
@@ -441,6 +443,31 @@ static int worker_batch_isolate(worker_t *w)
     return 0;
 }
 
+/* Copies the committed batch's dead letters to the dead-letter topic, if there is one: after
+ * the commit, best effort (see ingest_dlq.h). @locality: worker thread. */
+static void worker_dlq_publish(worker_t *w)
+{
+    char err[512];
+    char q[600];
+
+    if (!w->dlq)
+        return;
+    for (size_t i = 0; i < w->n_items; i++) {
+        const rd_kafka_message_t *m = w->items[i].msg;
+        if (!w->items[i].dead)
+            continue;
+        if (ingest_dlq_send(w->dlq, m->key, m->key_len, m->payload, m->len, w->items[i].reason,
+                            w->topic, m->partition, m->offset, err, sizeof(err)) == 0) {
+            metrics_add(&metrics.dlq_published, 1);
+        } else {
+            metrics_add(&metrics.dlq_failed, 1);
+            log_warn("dead letter not copied to the dead-letter topic", "offset=%lld error=\"%s\"",
+                     (long long)m->offset, log_quote(err, q, sizeof(q)));
+        }
+    }
+    metrics_add(&metrics.dlq_failed, ingest_dlq_poll(w->dlq));
+}
+
 /* Writes the batch as one transaction, retrying on database errors until it commits, is fenced,
  * or the worker is told to stop and the shutdown bound passes. Returns 0 when the batch is done
  * with (committed or fenced and dropped), -1 when it was left unwritten. @locality: worker. */
@@ -502,6 +529,7 @@ static int worker_batch_flush(worker_t *w)
         for (size_t i = 0; i < n_adv; i++)
             w->parts[w->advances[i].partition].expected = w->advances[i].next;
     }
+    worker_dlq_publish(w);
     ingest_kafka_commit(w->kafka, w->commit_parts, w->commit_next, n_adv);
     log_debug("batch committed", "rows=%zu dead=%zu partitions=%zu", n_rows, n_dead, n_adv);
     worker_batch_discard(w);
@@ -759,6 +787,17 @@ static int worker_open(worker_t *w)
         log_error("cannot start the Kafka consumer", "error=\"%s\"", log_quote(err, q, sizeof(q)));
         return -1;
     }
+    if (w->dlq_topic[0]) {
+        w->dlq =
+            ingest_dlq_new((const char *const *)w->kafka_keys, (const char *const *)w->kafka_values,
+                           (const char *const *)w->kafka_origins, w->n_kafka, w->dlq_topic,
+                           worker_on_log, w, err, sizeof(err));
+        if (!w->dlq) {
+            log_error("cannot start the dead-letter topic producer", "error=\"%s\"",
+                      log_quote(err, q, sizeof(q)));
+            return -1;
+        }
+    }
     metrics_set_topic(w->topic);
     log_info("consuming", "topic=%s group=%s instance=%s", w->topic, ingest_kafka_group(w->kafka),
              w->instance_id);
@@ -809,6 +848,8 @@ static void *worker_main(void *arg)
         now = worker_now_ms();
         if (now - last_lag >= 1000) {
             worker_lag_update(w);
+            if (w->dlq)
+                metrics_add(&metrics.dlq_failed, ingest_dlq_poll(w->dlq));
             last_lag = now;
         }
         if (w->n_items > 0 &&
@@ -843,6 +884,15 @@ out:
         }
         ingest_kafka_close(w->kafka);
     }
+    if (w->dlq) {
+        int64_t left = atomic_load(&w->stop_deadline_ms) - worker_now_ms();
+        int unsent = ingest_dlq_flush(w->dlq, left > 0 ? (int)left : 0);
+        metrics_add(&metrics.dlq_failed, ingest_dlq_poll(w->dlq));
+        if (unsent > 0)
+            log_warn("dead letters not copied to the dead-letter topic before the shutdown bound; "
+                     "they are in vigil.dead_letters",
+                     "count=%d", unsent);
+    }
     atomic_store(&metrics.assigned_partitions, 0);
     for (int p = 0; p < METRICS_PARTITIONS_MAX; p++)
         atomic_store(&metrics.consumer_lag[p], -1);
@@ -868,11 +918,12 @@ worker_t *worker_new(const worker_options_t *o, char *err, size_t errlen)
     w->registry_user = worker_strdup(o->registry.user ? o->registry.user : "");
     w->registry_password = worker_strdup(o->registry.password ? o->registry.password : "");
     w->registry_ca_file = worker_strdup(o->registry.ca_file ? o->registry.ca_file : "");
+    w->dlq_topic = worker_strdup(o->dlq_topic ? o->dlq_topic : "");
     w->registry_timeout_ms = o->registry.timeout_ms;
     w->registry_retries = o->registry.retries;
     if (!w->topic || !w->format || !w->schema_dir || !w->reader_schema || !w->pg_conninfo ||
         !w->instance_id || !w->registry_url || !w->registry_user || !w->registry_password ||
-        !w->registry_ca_file)
+        !w->registry_ca_file || !w->dlq_topic)
         goto oom;
     w->n_kafka = o->n_kafka;
     w->kafka_keys = calloc(o->n_kafka + 1, sizeof(char *));
@@ -959,6 +1010,7 @@ void worker_free(worker_t *w)
     ingest_kafka_free(w->kafka);
     ingest_avro_free(w->decoder);
     ingest_registry_free(w->registry); /* after the decoder, which borrows it */
+    ingest_dlq_free(w->dlq);
     sink_pg_free(w->pg);
     for (size_t i = 0; i < w->cap_items; i++)
         ingest_event_clear(&w->items[i].ev);
@@ -987,5 +1039,6 @@ void worker_free(worker_t *w)
     free(w->registry_user);
     free(w->registry_password);
     free(w->registry_ca_file);
+    free(w->dlq_topic);
     free(w);
 }

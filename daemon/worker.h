@@ -21,6 +21,7 @@ typedef struct worker_options {
     const char *schema_dir;
     const char *reader_schema;
     ingest_registry_options_t registry; /* registry.url "" or NULL: none (schema_dir) */
+    const char *dlq_topic;              /* "" or NULL: no dead-letter topic */
     const char *pg_conninfo;
     const char *instance_id;
     const char *const *kafka_keys; /* pass-through settings, see ingest_kafka_new */
