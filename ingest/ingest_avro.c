@@ -1005,6 +1005,25 @@ static int event_commit(ingest_event_t *ev, const field_value_t *vals, char *rea
     return INGEST_AVRO_OK;
 }
 
+/* The end of both decoders: the record must use every byte, every value must pass the rules
+ * the schema cannot express, and only then does ev change. */
+static int decode_finish(const scan_t *s, const uint8_t *data, const field_value_t *vals,
+                         ingest_event_t *ev)
+{
+    int rc;
+
+    if (s->p != s->end) {
+        return reason_bad(s->reason, s->reason_len, "trailing bytes: %zu after the %zu-byte record",
+                          (size_t)(s->end - s->p), (size_t)(s->p - data));
+    }
+    for (int i = 0; i < F_COUNT; i++) {
+        if ((rc = field_check(&FIELD_SPECS[i], &vals[i], s->reason, s->reason_len)) != 0) {
+            return rc;
+        }
+    }
+    return event_commit(ev, vals, s->reason, s->reason_len);
+}
+
 /* Reads one field vigil knows straight from the wire. The reader schema fixed its type
  * (reader_schema_check); the checks and reasons are the scanner's. */
 static int direct_field(ingest_avro_t *dec, scan_t *s, int i, field_value_t *out)
@@ -1094,16 +1113,7 @@ static int direct_decode(ingest_avro_t *dec, const uint8_t *data, size_t len, in
             return rc;
         }
     }
-    if (s.p != s.end) {
-        return reason_bad(reason, reason_len, "trailing bytes: %zu after the %zu-byte record",
-                          (size_t)(s.end - s.p), (size_t)(s.p - data));
-    }
-    for (int i = 0; i < F_COUNT; i++) {
-        if ((rc = field_check(&FIELD_SPECS[i], &vals[i], reason, reason_len)) != 0) {
-            return rc;
-        }
-    }
-    return event_commit(ev, vals, reason, reason_len);
+    return decode_finish(&s, data, vals, ev);
 }
 
 /* Reads one value of writer type t as FIELD_SPECS[i] (see writer_type_fits for what converts).
@@ -1241,16 +1251,7 @@ static int plan_decode(ingest_avro_t *dec, const writer_entry_t *w, const uint8_
             return reason_bad(reason, reason_len, "invalid field %s: null", f->name);
         }
     }
-    if (s.p != s.end) {
-        return reason_bad(reason, reason_len, "trailing bytes: %zu after the %zu-byte record",
-                          (size_t)(s.end - s.p), (size_t)(s.p - data));
-    }
-    for (int i = 0; i < F_COUNT; i++) {
-        if ((rc = field_check(&FIELD_SPECS[i], &vals[i], reason, reason_len)) != 0) {
-            return rc;
-        }
-    }
-    return event_commit(ev, vals, reason, reason_len);
+    return decode_finish(&s, data, vals, ev);
 }
 
 int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_event_t *ev,
