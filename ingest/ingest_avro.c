@@ -145,7 +145,7 @@ struct ingest_avro {
     avro_schema_t reader_schema;
     avro_schema_t event_type_schema; /* borrowed from reader_schema */
     avro_value_iface_t *reader_class;
-    avro_value_t value; /* the decoded (or to-be-encoded) event, reader shape */
+    avro_value_t value; /* the event being encoded, reader shape */
     avro_writer_t writer;
     field_slot_t slots[F_COUNT];
     /* The reader record's fields in wire order: plan[j] is the FIELD_SPECS index of field j,
