@@ -81,7 +81,8 @@ struct worker {
     worker_partition_t *parts;
     size_t n_parts;
     int64_t batch_deadline_ms;
-    int paused; /* fetching paused because the sink is failing */
+    int paused;      /* fetching paused because the sink is failing */
+    uint64_t fences; /* batches dropped as fenced, so far */
 };
 
 int64_t worker_now_ms(void)
@@ -371,6 +372,7 @@ static void worker_batch_fenced(worker_t *w, const char *err)
 {
     char q[1100];
     metrics_add(&metrics.fenced, 1);
+    w->fences++;
     log_warn("batch fenced: another instance owns this partition's offsets now; dropped "
              "without writing",
              "messages=%zu error=\"%s\"", w->n_items, log_quote(err, q, sizeof(q)));
@@ -538,33 +540,53 @@ static int worker_batch_flush(worker_t *w)
 
 /* The message's writer schema could not be fetched (registry unreachable): the message must
  * neither become a dead letter nor be skipped, and later messages of its partition must not
- * overtake it. So the worker waits here, retrying with backoff, partitions paused, until the
- * decode gives an answer or the worker is stopped (then INGEST_AVRO_RETRY). @locality: worker. */
-static int worker_decode_retry(worker_t *w, worker_item_t *it)
+ * overtake it. So the worker first commits the batch before it (an outage holds back only what
+ * needs the schema), then waits here, retrying with backoff, partitions paused, until the decode
+ * gives an answer. *itp is the message's batch item, moved to the front of a fresh batch when
+ * the batch before it was committed. Returns the decode's answer, or INGEST_AVRO_RETRY when the
+ * worker is stopping or the batch before it was fenced: the caller then drops the message, which
+ * is read again from the stored offset. @locality: worker thread. */
+static int worker_decode_retry(worker_t *w, worker_item_t **itp)
 {
+    worker_item_t *it = *itp;
+    rd_kafka_message_t *msg = it->msg;
     char q[600];
     int backoff = 500, rc = INGEST_AVRO_RETRY;
 
     metrics_add(&metrics.registry_errors, 1);
     log_warn("writer schema unavailable; holding the partition and retrying",
-             "partition=%d "
-             "offset=%lld error=\"%s\"",
-             (int)it->msg->partition, (long long)it->msg->offset,
+             "partition=%d offset=%lld error=\"%s\"", (int)msg->partition, (long long)msg->offset,
              log_quote(it->reason, q, sizeof(q)));
+    if (w->n_items > 1) {
+        uint64_t fences = w->fences;
+        w->n_items--; /* msg is the last item: out of the batch while the rest commits */
+        it->msg = NULL;
+        int flushed = worker_batch_flush(w);
+        /* After a commit or a fence the batch is empty; after a failed flush it is as it was.
+         * Either way msg goes back in as its last item. */
+        if (w->n_items == 0)
+            w->batch_deadline_ms = worker_now_ms() + atomic_load(&w->batch_max_delay_ms);
+        it = &w->items[w->n_items++];
+        it->msg = msg;
+        it->dead = 0;
+        *itp = it;
+        if (flushed != 0 || w->fences != fences)
+            return INGEST_AVRO_RETRY;
+    }
     worker_pause(w, 1);
     while (rc == INGEST_AVRO_RETRY && !worker_stopping(w)) {
         if (worker_backoff(w, backoff) != 0)
             break;
         backoff = worker_next_backoff(w, backoff);
-        rc = ingest_avro_decode(w->decoder, it->msg->payload, it->msg->len, &it->ev, it->reason,
+        rc = ingest_avro_decode(w->decoder, msg->payload, msg->len, &it->ev, it->reason,
                                 sizeof(it->reason));
         if (rc == INGEST_AVRO_RETRY)
             metrics_add(&metrics.registry_errors, 1);
     }
     worker_pause(w, 0);
     if (rc != INGEST_AVRO_RETRY)
-        log_info("writer schema available again", "partition=%d offset=%lld",
-                 (int)it->msg->partition, (long long)it->msg->offset);
+        log_info("writer schema available again", "partition=%d offset=%lld", (int)msg->partition,
+                 (long long)msg->offset);
     return rc;
 }
 
@@ -611,10 +633,11 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
                                     sizeof(it->reason));
         metrics_observe(&metrics.decode_seconds, (double)(worker_now_ns() - t0) / 1e9);
         if (rc == INGEST_AVRO_RETRY)
-            rc = worker_decode_retry(w, it);
+            rc = worker_decode_retry(w, &it); /* may move msg to a fresh batch */
         if (rc == INGEST_AVRO_RETRY) {
-            /* Stopping while the registry is still unreachable: leave the message unconsumed;
-             * it is read again from the stored offset. */
+            /* Stopping while the registry is still unreachable, or the batch before it was
+             * fenced: leave the message unconsumed; it is read again from the stored offset.
+             * It is the batch's last item. */
             w->n_items--;
             it->msg = NULL;
             rd_kafka_message_destroy(msg);
