@@ -1,12 +1,6 @@
 /* Decoded events to stored rows (see rows.h). */
 #include "rows.h"
 
-int64_t rows_kafka_timestamp(int64_t ms)
-{
-    const int64_t year_10000_ms = INT64_C(253402300800000);
-    return ms < 0 || ms >= year_10000_ms ? -1 : ms;
-}
-
 void rows_risk_from_event(const ingest_event_t *e, const char *topic, int32_t partition,
                           int64_t offset, int64_t kafka_timestamp_ms, sink_risk_row_t *r)
 {
@@ -14,7 +8,7 @@ void rows_risk_from_event(const ingest_event_t *e, const char *topic, int32_t pa
         .topic = topic,
         .partition = partition,
         .offset = offset,
-        .kafka_timestamp_ms = rows_kafka_timestamp(kafka_timestamp_ms),
+        .kafka_timestamp_ms = kafka_timestamp_ms,
         .event_id = e->event_id,
         .event_type = e->event_type,
         .user_id = e->user_id,

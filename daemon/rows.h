@@ -8,13 +8,9 @@
 #include "ingest_event.h"
 #include "sink_pg.h"
 
-/* Fills r from e and the message's coordinates. r borrows e's strings and topic. Kafka
- * timestamps that are missing (-1) or cannot be a PostgreSQL timestamptz (outside years
- * 1..9999: producers set CreateTime to anything) become NULL. */
+/* Fills r from e and the message's coordinates. r borrows e's strings and topic. The sink
+ * stores a Kafka timestamp it cannot represent (-1, or outside years 1..9999) as NULL. */
 void rows_risk_from_event(const ingest_event_t *e, const char *topic, int32_t partition,
                           int64_t offset, int64_t kafka_timestamp_ms, sink_risk_row_t *r);
-
-/* The Kafka timestamp as stored: ms, or -1 for NULL (see rows_risk_from_event). */
-int64_t rows_kafka_timestamp(int64_t ms);
 
 #endif

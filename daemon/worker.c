@@ -246,12 +246,12 @@ static void worker_batch_discard(worker_t *w)
         w->parts[p].batch_next = -1;
 }
 
-/* The message's Kafka timestamp as stored (rows_kafka_timestamp): -1 for none or unstorable. */
+/* The message's Kafka timestamp, -1 when there is none. */
 static int64_t worker_kafka_timestamp(const rd_kafka_message_t *msg)
 {
     rd_kafka_timestamp_type_t tstype;
     int64_t ts = rd_kafka_message_timestamp(msg, &tstype);
-    return tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : rows_kafka_timestamp(ts);
+    return tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
 }
 
 static void worker_fill_row(worker_t *w, const worker_item_t *it, sink_risk_row_t *r)

@@ -128,6 +128,24 @@ static int sink_pg_exec(PGconn *conn, const char *sql, ExecStatusType want, cons
     return 0;
 }
 
+/* Commits the open transaction. A COMMIT of a transaction that failed earlier answers
+ * "ROLLBACK" with a success status, so the command tag is checked too. */
+static int sink_pg_commit(PGconn *conn, const char *what, char *err, size_t errlen)
+{
+    char msg[512];
+    PGresult *res = PQexec(conn, "COMMIT");
+
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK ||
+        strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+        sink_pg_errf(err, errlen, "PostgreSQL: COMMIT of %s failed: %s", what,
+                     sink_pg_result_error(conn, res, msg, sizeof msg));
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
 /* Ends whatever transaction is open, best effort: used on error paths where the first error is
  * the one worth reporting. A lost connection has already ended the transaction server-side. */
 static void sink_pg_rollback(PGconn *conn)
@@ -546,11 +564,12 @@ static int sink_pg_format_ms(int64_t ms, char *out, size_t outlen)
     return 0;
 }
 
-/* A timestamp field as COPY text into out (48 bytes); `nullable` maps any negative value
- * (Kafka's -1, "none") to NULL. */
+/* A timestamp field as COPY text into out (48 bytes). `nullable` (the Kafka timestamp) maps
+ * what cannot be stored to NULL: -1 ("none") and any time outside years 1..9999, since
+ * producers set CreateTime to anything and one bad clock must not make a batch unwritable. */
 static int sink_pg_ms_field(int64_t ms, int nullable, char *out, size_t outlen)
 {
-    if (nullable && ms < 0) {
+    if (nullable && (ms < 0 || sink_pg_format_ms(ms, out, outlen) != 0)) {
         snprintf(out, outlen, "\\N");
         return 0;
     }
@@ -559,7 +578,8 @@ static int sink_pg_ms_field(int64_t ms, int nullable, char *out, size_t outlen)
 
 /* ---- COPY ------------------------------------------------------------------------------------ */
 
-/* Appends one vigil.risk_scores line. Returns 0, -1 out of memory, -2 timestamp out of range. */
+/* Appends one vigil.risk_scores line. Returns 0, -1 out of memory, -2 event time out of range
+ * (the decoder refuses those, so it means a caller's bug). */
 static int sink_pg_row_add(sink_pg_buf_t *b, const sink_risk_row_t *r)
 {
     char kafka_ts[48], event_ts[48];
@@ -590,13 +610,12 @@ static int sink_pg_row_add(sink_pg_buf_t *b, const sink_risk_row_t *r)
     return 0;
 }
 
-/* Appends one vigil.dead_letters line. Same return values as sink_pg_row_add. */
+/* Appends one vigil.dead_letters line. Returns 0, or -1 out of memory. */
 static int sink_pg_dead_add(sink_pg_buf_t *b, const sink_dead_letter_t *d)
 {
     char kafka_ts[48];
 
-    if (sink_pg_ms_field(d->kafka_timestamp_ms, 1, kafka_ts, sizeof kafka_ts) != 0)
-        return -2;
+    sink_pg_ms_field(d->kafka_timestamp_ms, 1, kafka_ts, sizeof kafka_ts); /* nullable: no fail */
     if (sink_pg_buf_add_text(b, d->topic) || sink_pg_buf_addc(b, '\t') ||
         sink_pg_buf_add_i64(b, d->partition) || sink_pg_buf_addc(b, '\t') ||
         sink_pg_buf_add_i64(b, d->offset) || sink_pg_buf_addc(b, '\t') ||
@@ -693,16 +712,14 @@ static int sink_pg_copy(sink_pg_t *pg, const sink_batch_t *batch, int is_dead, c
         int rc = is_dead ? sink_pg_dead_add(&pg->buf, &batch->dead[i])
                          : sink_pg_row_add(&pg->buf, &batch->rows[i]);
 
-        if (rc == -2) {
-            const char *topic = is_dead ? batch->dead[i].topic : batch->rows[i].topic;
-            int32_t part = is_dead ? batch->dead[i].partition : batch->rows[i].partition;
-            int64_t off = is_dead ? batch->dead[i].offset : batch->rows[i].offset;
+        if (rc == -2) { /* only rows: an event time outside years 1..9999 */
+            const sink_risk_row_t *r = &batch->rows[i];
 
             sink_pg_errf(err, errlen,
                          "PostgreSQL sink: %s entry for %s/%" PRId32 " offset %" PRId64
-                         " has a timestamp outside years 1..9999; the decoder should have "
+                         " has an event time outside years 1..9999; the decoder should have "
                          "dead-lettered it: nothing from this batch was written",
-                         table, topic ? topic : "(null)", part, off);
+                         table, r->topic ? r->topic : "(null)", r->partition, r->offset);
             pg->rejected = 1;
             goto err;
         }
@@ -897,8 +914,7 @@ static int sink_pg_offset_advance(PGconn *conn, const sink_batch_t *batch,
 
 int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t errlen)
 {
-    PGresult *res = NULL;
-    char msg[512];
+    char what[96];
     size_t i;
 
     if (!batch || !batch->group || (batch->n_rows && !batch->rows) ||
@@ -952,22 +968,13 @@ int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t er
                      batch->group, o->topic, o->partition, expected, stored);
         return SINK_PG_FENCED;
     }
-    res = PQexec(pg->conn, "COMMIT");
-    /* COMMIT of a transaction that failed reports "ROLLBACK" with a success status. */
-    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK ||
-        strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL: COMMIT of a batch (%zu rows, %zu dead letters) failed: %s; "
-                     "retry the batch after sink_pg_reconnect",
-                     batch->n_rows, batch->n_dead,
-                     sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+    snprintf(what, sizeof what, "a batch (%zu rows, %zu dead letters)", batch->n_rows,
+             batch->n_dead);
+    if (sink_pg_commit(pg->conn, what, err, errlen) != 0)
         goto err;
-    }
-    PQclear(res);
     return SINK_PG_OK;
 
 err:
-    PQclear(res);
     sink_pg_rollback(pg->conn);
     if (PQstatus(pg->conn) != CONNECTION_OK && err && errlen > 0) {
         size_t used = strnlen(err, errlen);
@@ -1107,7 +1114,7 @@ int sink_pg_dead_letter_replace(sink_pg_t *pg, int64_t id, const sink_risk_row_t
     }
     if (sink_pg_copy(pg, &one, 0, err, errlen) != 0)
         goto err;
-    if (sink_pg_exec(pg->conn, "COMMIT", PGRES_COMMAND_OK, "COMMIT of a replay", err, errlen) != 0)
+    if (sink_pg_commit(pg->conn, "a replay", err, errlen) != 0)
         goto err;
     return SINK_PG_OK;
 err:

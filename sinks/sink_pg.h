@@ -27,7 +27,7 @@ typedef struct sink_risk_row {
     const char *topic;
     int32_t partition;
     int64_t offset;
-    int64_t kafka_timestamp_ms; /* -1 when the broker gave none */
+    int64_t kafka_timestamp_ms; /* NULL when -1 (none) or outside years 1..9999 */
     const char *event_id;
     const char *event_type;
     const char *user_id;
@@ -52,7 +52,7 @@ typedef struct sink_dead_letter {
     const char *topic;
     int32_t partition;
     int64_t offset;
-    int64_t kafka_timestamp_ms; /* -1 when none */
+    int64_t kafka_timestamp_ms; /* as in sink_risk_row_t */
     const void *key;            /* may be NULL (no key) */
     size_t key_len;
     const void *payload; /* may be NULL (empty message) */

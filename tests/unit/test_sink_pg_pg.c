@@ -698,6 +698,44 @@ static void test_rejected(sink_pg_t *pg)
     CHECK(q_long("SELECT count(*) FROM vigil.risk_scores WHERE topic = 't.reject'") == 3);
 }
 
+/* A producer's clock can put any CreateTime on a message: a Kafka timestamp PostgreSQL cannot
+ * hold (past year 9999) is stored as NULL, and the batch is written, rows and dead letters. */
+static void test_kafka_timestamp_unstorable(sink_pg_t *pg)
+{
+    sink_risk_row_t rows[2];
+    sink_dead_letter_t dead;
+    sink_offset_advance_t adv = {"t.ts", 0, SINK_PG_OFFSET_NONE, 3};
+    const int32_t part = 0;
+    int64_t next = 0;
+    sink_batch_t batch;
+    char err[1024] = "";
+
+    rows[0] = row_make("t.ts", 0, 0, "year-10000");
+    rows[0].kafka_timestamp_ms = INT64_C(253402300800000); /* 10000-01-01 */
+    rows[1] = row_make("t.ts", 0, 1, "int64-max");
+    rows[1].kafka_timestamp_ms = INT64_MAX;
+    memset(&dead, 0, sizeof dead);
+    dead.topic = "t.ts";
+    dead.offset = 2;
+    dead.kafka_timestamp_ms = INT64_MAX;
+    dead.reason = "bad avro";
+    memset(&batch, 0, sizeof batch);
+    batch.group = "g1";
+    batch.instance_id = "inst-ts";
+    batch.rows = rows;
+    batch.n_rows = 2;
+    batch.dead = &dead;
+    batch.n_dead = 1;
+    batch.offsets = &adv;
+    batch.n_offsets = 1;
+    CHECK(sink_pg_offsets_load(pg, "g1", "t.ts", &part, 1, &next, err, sizeof err) == SINK_PG_OK);
+    CHECK(sink_pg_write(pg, &batch, err, sizeof err) == SINK_PG_OK);
+    CHECK(q_long("SELECT count(*) FROM vigil.risk_scores WHERE topic = 't.ts' AND "
+                 "kafka_timestamp IS NULL") == 2);
+    CHECK(q_long("SELECT count(*) FROM vigil.dead_letters WHERE topic = 't.ts' AND "
+                 "kafka_timestamp IS NULL") == 1);
+}
+
 /* The connection dies in the middle of a COPY (its backend is terminated while the COPY is
  * running): the write fails and rolls back, and the same batch retried on a new connection lands
  * once. The batch is large so that the COPY is still running when the admin session sees it. */
@@ -855,6 +893,7 @@ int main(void)
         test_write_roundtrip_and_fence(pg);
         test_concurrent_writers(pg);
         test_rejected(pg);
+        test_kafka_timestamp_unstorable(pg);
         test_backend_terminated();
         test_connection_lost_mid_copy();
         test_copy_rate(pg);
