@@ -295,6 +295,58 @@ static int scan_skip(scan_t *s, int64_t n, const char *what)
     return 0;
 }
 
+/* An enum or union index at s->p, checked against the n choices the schema has. */
+static int scan_index(scan_t *s, int64_t n, int is_enum, int64_t *v)
+{
+    int rc = scan_long(s, v);
+    if (rc != 0) {
+        return rc;
+    }
+    if (*v < 0 || *v >= n) {
+        return reason_bad(s->reason, s->reason_len, "bad %s index %lld in field %s (%lld %s)",
+                          is_enum ? "enum" : "union", (long long)*v, s->field, (long long)n,
+                          is_enum ? "symbols" : "branches");
+    }
+    return 0;
+}
+
+/* A length-prefixed string at s->p; out points into the message (not NUL-terminated). */
+static int scan_string(scan_t *s, field_value_t *out)
+{
+    int64_t n;
+    int rc = scan_long(s, &n);
+    if (rc != 0) {
+        return rc;
+    }
+    out->present = 1;
+    out->str = (const char *)s->p;
+    out->len = n > 0 ? (size_t)n : 0;
+    return scan_skip(s, n, "string");
+}
+
+/* A float (width 4) or double (width 8) at s->p, little-endian on the wire, as a double. */
+static int scan_real(scan_t *s, int width, double *out)
+{
+    const uint8_t *b = s->p;
+    uint64_t bits = 0;
+    int rc = scan_skip(s, width, width == 8 ? "double" : "float");
+    if (rc != 0) {
+        return rc;
+    }
+    for (int k = width - 1; k >= 0; k--) {
+        bits = bits << 8 | b[k];
+    }
+    if (width == 8) {
+        memcpy(out, &bits, sizeof *out);
+    } else {
+        uint32_t b32 = (uint32_t)bits;
+        float f;
+        memcpy(&f, &b32, sizeof f);
+        *out = f;
+    }
+    return 0;
+}
+
 static int scan_value(scan_t *s, avro_schema_t schema, int depth);
 
 /* Arrays and maps: blocks of items, a negative count carrying the block's byte size too. */
@@ -400,23 +452,10 @@ static int scan_value(scan_t *s, avro_schema_t schema, int depth)
     case AVRO_FIXED:
         return scan_skip(s, avro_schema_fixed_size(schema), "fixed");
     case AVRO_ENUM:
-        if ((rc = scan_long(s, &v)) != 0) {
-            return rc;
-        }
-        if (v < 0 || v >= avro_schema_enum_number_of_symbols(schema)) {
-            return reason_bad(s->reason, s->reason_len,
-                              "bad enum index %lld in field %s (%d symbols)", (long long)v,
-                              s->field, avro_schema_enum_number_of_symbols(schema));
-        }
-        return 0;
+        return scan_index(s, avro_schema_enum_number_of_symbols(schema), 1, &v);
     case AVRO_UNION:
-        if ((rc = scan_long(s, &v)) != 0) {
+        if ((rc = scan_index(s, (int64_t)avro_schema_union_size(schema), 0, &v)) != 0) {
             return rc;
-        }
-        if (v < 0 || (uint64_t)v >= avro_schema_union_size(schema)) {
-            return reason_bad(s->reason, s->reason_len,
-                              "bad union index %lld in field %s (%zu branches)", (long long)v,
-                              s->field, avro_schema_union_size(schema));
         }
         return scan_value(s, avro_schema_union_branch(schema, (int)v), depth + 1);
     case AVRO_ARRAY:
@@ -943,7 +982,7 @@ static int field_check(const field_spec_t *spec, const field_value_t *v, char *r
 }
 
 /* Commits checked field values into ev. Strings are copied into ev->buf, so vals may point
- * into the message or into Avro C's value. */
+ * into the message or the schema (enum symbols). */
 static int event_commit(ingest_event_t *ev, const field_value_t *vals, char *reason,
                         size_t reason_len)
 {
@@ -1029,64 +1068,43 @@ static int decode_finish(const scan_t *s, const uint8_t *data, const field_value
 static int direct_field(ingest_avro_t *dec, scan_t *s, int i, field_value_t *out)
 {
     const field_spec_t *spec = &FIELD_SPECS[i];
-    const field_slot_t *slot = &dec->slots[i];
     int64_t v;
     int rc;
 
     memset(out, 0, sizeof *out);
     s->field = spec->name;
     if (spec->kind == FIELD_OPT_STRING || spec->kind == FIELD_OPT_DOUBLE) {
-        if ((rc = scan_long(s, &v)) != 0) {
+        if ((rc = scan_index(s, 2, 0, &v)) != 0) {
             return rc;
         }
-        if (v != 0 && v != 1) {
-            return reason_bad(s->reason, s->reason_len,
-                              "bad union index %lld in field %s (%zu branches)", (long long)v,
-                              s->field, (size_t)2);
-        }
-        if (v == slot->null_branch) {
+        if (v == dec->slots[i].null_branch) {
             return INGEST_AVRO_OK;
         }
     }
-    out->present = 1;
     switch (spec->kind) {
     case FIELD_STRING:
     case FIELD_OPT_STRING:
-        if ((rc = scan_long(s, &v)) != 0) {
+        return scan_string(s, out);
+    case FIELD_ENUM:
+        if ((rc = scan_index(s, avro_schema_enum_number_of_symbols(dec->event_type_schema), 1,
+                             &v)) != 0) {
             return rc;
-        }
-        out->str = (const char *)s->p;
-        out->len = (size_t)(v > 0 ? v : 0);
-        return scan_skip(s, v, "string");
-    case FIELD_ENUM: {
-        int n = avro_schema_enum_number_of_symbols(dec->event_type_schema);
-        if ((rc = scan_long(s, &v)) != 0) {
-            return rc;
-        }
-        if (v < 0 || v >= n) {
-            return reason_bad(s->reason, s->reason_len,
-                              "bad enum index %lld in field %s (%d symbols)", (long long)v,
-                              s->field, n);
         }
         out->str = avro_schema_enum_get(dec->event_type_schema, (int)v);
-        out->len = strlen(out->str);
-        return INGEST_AVRO_OK;
-    }
-    case FIELD_OPT_DOUBLE: {
-        const uint8_t *b = s->p;
-        uint64_t bits = 0;
-        if ((rc = scan_skip(s, 8, "double")) != 0) {
+        break;
+    case FIELD_OPT_DOUBLE:
+        if ((rc = scan_real(s, 8, &out->num)) != 0) {
             return rc;
         }
-        for (int k = 7; k >= 0; k--) {
-            bits = bits << 8 | b[k]; /* Avro doubles are little-endian */
-        }
-        memcpy(&out->num, &bits, sizeof out->num);
-        return INGEST_AVRO_OK;
-    }
+        break;
     case FIELD_TIME_MS:
-        return scan_long(s, &out->i64);
+        if ((rc = scan_long(s, &out->i64)) != 0) {
+            return rc;
+        }
+        break;
     }
+    out->present = 1;
+    out->len = out->str ? strlen(out->str) : 0;
     return INGEST_AVRO_OK;
 }
 
@@ -1139,36 +1157,20 @@ static int plan_value(ingest_avro_t *dec, const writer_entry_t *w, scan_t *s, av
     }
     switch (avro_typeof(t)) {
     case AVRO_UNION:
-        if ((rc = scan_long(s, &v)) != 0) {
+        if ((rc = scan_index(s, (int64_t)avro_schema_union_size(t), 0, &v)) != 0) {
             return rc;
-        }
-        if (v < 0 || (uint64_t)v >= avro_schema_union_size(t)) {
-            return reason_bad(s->reason, s->reason_len,
-                              "bad union index %lld in field %s (%zu branches)", (long long)v,
-                              s->field, avro_schema_union_size(t));
         }
         return plan_value(dec, w, s, avro_schema_union_branch(t, (int)v), i, out, depth + 1);
     case AVRO_NULL:
         out->present = 0; /* only reached for the optional kinds (writer_type_fits) */
         return INGEST_AVRO_OK;
     case AVRO_STRING:
-        if ((rc = scan_long(s, &v)) != 0) {
-            return rc;
-        }
-        out->present = 1;
-        out->str = (const char *)s->p;
-        out->len = (size_t)(v > 0 ? v : 0);
-        return scan_skip(s, v, "string");
+        return scan_string(s, out);
     case AVRO_ENUM: {
-        int n = avro_schema_enum_number_of_symbols(t), mapped;
         const char *symbol;
-        if ((rc = scan_long(s, &v)) != 0) {
+        int mapped;
+        if ((rc = scan_index(s, avro_schema_enum_number_of_symbols(t), 1, &v)) != 0) {
             return rc;
-        }
-        if (v < 0 || v >= n) {
-            return reason_bad(s->reason, s->reason_len,
-                              "bad enum index %lld in field %s (%d symbols)", (long long)v,
-                              s->field, n);
         }
         /* By name: the writer may order its symbols differently or have new ones. */
         symbol = avro_schema_enum_get(t, (int)v);
@@ -1186,27 +1188,9 @@ static int plan_value(ingest_avro_t *dec, const writer_entry_t *w, scan_t *s, av
         return INGEST_AVRO_OK;
     }
     case AVRO_DOUBLE:
-    case AVRO_FLOAT: {
-        size_t width = avro_typeof(t) == AVRO_DOUBLE ? 8 : 4;
-        const uint8_t *b = s->p;
-        uint64_t bits = 0;
-        if ((rc = scan_skip(s, (int64_t)width, width == 8 ? "double" : "float")) != 0) {
-            return rc;
-        }
-        for (int k = (int)width - 1; k >= 0; k--) {
-            bits = bits << 8 | b[k]; /* little-endian on the wire */
-        }
-        if (width == 8) {
-            memcpy(&out->num, &bits, sizeof out->num);
-        } else {
-            uint32_t b32 = (uint32_t)bits;
-            float f;
-            memcpy(&f, &b32, sizeof f);
-            out->num = f;
-        }
+    case AVRO_FLOAT:
         out->present = 1;
-        return INGEST_AVRO_OK;
-    }
+        return scan_real(s, avro_typeof(t) == AVRO_DOUBLE ? 8 : 4, &out->num);
     case AVRO_INT32:
     case AVRO_INT64:
         if ((rc = scan_long(s, &v)) != 0) {
@@ -1244,11 +1228,6 @@ static int plan_decode(ingest_avro_t *dec, const writer_entry_t *w, const uint8_
                          : plan_value(dec, w, &s, f->schema, f->spec, &vals[f->spec], 1);
         if (rc != 0) {
             return rc;
-        }
-        if (f->spec >= 0 && !vals[f->spec].present &&
-            FIELD_SPECS[f->spec].kind != FIELD_OPT_STRING &&
-            FIELD_SPECS[f->spec].kind != FIELD_OPT_DOUBLE) {
-            return reason_bad(reason, reason_len, "invalid field %s: null", f->name);
         }
     }
     return decode_finish(&s, data, vals, ev);
