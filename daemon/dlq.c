@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "decoder.h"
 #include "ingest_avro.h"
 #include "rows.h"
 #include "sink_pg.h"
@@ -80,38 +81,15 @@ static int dlq_list(sink_pg_t *pg, const dlq_options_t *o)
 static int dlq_replay(sink_pg_t *pg, const daemon_config_t *cfg, const dlq_options_t *o)
 {
     char err[1024], reason[512];
-    ingest_format_t format;
-    ingest_avro_t *dec = NULL;
-    ingest_registry_t *registry = NULL;
+    ingest_avro_t *dec = daemon_decoder_new(cfg, err, sizeof err);
     ingest_event_t ev = {0};
     long replayed = 0, still_bad = 0, gone = 0, seen = 0;
     int64_t after = 0;
     int rc = 1;
 
-    if (ingest_format_parse(cfg->ingest_format, &format) != 0) {
-        fprintf(stderr, "vigil dlq replay: bad ingest.format \"%s\"\n", cfg->ingest_format);
-        return 2;
-    }
-    dec =
-        ingest_avro_new(format, cfg->ingest_reader_schema, cfg->ingest_schema_dir, err, sizeof err);
     if (!dec) {
         fprintf(stderr, "vigil dlq replay: %s\n", err);
         return 1;
-    }
-    if (cfg->ingest_schema_registry_url[0]) {
-        ingest_registry_options_t ro = {cfg->ingest_schema_registry_url,
-                                        cfg->ingest_schema_registry_user,
-                                        cfg->ingest_schema_registry_password,
-                                        cfg->ingest_schema_registry_ca_file,
-                                        cfg->ingest_schema_registry_timeout_ms,
-                                        cfg->ingest_schema_registry_retries,
-                                        100};
-        registry = ingest_registry_new(&ro, err, sizeof err);
-        if (!registry) {
-            fprintf(stderr, "vigil dlq replay: %s\n", err);
-            goto out;
-        }
-        ingest_avro_set_registry(dec, registry);
     }
     for (;;) {
         sink_dead_entry_t *e;
@@ -125,11 +103,9 @@ static int dlq_replay(sink_pg_t *pg, const daemon_config_t *cfg, const dlq_optio
         }
         for (size_t i = 0; i < n && (o->limit <= 0 || seen < o->limit); i++, seen++) {
             sink_risk_row_t row;
-            int dr = e[i].payload_len == 0 ? INGEST_AVRO_BAD
-                                           : ingest_avro_decode(dec, e[i].payload, e[i].payload_len,
-                                                                &ev, reason, sizeof reason);
-            if (e[i].payload_len == 0)
-                snprintf(reason, sizeof reason, "empty message value");
+            /* An empty payload is refused by the decoder like any other bad message. */
+            int dr =
+                ingest_avro_decode(dec, e[i].payload, e[i].payload_len, &ev, reason, sizeof reason);
             if (dr == INGEST_AVRO_ERR || dr == INGEST_AVRO_RETRY) {
                 fprintf(stderr, "vigil dlq replay: cannot decode id %lld now: %s\n",
                         (long long)e[i].id, reason);
@@ -177,7 +153,6 @@ static int dlq_replay(sink_pg_t *pg, const daemon_config_t *cfg, const dlq_optio
 out:
     ingest_event_clear(&ev);
     ingest_avro_free(dec);
-    ingest_registry_free(registry);
     return rc;
 }
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "decoder.h"
 #include "http.h"
 #include "ingest_kafka.h"
 #include "ingest_mock.h"
@@ -388,13 +389,7 @@ static int vigild_run(vigild_t *d, int embedded)
 
     wo = (worker_options_t){
         .topic = d->cfg.ingest_topic,
-        .format = d->cfg.ingest_format,
-        .schema_dir = d->cfg.ingest_schema_dir,
-        .reader_schema = d->cfg.ingest_reader_schema,
-        .registry = {d->cfg.ingest_schema_registry_url, d->cfg.ingest_schema_registry_user,
-                     d->cfg.ingest_schema_registry_password, d->cfg.ingest_schema_registry_ca_file,
-                     d->cfg.ingest_schema_registry_timeout_ms,
-                     d->cfg.ingest_schema_registry_retries, 100},
+        .decoder = daemon_decoder_new(&d->cfg, err, sizeof(err)),
         .dlq_topic = d->cfg.ingest_dlq_topic,
         .pg_conninfo = d->cfg.postgres_conninfo,
         .instance_id = d->cfg.daemon_instance_id,
@@ -410,7 +405,11 @@ static int vigild_run(vigild_t *d, int embedded)
         .on_exit = vigild_worker_exited,
         .ctx = d,
     };
-    d->worker = worker_new(&wo, err, sizeof(err));
+    if (!wo.decoder) {
+        log_error("cannot load Avro schemas", "error=\"%s\"", log_quote(err, q, sizeof(q)));
+        goto out;
+    }
+    d->worker = worker_new(&wo, err, sizeof(err)); /* takes wo.decoder */
     if (!d->worker || worker_start(d->worker, err, sizeof(err)) != 0) {
         log_error("cannot start the worker", "error=\"%s\"", log_quote(err, q, sizeof(q)));
         goto out;

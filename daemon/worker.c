@@ -45,9 +45,7 @@ typedef struct worker_partition {
 
 struct worker {
     /* Options, copied. */
-    char *topic, *format, *schema_dir, *reader_schema, *pg_conninfo, *instance_id;
-    char *registry_url, *registry_user, *registry_password, *registry_ca_file, *dlq_topic;
-    int registry_timeout_ms, registry_retries;
+    char *topic, *pg_conninfo, *instance_id, *dlq_topic;
     char **kafka_keys, **kafka_values, **kafka_origins;
     size_t n_kafka;
     int shutdown_timeout_ms;
@@ -67,9 +65,8 @@ struct worker {
 
     /* Owned by the worker thread. */
     ingest_kafka_t *kafka;
-    ingest_avro_t *decoder;
-    ingest_registry_t *registry; /* NULL: writer schemas from schema_dir */
-    ingest_dlq_t *dlq;           /* NULL: no dead-letter topic */
+    ingest_avro_t *decoder; /* handed over by worker_new's caller */
+    ingest_dlq_t *dlq;      /* NULL: no dead-letter topic */
     sink_pg_t *pg;
     worker_item_t *items;
     size_t n_items, cap_items;
@@ -85,18 +82,16 @@ struct worker {
     uint64_t fences; /* batches dropped as fenced, so far */
 };
 
-int64_t worker_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t worker_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t worker_now_ms(void)
+{
+    return worker_now_ns() / 1000000;
 }
 
 /* Counts committed dead letters by kind of reason. */
@@ -773,34 +768,8 @@ static int worker_open(worker_t *w)
 {
     char err[1024];
     char q[1100];
-    ingest_format_t format;
     ingest_kafka_callbacks_t cb = {worker_on_assign, worker_on_revoke, worker_on_log, w};
 
-    if (ingest_format_parse(w->format, &format) != 0) {
-        log_error("bad ingest.format", "format=%s", w->format);
-        return -1;
-    }
-    w->decoder = ingest_avro_new(format, w->reader_schema, w->schema_dir, err, sizeof(err));
-    if (!w->decoder) {
-        log_error("cannot load Avro schemas", "error=\"%s\"", log_quote(err, q, sizeof(q)));
-        return -1;
-    }
-    if (w->registry_url[0]) {
-        ingest_registry_options_t ro = {w->registry_url,
-                                        w->registry_user,
-                                        w->registry_password,
-                                        w->registry_ca_file,
-                                        w->registry_timeout_ms,
-                                        w->registry_retries,
-                                        100};
-        w->registry = ingest_registry_new(&ro, err, sizeof(err));
-        if (!w->registry) {
-            log_error("cannot set up the schema registry client", "error=\"%s\"",
-                      log_quote(err, q, sizeof(q)));
-            return -1;
-        }
-        ingest_avro_set_registry(w->decoder, w->registry);
-    }
     if (worker_open_pg(w) != 0)
         return worker_stopping(w) ? 0 : -1;
     w->kafka = ingest_kafka_new(
@@ -830,7 +799,7 @@ static int worker_open(worker_t *w)
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
-    int64_t last_ping = worker_now_ms(), last_lag = 0;
+    int64_t last_ping = worker_now_ms(), last_second = 0;
     char err[512];
     char q[1100];
 
@@ -852,9 +821,6 @@ static void *worker_main(void *arg)
             int64_t left = w->batch_deadline_ms - now;
             timeout = left <= 0 ? 0 : left < 100 ? (int)left : 100;
         }
-        for (size_t p = 0; p < w->n_parts; p++)
-            if (w->parts[p].assigned && w->parts[p].seek_pending)
-                worker_seek_stored(w, (int32_t)p);
         msg = ingest_kafka_poll(w->kafka, timeout);
         if (msg && msg->err) {
             if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -869,11 +835,15 @@ static void *worker_main(void *arg)
             worker_batch_add(w, msg); /* ownership of msg passes to the batch */
 
         now = worker_now_ms();
-        if (now - last_lag >= 1000) {
+        if (now - last_second >= 1000) {
+            /* Once a second, not per message: seeks that failed, lag, the DLQ producer. */
+            for (size_t p = 0; p < w->n_parts; p++)
+                if (w->parts[p].assigned && w->parts[p].seek_pending)
+                    worker_seek_stored(w, (int32_t)p);
             worker_lag_update(w);
             if (w->dlq)
                 metrics_add(&metrics.dlq_failed, ingest_dlq_poll(w->dlq));
-            last_lag = now;
+            last_second = now;
         }
         if (w->n_items > 0 &&
             ((int)w->n_items >= atomic_load(&w->batch_max) || now >= w->batch_deadline_ms)) {
@@ -928,25 +898,23 @@ out:
 
 worker_t *worker_new(const worker_options_t *o, char *err, size_t errlen)
 {
-    worker_t *w = calloc(1, sizeof(*w));
-    if (!w)
+    worker_t *w;
+
+    if (!o->decoder) {
+        snprintf(err, errlen, "worker: no decoder (a bug in the caller)");
+        return NULL;
+    }
+    w = calloc(1, sizeof(*w));
+    if (!w) {
+        ingest_avro_free(o->decoder); /* ours now, even on failure */
         goto oom;
+    }
+    w->decoder = o->decoder; /* ownership passes to the worker */
     w->topic = worker_strdup(o->topic);
-    w->format = worker_strdup(o->format);
-    w->schema_dir = worker_strdup(o->schema_dir);
-    w->reader_schema = worker_strdup(o->reader_schema);
     w->pg_conninfo = worker_strdup(o->pg_conninfo);
     w->instance_id = worker_strdup(o->instance_id);
-    w->registry_url = worker_strdup(o->registry.url ? o->registry.url : "");
-    w->registry_user = worker_strdup(o->registry.user ? o->registry.user : "");
-    w->registry_password = worker_strdup(o->registry.password ? o->registry.password : "");
-    w->registry_ca_file = worker_strdup(o->registry.ca_file ? o->registry.ca_file : "");
     w->dlq_topic = worker_strdup(o->dlq_topic ? o->dlq_topic : "");
-    w->registry_timeout_ms = o->registry.timeout_ms;
-    w->registry_retries = o->registry.retries;
-    if (!w->topic || !w->format || !w->schema_dir || !w->reader_schema || !w->pg_conninfo ||
-        !w->instance_id || !w->registry_url || !w->registry_user || !w->registry_password ||
-        !w->registry_ca_file || !w->dlq_topic)
+    if (!w->topic || !w->pg_conninfo || !w->instance_id || !w->dlq_topic)
         goto oom;
     w->n_kafka = o->n_kafka;
     w->kafka_keys = calloc(o->n_kafka + 1, sizeof(char *));
@@ -1032,7 +1000,6 @@ void worker_free(worker_t *w)
     worker_batch_discard(w);
     ingest_kafka_free(w->kafka);
     ingest_avro_free(w->decoder);
-    ingest_registry_free(w->registry); /* after the decoder, which borrows it */
     ingest_dlq_free(w->dlq);
     sink_pg_free(w->pg);
     for (size_t i = 0; i < w->cap_items; i++)
@@ -1053,15 +1020,8 @@ void worker_free(worker_t *w)
     free(w->kafka_values);
     free(w->kafka_origins);
     free(w->topic);
-    free(w->format);
-    free(w->schema_dir);
-    free(w->reader_schema);
     free(w->pg_conninfo);
     free(w->instance_id);
-    free(w->registry_url);
-    free(w->registry_user);
-    free(w->registry_password);
-    free(w->registry_ca_file);
     free(w->dlq_topic);
     free(w);
 }

@@ -13,15 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ingest_registry.h"
+#include "ingest_avro.h"
 
 typedef struct worker_options {
     const char *topic;
-    const char *format; /* "confluent" | "plain" */
-    const char *schema_dir;
-    const char *reader_schema;
-    ingest_registry_options_t registry; /* registry.url "" or NULL: none (schema_dir) */
-    const char *dlq_topic;              /* "" or NULL: no dead-letter topic */
+    ingest_avro_t *decoder; /* ownership passes to the worker, also when worker_new fails */
+    const char *dlq_topic;  /* "" or NULL: no dead-letter topic */
     const char *pg_conninfo;
     const char *instance_id;
     const char *const *kafka_keys; /* pass-through settings, see ingest_kafka_new */
@@ -39,9 +36,10 @@ typedef struct worker_options {
 
 typedef struct worker worker_t;
 
-/* Copies what it needs from opts (strings included). Opens nothing yet: connecting to
- * PostgreSQL (with retries), migrating and subscribing happen on the worker thread, so a database
- * that is down at start delays readiness instead of failing the start. */
+/* Copies what it needs from opts (strings included) and takes opts->decoder, which the caller
+ * builds (daemon_decoder_new) so that a bad schema is a start-up error. Opens nothing yet:
+ * connecting to PostgreSQL (with retries), migrating and subscribing happen on the worker thread,
+ * so a database that is down at start delays readiness instead of failing the start. */
 worker_t *worker_new(const worker_options_t *opts, char *err, size_t errlen);
 int worker_start(worker_t *w, char *err, size_t errlen);
 /* Asks the thread to stop: stop consuming, commit what is in flight, leave the group. */

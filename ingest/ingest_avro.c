@@ -141,7 +141,7 @@ typedef struct schema_miss {
 struct ingest_avro {
     ingest_format_t format;
     char *schema_dir;            /* owned; NULL in PLAIN format */
-    ingest_registry_t *registry; /* borrowed; when set, writer schemas come from it */
+    ingest_registry_t *registry; /* owned; when set, writer schemas come from it */
     avro_schema_t reader_schema;
     avro_schema_t event_type_schema; /* borrowed from reader_schema */
     avro_value_iface_t *reader_class;
@@ -836,9 +836,16 @@ static int writer_lookup(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, 
 
 /* ---- public API ---- */
 
-void ingest_avro_set_registry(ingest_avro_t *dec, ingest_registry_t *registry)
+int ingest_avro_use_registry(ingest_avro_t *dec, const ingest_registry_options_t *o, char *err,
+                             size_t errlen)
 {
-    dec->registry = registry;
+    ingest_registry_t *r = ingest_registry_new(o, err, errlen);
+    if (r == NULL) {
+        return -1;
+    }
+    ingest_registry_free(dec->registry);
+    dec->registry = r;
+    return 0;
 }
 
 int ingest_format_parse(const char *s, ingest_format_t *out)
@@ -937,6 +944,7 @@ void ingest_avro_free(ingest_avro_t *dec)
         avro_writer_free(dec->writer);
     }
     free(dec->plan);
+    ingest_registry_free(dec->registry);
     free(dec->schema_dir);
     free(dec);
 }

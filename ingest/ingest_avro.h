@@ -36,9 +36,11 @@ ingest_avro_t *ingest_avro_new(ingest_format_t format, const char *reader_schema
                                const char *schema_dir, char *err, size_t errlen);
 void ingest_avro_free(ingest_avro_t *dec);
 
-/* Confluent format: look writer schemas up in this registry (borrowed; it must outlive dec)
- * instead of schema_dir. NULL goes back to the directory. */
-void ingest_avro_set_registry(ingest_avro_t *dec, ingest_registry_t *registry);
+/* Confluent format: look writer schemas up in the schema registry o describes instead of
+ * schema_dir. The decoder owns the client. Returns 0, or -1 with err (a bad URL, an unreadable
+ * CA file). */
+int ingest_avro_use_registry(ingest_avro_t *dec, const ingest_registry_options_t *o, char *err,
+                             size_t errlen);
 
 /* Decodes one message value into ev. Returns INGEST_AVRO_OK, or INGEST_AVRO_BAD with the
  * reason in reason (reason_len bytes). ev's strings stay valid until the next decode into ev.
