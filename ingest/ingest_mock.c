@@ -101,43 +101,20 @@ int ingest_mock_command(ingest_mock_t *m, const char *line, char *err, size_t er
 {
     char verb[32] = "", a[256] = "", b[256] = "", c[32] = "";
     int n = sscanf(line, "%31s %255s %255s %31s", verb, a, b, c);
-    long id;
+    long id =
+        strtol(n == 4 ? c : a, NULL, 10); /* the broker id: last word, or first for broker-* */
+    rd_kafka_resp_err_t e;
 
-    if (n >= 2 && (strcmp(verb, "broker-down") == 0 || strcmp(verb, "broker-up") == 0)) {
-        id = strtol(a, NULL, 10);
-        if (id < 1 || id > m->brokers)
-            goto bad;
-        rd_kafka_resp_err_t e = strcmp(verb, "broker-down") == 0
-                                    ? rd_kafka_mock_broker_set_down(m->cluster, (int32_t)id)
-                                    : rd_kafka_mock_broker_set_up(m->cluster, (int32_t)id);
-        if (e) {
-            snprintf(err, errlen, "%s %ld: %s", verb, id, rd_kafka_err2str(e));
-            return -1;
-        }
-        return 0;
-    }
-    if (n == 4 && strcmp(verb, "leader") == 0) {
-        id = strtol(c, NULL, 10);
-        rd_kafka_resp_err_t e = rd_kafka_mock_partition_set_leader(
-            m->cluster, a, (int32_t)strtol(b, NULL, 10), (int32_t)id);
-        if (e) {
-            snprintf(err, errlen, "leader %s %s %ld: %s", a, b, id, rd_kafka_err2str(e));
-            return -1;
-        }
-        return 0;
-    }
-    if (n == 4 && strcmp(verb, "coordinator") == 0) {
-        id = strtol(c, NULL, 10);
-        if (id < 1 || id > m->brokers)
-            goto bad;
-        rd_kafka_resp_err_t e = rd_kafka_mock_coordinator_set(m->cluster, a, b, (int32_t)id);
-        if (e) {
-            snprintf(err, errlen, "coordinator %s %s %ld: %s", a, b, id, rd_kafka_err2str(e));
-            return -1;
-        }
-        return 0;
-    }
-    if (n == 4 && strcmp(verb, "errors") == 0) {
+    if (n == 2 && strcmp(verb, "broker-down") == 0 && id >= 1 && id <= m->brokers) {
+        e = rd_kafka_mock_broker_set_down(m->cluster, (int32_t)id);
+    } else if (n == 2 && strcmp(verb, "broker-up") == 0 && id >= 1 && id <= m->brokers) {
+        e = rd_kafka_mock_broker_set_up(m->cluster, (int32_t)id);
+    } else if (n == 4 && strcmp(verb, "leader") == 0) {
+        e = rd_kafka_mock_partition_set_leader(m->cluster, a, (int32_t)strtol(b, NULL, 10),
+                                               (int32_t)id);
+    } else if (n == 4 && strcmp(verb, "coordinator") == 0 && id >= 1 && id <= m->brokers) {
+        e = rd_kafka_mock_coordinator_set(m->cluster, a, b, (int32_t)id);
+    } else if (n == 4 && strcmp(verb, "errors") == 0) {
         int api = mock_api_key(a);
         long count = strtol(b, NULL, 10), code = strtol(c, NULL, 10);
         rd_kafka_resp_err_t codes[64];
@@ -146,8 +123,15 @@ int ingest_mock_command(ingest_mock_t *m, const char *line, char *err, size_t er
         for (long i = 0; i < count; i++)
             codes[i] = (rd_kafka_resp_err_t)code;
         rd_kafka_mock_push_request_errors_array(m->cluster, (int16_t)api, (size_t)count, codes);
-        return 0;
+        e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    } else {
+        goto bad;
     }
+    if (e) {
+        snprintf(err, errlen, "%.200s: %s", line, rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
 bad:
     snprintf(err, errlen, "bad mock command \"%.200s\" (see ingest_mock.h)", line);
     return -1;

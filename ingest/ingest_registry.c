@@ -200,38 +200,56 @@ static int json_skip(json_t *j, int depth)
     return j->p > start ? 0 : -1;
 }
 
+/* Positions j at the value of a top-level key of the JSON object in j. Returns 0, or -1 when
+ * it is not an object or lacks the key. */
+static int json_find(json_t *j, const char *key)
+{
+    json_ws(j);
+    if (j->p >= j->end || *j->p++ != '{')
+        return -1;
+    for (;;) {
+        char *name = NULL;
+        int match;
+        json_ws(j);
+        if (json_string(j, &name) != 0)
+            return -1;
+        json_ws(j);
+        match = strcmp(name, key) == 0;
+        free(name);
+        if (j->p >= j->end || *j->p++ != ':')
+            return -1;
+        json_ws(j);
+        if (match)
+            return 0;
+        if (json_skip(j, 0) != 0)
+            return -1;
+        json_ws(j);
+        if (j->p >= j->end || *j->p++ != ',')
+            return -1; /* '}' without the key, or garbage */
+    }
+}
+
 int ingest_registry_json_string(const char *json, size_t len, const char *key, char **out)
 {
     json_t j = {json, json + len};
 
     *out = NULL;
-    json_ws(&j);
-    if (j.p >= j.end || *j.p++ != '{')
+    if (json_find(&j, key) != 0 || j.p >= j.end || *j.p != '"')
         return -1;
-    for (;;) {
-        char *name = NULL;
-        json_ws(&j);
-        if (json_string(&j, &name) != 0)
-            return -1;
-        json_ws(&j);
-        if (j.p >= j.end || *j.p++ != ':') {
-            free(name);
-            return -1;
-        }
-        json_ws(&j);
-        int match = strcmp(name, key) == 0;
-        free(name);
-        if (match)
-            return j.p < j.end && *j.p == '"' ? json_string(&j, out) : -1;
-        if (json_skip(&j, 0) != 0)
-            return -1;
-        json_ws(&j);
-        if (j.p < j.end && *j.p == ',') {
-            j.p++;
-            continue;
-        }
-        return -1; /* '}' without the key, or garbage */
-    }
+    return json_string(&j, out);
+}
+
+/* The integer value of a top-level key (the registry's error_code), or -1 when there is none. */
+static long json_int(const char *json, size_t len, const char *key)
+{
+    json_t j = {json, json + len};
+    long v = 0;
+
+    if (json_find(&j, key) != 0 || j.p >= j.end || *j.p < '0' || *j.p > '9')
+        return -1;
+    for (; j.p < j.end && *j.p >= '0' && *j.p <= '9' && v < 100000000; j.p++)
+        v = v * 10 + (*j.p - '0');
+    return v;
 }
 
 /* ---- HTTP ---- */
@@ -392,7 +410,8 @@ int ingest_registry_fetch(ingest_registry_t *r, uint32_t id, char **schema, char
         } else if (a.status == 200) {
             snprintf(err, errlen, "schema registry %s:%d%s: 200 without a \"schema\" string%s",
                      r->host, r->port, path, a.too_big ? " (answer over 4 MiB)" : "");
-        } else if (a.status == 404 && a.body && strstr(a.body, "40403")) {
+        } else if (a.status == 404 && a.body &&
+                   json_int(a.body, a.body_len, "error_code") == 40403) {
             snprintf(err, errlen, "registry: %s", message ? message : "schema not found");
             rc = INGEST_REGISTRY_NOT_FOUND;
         } else if (a.status == 401 || a.status == 403) {

@@ -40,6 +40,10 @@ start tls --tls-cert "$HARNESS_TMP/a.pem" --tls-key "$HARNESS_TMP/a.key" --user 
 expect "ok $(cat "$reg/7.avsc")" \
     "http://127.0.0.1:$plain_port" 7
 expect 'not_found registry: Schema 8 not found' "http://127.0.0.1:$plain_port" 8
+# A 404 that is not the registry's "schema not found" (40403) is a misconfigured URL, not an
+# unknown id: the message must not become a dead letter for it.
+expect 'unavailable schema registry 127.0.0.1:'"$plain_port"'/wrong/schemas/ids/7: unexpected HTTP 404' \
+    "http://127.0.0.1:$plain_port/wrong" 7
 expect 'ok {"type": "record"' "http://127.0.0.1:$flaky_port/" 7      # two 500s, then the schema
 [ "$(grep -c ' 500$' "$HARNESS_TMP/flaky.log")" = 2 ] || fail "flaky registry did not see two failures"
 expect 'unavailable schema registry 127.0.0.1:'"$broken_port"': HTTP 500: Error in the backend data store' \
