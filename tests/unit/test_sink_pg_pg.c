@@ -79,6 +79,14 @@ static sink_pg_t *sink_open(const char *extra)
 }
 
 /* A row with plain values; tests override the fields they care about. */
+/* A batch of consumer group g1 advancing the one partition in adv. */
+static sink_batch_t batch_g1(const char *instance, const sink_risk_row_t *rows, size_t n_rows,
+                             const sink_dead_letter_t *dead, size_t n_dead,
+                             const sink_offset_advance_t *adv)
+{
+    return (sink_batch_t){"g1", instance, rows, n_rows, dead, n_dead, adv, 1};
+}
+
 static sink_risk_row_t row_make(const char *topic, int32_t partition, int64_t offset,
                                 const char *event_id)
 {
@@ -425,15 +433,7 @@ static void test_write_roundtrip_and_fence(sink_pg_t *pg)
     adv.partition = 0;
     adv.expected = SINK_PG_OFFSET_NONE;
     adv.next = 5;
-    memset(&batch, 0, sizeof batch);
-    batch.group = "g1";
-    batch.instance_id = "test-instance-1";
-    batch.rows = rows;
-    batch.n_rows = 3;
-    batch.dead = dead;
-    batch.n_dead = 2;
-    batch.offsets = &adv;
-    batch.n_offsets = 1;
+    batch = batch_g1("test-instance-1", rows, 3, dead, 2, &adv);
     CHECK(sink_pg_write(pg, &batch, err, sizeof err) == SINK_PG_OK);
     CHECK(q_long("SELECT count(*) FROM vigil.risk_scores WHERE topic = 't.rt'") == 3);
     CHECK(q_long("SELECT count(*) FROM vigil.dead_letters WHERE topic = 't.rt'") == 2);
@@ -518,13 +518,7 @@ static void *write_thread(void *p)
         snprintf(ids[i], sizeof ids[i], "%s-%d", a->instance, i);
         rows[i] = row_make("t.race", 0, i, ids[i]);
     }
-    memset(&batch, 0, sizeof batch);
-    batch.group = "g1";
-    batch.instance_id = a->instance;
-    batch.rows = rows;
-    batch.n_rows = RACE_ROWS;
-    batch.offsets = &adv;
-    batch.n_offsets = 1;
+    batch = batch_g1(a->instance, rows, RACE_ROWS, NULL, 0, &adv);
     pthread_barrier_wait(a->barrier);
     if (!pg) {
         a->rc = SINK_PG_ERR;
@@ -621,13 +615,7 @@ static void test_backend_terminated(void)
         snprintf(ids[i], sizeof ids[i], "k-%d", i);
         rows[i] = row_make("t.kill", 3, i, ids[i]);
     }
-    memset(&batch, 0, sizeof batch);
-    batch.group = "g1";
-    batch.instance_id = "inst-k";
-    batch.rows = rows;
-    batch.n_rows = 5;
-    batch.offsets = &adv;
-    batch.n_offsets = 1;
+    batch = batch_g1("inst-k", rows, 5, NULL, 0, &adv);
     CHECK(sink_pg_offsets_load(pg, "g1", "t.kill", &part, 1, &next, err, sizeof err) == SINK_PG_OK);
     CHECK(sink_pg_ping(pg, err, sizeof err) == SINK_PG_OK);
     CHECK(sink_pg_reconnect(pg, err, sizeof err) == SINK_PG_OK); /* healthy: a no-op */
@@ -674,13 +662,7 @@ static void test_rejected(sink_pg_t *pg)
 
     for (int i = 0; i < 3; i++)
         rows[i] = row_make("t.reject", 0, i, i == 1 ? "poison" : "fine");
-    memset(&batch, 0, sizeof batch);
-    batch.group = "g1";
-    batch.instance_id = "inst-r";
-    batch.rows = rows;
-    batch.n_rows = 3;
-    batch.offsets = &adv;
-    batch.n_offsets = 1;
+    batch = batch_g1("inst-r", rows, 3, NULL, 0, &adv);
     CHECK(sink_pg_offsets_load(pg, "g1", "t.reject", &part, 1, &next, err, sizeof err) ==
           SINK_PG_OK);
     CHECK(
@@ -719,15 +701,7 @@ static void test_kafka_timestamp_unstorable(sink_pg_t *pg)
     dead.offset = 2;
     dead.kafka_timestamp_ms = INT64_MAX;
     dead.reason = "bad avro";
-    memset(&batch, 0, sizeof batch);
-    batch.group = "g1";
-    batch.instance_id = "inst-ts";
-    batch.rows = rows;
-    batch.n_rows = 2;
-    batch.dead = &dead;
-    batch.n_dead = 1;
-    batch.offsets = &adv;
-    batch.n_offsets = 1;
+    batch = batch_g1("inst-ts", rows, 2, &dead, 1, &adv);
     CHECK(sink_pg_offsets_load(pg, "g1", "t.ts", &part, 1, &next, err, sizeof err) == SINK_PG_OK);
     CHECK(sink_pg_write(pg, &batch, err, sizeof err) == SINK_PG_OK);
     CHECK(q_long("SELECT count(*) FROM vigil.risk_scores WHERE topic = 't.ts' AND "
@@ -775,13 +749,7 @@ static void test_connection_lost_mid_copy(void)
         rows[i] = row_make("t.midcopy", 0, i, "evt-midcopy");
     CHECK(sink_pg_offsets_load(pg, "g1", "t.midcopy", &part, 1, &next, err, sizeof err) ==
           SINK_PG_OK);
-    memset(&batch, 0, sizeof batch);
-    batch.group = "g1";
-    batch.instance_id = "inst-m";
-    batch.rows = rows;
-    batch.n_rows = MIDCOPY_ROWS;
-    batch.offsets = &adv;
-    batch.n_offsets = 1;
+    batch = batch_g1("inst-m", rows, MIDCOPY_ROWS, NULL, 0, &adv);
     memset(&a, 0, sizeof a);
     a.pg = pg;
     a.batch = &batch;
@@ -845,13 +813,7 @@ static void test_copy_rate(sink_pg_t *pg)
         rows[i].channel = "mobile";
     }
     CHECK(sink_pg_offsets_load(pg, "g1", "t.rate", &part, 1, &next, err, sizeof err) == SINK_PG_OK);
-    memset(&batch, 0, sizeof batch);
-    batch.group = "g1";
-    batch.instance_id = "inst-rate";
-    batch.rows = rows;
-    batch.n_rows = RATE_ROWS;
-    batch.offsets = &adv;
-    batch.n_offsets = 1;
+    batch = batch_g1("inst-rate", rows, RATE_ROWS, NULL, 0, &adv);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     CHECK(sink_pg_write(pg, &batch, err, sizeof err) == SINK_PG_OK);
     clock_gettime(CLOCK_MONOTONIC, &t1);
