@@ -256,25 +256,28 @@ static long json_int(const char *json, size_t len, const char *key)
 
 typedef struct registry_answer {
     struct event_base *base;
-    int done;
     int status; /* 0 when no HTTP answer came (connection, TLS or timeout) */
     char *body;
     size_t body_len;
-    int too_big;
+    const char *body_problem; /* why there is no body despite an answer, or NULL */
 } registry_answer_t;
 
 static void registry_on_response(struct evhttp_request *req, void *arg)
 {
     registry_answer_t *a = arg;
-    a->done = 1;
     if (req && evhttp_request_get_response_code(req) > 0) {
         struct evbuffer *in = evhttp_request_get_input_buffer(req);
         size_t len = evbuffer_get_length(in);
         a->status = evhttp_request_get_response_code(req);
         if (len > REGISTRY_BODY_MAX) {
-            a->too_big = 1;
-        } else if ((a->body = malloc(len + 1)) != NULL) {
-            evbuffer_remove(in, a->body, len);
+            a->body_problem = "answer over 4 MiB";
+        } else if ((a->body = malloc(len + 1)) == NULL) {
+            a->body_problem = "out of memory reading the answer";
+        } else if (evbuffer_remove(in, a->body, len) != (int)len) {
+            free(a->body);
+            a->body = NULL;
+            a->body_problem = "cannot read the answer";
+        } else {
             a->body[len] = '\0';
             a->body_len = len;
         }
@@ -408,8 +411,9 @@ int ingest_registry_fetch(ingest_registry_t *r, uint32_t id, char **schema, char
             ingest_registry_json_string(a.body, a.body_len, "schema", schema) == 0) {
             rc = INGEST_REGISTRY_OK;
         } else if (a.status == 200) {
-            snprintf(err, errlen, "schema registry %s:%d%s: 200 without a \"schema\" string%s",
-                     r->host, r->port, path, a.too_big ? " (answer over 4 MiB)" : "");
+            snprintf(err, errlen, "schema registry %s:%d%s: 200 without a \"schema\" string%s%s%s",
+                     r->host, r->port, path, a.body_problem ? " (" : "",
+                     a.body_problem ? a.body_problem : "", a.body_problem ? ")" : "");
         } else if (a.status == 404 && a.body &&
                    json_int(a.body, a.body_len, "error_code") == 40403) {
             snprintf(err, errlen, "registry: %s", message ? message : "schema not found");
