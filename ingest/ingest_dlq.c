@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingest_kafka.h"
+
 struct ingest_dlq {
     rd_kafka_t *rk;
     char *topic;
@@ -57,19 +59,17 @@ ingest_dlq_t *ingest_dlq_new(const char *const *keys, const char *const *values,
     }
     d->on_log = on_log;
     d->ctx = ctx;
-    if (rd_kafka_conf_set(conf, "enable.idempotence", "true", rderr, sizeof(rderr)) != 0 ||
-        rd_kafka_conf_set(conf, "client.id", "vigild-dlq", rderr, sizeof(rderr)) != 0) {
+    if (rd_kafka_conf_set(conf, "enable.idempotence", "true", rderr, sizeof(rderr)) !=
+            RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "client.id", "vigild-dlq", rderr, sizeof(rderr)) !=
+            RD_KAFKA_CONF_OK) {
         snprintf(err, errlen, "dead-letter topic: %s", rderr);
         goto err;
     }
     /* The consumer's settings apply to the producer too (brokers, security); the ones only a
      * consumer knows are accepted by librdkafka and ignored by a producer. */
-    for (size_t i = 0; i < n; i++) {
-        if (rd_kafka_conf_set(conf, keys[i], values[i], rderr, sizeof(rderr)) != 0) {
-            snprintf(err, errlen, "%s: kafka.%s: %s", origins[i], keys[i], rderr);
-            goto err;
-        }
-    }
+    if (ingest_kafka_conf_apply(conf, keys, values, origins, n, err, errlen) != 0)
+        goto err;
     rd_kafka_conf_set_opaque(conf, d);
     rd_kafka_conf_set_log_cb(conf, dlq_log_cb);
     rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivery_cb);

@@ -184,9 +184,8 @@ ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *val
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
         if (kafka_conf_set(conf, defaults[i][0], defaults[i][1], "vigil default", err, errlen))
             goto err;
-    for (size_t i = 0; i < n; i++)
-        if (kafka_conf_set(conf, keys[i], values[i], origins[i], err, errlen))
-            goto err;
+    if (ingest_kafka_conf_apply(conf, keys, values, origins, n, err, errlen) != 0)
+        goto err;
 
     len = sizeof(k->group);
     if (rd_kafka_conf_get(conf, "group.id", k->group, &len) != RD_KAFKA_CONF_OK) {
@@ -233,13 +232,21 @@ err:
     return NULL;
 }
 
+int ingest_kafka_conf_apply(rd_kafka_conf_t *conf, const char *const *keys,
+                            const char *const *values, const char *const *origins, size_t n,
+                            char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++)
+        if (kafka_conf_set(conf, keys[i], values[i], origins[i], err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
 int ingest_kafka_conf_check(const char *const *keys, const char *const *values,
                             const char *const *origins, size_t n, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = kafka_conf_set(conf, keys[i], values[i], origins[i], err, errlen);
+    int rc = ingest_kafka_conf_apply(conf, keys, values, origins, n, err, errlen);
     rd_kafka_conf_destroy(conf);
     return rc;
 }

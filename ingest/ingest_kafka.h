@@ -42,6 +42,12 @@ ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *val
                                  const char *const *origins, size_t n, const char *topic,
                                  const ingest_kafka_callbacks_t *cb, char *err, size_t errlen);
 
+/* Applies the pass-through settings to conf (for any client of ours: the consumer, the
+ * dead-letter producer). Returns 0, or -1 with err naming the key and its origin. */
+int ingest_kafka_conf_apply(rd_kafka_conf_t *conf, const char *const *keys,
+                            const char *const *values, const char *const *origins, size_t n,
+                            char *err, size_t errlen);
+
 /* Checks the pass-through settings without creating a consumer, so a bad key or value is a
  * start-up error (exit 2) naming its origin. Returns 0 or -1 with err. */
 int ingest_kafka_conf_check(const char *const *keys, const char *const *values,
