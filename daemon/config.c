@@ -42,14 +42,21 @@ static const char *const config_levels[] = {"debug", "info", "warn", "error", NU
 
 /* Grouped by section, in the order the sample file shows them. */
 static const config_key_t config_keys[] = {
-    {"ingest.topic", CONFIG_STRING, FIELD(ingest_topic), 1, 0, NULL, "behavior-events", 0,
-     "Kafka topic the behavior events are consumed from."},
+    {"ingest.topic", CONFIG_STRING, FIELD(ingest_topic), 0, 0, NULL, "behavior-events", 0,
+     "Kafka topic of BehaviorEvent records (scored into vigil.risk_scores); empty: not read."},
+    {"ingest.news_topic", CONFIG_STRING, FIELD(ingest_news_topic), 0, 0, NULL, "news-articles", 0,
+     "Kafka topic of NewsArticle records (staged in vigil.news_scores); empty: not read."},
+    {"ingest.fraud_labels_topic", CONFIG_STRING, FIELD(ingest_fraud_labels_topic), 0, 0, NULL,
+     "fraud-labels", 0, "Kafka topic of FraudLabel records (into vigil.labels); empty: not read."},
+    {"ingest.news_labels_topic", CONFIG_STRING, FIELD(ingest_news_labels_topic), 0, 0, NULL,
+     "news-labels", 0, "Kafka topic of NewsLabel records (into vigil.labels); empty: not read."},
     {"ingest.format", CONFIG_ENUM, FIELD(ingest_format), 0, 0, config_formats, "confluent", 0,
      "Message framing: confluent (magic byte + schema id + Avro) or plain (bare Avro)."},
     {"ingest.schema_dir", CONFIG_STRING, FIELD(ingest_schema_dir), 1, 0, NULL,
      VIGIL_DEFAULT_SCHEMA_DIR, 0, "Directory of writer schemas, one <schema id>.avsc each."},
     {"ingest.reader_schema", CONFIG_STRING, FIELD(ingest_reader_schema), 0, 0, NULL, "", 0,
-     "Reader schema file; empty means <schema_dir>/BehaviorEvent.avsc."},
+     "BehaviorEvent reader schema file; empty means <schema_dir>/BehaviorEvent.avsc (the other "
+     "kinds always read <schema_dir>/<Record>.avsc)."},
     {"ingest.schema_registry_url", CONFIG_STRING, FIELD(ingest_schema_registry_url), 0, 0, NULL, "",
      0, "Confluent Schema Registry (http:// or https://); empty: writer schemas from schema_dir."},
     {"ingest.schema_registry_user", CONFIG_STRING, FIELD(ingest_schema_registry_user), 0, 0, NULL,
@@ -603,6 +610,41 @@ static int config_defaults_resolve(daemon_config_t *cfg, char *err, size_t errle
         snprintf(path, len, "%s%sBehaviorEvent.avsc", dir, sep);
         free(cfg->ingest_reader_schema);
         cfg->ingest_reader_schema = path;
+    }
+    {
+        /* The inputs: at least one, no topic named twice, and not the dead-letter topic. */
+        const char *topics[] = {cfg->ingest_topic, cfg->ingest_news_topic,
+                                cfg->ingest_fraud_labels_topic, cfg->ingest_news_labels_topic};
+        const char *keys[] = {"ingest.topic", "ingest.news_topic", "ingest.fraud_labels_topic",
+                              "ingest.news_labels_topic"};
+        size_t n = sizeof(topics) / sizeof(topics[0]), used = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!topics[i][0])
+                continue;
+            used++;
+            for (size_t j = 0; j < i; j++) {
+                if (strcmp(topics[i], topics[j]) == 0) {
+                    snprintf(err, errlen,
+                             "%s and %s both name topic \"%s\"; each input needs its own topic",
+                             keys[j], keys[i], topics[i]);
+                    return -1;
+                }
+            }
+            if (strcmp(topics[i], cfg->ingest_dlq_topic) == 0) {
+                snprintf(err, errlen,
+                         "%s and ingest.dlq_topic both name topic \"%s\"; dead letters would be "
+                         "read back as input",
+                         keys[i], topics[i]);
+                return -1;
+            }
+        }
+        if (used == 0) {
+            snprintf(err, errlen,
+                     "no input topic: set at least one of ingest.topic, "
+                     "ingest.news_topic, ingest.fraud_labels_topic, "
+                     "ingest.news_labels_topic");
+            return -1;
+        }
     }
     if (cfg->daemon_instance_id[0] == '\0') {
         char host[256];

@@ -36,7 +36,11 @@ typedef struct daemon_config {
     char *config_path; /* NULL when started without a file */
 
     /* [ingest] */
-    char *ingest_topic;                /* behavior events topic; default "behavior-events" */
+    char *ingest_topic;                /* BehaviorEvent topic; default "behavior-events" */
+    char *ingest_news_topic;           /* NewsArticle topic; default "news-articles" */
+    char *ingest_fraud_labels_topic;   /* FraudLabel topic; default "fraud-labels" */
+    char *ingest_news_labels_topic;    /* NewsLabel topic; default "news-labels" */
+                                       /* (each: "" = not read; at least one is set) */
     char *ingest_format;               /* "confluent" (default) | "plain" */
     char *ingest_schema_dir;           /* writer schemas <id>.avsc; default: installed schema dir */
     char *ingest_reader_schema;        /* default: <schema_dir>/BehaviorEvent.avsc */

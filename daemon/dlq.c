@@ -81,14 +81,15 @@ static int dlq_list(sink_pg_t *pg, const dlq_options_t *o)
 static int dlq_replay(sink_pg_t *pg, const daemon_config_t *cfg, const dlq_options_t *o)
 {
     char err[1024], reason[512];
-    ingest_avro_t *dec = daemon_decoder_new(cfg, err, sizeof err);
-    ingest_event_t ev = {0};
-    long replayed = 0, still_bad = 0, gone = 0, seen = 0;
+    ingest_avro_t *decs[INGEST_KIND_COUNT] = {0}; /* made on first use, per record kind */
+    ingest_record_t rec = {0};
+    rows_batch_t rows = {0};
+    long replayed = 0, still_bad = 0, gone = 0, skipped = 0, seen = 0;
     int64_t after = 0;
     int rc = 1;
 
-    if (!dec) {
-        fprintf(stderr, "vigil dlq replay: %s\n", err);
+    if (rows_batch_reserve(&rows, 1) != 0) {
+        fprintf(stderr, "vigil dlq replay: out of memory\n");
         return 1;
     }
     for (;;) {
@@ -102,10 +103,23 @@ static int dlq_replay(sink_pg_t *pg, const daemon_config_t *cfg, const dlq_optio
             goto out;
         }
         for (size_t i = 0; i < n && (o->limit <= 0 || seen < o->limit); i++, seen++) {
-            sink_risk_row_t row;
+            /* The topic says which record kind the payload is. */
+            int kind = daemon_input_kind(cfg, e[i].topic);
+            if (kind < 0) {
+                skipped++;
+                printf("skipped\t%lld\ttopic %s is not an input of this configuration\n",
+                       (long long)e[i].id, e[i].topic);
+                continue;
+            }
+            if (!decs[kind] &&
+                !(decs[kind] = daemon_decoder_new(cfg, (ingest_kind_t)kind, err, sizeof err))) {
+                fprintf(stderr, "vigil dlq replay: %s\n", err);
+                sink_pg_dead_entries_free(e, n);
+                goto out;
+            }
             /* An empty payload is refused by the decoder like any other bad message. */
-            int dr =
-                ingest_avro_decode(dec, e[i].payload, e[i].payload_len, &ev, reason, sizeof reason);
+            int dr = ingest_avro_decode(decs[kind], e[i].payload, e[i].payload_len, &rec, reason,
+                                        sizeof reason);
             if (dr == INGEST_AVRO_ERR || dr == INGEST_AVRO_RETRY) {
                 fprintf(stderr, "vigil dlq replay: cannot decode id %lld now: %s\n",
                         (long long)e[i].id, reason);
@@ -123,9 +137,10 @@ static int dlq_replay(sink_pg_t *pg, const daemon_config_t *cfg, const dlq_optio
                        (int)e[i].partition, (long long)e[i].offset);
                 continue;
             }
-            rows_risk_from_event(&ev, e[i].topic, e[i].partition, e[i].offset,
-                                 e[i].kafka_timestamp_ms, &row);
-            int wr = sink_pg_dead_letter_replace(pg, e[i].id, &row, err, sizeof err);
+            rows_batch_reset(&rows);
+            rows_batch_add(&rows, &rec, e[i].topic, e[i].partition, e[i].offset,
+                           e[i].kafka_timestamp_ms);
+            int wr = sink_pg_dead_letter_replace(pg, e[i].id, &rows.view, err, sizeof err);
             if (wr == SINK_PG_OK) {
                 replayed++;
                 printf("replayed\t%lld\t%s\t%d\t%lld\n", (long long)e[i].id, e[i].topic,
@@ -147,12 +162,14 @@ static int dlq_replay(sink_pg_t *pg, const daemon_config_t *cfg, const dlq_optio
         if (n < DLQ_PAGE)
             break;
     }
-    fprintf(stderr, "%s=%ld still_bad=%ld already_replayed=%ld\n",
-            o->dry_run ? "would_replay" : "replayed", replayed, still_bad, gone);
+    fprintf(stderr, "%s=%ld still_bad=%ld already_replayed=%ld skipped=%ld\n",
+            o->dry_run ? "would_replay" : "replayed", replayed, still_bad, gone, skipped);
     rc = 0;
 out:
-    ingest_event_clear(&ev);
-    ingest_avro_free(dec);
+    ingest_record_clear(&rec);
+    rows_batch_free(&rows);
+    for (int k = 0; k < INGEST_KIND_COUNT; k++)
+        ingest_avro_free(decs[k]);
     return rc;
 }
 

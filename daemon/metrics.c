@@ -6,12 +6,12 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 metrics_t metrics;
-static char metrics_topic[256];
 
 static const double metrics_batch_rows_bounds[] = {1, 10, 50, 100, 500, 1000, 5000, 10000, 50000};
 static const double metrics_write_seconds_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -59,17 +59,53 @@ void metrics_init(void)
                            "Duration of one batch transaction in PostgreSQL, in seconds.",
                            metrics_write_seconds_bounds,
                            (int)(sizeof(metrics_write_seconds_bounds) / sizeof(double)));
-    metrics_histogram_init(&metrics.decode_seconds, "vigil_decode_seconds",
-                           "Time to decode and validate one Kafka message, in seconds.",
-                           metrics_decode_seconds_bounds,
-                           (int)(sizeof(metrics_decode_seconds_bounds) / sizeof(double)));
-    for (int p = 0; p < METRICS_PARTITIONS_MAX; p++)
-        atomic_store_explicit(&metrics.consumer_lag[p], -1, memory_order_relaxed);
+    for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
+        metrics_topic_t *m = &metrics.topics[i];
+        metrics_histogram_init(&m->decode_seconds, "vigil_decode_seconds",
+                               "Time to decode and validate one Kafka message, in seconds.",
+                               metrics_decode_seconds_bounds,
+                               (int)(sizeof(metrics_decode_seconds_bounds) / sizeof(double)));
+        for (int p = 0; p < METRICS_PARTITIONS_MAX; p++)
+            atomic_store_explicit(&m->consumer_lag[p], -1, memory_order_relaxed);
+    }
 }
 
-void metrics_set_topic(const char *topic)
+metrics_topic_t *metrics_topic(const char *name)
 {
-    snprintf(metrics_topic, sizeof(metrics_topic), "%s", topic ? topic : "");
+    if (!name || !name[0] || strlen(name) >= METRICS_TOPIC_NAME_MAX)
+        return NULL;
+    for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
+        metrics_topic_t *m = &metrics.topics[i];
+        if (strcmp(m->name, name) == 0)
+            return m;
+        if (!m->name[0]) {
+            snprintf(m->name, sizeof(m->name), "%s", name);
+            return m;
+        }
+    }
+    return NULL;
+}
+
+uint64_t metrics_topics_sum(size_t offset)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < METRICS_TOPICS_MAX; i++)
+        if (metrics.topics[i].name[0])
+            sum += atomic_load_explicit(
+                (_Atomic uint64_t *)(void *)((char *)&metrics.topics[i] + offset),
+                memory_order_relaxed);
+    return sum;
+}
+
+int64_t metrics_topics_gauge_sum(size_t offset)
+{
+    int64_t sum = 0;
+    for (int i = 0; i < METRICS_TOPICS_MAX; i++)
+        if (metrics.topics[i].name[0])
+            sum += atomic_load_explicit(
+                (_Atomic int64_t *)(void *)((char *)&metrics.topics[i] + offset),
+                memory_order_relaxed);
+    return sum;
 }
 
 metrics_dead_reason_t metrics_dead_reason_of(const char *reason)
@@ -166,41 +202,86 @@ static void metrics_render_gauge(metrics_text_t *t, const char *name, const char
                         name, atomic_load_explicit(value, memory_order_relaxed));
 }
 
-static void metrics_render_histogram(metrics_text_t *t, metrics_histogram_t *h)
+/* The series of a histogram; topic NULL for one without a topic label. With header 0 the
+ * HELP and TYPE lines are left out (a later topic's series of the same histogram). */
+static void metrics_render_histogram(metrics_text_t *t, metrics_histogram_t *h, const char *topic,
+                                     int header)
 {
     uint64_t cumulative = 0;
+    char label[METRICS_TOPIC_NAME_MAX + 16] = "";
 
     if (!h->name)
         return; /* metrics_init was not called; render the counters rather than crash */
-    metrics_text_printf(t, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
+    if (topic)
+        snprintf(label, sizeof(label), "topic=\"%s\"", topic);
+    if (header)
+        metrics_text_printf(t, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
     for (int i = 0; i < h->n_bounds; i++) {
         cumulative += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
-        metrics_text_printf(t, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", h->name, h->bounds[i],
-                            cumulative);
+        metrics_text_printf(t, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", h->name, label,
+                            topic ? "," : "", h->bounds[i], cumulative);
     }
     cumulative += atomic_load_explicit(&h->buckets[h->n_bounds], memory_order_relaxed);
     /* _count is the +Inf bucket as read here, not h->count read separately, so a scrape racing
      * an observation still satisfies Prometheus's rule that the two are equal. */
-    metrics_text_printf(t, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", h->name, cumulative);
-    metrics_text_printf(t, "%s_sum %.9f\n%s_count %" PRIu64 "\n", h->name,
-                        (double)atomic_load_explicit(&h->sum_nanos, memory_order_relaxed) / 1e9,
-                        h->name, cumulative);
+    metrics_text_printf(t, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", h->name, label,
+                        topic ? "," : "", cumulative);
+    if (topic)
+        metrics_text_printf(t, "%s_sum{%s} %.9f\n%s_count{%s} %" PRIu64 "\n", h->name, label,
+                            (double)atomic_load_explicit(&h->sum_nanos, memory_order_relaxed) / 1e9,
+                            h->name, label, cumulative);
+    else
+        metrics_text_printf(t, "%s_sum %.9f\n%s_count %" PRIu64 "\n", h->name,
+                            (double)atomic_load_explicit(&h->sum_nanos, memory_order_relaxed) / 1e9,
+                            h->name, cumulative);
+}
+
+/* One series per topic in use of a per-topic counter (is_gauge 0) or gauge, the member at
+ * offset of metrics_topic_t. Kafka topic names are [a-zA-Z0-9._-]: nothing to escape. */
+static void metrics_render_per_topic(metrics_text_t *t, const char *name, const char *help,
+                                     size_t offset, int is_gauge)
+{
+    metrics_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+                        is_gauge ? "gauge" : "counter");
+    for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
+        metrics_topic_t *m = &metrics.topics[i];
+        char *field = (char *)m + offset;
+        if (!m->name[0])
+            continue;
+        if (is_gauge)
+            metrics_text_printf(
+                t, "%s{topic=\"%s\"} %" PRId64 "\n", name, m->name,
+                atomic_load_explicit((_Atomic int64_t *)(void *)field, memory_order_relaxed));
+        else
+            metrics_text_printf(
+                t, "%s{topic=\"%s\"} %" PRIu64 "\n", name, m->name,
+                atomic_load_explicit((_Atomic uint64_t *)(void *)field, memory_order_relaxed));
+    }
 }
 
 int metrics_render(char **out, size_t *out_len)
 {
     metrics_text_t t = {0};
     metrics_t *m = &metrics;
+    int header = 1;
 
-    metrics_render_counter(&t, "vigil_messages_consumed_total", "Messages taken from Kafka.",
-                           &m->consumed);
-    metrics_render_counter(&t, "vigil_messages_decoded_total",
-                           "Messages decoded into behavior events.", &m->decoded);
-    metrics_render_counter(&t, "vigil_messages_dead_lettered_total",
-                           "Messages that could not be decoded, stored as dead letters.",
-                           &m->dead_lettered);
-    metrics_render_counter(&t, "vigil_rows_written_total", "Result rows committed to PostgreSQL.",
-                           &m->written);
+    metrics_render_per_topic(&t, "vigil_messages_consumed_total", "Messages taken from Kafka.",
+                             offsetof(metrics_topic_t, consumed), 0);
+    metrics_render_per_topic(&t, "vigil_messages_decoded_total", "Messages decoded into records.",
+                             offsetof(metrics_topic_t, decoded), 0);
+    metrics_render_per_topic(&t, "vigil_messages_dead_lettered_total",
+                             "Messages that could not be decoded or stored, kept as dead letters.",
+                             offsetof(metrics_topic_t, dead_lettered), 0);
+    metrics_render_per_topic(&t, "vigil_rows_written_total", "Result rows committed to PostgreSQL.",
+                             offsetof(metrics_topic_t, written), 0);
+    metrics_render_per_topic(&t, "vigil_rebalances_total",
+                             "Partition assignments and revocations seen, per topic.",
+                             offsetof(metrics_topic_t, rebalances), 0);
+    metrics_render_per_topic(&t, "vigil_assigned_partitions", "Kafka partitions assigned now.",
+                             offsetof(metrics_topic_t, assigned_partitions), 1);
+    metrics_render_per_topic(&t, "vigil_paused_partitions",
+                             "Assigned partitions whose fetching is paused (backpressure).",
+                             offsetof(metrics_topic_t, paused_partitions), 1);
     metrics_render_counter(&t, "vigil_batches_committed_total",
                            "Batch transactions committed to PostgreSQL.", &m->batches);
     metrics_render_counter(&t, "vigil_batches_fenced_total",
@@ -210,8 +291,6 @@ int metrics_render(char **out, size_t *out_len)
                            &m->pg_errors);
     metrics_render_counter(&t, "vigil_kafka_errors_total", "Errors reported by librdkafka.",
                            &m->kafka_errors);
-    metrics_render_counter(&t, "vigil_rebalances_total", "Consumer group rebalances seen.",
-                           &m->rebalances);
     metrics_render_counter(&t, "vigil_schema_registry_errors_total",
                            "Writer schema lookups that got no answer from the registry.",
                            &m->registry_errors);
@@ -219,35 +298,42 @@ int metrics_render(char **out, size_t *out_len)
                            "Dead letters queued to the dead-letter topic.", &m->dlq_published);
     metrics_render_counter(&t, "vigil_dlq_failed_total",
                            "Dead letters the dead-letter topic did not get.", &m->dlq_failed);
-    metrics_render_gauge(&t, "vigil_assigned_partitions", "Kafka partitions assigned now.",
-                         &m->assigned_partitions);
-    metrics_render_gauge(&t, "vigil_paused_partitions",
-                         "Assigned partitions whose fetching is paused (backpressure).",
-                         &m->paused_partitions);
     metrics_render_gauge(&t, "vigil_postgres_up",
                          "1 when the last PostgreSQL operation succeeded, else 0.", &m->pg_up);
-    metrics_render_histogram(&t, &m->batch_rows);
-    metrics_render_histogram(&t, &m->write_seconds);
-    metrics_render_histogram(&t, &m->decode_seconds);
+    metrics_render_histogram(&t, &m->batch_rows, NULL, 1);
+    metrics_render_histogram(&t, &m->write_seconds, NULL, 1);
+    for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
+        if (m->topics[i].name[0]) {
+            metrics_render_histogram(&t, &m->topics[i].decode_seconds, m->topics[i].name, header);
+            header = 0;
+        }
+    }
 
     metrics_text_printf(&t, "# HELP vigil_messages_dead_lettered_by_reason_total Dead letters by "
                             "kind of reason.\n"
                             "# TYPE vigil_messages_dead_lettered_by_reason_total counter\n");
-    for (int r = 0; r < METRICS_DEAD_REASONS; r++)
-        metrics_text_printf(
-            &t, "vigil_messages_dead_lettered_by_reason_total{reason=\"%s\"} %" PRIu64 "\n",
-            metrics_dead_reason_names[r],
-            atomic_load_explicit(&m->dead_by_reason[r], memory_order_relaxed));
-    /* Kafka topic names are [a-zA-Z0-9._-]: nothing to escape in the label. */
+    for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
+        metrics_topic_t *mt = &m->topics[i];
+        for (int r = 0; mt->name[0] && r < METRICS_DEAD_REASONS; r++)
+            metrics_text_printf(
+                &t,
+                "vigil_messages_dead_lettered_by_reason_total{topic=\"%s\",reason=\"%s\"} "
+                "%" PRIu64 "\n",
+                mt->name, metrics_dead_reason_names[r],
+                atomic_load_explicit(&mt->dead_by_reason[r], memory_order_relaxed));
+    }
     metrics_text_printf(&t, "# HELP vigil_consumer_lag Messages in Kafka past the offset stored in "
                             "PostgreSQL, per assigned partition.\n"
                             "# TYPE vigil_consumer_lag gauge\n");
-    for (int p = 0; p < METRICS_PARTITIONS_MAX; p++) {
-        int64_t lag = atomic_load_explicit(&m->consumer_lag[p], memory_order_relaxed);
-        if (lag >= 0)
-            metrics_text_printf(&t,
-                                "vigil_consumer_lag{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n",
-                                metrics_topic, p, lag);
+    for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
+        metrics_topic_t *mt = &m->topics[i];
+        for (int p = 0; mt->name[0] && p < METRICS_PARTITIONS_MAX; p++) {
+            int64_t lag = atomic_load_explicit(&mt->consumer_lag[p], memory_order_relaxed);
+            if (lag >= 0)
+                metrics_text_printf(
+                    &t, "vigil_consumer_lag{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n", mt->name,
+                    p, lag);
+        }
     }
 
     if (t.failed) {

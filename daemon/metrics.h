@@ -35,30 +35,39 @@ typedef enum metrics_dead_reason {
 
 /* Per-partition consumer lag is kept for partitions 0..METRICS_PARTITIONS_MAX-1. */
 #define METRICS_PARTITIONS_MAX 1024
+/* Topics with their own series: one per input (behavior events, news, two label topics). */
+#define METRICS_TOPICS_MAX 4
+#define METRICS_TOPIC_NAME_MAX 250
+
+/* What is counted per input topic; rendered with a topic="..." label. */
+typedef struct metrics_topic {
+    char name[METRICS_TOPIC_NAME_MAX]; /* "" for an unused slot */
+    _Atomic uint64_t consumed;         /* vigil_messages_consumed_total: taken from Kafka */
+    _Atomic uint64_t decoded;          /* vigil_messages_decoded_total */
+    _Atomic uint64_t dead_lettered;    /* vigil_messages_dead_lettered_total */
+    _Atomic uint64_t written;          /* vigil_rows_written_total: result rows committed */
+    _Atomic uint64_t rebalances;       /* vigil_rebalances_total: assignments and revocations */
+    _Atomic uint64_t dead_by_reason[METRICS_DEAD_REASONS];
+    metrics_histogram_t decode_seconds;  /* vigil_decode_seconds: one message */
+    _Atomic int64_t assigned_partitions; /* gauge vigil_assigned_partitions */
+    _Atomic int64_t paused_partitions;   /* gauge vigil_paused_partitions */
+    /* gauge vigil_consumer_lag{topic,partition}: messages in Kafka past the stored offset;
+     * -1 (not rendered) when the partition is not assigned here or not known yet. */
+    _Atomic int64_t consumer_lag[METRICS_PARTITIONS_MAX];
+} metrics_topic_t;
 
 typedef struct metrics {
-    _Atomic uint64_t consumed;        /* vigil_messages_consumed_total: messages taken from Kafka */
-    _Atomic uint64_t decoded;         /* vigil_messages_decoded_total */
-    _Atomic uint64_t dead_lettered;   /* vigil_messages_dead_lettered_total */
-    _Atomic uint64_t written;         /* vigil_rows_written_total: result rows committed */
     _Atomic uint64_t batches;         /* vigil_batches_committed_total */
     _Atomic uint64_t fenced;          /* vigil_batches_fenced_total: rolled back, offset moved on */
     _Atomic uint64_t pg_errors;       /* vigil_postgres_errors_total */
     _Atomic uint64_t kafka_errors;    /* vigil_kafka_errors_total */
-    _Atomic uint64_t rebalances;      /* vigil_rebalances_total */
     _Atomic uint64_t registry_errors; /* vigil_schema_registry_errors_total: failed lookups */
     _Atomic uint64_t dlq_published;   /* vigil_dlq_published_total: copies queued to the topic */
     _Atomic uint64_t dlq_failed;      /* vigil_dlq_failed_total: copies not delivered */
-    _Atomic int64_t assigned_partitions; /* gauge vigil_assigned_partitions */
-    _Atomic int64_t paused_partitions;   /* gauge vigil_paused_partitions */
-    _Atomic int64_t pg_up;               /* gauge vigil_postgres_up: last operation succeeded */
-    metrics_histogram_t batch_rows;      /* vigil_batch_rows: rows + dead letters per batch */
-    metrics_histogram_t write_seconds;   /* vigil_write_seconds: one batch transaction */
-    metrics_histogram_t decode_seconds;  /* vigil_decode_seconds: one message */
-    _Atomic uint64_t dead_by_reason[METRICS_DEAD_REASONS];
-    /* gauge vigil_consumer_lag{topic,partition}: messages in Kafka past the stored offset;
-     * -1 (not rendered) when the partition is not assigned here or not known yet. */
-    _Atomic int64_t consumer_lag[METRICS_PARTITIONS_MAX];
+    _Atomic int64_t pg_up;            /* gauge vigil_postgres_up: last operation succeeded */
+    metrics_histogram_t batch_rows;   /* vigil_batch_rows: rows + dead letters per batch */
+    metrics_histogram_t write_seconds; /* vigil_write_seconds: one batch transaction */
+    metrics_topic_t topics[METRICS_TOPICS_MAX];
 } metrics_t;
 
 /* The one instance of the process. metrics_init sets up the histogram bounds; call it once. */
@@ -74,8 +83,15 @@ void metrics_observe(metrics_histogram_t *h, double value);
 /* The label of a dead letter's reason text (the decoder's and the worker's wording). */
 metrics_dead_reason_t metrics_dead_reason_of(const char *reason);
 
-/* The topic name the per-partition gauges are labelled with (copied; set once at start). */
-void metrics_set_topic(const char *topic);
+/* The series of topic, a slot taken on first use (name copied). Call from the main thread
+ * before the threads that count start. Returns NULL when all METRICS_TOPICS_MAX slots are
+ * taken or the name is too long. */
+metrics_topic_t *metrics_topic(const char *name);
+
+/* Sums over the topics in use of the counter (or gauge) at offset in metrics_topic_t, e.g.
+ * metrics_topics_sum(offsetof(metrics_topic_t, written)), for status lines. */
+uint64_t metrics_topics_sum(size_t offset);
+int64_t metrics_topics_gauge_sum(size_t offset);
 
 /* Renders everything as Prometheus text into a malloc'd buffer (*out, *out_len). Returns 0, or
  * -1 when out of memory. */

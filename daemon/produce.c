@@ -1,4 +1,5 @@
-/* `vigil produce`: deterministic synthetic BehaviorEvents, Avro-encoded and sent to Kafka.
+/* `vigil produce`: deterministic synthetic records (BehaviorEvents, news articles, fraud and
+ * news labels), Avro-encoded and sent to Kafka.
  *
  * Two halves. The generator (produce_gen_*) is pure: every random choice for message i comes from
  * a PRNG seeded with (seed, i), so the i-th message is the same on every run and any message can
@@ -35,7 +36,10 @@ enum {
     PRODUCE_STREAM_MERCHANT,
     PRODUCE_STREAM_EVENT,
     PRODUCE_STREAM_MALFORMED,
-    PRODUCE_STREAM_NOISE
+    PRODUCE_STREAM_NOISE,
+    PRODUCE_STREAM_ARTICLE,
+    PRODUCE_STREAM_FRAUD_LABEL,
+    PRODUCE_STREAM_NEWS_LABEL
 };
 
 static uint64_t produce_mix(uint64_t z)
@@ -143,6 +147,11 @@ struct produce_gen {
     char device_id[24];
     char ip[24];
     char merchant_id[24];
+    /* The last article or label. */
+    char article_id[48];
+    char headline[256];
+    char body[768];
+    const char *tickers[3];
 };
 
 produce_gen_t *produce_gen_new(uint64_t seed, int n_users, char *err, size_t errlen)
@@ -235,7 +244,6 @@ void produce_gen_event(produce_gen_t *g, uint64_t i, int64_t now_ms, ingest_even
     snprintf(g->ip, sizeof g->ip, "%" PRIu32 ".%" PRIu32 ".%" PRIu32 ".%" PRIu32, u->ip >> 24,
              (u->ip >> 16) & 0xFF, (u->ip >> 8) & 0xFF, u->ip & 0xFF);
 
-    /* Keep ev->buf: it may be a decoder's buffer the caller still owns. */
     ev->event_id = g->event_id;
     ev->event_type = type;
     ev->user_id = g->user_id;
@@ -273,6 +281,165 @@ void produce_gen_event(produce_gen_t *g, uint64_t i, int64_t now_ms, ingest_even
     }
 }
 
+/* ---- News articles and labels. ---- */
+
+typedef struct produce_company {
+    const char *name; /* as a headline writes it; some with accents */
+    const char *ticker;
+} produce_company_t;
+
+static const produce_company_t produce_companies[] = {
+    {"Apple", "AAPL"},    {"Microsoft", "MSFT"},       {"Nvidia", "NVDA"},
+    {"Siemens", "SIE"},   {"Nestlé", "NESN"},          {"Toyota", "TM"},
+    {"Tencent", "TCEHY"}, {"Société Générale", "GLE"}, {"Alibaba", "BABA"},
+    {"Shell", "SHEL"},    {"Banco Santander", "SAN"},  {"Zürich Insurance", "ZURN"},
+};
+#define PRODUCE_N_COMPANIES (sizeof produce_companies / sizeof produce_companies[0])
+
+/* English headlines take the company and a number; the Chinese one is there because the news
+ * path must carry any UTF-8 text. */
+static const char *const produce_headlines_en[] = {
+    "%s shares rise %u%% after quarterly earnings beat estimates",
+    "%s cuts full-year outlook as costs climb; stock falls %u%%",
+    "%s announces $%u million share buyback",
+    "%s to acquire rival in all-stock deal worth %u billion",
+    "Regulators open probe into %s accounting, %u executives questioned",
+    "%s names new chief executive, keeps dividend at %u cents",
+};
+#define PRODUCE_N_HEADLINES (sizeof produce_headlines_en / sizeof produce_headlines_en[0])
+
+static const char *const produce_sources[] = {"newswire", "markets-desk", "company-press",
+                                              "analyst-blog"};
+
+/* The topic names of the news data set (../shared/data/topics), so labels look like real ones. */
+static const char *const produce_topics[] = {
+    "Analyst Update",
+    "Fed | Central Banks",
+    "Company | Product News",
+    "Treasuries | Corporate Debt",
+    "Dividend",
+    "Earnings",
+    "Energy | Oil",
+    "Financials",
+    "Currencies",
+    "General News | Opinion",
+    "Gold | Metals | Materials",
+    "IPO",
+    "Legal | Regulation",
+    "M&A | Investments",
+    "Macro",
+    "Markets",
+    "Politics",
+    "Personnel Change",
+    "Stock Commentary",
+    "Stock Movement",
+};
+#define PRODUCE_N_TOPICS (sizeof produce_topics / sizeof produce_topics[0])
+
+static void produce_gen_article(produce_gen_t *g, uint64_t i, int64_t now_ms, ingest_article_t *a)
+{
+    produce_rng_t r = produce_rng_for(g->seed, PRODUCE_STREAM_ARTICLE, i);
+    const produce_company_t *c = &produce_companies[produce_rng_below(&r, PRODUCE_N_COMPANIES)];
+    const produce_company_t *other = &produce_companies[produce_rng_below(&r, PRODUCE_N_COMPANIES)];
+    unsigned n = 1 + produce_rng_below(&r, 40);
+    int chinese = produce_rng_below(&r, 10) == 0;
+
+    snprintf(g->article_id, sizeof g->article_id, "n%" PRIu64 "-%" PRIu64, g->seed, i);
+    if (chinese)
+        snprintf(g->headline, sizeof g->headline, "%s第三季度利润增长%u%%，股价上涨", c->name, n);
+    else
+        snprintf(g->headline, sizeof g->headline,
+                 produce_headlines_en[produce_rng_below(&r, PRODUCE_N_HEADLINES)], c->name, n);
+    a->article_id = g->article_id;
+    a->published_time_ms = now_ms - (int64_t)produce_rng_below(&r, 3600) * 1000;
+    a->source = produce_sources[produce_rng_below(&r, 4)];
+    a->language = chinese ? "zh" : (produce_rng_below(&r, 20) == 0 ? NULL : "en");
+    a->headline = g->headline;
+    if (produce_rng_below(&r, 5) == 0) {
+        a->body = NULL; /* a headline-only feed */
+    } else {
+        snprintf(g->body, sizeof g->body,
+                 "%s said on Tuesday that results for the quarter were %s than analysts had "
+                 "expected. Traders compared $%s with $%s, which moved %u%% in the same "
+                 "session.\n\"We see a difficult year,\" a spokesperson said.",
+                 c->name, produce_rng_below(&r, 2) ? "better" : "worse", c->ticker, other->ticker,
+                 n / 4);
+        a->body = g->body;
+    }
+    a->n_tickers = produce_rng_below(&r, 3); /* 0, 1 or 2 tagged */
+    g->tickers[0] = c->ticker;
+    g->tickers[1] = other->ticker;
+    a->tickers = g->tickers;
+}
+
+/* Label i is about event i of the same seed (the event_id "e<seed>-<i>" produce writes). */
+static void produce_gen_fraud_label(produce_gen_t *g, uint64_t i, int64_t now_ms,
+                                    ingest_fraud_label_t *l)
+{
+    static const char *const sources[] = {"chargeback", "analyst", "customer_report"};
+    produce_rng_t r = produce_rng_for(g->seed, PRODUCE_STREAM_FRAUD_LABEL, i);
+
+    snprintf(g->event_id, sizeof g->event_id, "e%" PRIu64 "-%" PRIu64, g->seed, i);
+    l->event_id = g->event_id;
+    l->is_fraud = produce_rng_below(&r, 100) < 3;
+    l->label_time_ms = now_ms;
+    l->label_source = produce_rng_below(&r, 10) == 0 ? NULL : sources[produce_rng_below(&r, 3)];
+}
+
+/* Label i is about article i of the same seed: a sentiment, a topic, or both. */
+static void produce_gen_news_label(produce_gen_t *g, uint64_t i, int64_t now_ms,
+                                   ingest_news_label_t *l)
+{
+    static const char *const sentiments[] = {"NEGATIVE", "NEUTRAL", "POSITIVE"};
+    produce_rng_t r = produce_rng_for(g->seed, PRODUCE_STREAM_NEWS_LABEL, i);
+    uint32_t which = produce_rng_below(&r, 10); /* 0: topic only, 1: sentiment only */
+
+    snprintf(g->article_id, sizeof g->article_id, "n%" PRIu64 "-%" PRIu64, g->seed, i);
+    l->article_id = g->article_id;
+    l->sentiment = which == 0 ? NULL : sentiments[produce_rng_below(&r, 3)];
+    l->topic = which == 1 ? NULL : produce_topics[produce_rng_below(&r, PRODUCE_N_TOPICS)];
+    l->label_time_ms = now_ms;
+}
+
+void produce_gen_record(produce_gen_t *g, ingest_kind_t kind, uint64_t i, int64_t now_ms,
+                        ingest_record_t *rec)
+{
+    rec->kind = kind;
+    switch (kind) {
+    case INGEST_KIND_EVENT:
+        produce_gen_event(g, i, now_ms, &rec->event);
+        break;
+    case INGEST_KIND_ARTICLE:
+        produce_gen_article(g, i, now_ms, &rec->article);
+        break;
+    case INGEST_KIND_FRAUD_LABEL:
+        produce_gen_fraud_label(g, i, now_ms, &rec->fraud_label);
+        break;
+    case INGEST_KIND_NEWS_LABEL:
+        produce_gen_news_label(g, i, now_ms, &rec->news_label);
+        break;
+    case INGEST_KIND_COUNT:
+        break;
+    }
+}
+
+const char *produce_record_key(const ingest_record_t *rec)
+{
+    switch (rec->kind) {
+    case INGEST_KIND_EVENT:
+        return rec->event.user_id;
+    case INGEST_KIND_ARTICLE:
+        return rec->article.article_id;
+    case INGEST_KIND_FRAUD_LABEL:
+        return rec->fraud_label.event_id;
+    case INGEST_KIND_NEWS_LABEL:
+        return rec->news_label.article_id;
+    case INGEST_KIND_COUNT:
+        break;
+    }
+    return "";
+}
+
 int produce_gen_is_malformed(const produce_gen_t *g, uint64_t i, double fraction)
 {
     produce_rng_t r = produce_rng_for(g->seed, PRODUCE_STREAM_MALFORMED, i);
@@ -281,7 +448,7 @@ int produce_gen_is_malformed(const produce_gen_t *g, uint64_t i, double fraction
 }
 
 long produce_gen_malformed(produce_gen_t *g, ingest_avro_t *enc, int32_t schema_id, uint64_t i,
-                           const ingest_event_t *ev, void *out, size_t out_cap, char *err,
+                           const ingest_record_t *rec, void *out, size_t out_cap, char *err,
                            size_t errlen)
 {
     unsigned char *p = out;
@@ -306,12 +473,13 @@ long produce_gen_malformed(produce_gen_t *g, ingest_avro_t *enc, int32_t schema_
     }
 
     /* Leave room to prepend a 5-byte header below. */
-    long len = ingest_avro_encode(enc, ev, schema_id, p, out_cap - 5, err, errlen);
+    long len = ingest_avro_encode(enc, rec, schema_id, p, out_cap - 5, err, errlen);
     if (len < 0)
         return -1;
     switch (kind) {
     case PRODUCE_MALFORMED_BAD_MAGIC:
-        /* In plain Avro 0x7b is the zigzag length -62 of event_id: also invalid. */
+        /* In plain Avro 0x7b is the zigzag length -62 of the first field, a required string in
+         * every record kind: also invalid. */
         p[0] = 0x7b;
         return len;
     case PRODUCE_MALFORMED_TRUNCATED:
@@ -319,7 +487,8 @@ long produce_gen_malformed(produce_gen_t *g, ingest_avro_t *enc, int32_t schema_
     case PRODUCE_MALFORMED_UNKNOWN_SCHEMA: {
         uint32_t id = schema_id == PRODUCE_UNKNOWN_SCHEMA_ID ? PRODUCE_UNKNOWN_SCHEMA_ID - 1
                                                              : PRODUCE_UNKNOWN_SCHEMA_ID;
-        /* A plain encoding never starts with 0x00 (event_id is never empty), so a leading 0x00
+        /* A plain encoding never starts with 0x00 (every kind starts with a required, non-empty
+         * id), so a leading 0x00
          * means the encoder already wrote a Confluent header to overwrite. */
         if (p[0] != 0x00) {
             memmove(p + 5, p, (size_t)len);
@@ -350,9 +519,10 @@ static void produce_on_signal(int sig)
 
 typedef struct produce_opts {
     const char *brokers; /* NULL when -X supplies them */
-    const char *topic;
-    uint64_t count; /* 0: until interrupted */
-    double rate;    /* events per second; 0: as fast as possible */
+    ingest_kind_t kind;
+    const char *topic; /* NULL: the kind's default */
+    uint64_t count;    /* 0: until interrupted */
+    double rate;       /* events per second; 0: as fast as possible */
     double malformed;
     uint64_t seed;
     int users;
@@ -376,19 +546,23 @@ static void produce_usage(FILE *f)
 {
     fprintf(f,
             "usage: vigil produce -b BROKERS [options]\n"
-            "Sends synthetic BehaviorEvents (Avro) to Kafka; prints one summary line:\n"
+            "Sends synthetic records (Avro) to Kafka; prints one summary line:\n"
             "  produced=N good=N malformed=N delivered=N failed=N\n"
             "\n"
             "  -b, --brokers LIST       bootstrap servers (or VIGIL_KAFKA_BOOTSTRAP_SERVERS)\n"
-            "  -t, --topic NAME         topic (default behavior-events)\n"
+            "  -k, --kind KIND          events | news | fraud-labels | news-labels (default\n"
+            "                           events); label i is about event or article i of the seed\n"
+            "  -t, --topic NAME         topic (default behavior-events, news-articles,\n"
+            "                           fraud-labels or news-labels, by kind)\n"
             "  -n, --count N            messages to send, 0 = until interrupted (default 10000)\n"
             "  -r, --rate N             events per second, 0 = as fast as possible (default 0)\n"
             "      --malformed F        fraction 0..1 of undecodable messages (default 0)\n"
             "      --seed N             generator seed (default 1)\n"
             "      --users N            distinct users, 1..%d (default 10000)\n"
             "      --format FMT         confluent | plain (default confluent)\n"
-            "      --schema-id N        Confluent schema id, 0..2147483647 (default 1)\n"
-            "      --schema FILE        BehaviorEvent.avsc to encode with\n"
+            "      --schema-id N        Confluent schema id, 0..2147483647 (default 1, 2, 3 or 4:\n"
+            "                           the ids of ingest/schemas/<id>.avsc, by kind)\n"
+            "      --schema FILE        the kind's .avsc to encode with (BehaviorEvent.avsc, ...)\n"
             "  -X KEY=VALUE             librdkafka setting, repeatable (as kcat)\n"
             "      --output-dir DIR     write each message value to DIR/NNNNNNNN.avro instead of\n"
             "                           producing (for other producers, e.g. kcat -P FILE...)\n"
@@ -445,6 +619,7 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, 'b'},
+        {"kind", required_argument, NULL, 'k'},
         {"topic", required_argument, NULL, 't'},
         {"count", required_argument, NULL, 'n'},
         {"rate", required_argument, NULL, 'r'},
@@ -461,12 +636,14 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
     uint64_t u;
     int c;
 
-    o->topic = "behavior-events";
+    int schema_id_set = 0;
+
+    o->kind = INGEST_KIND_EVENT;
+    o->topic = NULL;
     o->count = 10000;
     o->seed = 1;
     o->users = 10000;
     o->format = INGEST_FORMAT_CONFLUENT;
-    o->schema_id = 1;
     o->x_args = calloc((size_t)argc + 1, sizeof *o->x_args);
     if (!o->x_args) {
         fprintf(stderr, "vigil produce: out of memory parsing arguments\n");
@@ -475,8 +652,12 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
 
     /* 0 re-initialises getopt, so produce_main can run more than once in a process (tests). */
     optind = 0;
-    while ((c = getopt_long(argc, argv, "b:t:n:r:X:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:k:t:n:r:X:h", longopts, NULL)) != -1) {
         switch (c) {
+        case 'k':
+            if (ingest_kind_parse(optarg, &o->kind) < 0)
+                goto bad_value;
+            break;
         case 'b':
             if (optarg[0] == '\0')
                 goto bad_value;
@@ -516,6 +697,7 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
             if (produce_parse_u64(optarg, &u) < 0 || u > INT32_MAX)
                 goto bad_value;
             o->schema_id = (int32_t)u;
+            schema_id_set = 1;
             break;
         case OPT_SCHEMA:
             if (optarg[0] == '\0')
@@ -542,6 +724,13 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
             return 2;
         }
     }
+    if (!o->topic) {
+        static const char *const topics[INGEST_KIND_COUNT] = {"behavior-events", "news-articles",
+                                                              "fraud-labels", "news-labels"};
+        o->topic = topics[o->kind];
+    }
+    if (!schema_id_set)
+        o->schema_id = (int32_t)o->kind + 1; /* ingest/schemas/1.avsc .. 4.avsc */
     if (optind < argc) {
         fprintf(stderr, "vigil produce: unexpected argument '%s'\n", argv[optind]);
         produce_usage(stderr);
@@ -578,16 +767,19 @@ bad_value:
 static int produce_schema_resolve(const produce_opts_t *o, char *out, size_t outlen)
 {
     const char *src = getenv("VIGIL_SOURCE_DIR");
+    const char *name = ingest_kind_schema_name(o->kind);
+    char installed[PATH_MAX];
     int n;
 
+    snprintf(installed, sizeof installed, "%s/%s.avsc", VIGIL_DEFAULT_SCHEMA_DIR, name);
     if (o->schema_path)
         n = snprintf(out, outlen, "%s", o->schema_path);
     else if (src && src[0] != '\0')
-        n = snprintf(out, outlen, "%s/ingest/schemas/BehaviorEvent.avsc", src);
-    else if (access(VIGIL_DEFAULT_SCHEMA_DIR "/BehaviorEvent.avsc", F_OK) == 0)
-        n = snprintf(out, outlen, "%s", VIGIL_DEFAULT_SCHEMA_DIR "/BehaviorEvent.avsc");
+        n = snprintf(out, outlen, "%s/ingest/schemas/%s.avsc", src, name);
+    else if (access(installed, F_OK) == 0)
+        n = snprintf(out, outlen, "%s", installed);
     else
-        n = snprintf(out, outlen, "%s", VIGIL_SOURCE_SCHEMA_DIR "/BehaviorEvent.avsc");
+        n = snprintf(out, outlen, "%s/%s.avsc", VIGIL_SOURCE_SCHEMA_DIR, name);
     return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
 }
 
@@ -778,7 +970,7 @@ int produce_main(int argc, char **argv)
     produce_gen_t *g = NULL;
     ingest_avro_t *enc = NULL;
     rd_kafka_t *rk = NULL;
-    ingest_event_t ev = {0};
+    ingest_record_t rec = {0};
     struct sigaction sa, old_int, old_term;
     int signals_set = 0;
     int status = 1;
@@ -801,7 +993,7 @@ int produce_main(int argc, char **argv)
     }
     /* dirname may modify its argument, hence the copy. */
     memcpy(schema_dir, schema, sizeof schema_dir);
-    enc = ingest_avro_new(o.format, schema, dirname(schema_dir), err, sizeof err);
+    enc = ingest_avro_new(o.kind, o.format, schema, dirname(schema_dir), err, sizeof err);
     if (!enc) {
         fprintf(stderr, "vigil produce: %s (use --schema FILE)\n", err);
         status = 2;
@@ -835,10 +1027,11 @@ int produce_main(int argc, char **argv)
     }
     signals_set = 1;
 
-    log_info(
-        "producing",
-        "topic=%s count=%" PRIu64 " rate=%g malformed=%g seed=%" PRIu64 " users=%d schema=\"%s\"",
-        o.topic, o.count, o.rate, o.malformed, o.seed, o.users, log_quote(schema, q, sizeof q));
+    log_info("producing",
+             "kind=%s topic=%s count=%" PRIu64 " rate=%g malformed=%g seed=%" PRIu64
+             " users=%d schema=\"%s\"",
+             ingest_kind_schema_name(o.kind), o.topic, o.count, o.rate, o.malformed, o.seed,
+             o.users, log_quote(schema, q, sizeof q));
 
     uint64_t start_ns = produce_clock_ns(CLOCK_MONOTONIC);
     uint64_t last_log_ns = start_ns, last_log_produced = 0;
@@ -853,14 +1046,14 @@ int produce_main(int argc, char **argv)
         int64_t now_ms = (int64_t)(produce_clock_ns(CLOCK_REALTIME) / 1000000u);
         int bad = produce_gen_is_malformed(g, i, o.malformed);
         long len;
-        produce_gen_event(g, i, now_ms, &ev);
+        produce_gen_record(g, o.kind, i, now_ms, &rec);
         if (bad)
-            len = produce_gen_malformed(g, enc, o.schema_id, i, &ev, buf, sizeof buf, err,
+            len = produce_gen_malformed(g, enc, o.schema_id, i, &rec, buf, sizeof buf, err,
                                         sizeof err);
         else
-            len = ingest_avro_encode(enc, &ev, o.schema_id, buf, sizeof buf, err, sizeof err);
+            len = ingest_avro_encode(enc, &rec, o.schema_id, buf, sizeof buf, err, sizeof err);
         if (len < 0) {
-            log_error("cannot encode event", "event_id=%s error=\"%s\"", ev.event_id,
+            log_error("cannot encode record", "key=%s error=\"%s\"", produce_record_key(&rec),
                       log_quote(err, q, sizeof q));
             loop_failed = 1;
             break;
@@ -880,7 +1073,8 @@ int produce_main(int argc, char **argv)
                 good++;
             continue;
         }
-        rd_kafka_resp_err_t e = produce_send(rk, o.topic, ev.user_id, buf, (size_t)len);
+        rd_kafka_resp_err_t e =
+            produce_send(rk, o.topic, produce_record_key(&rec), buf, (size_t)len);
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break; /* interrupted while waiting for room: this message was not produced */
         produced++;

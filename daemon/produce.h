@@ -1,4 +1,5 @@
-/* `vigil produce`: a synthetic BehaviorEvent producer for demos, load tests and integration tests.
+/* `vigil produce`: a synthetic record producer (BehaviorEvents, news articles, fraud and news
+ * labels) for demos, load tests and integration tests.
  *
  * The generator is pure and deterministic: message i of a run with a given seed is the same on
  * every run (except event_time, which the caller passes), so a test can predict what a consumer
@@ -12,7 +13,7 @@
 #include <stdint.h>
 
 #include "ingest_avro.h"
-#include "ingest_event.h"
+#include "ingest_record.h"
 
 /* `vigil produce [options]` (argv[0] is the subcommand name): returns the process exit status
  * (0 ok, 1 runtime failure, 2 usage). Prints exactly one summary line on stdout:
@@ -29,9 +30,17 @@ typedef struct produce_gen produce_gen_t;
 produce_gen_t *produce_gen_new(uint64_t seed, int n_users, char *err, size_t errlen);
 void produce_gen_free(produce_gen_t *g);
 
-/* Fills ev for message number i. Its strings point into g's buffers, valid until the next call;
- * ev->buf and ev->buf_cap are left untouched (they belong to a decoder, if any). */
+/* Fills ev for message number i. Its strings point into g's buffers, valid until the next call. */
 void produce_gen_event(produce_gen_t *g, uint64_t i, int64_t now_ms, ingest_event_t *ev);
+
+/* Fills rec with record number i of kind (rec->kind set). Strings as produce_gen_event's;
+ * rec->buf and rec->list are left untouched (they belong to a decoder, if any). A fraud label i
+ * is about event i of the same seed, a news label i about article i. */
+void produce_gen_record(produce_gen_t *g, ingest_kind_t kind, uint64_t i, int64_t now_ms,
+                        ingest_record_t *rec);
+
+/* The Kafka message key produce uses for rec: the user (events), the article, the event. */
+const char *produce_record_key(const ingest_record_t *rec);
 
 /* Whether message i is malformed for fraction f (0..1): deterministic in (seed, i); never for 0,
  * always for 1. */
@@ -51,11 +60,11 @@ typedef enum produce_malformed_kind {
 #define PRODUCE_UNKNOWN_SCHEMA_ID 999999
 
 /* Writes malformed message i into out (out_cap bytes; 4096 is plenty) so that a consumer always
- * fails to decode it, in either wire format. ev is the event for i from produce_gen_event: the
+ * fails to decode it, in either wire format. rec is record i from produce_gen_record: the
  * kinds that carry a valid body encode it with enc and schema_id. Returns the length (0 for the
  * empty kind), or -1 and fills err when encoding fails. */
 long produce_gen_malformed(produce_gen_t *g, ingest_avro_t *enc, int32_t schema_id, uint64_t i,
-                           const ingest_event_t *ev, void *out, size_t out_cap, char *err,
+                           const ingest_record_t *rec, void *out, size_t out_cap, char *err,
                            size_t errlen);
 
 #endif

@@ -1,30 +1,129 @@
-/* Decoded events to stored rows (see rows.h). */
+/* Decoded records to stored rows (see rows.h). */
 #include "rows.h"
 
-void rows_risk_from_event(const ingest_event_t *e, const char *topic, int32_t partition,
-                          int64_t offset, int64_t kafka_timestamp_ms, sink_risk_row_t *r)
+#include <stdlib.h>
+
+int rows_batch_reserve(rows_batch_t *b, size_t cap)
 {
-    *r = (sink_risk_row_t){
-        .topic = topic,
-        .partition = partition,
-        .offset = offset,
-        .kafka_timestamp_ms = kafka_timestamp_ms,
-        .event_id = e->event_id,
-        .event_type = e->event_type,
-        .user_id = e->user_id,
-        .account_id = e->account_id,
-        .device_id = e->device_id,
-        .ip = e->ip,
-        .has_amount = e->has_amount,
-        .amount = e->amount,
-        .currency = e->currency,
-        .merchant_id = e->merchant_id,
-        .merchant_category = e->merchant_category,
-        .country = e->country,
-        .has_geo = e->has_geo,
-        .latitude = e->latitude,
-        .longitude = e->longitude,
-        .event_time_ms = e->event_time_ms,
-        .channel = e->channel,
-    };
+    sink_risk_row_t *risk = NULL;
+    sink_article_row_t *articles = NULL;
+    sink_label_row_t *labels = NULL;
+    int rc = -1;
+
+    if (cap <= b->cap)
+        return 0;
+    /* Each array that grows may move; the view is re-pointed on every path. */
+    if ((risk = realloc(b->risk, cap * sizeof(*risk))) != NULL)
+        b->risk = risk;
+    if (risk && (articles = realloc(b->articles, cap * sizeof(*articles))) != NULL)
+        b->articles = articles;
+    if (articles && (labels = realloc(b->labels, cap * sizeof(*labels))) != NULL) {
+        b->labels = labels;
+        b->cap = cap;
+        rc = 0;
+    }
+    b->view.risk = b->risk;
+    b->view.articles = b->articles;
+    b->view.labels = b->labels;
+    return rc;
+}
+
+void rows_batch_reset(rows_batch_t *b)
+{
+    b->view = (sink_rows_t){b->risk, 0, b->articles, 0, b->labels, 0};
+}
+
+static void rows_risk_from_event(const ingest_event_t *e, sink_risk_row_t *r)
+{
+    r->event_id = e->event_id;
+    r->event_type = e->event_type;
+    r->user_id = e->user_id;
+    r->account_id = e->account_id;
+    r->device_id = e->device_id;
+    r->ip = e->ip;
+    r->has_amount = e->has_amount;
+    r->amount = e->amount;
+    r->currency = e->currency;
+    r->merchant_id = e->merchant_id;
+    r->merchant_category = e->merchant_category;
+    r->country = e->country;
+    r->has_geo = e->has_geo;
+    r->latitude = e->latitude;
+    r->longitude = e->longitude;
+    r->event_time_ms = e->event_time_ms;
+    r->channel = e->channel;
+}
+
+void rows_batch_add(rows_batch_t *b, const ingest_record_t *rec, const char *topic,
+                    int32_t partition, int64_t offset, int64_t kafka_timestamp_ms)
+{
+    switch (rec->kind) {
+    case INGEST_KIND_EVENT: {
+        sink_risk_row_t *r = &b->risk[b->view.n_risk++];
+        *r = (sink_risk_row_t){.topic = topic,
+                               .partition = partition,
+                               .offset = offset,
+                               .kafka_timestamp_ms = kafka_timestamp_ms};
+        rows_risk_from_event(&rec->event, r);
+        break;
+    }
+    case INGEST_KIND_ARTICLE: {
+        const ingest_article_t *a = &rec->article;
+        b->articles[b->view.n_articles++] = (sink_article_row_t){
+            .topic = topic,
+            .partition = partition,
+            .offset = offset,
+            .kafka_timestamp_ms = kafka_timestamp_ms,
+            .article_id = a->article_id,
+            .published_time_ms = a->published_time_ms,
+            .source = a->source,
+            .language = a->language,
+            .headline = a->headline,
+            .body = a->body,
+            .tickers = a->tickers,
+            .n_tickers = a->n_tickers,
+        };
+        break;
+    }
+    case INGEST_KIND_FRAUD_LABEL: {
+        const ingest_fraud_label_t *l = &rec->fraud_label;
+        b->labels[b->view.n_labels++] = (sink_label_row_t){
+            .topic = topic,
+            .partition = partition,
+            .offset = offset,
+            .kafka_timestamp_ms = kafka_timestamp_ms,
+            .kind = SINK_LABEL_FRAUD,
+            .event_id = l->event_id,
+            .is_fraud = l->is_fraud,
+            .label_source = l->label_source,
+            .label_time_ms = l->label_time_ms,
+        };
+        break;
+    }
+    case INGEST_KIND_NEWS_LABEL: {
+        const ingest_news_label_t *l = &rec->news_label;
+        b->labels[b->view.n_labels++] = (sink_label_row_t){
+            .topic = topic,
+            .partition = partition,
+            .offset = offset,
+            .kafka_timestamp_ms = kafka_timestamp_ms,
+            .kind = SINK_LABEL_NEWS,
+            .article_id = l->article_id,
+            .sentiment = l->sentiment,
+            .topic_label = l->topic,
+            .label_time_ms = l->label_time_ms,
+        };
+        break;
+    }
+    case INGEST_KIND_COUNT:
+        break;
+    }
+}
+
+void rows_batch_free(rows_batch_t *b)
+{
+    free(b->risk);
+    free(b->articles);
+    free(b->labels);
+    *b = (rows_batch_t){0};
 }

@@ -1,16 +1,37 @@
-/* From a decoded event to the row vigil stores for it: one mapping, used by the worker and by
- * `vigil dlq replay`, so both write the same thing. */
+/* From decoded records to the rows vigil stores for them: one mapping per record kind, used by
+ * the worker and by `vigil dlq replay`, so both write the same thing.
+ *
+ *   BehaviorEvent -> vigil.risk_scores   NewsArticle -> vigil.news_scores
+ *   FraudLabel    -> vigil.labels        NewsLabel   -> vigil.labels */
 #ifndef VIGIL_ROWS_H
 #define VIGIL_ROWS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#include "ingest_event.h"
+#include "ingest_record.h"
 #include "sink_pg.h"
 
-/* Fills r from e and the message's coordinates. r borrows e's strings and topic. The sink
- * stores a Kafka timestamp it cannot represent (-1, or outside years 1..9999) as NULL. */
-void rows_risk_from_event(const ingest_event_t *e, const char *topic, int32_t partition,
-                          int64_t offset, int64_t kafka_timestamp_ms, sink_risk_row_t *r);
+/* Rows of one batch, per table, with room for `cap` of each: a batch may hold any mix of
+ * kinds. `view` counts what was added and is what sink_pg_write and the replay take. */
+typedef struct rows_batch {
+    sink_risk_row_t *risk;        /* (cap) */
+    sink_article_row_t *articles; /* (cap) */
+    sink_label_row_t *labels;     /* (cap) */
+    size_t cap;
+    sink_rows_t view;
+} rows_batch_t;
+
+/* Makes room for cap rows of each kind (keeps what is there). Returns 0 or -1 (out of
+ * memory; the batch is as it was). */
+int rows_batch_reserve(rows_batch_t *b, size_t cap);
+/* Empties the batch, keeping its memory. */
+void rows_batch_reset(rows_batch_t *b);
+/* Appends the row for rec, a message at (topic, partition, offset) with Kafka timestamp
+ * kafka_timestamp_ms (-1: none; the sink stores what it cannot represent as NULL). The row
+ * borrows rec's strings and topic. There must be room (rows_batch_reserve). */
+void rows_batch_add(rows_batch_t *b, const ingest_record_t *rec, const char *topic,
+                    int32_t partition, int64_t offset, int64_t kafka_timestamp_ms);
+void rows_batch_free(rows_batch_t *b);
 
 #endif

@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,11 +112,11 @@ static void vigild_status(vigild_t *d, int to_log)
     snprintf(line, sizeof(line),
              "STATUS=consumed=%llu written=%llu dead_lettered=%llu batches=%llu partitions=%lld "
              "postgres=%s",
-             (unsigned long long)atomic_load(&metrics.consumed),
-             (unsigned long long)atomic_load(&metrics.written),
-             (unsigned long long)atomic_load(&metrics.dead_lettered),
+             (unsigned long long)metrics_topics_sum(offsetof(metrics_topic_t, consumed)),
+             (unsigned long long)metrics_topics_sum(offsetof(metrics_topic_t, written)),
+             (unsigned long long)metrics_topics_sum(offsetof(metrics_topic_t, dead_lettered)),
              (unsigned long long)atomic_load(&metrics.batches),
-             (long long)atomic_load(&metrics.assigned_partitions),
+             (long long)metrics_topics_gauge_sum(offsetof(metrics_topic_t, assigned_partitions)),
              atomic_load(&metrics.pg_up) ? "up" : "down");
     if (sdnotify_send(line) != 0)
         log_warn("sd_notify STATUS failed", "error=\"%s\"", strerror(errno));
@@ -297,7 +298,7 @@ static int vigild_ready(void *ctx, char *why, size_t whylen)
         snprintf(why, whylen, "PostgreSQL unreachable");
         return 0;
     }
-    if (atomic_load(&metrics.assigned_partitions) <= 0) {
+    if (metrics_topics_gauge_sum(offsetof(metrics_topic_t, assigned_partitions)) <= 0) {
         snprintf(why, whylen, "no Kafka partitions assigned");
         return 0;
     }
@@ -308,11 +309,14 @@ static int vigild_ready(void *ctx, char *why, size_t whylen)
 
 static int vigild_run(vigild_t *d, int embedded)
 {
-    char err[1024];
+    char err[1024] = "";
     char q[1100];
     log_level_t level;
     vigild_kafka_kv_t kv = {0};
     const char *bootstrap = NULL;
+    daemon_input_t inputs[INGEST_KIND_COUNT];
+    worker_input_t wi[INGEST_KIND_COUNT];
+    size_t n_inputs = daemon_inputs(&d->cfg, inputs);
     worker_options_t wo;
     int rc = 1;
 
@@ -322,20 +326,23 @@ static int vigild_run(vigild_t *d, int embedded)
 
     if (embedded) {
         d->mock = ingest_mock_new(d->cfg.embedded_kafka_brokers, err, sizeof(err));
-        if (!d->mock ||
-            ingest_mock_topic_create(d->mock, d->cfg.ingest_topic, d->cfg.embedded_kafka_partitions,
-                                     err, sizeof(err)) != 0) {
+        for (size_t i = 0; d->mock && i < n_inputs; i++)
+            if (ingest_mock_topic_create(d->mock, inputs[i].topic, d->cfg.embedded_kafka_partitions,
+                                         err, sizeof(err)) != 0)
+                break;
+        if (!d->mock || err[0]) {
             log_error("cannot start the embedded Kafka", "error=\"%s\"",
                       log_quote(err, q, sizeof(q)));
             goto out;
         }
         bootstrap = ingest_mock_bootstraps(d->mock);
         /* On stdout too, so a person or a script can point a producer at it. */
-        printf("embedded kafka bootstrap=%s topic=%s partitions=%d\n", bootstrap,
-               d->cfg.ingest_topic, d->cfg.embedded_kafka_partitions);
+        for (size_t i = 0; i < n_inputs; i++)
+            printf("embedded kafka bootstrap=%s topic=%s partitions=%d\n", bootstrap,
+                   inputs[i].topic, d->cfg.embedded_kafka_partitions);
         fflush(stdout);
-        log_info("embedded kafka started", "bootstrap=%s brokers=%d topic=%s partitions=%d",
-                 bootstrap, d->cfg.embedded_kafka_brokers, d->cfg.ingest_topic,
+        log_info("embedded kafka started", "bootstrap=%s brokers=%d topics=%zu partitions=%d",
+                 bootstrap, d->cfg.embedded_kafka_brokers, n_inputs,
                  d->cfg.embedded_kafka_partitions);
     }
     if (vigild_kafka_kv(&d->cfg, bootstrap, &kv) != 0) {
@@ -387,9 +394,20 @@ static int vigild_run(vigild_t *d, int embedded)
                  daemon_http_port(d->http));
     }
 
+    for (size_t i = 0; i < n_inputs; i++) {
+        wi[i] = (worker_input_t){inputs[i].topic,
+                                 daemon_decoder_new(&d->cfg, inputs[i].kind, err, sizeof(err))};
+        if (!wi[i].decoder) {
+            log_error("cannot load Avro schemas", "topic=%s error=\"%s\"", inputs[i].topic,
+                      log_quote(err, q, sizeof(q)));
+            while (i-- > 0)
+                ingest_avro_free(wi[i].decoder);
+            goto out;
+        }
+    }
     wo = (worker_options_t){
-        .topic = d->cfg.ingest_topic,
-        .decoder = daemon_decoder_new(&d->cfg, err, sizeof(err)),
+        .inputs = wi,
+        .n_inputs = n_inputs,
         .dlq_topic = d->cfg.ingest_dlq_topic,
         .pg_conninfo = d->cfg.postgres_conninfo,
         .instance_id = d->cfg.daemon_instance_id,
@@ -405,17 +423,13 @@ static int vigild_run(vigild_t *d, int embedded)
         .on_exit = vigild_worker_exited,
         .ctx = d,
     };
-    if (!wo.decoder) {
-        log_error("cannot load Avro schemas", "error=\"%s\"", log_quote(err, q, sizeof(q)));
-        goto out;
-    }
-    d->worker = worker_new(&wo, err, sizeof(err)); /* takes wo.decoder */
+    d->worker = worker_new(&wo, err, sizeof(err)); /* takes the decoders */
     if (!d->worker || worker_start(d->worker, err, sizeof(err)) != 0) {
         log_error("cannot start the worker", "error=\"%s\"", log_quote(err, q, sizeof(q)));
         goto out;
     }
-    log_info("vigild started", "instance=%s topic=%s config=%s", d->cfg.daemon_instance_id,
-             d->cfg.ingest_topic, d->config_path ? d->config_path : "(none)");
+    log_info("vigild started", "instance=%s topics=%zu config=%s", d->cfg.daemon_instance_id,
+             n_inputs, d->config_path ? d->config_path : "(none)");
 
     if (event_base_dispatch(d->base) < 0) {
         log_error("event loop failed", NULL);

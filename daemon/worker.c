@@ -1,5 +1,9 @@
 /* The worker thread: Kafka -> decode -> batch -> PostgreSQL, effectively once (see worker.h).
  *
+ * One consumer reads every input topic; a batch may mix them (behavior events, news articles,
+ * labels) and is still one transaction. Each topic has its decoder (its record kind), its
+ * partitions' offsets and its metrics.
+ *
  * Offsets. For every assigned partition the worker remembers the offset stored in PostgreSQL
  * ("expected"). A batch commits, in one transaction, its rows, its dead letters and for each of
  * its partitions "next_offset = last + 1 WHERE next_offset = expected". If another instance took
@@ -30,12 +34,13 @@
  * written because dead letters borrow its key and payload. */
 typedef struct worker_item {
     rd_kafka_message_t *msg; /* owned */
+    struct worker_topic *topic;
     int dead;
-    ingest_event_t ev; /* ev.buf is reused from batch to batch */
+    ingest_record_t rec; /* rec.buf is reused from batch to batch */
     char reason[WORKER_REASON_MAX];
 } worker_item_t;
 
-/* What the worker knows of one partition of its topic. */
+/* What the worker knows of one partition of a topic. */
 typedef struct worker_partition {
     int assigned;
     int64_t expected;   /* stored next offset in PostgreSQL (SINK_PG_OFFSET_NONE: none yet) */
@@ -43,9 +48,20 @@ typedef struct worker_partition {
     int seek_pending;   /* a seek to `expected` failed: drop its messages until one succeeds */
 } worker_partition_t;
 
+/* One input topic: its name, the decoder of its record kind, its partitions, its metrics. */
+typedef struct worker_topic {
+    char *name;
+    ingest_avro_t *decoder; /* owned (handed over by worker_new's caller) */
+    metrics_topic_t *m;
+    worker_partition_t *parts; /* indexed by partition id */
+    size_t n_parts;
+} worker_topic_t;
+
 struct worker {
     /* Options, copied. */
-    char *topic, *pg_conninfo, *instance_id, *dlq_topic;
+    worker_topic_t topics[WORKER_INPUTS_MAX];
+    size_t n_topics;
+    char *pg_conninfo, *instance_id, *dlq_topic;
     char **kafka_keys, **kafka_values, **kafka_origins;
     size_t n_kafka;
     int shutdown_timeout_ms;
@@ -65,18 +81,16 @@ struct worker {
 
     /* Owned by the worker thread. */
     ingest_kafka_t *kafka;
-    ingest_avro_t *decoder; /* handed over by worker_new's caller */
-    ingest_dlq_t *dlq;      /* NULL: no dead-letter topic */
+    ingest_dlq_t *dlq; /* NULL: no dead-letter topic */
     sink_pg_t *pg;
     worker_item_t *items;
     size_t n_items, cap_items;
-    sink_risk_row_t *rows;
+    rows_batch_t rows;
     sink_dead_letter_t *dead;
-    sink_offset_advance_t *advances;
+    sink_offset_advance_t *advances; /* one per partition in the batch, any topic */
+    const char **commit_topics;
     int32_t *commit_parts;
     int64_t *commit_next;
-    worker_partition_t *parts;
-    size_t n_parts;
     int64_t batch_deadline_ms;
     int paused;      /* fetching paused because the sink is failing */
     uint64_t fences; /* batches dropped as fenced, so far */
@@ -94,25 +108,43 @@ int64_t worker_now_ms(void)
     return worker_now_ns() / 1000000;
 }
 
-/* Counts committed dead letters by kind of reason. */
-static void worker_count_dead(const worker_item_t *it)
+/* Counts a committed item: written or dead-lettered, and dead letters by kind of reason. */
+static void worker_count_committed(const worker_item_t *it)
 {
-    if (it->dead)
-        metrics_add(&metrics.dead_by_reason[metrics_dead_reason_of(it->reason)], 1);
+    metrics_topic_t *m = it->topic->m;
+    if (it->dead) {
+        metrics_add(&m->dead_lettered, 1);
+        metrics_add(&m->dead_by_reason[metrics_dead_reason_of(it->reason)], 1);
+    } else {
+        metrics_add(&m->written, 1);
+    }
 }
 
 /* Refreshes vigil_consumer_lag for the assigned partitions from cached watermarks. */
 static void worker_lag_update(worker_t *w)
 {
-    for (size_t p = 0; p < w->n_parts && p < METRICS_PARTITIONS_MAX; p++) {
-        int64_t low, high, lag = -1;
-        if (w->parts[p].assigned &&
-            ingest_kafka_watermarks(w->kafka, (int32_t)p, &low, &high) == 0) {
-            int64_t from = w->parts[p].expected == SINK_PG_OFFSET_NONE ? low : w->parts[p].expected;
-            lag = high > from ? high - from : 0;
+    for (size_t t = 0; t < w->n_topics; t++) {
+        worker_topic_t *tp = &w->topics[t];
+        for (size_t p = 0; p < tp->n_parts && p < METRICS_PARTITIONS_MAX; p++) {
+            const worker_partition_t *part = &tp->parts[p];
+            int64_t low, high, lag = -1;
+            if (part->assigned &&
+                ingest_kafka_watermarks(w->kafka, tp->name, (int32_t)p, &low, &high) == 0) {
+                int64_t from = part->expected == SINK_PG_OFFSET_NONE ? low : part->expected;
+                lag = high > from ? high - from : 0;
+            }
+            atomic_store(&tp->m->consumer_lag[p], lag);
         }
-        atomic_store(&metrics.consumer_lag[p], lag);
     }
+}
+
+/* The input topic a message or a callback names; NULL for one we do not read. */
+static worker_topic_t *worker_topic_find(worker_t *w, const char *name)
+{
+    for (size_t t = 0; name && t < w->n_topics; t++)
+        if (strcmp(w->topics[t].name, name) == 0)
+            return &w->topics[t];
+    return NULL;
 }
 
 static int worker_stopping(worker_t *w)
@@ -156,32 +188,34 @@ static char *worker_strdup(const char *s)
 
 /* --- partitions ------------------------------------------------------------------------- */
 
-static worker_partition_t *worker_partition(worker_t *w, int32_t partition)
+static worker_partition_t *worker_partition(worker_topic_t *t, int32_t partition)
 {
     if (partition < 0)
         return NULL;
-    if ((size_t)partition >= w->n_parts) {
+    if ((size_t)partition >= t->n_parts) {
         size_t n = (size_t)partition + 1;
-        worker_partition_t *p = realloc(w->parts, n * sizeof(*p));
+        worker_partition_t *p = realloc(t->parts, n * sizeof(*p));
         if (!p)
             return NULL;
-        for (size_t i = w->n_parts; i < n; i++)
+        for (size_t i = t->n_parts; i < n; i++)
             p[i] = (worker_partition_t){0, SINK_PG_OFFSET_NONE, -1, 0};
-        w->parts = p;
-        w->n_parts = n;
+        t->parts = p;
+        t->n_parts = n;
     }
-    return &w->parts[partition];
+    return &t->parts[partition];
 }
 
-/* Loads stored offsets until it succeeds or the worker stops. @locality: worker thread. */
-static int worker_offsets_load(worker_t *w, const int32_t *partitions, size_t n, int64_t *offsets)
+/* Loads stored offsets of topic t until it succeeds or the worker stops. @locality: worker
+ * thread. */
+static int worker_offsets_load(worker_t *w, const worker_topic_t *t, const int32_t *partitions,
+                               size_t n, int64_t *offsets)
 {
     char err[512];
     char q[1100];
     int backoff = 100;
     for (;;) {
         if (sink_pg_reconnect(w->pg, err, sizeof(err)) == SINK_PG_OK &&
-            sink_pg_offsets_load(w->pg, ingest_kafka_group(w->kafka), w->topic, partitions, n,
+            sink_pg_offsets_load(w->pg, ingest_kafka_group(w->kafka), t->name, partitions, n,
                                  offsets, err, sizeof(err)) == SINK_PG_OK) {
             atomic_store(&metrics.pg_up, 1);
             return 0;
@@ -208,22 +242,23 @@ static int worker_batch_reserve(worker_t *w, size_t need)
         return -1;
     memset(items + w->cap_items, 0, (cap - w->cap_items) * sizeof(*items));
     w->items = items;
-    void *rows = realloc(w->rows, cap * sizeof(*w->rows));
-    if (rows)
-        w->rows = rows;
+    int rows = rows_batch_reserve(&w->rows, cap) == 0;
     void *dead = realloc(w->dead, cap * sizeof(*w->dead));
     if (dead)
         w->dead = dead;
     void *adv = realloc(w->advances, cap * sizeof(*w->advances));
     if (adv)
         w->advances = adv;
+    void *ct = realloc(w->commit_topics, cap * sizeof(*w->commit_topics));
+    if (ct)
+        w->commit_topics = ct;
     void *cp = realloc(w->commit_parts, cap * sizeof(*w->commit_parts));
     if (cp)
         w->commit_parts = cp;
     void *cn = realloc(w->commit_next, cap * sizeof(*w->commit_next));
     if (cn)
         w->commit_next = cn;
-    if (!rows || !dead || !adv || !cp || !cn)
+    if (!rows || !dead || !adv || !ct || !cp || !cn)
         return -1;
     w->cap_items = cap;
     return 0;
@@ -237,8 +272,9 @@ static void worker_batch_discard(worker_t *w)
         w->items[i].msg = NULL;
     }
     w->n_items = 0;
-    for (size_t p = 0; p < w->n_parts; p++)
-        w->parts[p].batch_next = -1;
+    for (size_t t = 0; t < w->n_topics; t++)
+        for (size_t p = 0; p < w->topics[t].n_parts; p++)
+            w->topics[t].parts[p].batch_next = -1;
 }
 
 /* The message's Kafka timestamp, -1 when there is none. */
@@ -249,16 +285,16 @@ static int64_t worker_kafka_timestamp(const rd_kafka_message_t *msg)
     return tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
 }
 
-static void worker_fill_row(worker_t *w, const worker_item_t *it, sink_risk_row_t *r)
+static void worker_fill_row(worker_t *w, const worker_item_t *it)
 {
-    rows_risk_from_event(&it->ev, w->topic, it->msg->partition, it->msg->offset,
-                         worker_kafka_timestamp(it->msg), r);
+    rows_batch_add(&w->rows, &it->rec, it->topic->name, it->msg->partition, it->msg->offset,
+                   worker_kafka_timestamp(it->msg));
 }
 
-static void worker_fill_dead(worker_t *w, const worker_item_t *it, sink_dead_letter_t *d)
+static void worker_fill_dead(const worker_item_t *it, sink_dead_letter_t *d)
 {
     *d = (sink_dead_letter_t){
-        .topic = w->topic,
+        .topic = it->topic->name,
         .partition = it->msg->partition,
         .offset = it->msg->offset,
         .kafka_timestamp_ms = worker_kafka_timestamp(it->msg),
@@ -273,21 +309,21 @@ static void worker_fill_dead(worker_t *w, const worker_item_t *it, sink_dead_let
 /* Moves a partition's read position to its stored offset. Until that works the partition's
  * messages are dropped (worker_batch_add), since reading on from the wrong place could skip
  * events; the main loop retries. @locality: worker thread. */
-static void worker_seek_stored(worker_t *w, int32_t id)
+static void worker_seek_stored(worker_t *w, worker_topic_t *t, int32_t id)
 {
     char err[512];
     char q[1100];
-    worker_partition_t *p = &w->parts[id];
+    worker_partition_t *p = &t->parts[id];
 
-    if (ingest_kafka_seek(w->kafka, id, p->expected, err, sizeof(err)) == 0) {
+    if (ingest_kafka_seek(w->kafka, t->name, id, p->expected, err, sizeof(err)) == 0) {
         p->seek_pending = 0;
         return;
     }
     if (!p->seek_pending)
         log_warn("seek to the stored offset failed; the partition's messages are dropped until "
                  "a retry succeeds",
-                 "partition=%d offset=%lld error=\"%s\"", (int)id, (long long)p->expected,
-                 log_quote(err, q, sizeof(q)));
+                 "topic=%s partition=%d offset=%lld error=\"%s\"", t->name, (int)id,
+                 (long long)p->expected, log_quote(err, q, sizeof(q)));
     p->seek_pending = 1;
 }
 
@@ -295,15 +331,18 @@ static void worker_seek_stored(worker_t *w, int32_t id)
  * partitions and seek there; whatever we still own continues from the truth in PostgreSQL. */
 static void worker_refence(worker_t *w)
 {
-    for (size_t p = 0; p < w->n_parts; p++) {
-        int32_t id = (int32_t)p;
-        int64_t stored;
-        if (w->parts[p].batch_next < 0 || !w->parts[p].assigned)
-            continue;
-        if (worker_offsets_load(w, &id, 1, &stored) != 0)
-            return;
-        w->parts[p].expected = stored;
-        worker_seek_stored(w, id);
+    for (size_t t = 0; t < w->n_topics; t++) {
+        worker_topic_t *tp = &w->topics[t];
+        for (size_t p = 0; p < tp->n_parts; p++) {
+            int32_t id = (int32_t)p;
+            int64_t stored;
+            if (tp->parts[p].batch_next < 0 || !tp->parts[p].assigned)
+                continue;
+            if (worker_offsets_load(w, tp, &id, 1, &stored) != 0)
+                return;
+            tp->parts[p].expected = stored;
+            worker_seek_stored(w, tp, id);
+        }
     }
 }
 
@@ -326,7 +365,10 @@ static void worker_pause(worker_t *w, int pause)
             return; /* not paused: the prefetch bound still holds memory */
     }
     w->paused = pause;
-    atomic_store(&metrics.paused_partitions, pause ? (int64_t)(n > 0 ? n : 0) : 0);
+    for (size_t t = 0; t < w->n_topics; t++) {
+        metrics_topic_t *m = w->topics[t].m;
+        atomic_store(&m->paused_partitions, pause ? atomic_load(&m->assigned_partitions) : 0);
+    }
     log_info(pause ? "partitions paused while PostgreSQL writes fail" : "partitions resumed",
              "partitions=%d", n);
 }
@@ -355,7 +397,8 @@ static int worker_write(worker_t *w, const sink_batch_t *batch, char *err, size_
         atomic_store(&metrics.pg_up, 0);
         worker_pause(w, 1);
         log_warn("batch write failed; retrying on a new connection",
-                 "rows=%zu dead=%zu error=\"%s\" retry_ms=%d", batch->n_rows, batch->n_dead,
+                 "rows=%zu dead=%zu error=\"%s\" retry_ms=%d",
+                 batch->rows.n_risk + batch->rows.n_articles + batch->rows.n_labels, batch->n_dead,
                  log_quote(err, q, sizeof(q)), backoff);
         if (worker_backoff(w, backoff) != 0)
             return SINK_PG_ERR;
@@ -386,23 +429,26 @@ static int worker_batch_isolate(worker_t *w)
 
     for (size_t i = 0; i < w->n_items; i++) {
         worker_item_t *it = &w->items[i];
-        worker_partition_t *part = &w->parts[it->msg->partition];
-        sink_offset_advance_t adv = {w->topic, it->msg->partition, part->expected,
+        worker_partition_t *part = &it->topic->parts[it->msg->partition];
+        sink_offset_advance_t adv = {it->topic->name, it->msg->partition, part->expected,
                                      it->msg->offset + 1};
-        sink_batch_t one = {
-            ingest_kafka_group(w->kafka), w->instance_id, w->rows, 0, w->dead, 0, &adv, 1};
+        sink_batch_t one = {.group = ingest_kafka_group(w->kafka),
+                            .instance_id = w->instance_id,
+                            .dead = w->dead,
+                            .offsets = &adv,
+                            .n_offsets = 1};
         int backoff = 100;
 
         for (;;) {
+            rows_batch_reset(&w->rows);
             if (it->dead) {
-                worker_fill_dead(w, it, &w->dead[0]);
+                worker_fill_dead(it, &w->dead[0]);
                 one.n_dead = 1;
-                one.n_rows = 0;
             } else {
-                worker_fill_row(w, it, &w->rows[0]);
-                one.n_rows = 1;
+                worker_fill_row(w, it);
                 one.n_dead = 0;
             }
+            one.rows = w->rows.view;
             int rc = worker_write(w, &one, err, sizeof(err));
             if (rc == SINK_PG_ERR)
                 return -1;
@@ -413,9 +459,8 @@ static int worker_batch_isolate(worker_t *w)
             if (rc == SINK_PG_OK)
                 break;
             if (!it->dead) {
-                log_warn("event refused by PostgreSQL; dead-lettered",
-                         "partition=%d offset=%lld "
-                         "error=\"%s\"",
+                log_warn("record refused by PostgreSQL; dead-lettered",
+                         "topic=%s partition=%d offset=%lld error=\"%s\"", it->topic->name,
                          (int)it->msg->partition, (long long)it->msg->offset,
                          log_quote(err, q, sizeof(q)));
                 it->dead = 1;
@@ -433,8 +478,7 @@ static int worker_batch_isolate(worker_t *w)
             backoff = worker_next_backoff(w, backoff);
         }
         part->expected = adv.next;
-        metrics_add(it->dead ? &metrics.dead_lettered : &metrics.written, 1);
-        worker_count_dead(it);
+        worker_count_committed(it);
     }
     metrics_add(&metrics.batches, 1);
     return 0;
@@ -454,7 +498,8 @@ static void worker_dlq_publish(worker_t *w)
         if (!w->items[i].dead)
             continue;
         if (ingest_dlq_send(w->dlq, m->key, m->key_len, m->payload, m->len, w->items[i].reason,
-                            w->topic, m->partition, m->offset, err, sizeof(err)) == 0) {
+                            w->items[i].topic->name, m->partition, m->offset, err,
+                            sizeof(err)) == 0) {
             metrics_add(&metrics.dlq_published, 1);
         } else {
             metrics_add(&metrics.dlq_failed, 1);
@@ -477,29 +522,36 @@ static int worker_batch_flush(worker_t *w)
 
     if (w->n_items == 0)
         return 0;
+    rows_batch_reset(&w->rows);
     for (size_t i = 0; i < w->n_items; i++) {
-        if (w->items[i].dead)
-            worker_fill_dead(w, &w->items[i], &w->dead[n_dead++]);
-        else
-            worker_fill_row(w, &w->items[i], &w->rows[n_rows++]);
+        if (w->items[i].dead) {
+            worker_fill_dead(&w->items[i], &w->dead[n_dead++]);
+        } else {
+            worker_fill_row(w, &w->items[i]);
+            n_rows++;
+        }
     }
-    for (size_t p = 0; p < w->n_parts; p++) {
-        if (w->parts[p].batch_next < 0)
-            continue;
-        w->advances[n_adv] = (sink_offset_advance_t){w->topic, (int32_t)p, w->parts[p].expected,
-                                                     w->parts[p].batch_next};
-        w->commit_parts[n_adv] = (int32_t)p;
-        w->commit_next[n_adv] = w->parts[p].batch_next;
-        n_adv++;
+    /* Partitions in the batch: at most one per item, so the arrays sized for items suffice. */
+    for (size_t t = 0; t < w->n_topics; t++) {
+        worker_topic_t *tp = &w->topics[t];
+        for (size_t p = 0; p < tp->n_parts; p++) {
+            if (tp->parts[p].batch_next < 0)
+                continue;
+            w->advances[n_adv] = (sink_offset_advance_t){
+                tp->name, (int32_t)p, tp->parts[p].expected, tp->parts[p].batch_next};
+            w->commit_topics[n_adv] = tp->name;
+            w->commit_parts[n_adv] = (int32_t)p;
+            w->commit_next[n_adv] = tp->parts[p].batch_next;
+            n_adv++;
+        }
     }
-    batch = (sink_batch_t){ingest_kafka_group(w->kafka),
-                           w->instance_id,
-                           w->rows,
-                           n_rows,
-                           w->dead,
-                           n_dead,
-                           w->advances,
-                           n_adv};
+    batch = (sink_batch_t){.group = ingest_kafka_group(w->kafka),
+                           .instance_id = w->instance_id,
+                           .rows = w->rows.view,
+                           .dead = w->dead,
+                           .n_dead = n_dead,
+                           .offsets = w->advances,
+                           .n_offsets = n_adv};
 
     rc = worker_write(w, &batch, err, sizeof(err));
     if (rc == SINK_PG_ERR)
@@ -518,16 +570,16 @@ static int worker_batch_flush(worker_t *w)
             return 0; /* fenced on the way and dropped */
     } else {
         metrics_observe(&metrics.batch_rows, (double)w->n_items);
-        metrics_add(&metrics.written, n_rows);
-        metrics_add(&metrics.dead_lettered, n_dead);
         metrics_add(&metrics.batches, 1);
         for (size_t i = 0; i < w->n_items; i++)
-            worker_count_dead(&w->items[i]);
-        for (size_t i = 0; i < n_adv; i++)
-            w->parts[w->advances[i].partition].expected = w->advances[i].next;
+            worker_count_committed(&w->items[i]);
+        for (size_t t = 0; t < w->n_topics; t++)
+            for (size_t p = 0; p < w->topics[t].n_parts; p++)
+                if (w->topics[t].parts[p].batch_next >= 0)
+                    w->topics[t].parts[p].expected = w->topics[t].parts[p].batch_next;
     }
     worker_dlq_publish(w);
-    ingest_kafka_commit(w->kafka, w->commit_parts, w->commit_next, n_adv);
+    ingest_kafka_commit(w->kafka, w->commit_topics, w->commit_parts, w->commit_next, n_adv);
     log_debug("batch committed", "rows=%zu dead=%zu partitions=%zu", n_rows, n_dead, n_adv);
     worker_batch_discard(w);
     return 0;
@@ -550,8 +602,8 @@ static int worker_decode_retry(worker_t *w, worker_item_t **itp)
 
     metrics_add(&metrics.registry_errors, 1);
     log_warn("writer schema unavailable; holding the partition and retrying",
-             "partition=%d offset=%lld error=\"%s\"", (int)msg->partition, (long long)msg->offset,
-             log_quote(it->reason, q, sizeof(q)));
+             "topic=%s partition=%d offset=%lld error=\"%s\"", it->topic->name, (int)msg->partition,
+             (long long)msg->offset, log_quote(it->reason, q, sizeof(q)));
     if (w->n_items > 1) {
         uint64_t fences = w->fences;
         w->n_items--; /* msg is the last item: out of the batch while the rest commits */
@@ -561,8 +613,10 @@ static int worker_decode_retry(worker_t *w, worker_item_t **itp)
          * Either way msg goes back in as its last item. */
         if (w->n_items == 0)
             w->batch_deadline_ms = worker_now_ms() + atomic_load(&w->batch_max_delay_ms);
+        worker_topic_t *topic = it->topic;
         it = &w->items[w->n_items++];
         it->msg = msg;
+        it->topic = topic;
         it->dead = 0;
         *itp = it;
         if (flushed != 0 || w->fences != fences)
@@ -573,7 +627,7 @@ static int worker_decode_retry(worker_t *w, worker_item_t **itp)
         if (worker_backoff(w, backoff) != 0)
             break;
         backoff = worker_next_backoff(w, backoff);
-        rc = ingest_avro_decode(w->decoder, msg->payload, msg->len, &it->ev, it->reason,
+        rc = ingest_avro_decode(it->topic->decoder, msg->payload, msg->len, &it->rec, it->reason,
                                 sizeof(it->reason));
         if (rc == INGEST_AVRO_RETRY)
             metrics_add(&metrics.registry_errors, 1);
@@ -596,7 +650,8 @@ static int worker_already_read(const worker_partition_t *part, const rd_kafka_me
 /* Decodes one message into the batch. Takes ownership of msg. */
 static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
 {
-    worker_partition_t *part = worker_partition(w, msg->partition);
+    worker_topic_t *topic = worker_topic_find(w, rd_kafka_topic_name(msg->rkt));
+    worker_partition_t *part = topic ? worker_partition(topic, msg->partition) : NULL;
     worker_item_t *it;
 
     if (!part || !part->assigned || part->seek_pending || worker_already_read(part, msg)) {
@@ -618,15 +673,16 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
         w->batch_deadline_ms = worker_now_ms() + atomic_load(&w->batch_max_delay_ms);
     it = &w->items[w->n_items++];
     it->msg = msg;
+    it->topic = topic;
     it->dead = 0;
     if (!msg->payload || msg->len == 0) {
         it->dead = 1;
         snprintf(it->reason, sizeof(it->reason), "empty message value");
     } else {
         int64_t t0 = worker_now_ns();
-        int rc = ingest_avro_decode(w->decoder, msg->payload, msg->len, &it->ev, it->reason,
+        int rc = ingest_avro_decode(topic->decoder, msg->payload, msg->len, &it->rec, it->reason,
                                     sizeof(it->reason));
-        metrics_observe(&metrics.decode_seconds, (double)(worker_now_ns() - t0) / 1e9);
+        metrics_observe(&topic->m->decode_seconds, (double)(worker_now_ns() - t0) / 1e9);
         if (rc == INGEST_AVRO_RETRY)
             rc = worker_decode_retry(w, &it); /* may move msg to a fresh batch */
         if (rc == INGEST_AVRO_RETRY) {
@@ -644,8 +700,7 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
              * is still committed by the stop. */
             char q[600];
             log_error("cannot decode: internal error; stopping",
-                      "partition=%d offset=%lld "
-                      "error=\"%s\"",
+                      "topic=%s partition=%d offset=%lld error=\"%s\"", topic->name,
                       (int)msg->partition, (long long)msg->offset,
                       log_quote(it->reason, q, sizeof(q)));
             w->n_items--;
@@ -656,16 +711,16 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
             return;
         }
         if (rc == INGEST_AVRO_OK)
-            metrics_add(&metrics.decoded, 1);
+            metrics_add(&topic->m->decoded, 1);
         else
             it->dead = 1;
     }
     /* Counted once it is in the batch for good: consumed = written + dead-lettered once the
      * batch commits. */
-    metrics_add(&metrics.consumed, 1);
+    metrics_add(&topic->m->consumed, 1);
     if (it->dead)
-        log_debug("dead letter", "partition=%d offset=%lld reason=\"%s\"", (int)msg->partition,
-                  (long long)msg->offset, it->reason);
+        log_debug("dead letter", "topic=%s partition=%d offset=%lld reason=\"%s\"", topic->name,
+                  (int)msg->partition, (long long)msg->offset, it->reason);
     part->batch_next = msg->offset + 1;
 }
 
@@ -675,22 +730,25 @@ static int worker_on_assign(void *ctx, const char *topic, const int32_t *partiti
                             int64_t *offsets)
 {
     worker_t *w = ctx;
-    metrics_add(&metrics.rebalances, 1);
+    worker_topic_t *t = worker_topic_find(w, topic);
+    if (!t)
+        return -1; /* a topic we did not subscribe to: a bug, refuse rather than guess */
+    metrics_add(&t->m->rebalances, 1);
     /* A partition coming back while the batch still holds messages of it (assignment lost
      * without a revoke reaching us first): the stored offset is about to be reloaded, so the
      * batch must not outlive the offset it was read against. The write is fenced if another
      * instance moved on meanwhile. */
     for (size_t i = 0; i < n; i++) {
-        worker_partition_t *p = worker_partition(w, partitions[i]);
+        worker_partition_t *p = worker_partition(t, partitions[i]);
         if (p && p->batch_next >= 0 && worker_batch_flush(w) != 0) {
             worker_batch_discard(w);
             break;
         }
     }
-    if (worker_offsets_load(w, partitions, n, offsets) != 0)
+    if (worker_offsets_load(w, t, partitions, n, offsets) != 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        worker_partition_t *p = worker_partition(w, partitions[i]);
+        worker_partition_t *p = worker_partition(t, partitions[i]);
         if (!p)
             return -1;
         p->assigned = 1;
@@ -700,26 +758,28 @@ static int worker_on_assign(void *ctx, const char *topic, const int32_t *partiti
         log_info("partition assigned", "topic=%s partition=%d stored_offset=%lld", topic,
                  (int)partitions[i], (long long)offsets[i]);
     }
-    atomic_fetch_add(&metrics.assigned_partitions, (int64_t)n);
+    atomic_fetch_add(&t->m->assigned_partitions, (int64_t)n);
     return 0;
 }
 
 static void worker_on_revoke(void *ctx, const char *topic, const int32_t *partitions, size_t n)
 {
     worker_t *w = ctx;
-    metrics_add(&metrics.rebalances, 1);
+    worker_topic_t *t = worker_topic_find(w, topic);
+    if (t)
+        metrics_add(&t->m->rebalances, 1);
     /* Commit what we hold before letting go; if that fails the batch is dropped, and the next
      * owner reads those messages again from the stored offsets. */
     if (worker_batch_flush(w) != 0)
         worker_batch_discard(w);
-    for (size_t i = 0; i < n; i++) {
-        worker_partition_t *p = worker_partition(w, partitions[i]);
+    for (size_t i = 0; t && i < n; i++) {
+        worker_partition_t *p = worker_partition(t, partitions[i]);
         if (p && p->assigned) {
             p->assigned = 0;
-            atomic_fetch_sub(&metrics.assigned_partitions, 1);
+            atomic_fetch_sub(&t->m->assigned_partitions, 1);
         }
         if (partitions[i] >= 0 && partitions[i] < METRICS_PARTITIONS_MAX)
-            atomic_store(&metrics.consumer_lag[partitions[i]], -1);
+            atomic_store(&t->m->consumer_lag[partitions[i]], -1);
         log_info("partition revoked", "topic=%s partition=%d", topic, (int)partitions[i]);
     }
 }
@@ -769,12 +829,16 @@ static int worker_open(worker_t *w)
     char err[1024];
     char q[1100];
     ingest_kafka_callbacks_t cb = {worker_on_assign, worker_on_revoke, worker_on_log, w};
+    const char *names[WORKER_INPUTS_MAX];
 
     if (worker_open_pg(w) != 0)
         return worker_stopping(w) ? 0 : -1;
-    w->kafka = ingest_kafka_new(
-        (const char *const *)w->kafka_keys, (const char *const *)w->kafka_values,
-        (const char *const *)w->kafka_origins, w->n_kafka, w->topic, &cb, err, sizeof(err));
+    for (size_t t = 0; t < w->n_topics; t++)
+        names[t] = w->topics[t].name;
+    w->kafka =
+        ingest_kafka_new((const char *const *)w->kafka_keys, (const char *const *)w->kafka_values,
+                         (const char *const *)w->kafka_origins, w->n_kafka, names, w->n_topics, &cb,
+                         err, sizeof(err));
     if (!w->kafka) {
         log_error("cannot start the Kafka consumer", "error=\"%s\"", log_quote(err, q, sizeof(q)));
         return -1;
@@ -790,9 +854,10 @@ static int worker_open(worker_t *w)
             return -1;
         }
     }
-    metrics_set_topic(w->topic);
-    log_info("consuming", "topic=%s group=%s instance=%s", w->topic, ingest_kafka_group(w->kafka),
-             w->instance_id);
+    for (size_t t = 0; t < w->n_topics; t++)
+        log_info("consuming", "topic=%s record=%s group=%s instance=%s", w->topics[t].name,
+                 ingest_kind_schema_name(ingest_avro_kind(w->topics[t].decoder)),
+                 ingest_kafka_group(w->kafka), w->instance_id);
     return 0;
 }
 
@@ -837,9 +902,10 @@ static void *worker_main(void *arg)
         now = worker_now_ms();
         if (now - last_second >= 1000) {
             /* Once a second, not per message: seeks that failed, lag, the DLQ producer. */
-            for (size_t p = 0; p < w->n_parts; p++)
-                if (w->parts[p].assigned && w->parts[p].seek_pending)
-                    worker_seek_stored(w, (int32_t)p);
+            for (size_t t = 0; t < w->n_topics; t++)
+                for (size_t p = 0; p < w->topics[t].n_parts; p++)
+                    if (w->topics[t].parts[p].assigned && w->topics[t].parts[p].seek_pending)
+                        worker_seek_stored(w, &w->topics[t], (int32_t)p);
             worker_lag_update(w);
             if (w->dlq)
                 metrics_add(&metrics.dlq_failed, ingest_dlq_poll(w->dlq));
@@ -886,9 +952,11 @@ out:
                      "they are in vigil.dead_letters",
                      "count=%d", unsent);
     }
-    atomic_store(&metrics.assigned_partitions, 0);
-    for (int p = 0; p < METRICS_PARTITIONS_MAX; p++)
-        atomic_store(&metrics.consumer_lag[p], -1);
+    for (size_t t = 0; t < w->n_topics; t++) {
+        atomic_store(&w->topics[t].m->assigned_partitions, 0);
+        for (int p = 0; p < METRICS_PARTITIONS_MAX; p++)
+            atomic_store(&w->topics[t].m->consumer_lag[p], -1);
+    }
     if (w->on_exit)
         w->on_exit(w->ctx);
     return NULL;
@@ -898,23 +966,56 @@ out:
 
 worker_t *worker_new(const worker_options_t *o, char *err, size_t errlen)
 {
-    worker_t *w;
+    worker_t *w = calloc(1, sizeof(*w));
 
-    if (!o->decoder) {
-        snprintf(err, errlen, "worker: no decoder (a bug in the caller)");
+    if (!w) {
+        for (size_t i = 0; i < o->n_inputs; i++)
+            ingest_avro_free(o->inputs[i].decoder); /* ours now, even on failure */
+        snprintf(err, errlen, "worker: out of memory");
         return NULL;
     }
-    w = calloc(1, sizeof(*w));
-    if (!w) {
-        ingest_avro_free(o->decoder); /* ours now, even on failure */
-        goto oom;
+    /* The decoders are ours from here on, whatever happens next. */
+    for (size_t i = 0; i < o->n_inputs && i < WORKER_INPUTS_MAX; i++)
+        w->topics[w->n_topics++].decoder = o->inputs[i].decoder;
+    for (size_t i = WORKER_INPUTS_MAX; i < o->n_inputs; i++)
+        ingest_avro_free(o->inputs[i].decoder);
+    if (o->n_inputs == 0 || o->n_inputs > WORKER_INPUTS_MAX) {
+        snprintf(err, errlen, "worker: %zu input topics; between 1 and %d are supported",
+                 o->n_inputs, WORKER_INPUTS_MAX);
+        worker_free(w);
+        return NULL;
     }
-    w->decoder = o->decoder; /* ownership passes to the worker */
-    w->topic = worker_strdup(o->topic);
+    for (size_t i = 0; i < w->n_topics; i++) {
+        worker_topic_t *t = &w->topics[i];
+        if (!t->decoder || !o->inputs[i].topic || !o->inputs[i].topic[0]) {
+            snprintf(err, errlen,
+                     "worker: input %zu lacks a topic or a decoder (a bug in the "
+                     "caller)",
+                     i);
+            worker_free(w);
+            return NULL;
+        }
+        int repeated = 0;
+        for (size_t j = 0; j < i; j++)
+            repeated |= strcmp(o->inputs[j].topic, o->inputs[i].topic) == 0;
+        if (repeated) {
+            snprintf(err, errlen, "topic %s is configured for two inputs; each input needs its own",
+                     o->inputs[i].topic);
+            worker_free(w);
+            return NULL;
+        }
+        if (!(t->name = strdup(o->inputs[i].topic)))
+            goto oom;
+        if (!(t->m = metrics_topic(t->name))) {
+            snprintf(err, errlen, "worker: no metrics slot for topic %s (name too long?)", t->name);
+            worker_free(w);
+            return NULL;
+        }
+    }
     w->pg_conninfo = worker_strdup(o->pg_conninfo);
     w->instance_id = worker_strdup(o->instance_id);
     w->dlq_topic = worker_strdup(o->dlq_topic ? o->dlq_topic : "");
-    if (!w->topic || !w->pg_conninfo || !w->instance_id || !w->dlq_topic)
+    if (!w->pg_conninfo || !w->instance_id || !w->dlq_topic)
         goto oom;
     w->n_kafka = o->n_kafka;
     w->kafka_keys = calloc(o->n_kafka + 1, sizeof(char *));
@@ -999,18 +1100,22 @@ void worker_free(worker_t *w)
     }
     worker_batch_discard(w);
     ingest_kafka_free(w->kafka);
-    ingest_avro_free(w->decoder);
     ingest_dlq_free(w->dlq);
     sink_pg_free(w->pg);
     for (size_t i = 0; i < w->cap_items; i++)
-        ingest_event_clear(&w->items[i].ev);
+        ingest_record_clear(&w->items[i].rec);
     free(w->items);
-    free(w->rows);
+    rows_batch_free(&w->rows);
     free(w->dead);
     free(w->advances);
+    free(w->commit_topics);
     free(w->commit_parts);
     free(w->commit_next);
-    free(w->parts);
+    for (size_t t = 0; t < w->n_topics; t++) {
+        ingest_avro_free(w->topics[t].decoder);
+        free(w->topics[t].name);
+        free(w->topics[t].parts);
+    }
     for (size_t i = 0; w->kafka_keys && i < w->n_kafka; i++) {
         free(w->kafka_keys[i]);
         free(w->kafka_values ? w->kafka_values[i] : NULL);
@@ -1019,7 +1124,6 @@ void worker_free(worker_t *w)
     free(w->kafka_keys);
     free(w->kafka_values);
     free(w->kafka_origins);
-    free(w->topic);
     free(w->pg_conninfo);
     free(w->instance_id);
     free(w->dlq_topic);

@@ -1,7 +1,8 @@
-/* The worker: the one thread that moves events from Kafka to PostgreSQL.
+/* The worker: the one thread that moves records from Kafka to PostgreSQL.
  *
- *   poll Kafka -> decode (Avro) -> batch -> one PostgreSQL transaction (rows + dead letters +
- *   conditional offset update) -> async Kafka offset commit for lag tools
+ *   poll Kafka (every input topic, one consumer) -> decode (Avro, the topic's record kind) ->
+ *   batch -> one PostgreSQL transaction (rows of each table + dead letters + conditional offset
+ *   update) -> async Kafka offset commit for lag tools
  *
  * It owns the Kafka consumer, the decoder and the PostgreSQL connection; nothing else touches
  * them. The main thread talks to it only through worker_stop, worker_set_limits (atomics) and the
@@ -15,10 +16,19 @@
 
 #include "ingest_avro.h"
 
-typedef struct worker_options {
+/* Most input topics one worker reads: behavior events, news articles, fraud and news labels. */
+#define WORKER_INPUTS_MAX 4
+
+/* One input: a topic and the decoder of the record kind it carries. */
+typedef struct worker_input {
     const char *topic;
     ingest_avro_t *decoder; /* ownership passes to the worker, also when worker_new fails */
-    const char *dlq_topic;  /* "" or NULL: no dead-letter topic */
+} worker_input_t;
+
+typedef struct worker_options {
+    const worker_input_t *inputs; /* 1..WORKER_INPUTS_MAX, distinct topics */
+    size_t n_inputs;
+    const char *dlq_topic; /* "" or NULL: no dead-letter topic */
     const char *pg_conninfo;
     const char *instance_id;
     const char *const *kafka_keys; /* pass-through settings, see ingest_kafka_new */
@@ -36,8 +46,9 @@ typedef struct worker_options {
 
 typedef struct worker worker_t;
 
-/* Copies what it needs from opts (strings included) and takes opts->decoder, which the caller
- * builds (daemon_decoder_new) so that a bad schema is a start-up error. Opens nothing yet:
+/* Copies what it needs from opts (strings included) and takes the inputs' decoders, which the
+ * caller builds (daemon_decoder_new) so that a bad schema is a start-up error. Takes a metrics
+ * slot per topic, so call it from the main thread before any worker starts. Opens nothing yet:
  * connecting to PostgreSQL (with retries), migrating and subscribing happen on the worker thread,
  * so a database that is down at start delays readiness instead of failing the start. */
 worker_t *worker_new(const worker_options_t *opts, char *err, size_t errlen);

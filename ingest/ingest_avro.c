@@ -1,4 +1,4 @@
-/* Avro decoding of Kafka message values into ingest_event_t, and the matching encoder.
+/* Avro decoding of Kafka message values into ingest_record_t, and the matching encoder.
  *
  * Decoding reads the Avro binary itself, in one pass that validates as it goes: every varint,
  * length, enum index and union index is checked against the writer schema and the bytes left,
@@ -15,8 +15,9 @@
  * enum symbols mapped by name), done here because Avro C's resolver fills no defaults and maps
  * enums by index.
  *
- * Strings point into the message until they are copied into ev->buf, which only grows: nothing
- * is allocated per message in steady state. */
+ * Strings point into the message until they are copied into rec->buf, which only grows: nothing
+ * is allocated per message in steady state. The four record kinds (ingest_record.h) differ
+ * only in their field tables below. */
 #include "ingest_avro.h"
 
 #include <avro.h>
@@ -42,14 +43,33 @@
 #define EVENT_TIME_MIN_MS INT64_C(0)
 #define EVENT_TIME_END_MS INT64_C(7289654400000)
 
-/* The fields of BehaviorEvent that vigil reads, in ingest_event_t terms. */
+/* The fields vigil reads, per record kind, in ingest_record_t terms. */
 typedef enum field_kind {
-    FIELD_STRING,     /* "string": required, never empty */
-    FIELD_ENUM,       /* the EventType enum, surfaced as its symbol */
-    FIELD_OPT_STRING, /* ["null","string"] */
-    FIELD_OPT_DOUBLE, /* ["null","double"] */
-    FIELD_TIME_MS,    /* long, timestamp-millis */
+    FIELD_STRING,       /* "string": required, never empty */
+    FIELD_ENUM,         /* an enum, surfaced as its symbol */
+    FIELD_OPT_STRING,   /* ["null","string"] */
+    FIELD_OPT_DOUBLE,   /* ["null","double"] */
+    FIELD_OPT_ENUM,     /* ["null", an enum] */
+    FIELD_TIME_MS,      /* long, timestamp-millis, years 1970..2200 */
+    FIELD_BOOL,         /* boolean */
+    FIELD_STRING_ARRAY, /* {"type":"array","items":"string"}, default [] */
 } field_kind_t;
+
+/* More fields than any record kind has (BehaviorEvent's 15). */
+#define FIELDS_MAX 16
+
+typedef struct field_spec {
+    const char *name;
+    field_kind_t kind;
+    size_t offset;     /* of the member of ingest_record_t that holds the value */
+    size_t aux_offset; /* FIELD_OPT_DOUBLE: its int "has" flag; FIELD_STRING_ARRAY: its size_t
+                        * count; 0 for none (offset 0 is rec->kind, never a field) */
+} field_spec_t;
+
+#define EV(m) offsetof(ingest_record_t, event.m)
+#define AR(m) offsetof(ingest_record_t, article.m)
+#define FL(m) offsetof(ingest_record_t, fraud_label.m)
+#define NL(m) offsetof(ingest_record_t, news_label.m)
 
 enum {
     F_EVENT_ID,
@@ -67,53 +87,100 @@ enum {
     F_LONGITUDE,
     F_EVENT_TIME,
     F_CHANNEL,
-    F_COUNT
+    F_EVENT_COUNT
 };
 
-typedef struct field_spec {
-    const char *name;
-    field_kind_t kind;
-    size_t offset; /* of the member of ingest_event_t that holds the value */
-} field_spec_t;
+static const field_spec_t EVENT_FIELDS[F_EVENT_COUNT] = {
+    [F_EVENT_ID] = {"event_id", FIELD_STRING, EV(event_id), 0},
+    [F_EVENT_TYPE] = {"event_type", FIELD_ENUM, EV(event_type), 0},
+    [F_USER_ID] = {"user_id", FIELD_STRING, EV(user_id), 0},
+    [F_ACCOUNT_ID] = {"account_id", FIELD_OPT_STRING, EV(account_id), 0},
+    [F_DEVICE_ID] = {"device_id", FIELD_OPT_STRING, EV(device_id), 0},
+    [F_IP] = {"ip", FIELD_OPT_STRING, EV(ip), 0},
+    [F_AMOUNT] = {"amount", FIELD_OPT_DOUBLE, EV(amount), EV(has_amount)},
+    [F_CURRENCY] = {"currency", FIELD_OPT_STRING, EV(currency), 0},
+    [F_MERCHANT_ID] = {"merchant_id", FIELD_OPT_STRING, EV(merchant_id), 0},
+    [F_MERCHANT_CATEGORY] = {"merchant_category", FIELD_OPT_STRING, EV(merchant_category), 0},
+    [F_COUNTRY] = {"country", FIELD_OPT_STRING, EV(country), 0},
+    [F_LATITUDE] = {"latitude", FIELD_OPT_DOUBLE, EV(latitude), EV(has_geo)},
+    [F_LONGITUDE] = {"longitude", FIELD_OPT_DOUBLE, EV(longitude), EV(has_geo)},
+    [F_EVENT_TIME] = {"event_time", FIELD_TIME_MS, EV(event_time_ms), 0},
+    [F_CHANNEL] = {"channel", FIELD_OPT_STRING, EV(channel), 0},
+};
 
-static const field_spec_t FIELD_SPECS[F_COUNT] = {
-    [F_EVENT_ID] = {"event_id", FIELD_STRING, offsetof(ingest_event_t, event_id)},
-    [F_EVENT_TYPE] = {"event_type", FIELD_ENUM, offsetof(ingest_event_t, event_type)},
-    [F_USER_ID] = {"user_id", FIELD_STRING, offsetof(ingest_event_t, user_id)},
-    [F_ACCOUNT_ID] = {"account_id", FIELD_OPT_STRING, offsetof(ingest_event_t, account_id)},
-    [F_DEVICE_ID] = {"device_id", FIELD_OPT_STRING, offsetof(ingest_event_t, device_id)},
-    [F_IP] = {"ip", FIELD_OPT_STRING, offsetof(ingest_event_t, ip)},
-    [F_AMOUNT] = {"amount", FIELD_OPT_DOUBLE, offsetof(ingest_event_t, amount)},
-    [F_CURRENCY] = {"currency", FIELD_OPT_STRING, offsetof(ingest_event_t, currency)},
-    [F_MERCHANT_ID] = {"merchant_id", FIELD_OPT_STRING, offsetof(ingest_event_t, merchant_id)},
-    [F_MERCHANT_CATEGORY] = {"merchant_category", FIELD_OPT_STRING,
-                             offsetof(ingest_event_t, merchant_category)},
-    [F_COUNTRY] = {"country", FIELD_OPT_STRING, offsetof(ingest_event_t, country)},
-    [F_LATITUDE] = {"latitude", FIELD_OPT_DOUBLE, offsetof(ingest_event_t, latitude)},
-    [F_LONGITUDE] = {"longitude", FIELD_OPT_DOUBLE, offsetof(ingest_event_t, longitude)},
-    [F_EVENT_TIME] = {"event_time", FIELD_TIME_MS, offsetof(ingest_event_t, event_time_ms)},
-    [F_CHANNEL] = {"channel", FIELD_OPT_STRING, offsetof(ingest_event_t, channel)},
+static const field_spec_t ARTICLE_FIELDS[] = {
+    {"article_id", FIELD_STRING, AR(article_id), 0},
+    {"published_time", FIELD_TIME_MS, AR(published_time_ms), 0},
+    {"source", FIELD_STRING, AR(source), 0},
+    {"language", FIELD_OPT_STRING, AR(language), 0},
+    {"headline", FIELD_STRING, AR(headline), 0},
+    {"body", FIELD_OPT_STRING, AR(body), 0},
+    {"tickers", FIELD_STRING_ARRAY, AR(tickers), AR(n_tickers)},
+};
+
+static const field_spec_t FRAUD_LABEL_FIELDS[] = {
+    {"event_id", FIELD_STRING, FL(event_id), 0},
+    {"is_fraud", FIELD_BOOL, FL(is_fraud), 0},
+    {"label_time", FIELD_TIME_MS, FL(label_time_ms), 0},
+    {"label_source", FIELD_OPT_STRING, FL(label_source), 0},
+};
+
+enum { F_NL_ARTICLE_ID, F_NL_SENTIMENT, F_NL_TOPIC, F_NL_LABEL_TIME, F_NL_COUNT };
+
+static const field_spec_t NEWS_LABEL_FIELDS[F_NL_COUNT] = {
+    [F_NL_ARTICLE_ID] = {"article_id", FIELD_STRING, NL(article_id), 0},
+    [F_NL_SENTIMENT] = {"sentiment", FIELD_OPT_ENUM, NL(sentiment), 0},
+    [F_NL_TOPIC] = {"topic", FIELD_OPT_STRING, NL(topic), 0},
+    [F_NL_LABEL_TIME] = {"label_time", FIELD_TIME_MS, NL(label_time_ms), 0},
+};
+
+struct field_value;
+
+/* One record kind: its fields, and the rule across fields the schema cannot express (NULL for
+ * none), checked before the record is committed. */
+typedef struct record_type {
+    const char *name; /* the Avro record name, and <name>.avsc */
+    const field_spec_t *fields;
+    int n_fields;
+    int (*check)(const struct field_value *vals, char *reason, size_t reason_len);
+} record_type_t;
+
+static int news_label_check(const struct field_value *vals, char *reason, size_t reason_len);
+
+#define COUNT_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static const record_type_t RECORD_TYPES[INGEST_KIND_COUNT] = {
+    [INGEST_KIND_EVENT] = {"BehaviorEvent", EVENT_FIELDS, COUNT_OF(EVENT_FIELDS), NULL},
+    [INGEST_KIND_ARTICLE] = {"NewsArticle", ARTICLE_FIELDS, COUNT_OF(ARTICLE_FIELDS), NULL},
+    [INGEST_KIND_FRAUD_LABEL] = {"FraudLabel", FRAUD_LABEL_FIELDS, COUNT_OF(FRAUD_LABEL_FIELDS),
+                                 NULL},
+    [INGEST_KIND_NEWS_LABEL] = {"NewsLabel", NEWS_LABEL_FIELDS, COUNT_OF(NEWS_LABEL_FIELDS),
+                                news_label_check},
 };
 
 /* Where a field sits in the reader schema, found by name once so any field order works. */
 typedef struct field_slot {
-    int index;        /* in the reader record */
-    int null_branch;  /* optional fields: union branch holding null */
-    int value_branch; /* optional fields: union branch holding the value */
+    int index;                 /* in the reader record */
+    int null_branch;           /* optional fields: union branch holding null */
+    int value_branch;          /* optional fields: union branch holding the value */
+    avro_schema_t enum_schema; /* the enum kinds: the reader's enum (borrowed) */
 } field_slot_t;
 
 /* One field as read from the decoded value, before it is committed into the event. */
 typedef struct field_value {
     int present;
-    const char *str; /* strings and the enum symbol; owned by the Avro value or the schema */
-    size_t len;
+    const char *str; /* strings and enum symbols: into the message or the schema. String
+                      * arrays: where the array starts in the message (items are read again,
+                      * already validated, when the record is committed) */
+    size_t len;      /* string bytes; for a string array, of all its items together */
+    size_t n_items;  /* string arrays */
     double num;
-    int64_t i64;
+    int64_t i64; /* longs, and booleans as 0 or 1 */
 } field_value_t;
 
 /* One field of a writer schema, in the writer's order: which of vigil's fields it feeds. */
 typedef struct writer_field {
-    int spec;             /* FIELD_SPECS index, or -1: a field vigil does not read (skipped) */
+    int spec;             /* index in the kind's fields, or -1: a field vigil does not read */
     const char *name;     /* borrowed from the writer schema */
     avro_schema_t schema; /* the field's type in the writer schema (borrowed) */
 } writer_field_t;
@@ -139,16 +206,17 @@ typedef struct schema_miss {
 } schema_miss_t;
 
 struct ingest_avro {
+    const record_type_t *type; /* the kind of record decoded and encoded */
+    ingest_kind_t kind;
     ingest_format_t format;
     char *schema_dir;            /* owned; NULL in PLAIN format */
     ingest_registry_t *registry; /* owned; when set, writer schemas come from it */
     avro_schema_t reader_schema;
-    avro_schema_t event_type_schema; /* borrowed from reader_schema */
     avro_value_iface_t *reader_class;
     avro_value_t value; /* the event being encoded, reader shape */
     avro_writer_t writer;
-    field_slot_t slots[F_COUNT];
-    /* The reader record's fields in wire order: plan[j] is the FIELD_SPECS index of field j,
+    field_slot_t slots[FIELDS_MAX];
+    /* The reader record's fields in wire order: plan[j] is the type's field index of field j,
      * or -1 for a field vigil does not read (validated and skipped). Drives the direct decoder
      * used whenever the writer schema is the reader schema. */
     int *plan;
@@ -349,38 +417,50 @@ static int scan_real(scan_t *s, int width, double *out)
 
 static int scan_value(scan_t *s, avro_schema_t schema, int depth);
 
-/* Arrays and maps: blocks of items, a negative count carrying the block's byte size too. */
+/* The item count of the next block of an array or map (0: the end), a negative count
+ * carrying the block's byte size too. The count is checked against the bytes left: every item
+ * of a sane schema takes at least a byte, which bounds loops by the message size instead of by
+ * whatever count the message claims. */
+static int scan_block_count(scan_t *s, int64_t *count)
+{
+    int64_t size;
+    int rc;
+
+    if ((rc = scan_long(s, count)) != 0) {
+        return rc;
+    }
+    if (*count < 0) {
+        if (*count == INT64_MIN) {
+            return reason_bad(s->reason, s->reason_len, "bad block count in field %s", s->field);
+        }
+        *count = -*count;
+        if ((rc = scan_long(s, &size)) != 0) {
+            return rc;
+        }
+        if (size < 0) {
+            return reason_bad(s->reason, s->reason_len, "negative block size %lld in field %s",
+                              (long long)size, s->field);
+        }
+    }
+    if ((uint64_t)*count > (size_t)(s->end - s->p)) {
+        return reason_bad(s->reason, s->reason_len,
+                          "truncated: field %s declares %lld items, %zu bytes left", s->field,
+                          (long long)*count, (size_t)(s->end - s->p));
+    }
+    return 0;
+}
+
+/* Arrays and maps: blocks of items. */
 static int scan_blocks(scan_t *s, avro_schema_t items, int is_map, int depth)
 {
     int rc;
     for (;;) {
-        int64_t count, size;
-        if ((rc = scan_long(s, &count)) != 0) {
+        int64_t count;
+        if ((rc = scan_block_count(s, &count)) != 0) {
             return rc;
         }
         if (count == 0) {
             return 0;
-        }
-        if (count < 0) {
-            if (count == INT64_MIN) {
-                return reason_bad(s->reason, s->reason_len, "bad block count in field %s",
-                                  s->field);
-            }
-            count = -count;
-            if ((rc = scan_long(s, &size)) != 0) {
-                return rc;
-            }
-            if (size < 0) {
-                return reason_bad(s->reason, s->reason_len, "negative block size %lld in field %s",
-                                  (long long)size, s->field);
-            }
-        }
-        /* Every item of a sane schema takes at least a byte; this bounds the loop by the
-         * message size instead of by whatever count the message claims. */
-        if ((uint64_t)count > (size_t)(s->end - s->p)) {
-            return reason_bad(s->reason, s->reason_len,
-                              "truncated: field %s declares %lld items, %zu bytes left", s->field,
-                              (long long)count, (size_t)(s->end - s->p));
         }
         for (int64_t i = 0; i < count; i++) {
             if (is_map) {
@@ -395,6 +475,72 @@ static int scan_blocks(scan_t *s, avro_schema_t items, int is_map, int depth)
             }
         }
     }
+}
+
+/* A boolean: one byte, 0 or 1 and nothing else. */
+static int scan_bool(scan_t *s, int64_t *out)
+{
+    const uint8_t *b = s->p;
+    int rc = scan_skip(s, 1, "boolean");
+    if (rc != 0) {
+        return rc;
+    }
+    if (*b > 1) {
+        return reason_bad(s->reason, s->reason_len, "bad boolean 0x%02x in field %s", *b, s->field);
+    }
+    *out = *b;
+    return 0;
+}
+
+/* The rules for text that the schema cannot express: PostgreSQL takes neither NUL bytes nor
+ * invalid UTF-8 in text columns, and required strings are never empty. */
+static int text_check(const char *field, const char *str, size_t len, int required, char *reason,
+                      size_t reason_len)
+{
+    if (required && len == 0) {
+        return reason_bad(reason, reason_len, "invalid field %s: empty", field);
+    }
+    if (memchr(str, '\0', len) != NULL) {
+        return reason_bad(reason, reason_len, "invalid field %s: contains a NUL byte", field);
+    }
+    if (!utf8_valid(str, len)) {
+        return reason_bad(reason, reason_len, "invalid field %s: not valid UTF-8", field);
+    }
+    return 0;
+}
+
+/* An array of strings, each checked as text_check does (items are never empty). out->str
+ * marks where the array starts and out->i64 how many bytes it spans, so the record commit can
+ * walk it again; out->len sums the items' lengths. */
+static int scan_string_array(scan_t *s, field_value_t *out)
+{
+    const uint8_t *start = s->p;
+    int rc;
+
+    out->present = 1;
+    out->len = 0;
+    out->n_items = 0;
+    for (;;) {
+        int64_t count;
+        if ((rc = scan_block_count(s, &count)) != 0) {
+            return rc;
+        }
+        if (count == 0) {
+            break;
+        }
+        for (int64_t i = 0; i < count; i++) {
+            field_value_t item = {0};
+            if ((rc = scan_string(s, &item)) != 0 ||
+                (rc = text_check(s->field, item.str, item.len, 1, s->reason, s->reason_len)) != 0) {
+                return rc;
+            }
+            out->len += item.len;
+            out->n_items++;
+        }
+    }
+    out->str = (const char *)start;
+    out->i64 = s->p - start;
+    return 0;
 }
 
 static int scan_record(scan_t *s, avro_schema_t schema, int depth)
@@ -427,7 +573,7 @@ static int scan_value(scan_t *s, avro_schema_t schema, int depth)
     case AVRO_NULL:
         return 0;
     case AVRO_BOOLEAN:
-        return scan_skip(s, 1, "boolean");
+        return scan_bool(s, &v);
     case AVRO_INT32:
         if ((rc = scan_long(s, &v)) != 0) {
             return rc;
@@ -542,22 +688,26 @@ static int reader_schema_check(ingest_avro_t *dec, const char *path, char *err, 
         [FIELD_ENUM] = "an enum",
         [FIELD_OPT_STRING] = "[\"null\",\"string\"]",
         [FIELD_OPT_DOUBLE] = "[\"null\",\"double\"]",
+        [FIELD_OPT_ENUM] = "[\"null\", an enum]",
         [FIELD_TIME_MS] = "\"long\"",
+        [FIELD_BOOL] = "\"boolean\"",
+        [FIELD_STRING_ARRAY] = "an array of \"string\"",
     };
+    const record_type_t *t = dec->type;
 
     if (!is_avro_record(dec->reader_schema)) {
-        text_set(err, errlen, "reader schema %s is not a record; use BehaviorEvent.avsc", path);
+        text_set(err, errlen, "reader schema %s is not a record; use %s.avsc", path, t->name);
         return -1;
     }
-    for (int i = 0; i < F_COUNT; i++) {
-        const field_spec_t *spec = &FIELD_SPECS[i];
+    for (int i = 0; i < t->n_fields; i++) {
+        const field_spec_t *spec = &t->fields[i];
         field_slot_t *slot = &dec->slots[i];
         int ok = 0;
 
         slot->index = avro_schema_record_field_get_index(dec->reader_schema, spec->name);
         if (slot->index < 0) {
-            text_set(err, errlen, "reader schema %s has no field %s; use BehaviorEvent.avsc", path,
-                     spec->name);
+            text_set(err, errlen, "reader schema %s has no field %s; use %s.avsc", path, spec->name,
+                     t->name);
             return -1;
         }
         avro_schema_t type = avro_schema_record_field_get_by_index(dec->reader_schema, slot->index);
@@ -567,7 +717,7 @@ static int reader_schema_check(ingest_avro_t *dec, const char *path, char *err, 
             break;
         case FIELD_ENUM:
             ok = is_avro_enum(type);
-            dec->event_type_schema = type;
+            slot->enum_schema = type;
             break;
         case FIELD_OPT_STRING:
             ok = union_is_optional(type, AVRO_STRING, slot);
@@ -575,8 +725,20 @@ static int reader_schema_check(ingest_avro_t *dec, const char *path, char *err, 
         case FIELD_OPT_DOUBLE:
             ok = union_is_optional(type, AVRO_DOUBLE, slot);
             break;
+        case FIELD_OPT_ENUM:
+            ok = union_is_optional(type, AVRO_ENUM, slot);
+            if (ok) {
+                slot->enum_schema = avro_schema_union_branch(type, slot->value_branch);
+            }
+            break;
         case FIELD_TIME_MS:
             ok = is_avro_int64(type);
+            break;
+        case FIELD_BOOL:
+            ok = is_avro_boolean(type);
+            break;
+        case FIELD_STRING_ARRAY:
+            ok = is_avro_array(type) && is_avro_string(avro_schema_array_items(type));
             break;
         }
         if (!ok) {
@@ -594,7 +756,7 @@ static int reader_schema_check(ingest_avro_t *dec, const char *path, char *err, 
     for (size_t j = 0; j < dec->plan_len; j++) {
         dec->plan[j] = -1;
     }
-    for (int i = 0; i < F_COUNT; i++) {
+    for (int i = 0; i < t->n_fields; i++) {
         dec->plan[dec->slots[i].index] = i;
     }
     return 0;
@@ -637,34 +799,49 @@ static avro_schema_t schema_deref(avro_schema_t t)
 }
 
 /* Whether a value of writer type t (not a union) can be read as kind, per Avro's resolution
- * rules: same type, int -> long, int/long/float -> double, string into ["null","string"]. */
+ * rules: same type, int -> long, int/long/float -> double, string into ["null","string"], an
+ * enum into an enum (symbols are matched by name when a message uses one). */
 static int writer_type_fits(field_kind_t kind, avro_schema_t t)
 {
     switch (avro_typeof(t)) {
     case AVRO_STRING:
         return kind == FIELD_STRING || kind == FIELD_OPT_STRING;
     case AVRO_ENUM:
-        return kind == FIELD_ENUM;
+        return kind == FIELD_ENUM || kind == FIELD_OPT_ENUM;
     case AVRO_DOUBLE:
     case AVRO_FLOAT:
         return kind == FIELD_OPT_DOUBLE;
     case AVRO_INT32:
     case AVRO_INT64:
         return kind == FIELD_TIME_MS || kind == FIELD_OPT_DOUBLE;
+    case AVRO_BOOLEAN:
+        return kind == FIELD_BOOL;
+    case AVRO_ARRAY:
+        return kind == FIELD_STRING_ARRAY &&
+               is_avro_string(schema_deref(avro_schema_array_items(t)));
     case AVRO_NULL:
-        return kind == FIELD_OPT_STRING || kind == FIELD_OPT_DOUBLE;
+        return kind == FIELD_OPT_STRING || kind == FIELD_OPT_DOUBLE || kind == FIELD_OPT_ENUM;
     default:
         return 0;
     }
+}
+
+/* Whether a reader field the writer lacks has a default to take: null for the optional kinds,
+ * the empty array for string arrays; the others have none. */
+static int field_has_default(field_kind_t kind)
+{
+    return kind == FIELD_OPT_STRING || kind == FIELD_OPT_DOUBLE || kind == FIELD_OPT_ENUM ||
+           kind == FIELD_STRING_ARRAY;
 }
 
 /* Builds entry->fields for a writer schema that differs from the reader's, or explains in why
  * (why_len bytes) what makes it incompatible. Returns 0, -1 incompatible, -2 out of memory. */
 static int writer_plan(const ingest_avro_t *dec, writer_entry_t *entry, char *why, size_t why_len)
 {
+    const record_type_t *t = dec->type;
     avro_schema_t w = schema_deref(entry->schema);
     size_t n;
-    int seen[F_COUNT] = {0};
+    int seen[FIELDS_MAX] = {0};
 
     if (w == NULL || !is_avro_record(w)) {
         text_set(why, why_len, "the writer schema is not a record");
@@ -681,8 +858,8 @@ static int writer_plan(const ingest_avro_t *dec, writer_entry_t *entry, char *wh
         f->name = avro_schema_record_field_name(w, (int)j);
         f->schema = schema_deref(avro_schema_record_field_get_by_index(w, (int)j));
         f->spec = -1;
-        for (int i = 0; i < F_COUNT; i++) {
-            if (strcmp(FIELD_SPECS[i].name, f->name) == 0) {
+        for (int i = 0; i < t->n_fields; i++) {
+            if (strcmp(t->fields[i].name, f->name) == 0) {
                 f->spec = i;
             }
         }
@@ -691,30 +868,29 @@ static int writer_plan(const ingest_avro_t *dec, writer_entry_t *entry, char *wh
         }
         /* A union fits when one of its branches does; a branch that does not fit is refused
          * when a message uses it. */
+        field_kind_t kind = t->fields[f->spec].kind;
         int fits = 0;
         if (is_avro_union(f->schema)) {
             for (size_t b = 0; b < avro_schema_union_size(f->schema); b++) {
-                fits |= writer_type_fits(FIELD_SPECS[f->spec].kind,
+                fits |= writer_type_fits(kind,
                                          schema_deref(avro_schema_union_branch(f->schema, (int)b)));
             }
         } else {
-            fits = writer_type_fits(FIELD_SPECS[f->spec].kind, f->schema);
+            fits = writer_type_fits(kind, f->schema);
         }
         if (!fits) {
             text_set(why, why_len, "field %s is %s in the writer, which cannot be read as %s",
                      f->name, avro_schema_type_name(f->schema),
-                     FIELD_SPECS[f->spec].kind == FIELD_ENUM ? "an enum" : "the reader's type");
+                     kind == FIELD_ENUM || kind == FIELD_OPT_ENUM ? "an enum"
+                                                                  : "the reader's type");
             return -1;
         }
         seen[f->spec] = 1;
     }
-    /* A reader field the writer lacks takes the reader's default: null for the optional ones;
-     * the others have none. */
-    for (int i = 0; i < F_COUNT; i++) {
-        field_kind_t k = FIELD_SPECS[i].kind;
-        if (!seen[i] && k != FIELD_OPT_STRING && k != FIELD_OPT_DOUBLE) {
+    for (int i = 0; i < t->n_fields; i++) {
+        if (!seen[i] && !field_has_default(t->fields[i].kind)) {
             text_set(why, why_len, "the writer has no field %s, which the reader requires",
-                     FIELD_SPECS[i].name);
+                     t->fields[i].name);
             return -1;
         }
     }
@@ -861,19 +1037,47 @@ int ingest_format_parse(const char *s, ingest_format_t *out)
     return -1;
 }
 
-void ingest_event_clear(ingest_event_t *ev)
+void ingest_record_clear(ingest_record_t *rec)
 {
-    free(ev->buf);
-    /* Zero the string pointers too: they pointed into the buffer just freed. */
-    memset(ev, 0, sizeof *ev);
+    free(rec->buf);
+    free(rec->list);
+    /* Zero the string pointers too: they pointed into the buffers just freed. */
+    memset(rec, 0, sizeof *rec);
 }
 
-ingest_avro_t *ingest_avro_new(ingest_format_t format, const char *reader_schema_path,
-                               const char *schema_dir, char *err, size_t errlen)
+const char *ingest_kind_schema_name(ingest_kind_t kind)
+{
+    return kind >= 0 && kind < INGEST_KIND_COUNT ? RECORD_TYPES[kind].name : "(unknown)";
+}
+
+int ingest_kind_parse(const char *s, ingest_kind_t *out)
+{
+    static const char *const names[INGEST_KIND_COUNT] = {
+        [INGEST_KIND_EVENT] = "events",
+        [INGEST_KIND_ARTICLE] = "news",
+        [INGEST_KIND_FRAUD_LABEL] = "fraud-labels",
+        [INGEST_KIND_NEWS_LABEL] = "news-labels",
+    };
+    for (int k = 0; s != NULL && k < INGEST_KIND_COUNT; k++) {
+        if (strcmp(s, names[k]) == 0 || strcmp(s, RECORD_TYPES[k].name) == 0) {
+            *out = (ingest_kind_t)k;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+ingest_avro_t *ingest_avro_new(ingest_kind_t kind, ingest_format_t format,
+                               const char *reader_schema_path, const char *schema_dir, char *err,
+                               size_t errlen)
 {
     ingest_avro_t *dec = NULL;
     int missing;
 
+    if (kind < 0 || kind >= INGEST_KIND_COUNT) {
+        text_set(err, errlen, "unknown record kind %d", (int)kind);
+        goto err;
+    }
     if (format != INGEST_FORMAT_CONFLUENT && format != INGEST_FORMAT_PLAIN) {
         text_set(err, errlen, "unknown Avro wire format %d", (int)format);
         goto err;
@@ -887,6 +1091,8 @@ ingest_avro_t *ingest_avro_new(ingest_format_t format, const char *reader_schema
         text_set(err, errlen, "out of memory creating the Avro decoder");
         goto err;
     }
+    dec->kind = kind;
+    dec->type = &RECORD_TYPES[kind];
     dec->format = format;
     if (schema_dir != NULL && (dec->schema_dir = strdup(schema_dir)) == NULL) {
         text_set(err, errlen, "out of memory creating the Avro decoder");
@@ -959,17 +1165,8 @@ static int field_check(const field_spec_t *spec, const field_value_t *v, char *r
     switch (spec->kind) {
     case FIELD_STRING:
     case FIELD_OPT_STRING:
-        if (spec->kind == FIELD_STRING && v->len == 0) {
-            return reason_bad(reason, reason_len, "invalid field %s: empty", spec->name);
-        }
-        if (memchr(v->str, '\0', v->len) != NULL) {
-            return reason_bad(reason, reason_len, "invalid field %s: contains a NUL byte",
-                              spec->name);
-        }
-        if (!utf8_valid(v->str, v->len)) {
-            return reason_bad(reason, reason_len, "invalid field %s: not valid UTF-8", spec->name);
-        }
-        return INGEST_AVRO_OK;
+        return text_check(spec->name, v->str, v->len, spec->kind == FIELD_STRING, reason,
+                          reason_len);
     case FIELD_OPT_DOUBLE:
         if (!isfinite(v->num)) {
             return reason_bad(reason, reason_len, "invalid field %s: not a finite number",
@@ -984,50 +1181,92 @@ static int field_check(const field_spec_t *spec, const field_value_t *v, char *r
         }
         return INGEST_AVRO_OK;
     case FIELD_ENUM:
+    case FIELD_OPT_ENUM:
+    case FIELD_BOOL:
+    case FIELD_STRING_ARRAY: /* items checked as they were scanned */
         return INGEST_AVRO_OK;
     }
     return INGEST_AVRO_OK;
 }
 
-/* Commits checked field values into ev. Strings are copied into ev->buf, so vals may point
- * into the message or the schema (enum symbols). */
-static int event_commit(ingest_event_t *ev, const field_value_t *vals, char *reason,
-                        size_t reason_len)
+static int news_label_check(const field_value_t *vals, char *reason, size_t reason_len)
 {
-    size_t need = 0;
-    size_t pos = 0;
-
-    for (int i = 0; i < F_COUNT; i++) {
-        if (vals[i].present && vals[i].str != NULL) {
-            need += vals[i].len + 1;
-        }
+    if (!vals[F_NL_SENTIMENT].present && !vals[F_NL_TOPIC].present) {
+        return reason_bad(reason, reason_len,
+                          "invalid record: a NewsLabel needs a sentiment, a topic or both");
     }
-    if (need > ev->buf_cap) {
-        size_t cap = ev->buf_cap ? ev->buf_cap : 256;
+    return INGEST_AVRO_OK;
+}
+
+/* Makes sure rec->buf holds need bytes and rec->list n pointers. */
+static int record_reserve(ingest_record_t *rec, size_t need, size_t n, char *reason,
+                          size_t reason_len)
+{
+    if (need > rec->buf_cap) {
+        size_t cap = rec->buf_cap ? rec->buf_cap : 256;
         while (cap < need) {
             cap *= 2;
         }
-        char *grown = realloc(ev->buf, cap);
+        char *grown = realloc(rec->buf, cap);
         if (grown == NULL) {
-            text_set(reason, reason_len, "out of memory growing the event buffer to %zu", cap);
+            text_set(reason, reason_len, "out of memory growing the record buffer to %zu", cap);
             return INGEST_AVRO_ERR;
         }
-        ev->buf = grown;
-        ev->buf_cap = cap;
+        rec->buf = grown;
+        rec->buf_cap = cap;
     }
-    /* The buffer is final now (no realloc below), so pointers into it stay valid. */
-    for (int i = 0; i < F_COUNT; i++) {
-        const field_spec_t *spec = &FIELD_SPECS[i];
-        char *member = (char *)ev + spec->offset;
+    if (n > rec->list_cap) {
+        size_t cap = rec->list_cap ? rec->list_cap : 16;
+        while (cap < n) {
+            cap *= 2;
+        }
+        const char **grown = realloc(rec->list, cap * sizeof *grown);
+        if (grown == NULL) {
+            text_set(reason, reason_len, "out of memory growing the record's list to %zu", cap);
+            return INGEST_AVRO_ERR;
+        }
+        rec->list = grown;
+        rec->list_cap = cap;
+    }
+    return INGEST_AVRO_OK;
+}
+
+/* Commits checked field values into rec. Strings are copied into rec->buf, so vals may point
+ * into the message or the schema (enum symbols). */
+static int record_commit(const ingest_avro_t *dec, ingest_record_t *rec, const field_value_t *vals,
+                         char *reason, size_t reason_len)
+{
+    const record_type_t *t = dec->type;
+    size_t need = 0, n_list = 0, pos = 0, list_pos = 0;
+    int rc;
+
+    for (int i = 0; i < t->n_fields; i++) {
+        if (vals[i].present && vals[i].str != NULL) {
+            /* a NUL after each string, and after each item of an array */
+            need += vals[i].len + (t->fields[i].kind == FIELD_STRING_ARRAY ? vals[i].n_items : 1);
+        }
+        if (vals[i].present && t->fields[i].kind == FIELD_STRING_ARRAY) {
+            n_list += vals[i].n_items;
+        }
+    }
+    if ((rc = record_reserve(rec, need, n_list, reason, reason_len)) != INGEST_AVRO_OK) {
+        return rc;
+    }
+    /* The buffers are final now (no realloc below), so pointers into them stay valid. */
+    rec->kind = dec->kind;
+    for (int i = 0; i < t->n_fields; i++) {
+        const field_spec_t *spec = &t->fields[i];
+        char *member = (char *)rec + spec->offset;
         switch (spec->kind) {
         case FIELD_STRING:
         case FIELD_ENUM:
-        case FIELD_OPT_STRING: {
+        case FIELD_OPT_STRING:
+        case FIELD_OPT_ENUM: {
             const char *copy = NULL;
             if (vals[i].present) {
-                memcpy(ev->buf + pos, vals[i].str, vals[i].len);
-                ev->buf[pos + vals[i].len] = '\0';
-                copy = ev->buf + pos;
+                memcpy(rec->buf + pos, vals[i].str, vals[i].len);
+                rec->buf[pos + vals[i].len] = '\0';
+                copy = rec->buf + pos;
                 pos += vals[i].len + 1;
             }
             memcpy(member, &copy, sizeof copy);
@@ -1041,51 +1280,118 @@ static int event_commit(ingest_event_t *ev, const field_value_t *vals, char *rea
         case FIELD_TIME_MS:
             memcpy(member, &vals[i].i64, sizeof vals[i].i64);
             break;
+        case FIELD_BOOL: {
+            int b = vals[i].i64 != 0;
+            memcpy(member, &b, sizeof b);
+            break;
+        }
+        case FIELD_STRING_ARRAY: {
+            const char *const *items = NULL;
+            size_t n = vals[i].present ? vals[i].n_items : 0;
+            if (n > 0) {
+                /* Walked a second time, already validated by scan_string_array. */
+                scan_t walk = {(const uint8_t *)vals[i].str,
+                               (const uint8_t *)vals[i].str + vals[i].i64, spec->name, reason,
+                               reason_len};
+                items = rec->list + list_pos;
+                for (size_t k = 0; k < n;) {
+                    int64_t count;
+                    if (scan_block_count(&walk, &count) != 0 || count == 0) {
+                        text_set(reason, reason_len, "field %s changed between two reads",
+                                 spec->name);
+                        return INGEST_AVRO_ERR;
+                    }
+                    for (int64_t c = 0; c < count && k < n; c++, k++) {
+                        field_value_t item = {0};
+                        if (scan_string(&walk, &item) != 0) {
+                            text_set(reason, reason_len, "field %s changed between two reads",
+                                     spec->name);
+                            return INGEST_AVRO_ERR;
+                        }
+                        memcpy(rec->buf + pos, item.str, item.len);
+                        rec->buf[pos + item.len] = '\0';
+                        rec->list[list_pos++] = rec->buf + pos;
+                        pos += item.len + 1;
+                    }
+                }
+            }
+            memcpy(member, &items, sizeof items);
+            memcpy((char *)rec + spec->aux_offset, &n, sizeof n);
+            break;
+        }
         }
     }
-    ev->has_amount = vals[F_AMOUNT].present;
-    ev->has_geo = vals[F_LATITUDE].present && vals[F_LONGITUDE].present;
-    if (!ev->has_geo) {
-        ev->latitude = 0.0;
-        ev->longitude = 0.0;
+    /* "Has" flags of optional doubles: set when every field sharing the flag is present
+     * (BehaviorEvent's has_geo needs both latitude and longitude); values without one read 0. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < t->n_fields; i++) {
+            const field_spec_t *spec = &t->fields[i];
+            if (spec->kind != FIELD_OPT_DOUBLE || spec->aux_offset == 0) {
+                continue;
+            }
+            int *has = (int *)(void *)((char *)rec + spec->aux_offset);
+            if (pass == 0) {
+                *has = 1;
+            } else if (!vals[i].present) {
+                *has = 0;
+            }
+        }
+    }
+    for (int i = 0; i < t->n_fields; i++) {
+        const field_spec_t *spec = &t->fields[i];
+        if (spec->kind == FIELD_OPT_DOUBLE && spec->aux_offset != 0 &&
+            !*(int *)(void *)((char *)rec + spec->aux_offset)) {
+            double zero = 0.0;
+            memcpy((char *)rec + spec->offset, &zero, sizeof zero);
+        }
     }
     return INGEST_AVRO_OK;
 }
 
 /* The end of both decoders: the record must use every byte, every value must pass the rules
- * the schema cannot express, and only then does ev change. */
-static int decode_finish(const scan_t *s, const uint8_t *data, const field_value_t *vals,
-                         ingest_event_t *ev)
+ * the schema cannot express, and only then does rec change. */
+static int decode_finish(const ingest_avro_t *dec, const scan_t *s, const uint8_t *data,
+                         const field_value_t *vals, ingest_record_t *rec)
 {
+    const record_type_t *t = dec->type;
     int rc;
 
     if (s->p != s->end) {
         return reason_bad(s->reason, s->reason_len, "trailing bytes: %zu after the %zu-byte record",
                           (size_t)(s->end - s->p), (size_t)(s->p - data));
     }
-    for (int i = 0; i < F_COUNT; i++) {
-        if ((rc = field_check(&FIELD_SPECS[i], &vals[i], s->reason, s->reason_len)) != 0) {
+    for (int i = 0; i < t->n_fields; i++) {
+        if ((rc = field_check(&t->fields[i], &vals[i], s->reason, s->reason_len)) != 0) {
             return rc;
         }
     }
-    return event_commit(ev, vals, s->reason, s->reason_len);
+    if (t->check != NULL && (rc = t->check(vals, s->reason, s->reason_len)) != 0) {
+        return rc;
+    }
+    return record_commit(dec, rec, vals, s->reason, s->reason_len);
+}
+
+static int field_is_optional(field_kind_t kind)
+{
+    return kind == FIELD_OPT_STRING || kind == FIELD_OPT_DOUBLE || kind == FIELD_OPT_ENUM;
 }
 
 /* Reads one field vigil knows straight from the wire. The reader schema fixed its type
  * (reader_schema_check); the checks and reasons are the scanner's. */
 static int direct_field(ingest_avro_t *dec, scan_t *s, int i, field_value_t *out)
 {
-    const field_spec_t *spec = &FIELD_SPECS[i];
+    const field_spec_t *spec = &dec->type->fields[i];
+    const field_slot_t *slot = &dec->slots[i];
     int64_t v;
     int rc;
 
     memset(out, 0, sizeof *out);
     s->field = spec->name;
-    if (spec->kind == FIELD_OPT_STRING || spec->kind == FIELD_OPT_DOUBLE) {
+    if (field_is_optional(spec->kind)) {
         if ((rc = scan_index(s, 2, 0, &v)) != 0) {
             return rc;
         }
-        if (v == dec->slots[i].null_branch) {
+        if (v == slot->null_branch) {
             return INGEST_AVRO_OK;
         }
     }
@@ -1093,12 +1399,16 @@ static int direct_field(ingest_avro_t *dec, scan_t *s, int i, field_value_t *out
     case FIELD_STRING:
     case FIELD_OPT_STRING:
         return scan_string(s, out);
+    case FIELD_STRING_ARRAY:
+        return scan_string_array(s, out);
     case FIELD_ENUM:
-        if ((rc = scan_index(s, avro_schema_enum_number_of_symbols(dec->event_type_schema), 1,
-                             &v)) != 0) {
+    case FIELD_OPT_ENUM:
+        if ((rc = scan_index(s, avro_schema_enum_number_of_symbols(slot->enum_schema), 1, &v)) !=
+            0) {
             return rc;
         }
-        out->str = avro_schema_enum_get(dec->event_type_schema, (int)v);
+        out->str = avro_schema_enum_get(slot->enum_schema, (int)v);
+        out->len = strlen(out->str);
         break;
     case FIELD_OPT_DOUBLE:
         if ((rc = scan_real(s, 8, &out->num)) != 0) {
@@ -1110,20 +1420,24 @@ static int direct_field(ingest_avro_t *dec, scan_t *s, int i, field_value_t *out
             return rc;
         }
         break;
+    case FIELD_BOOL:
+        if ((rc = scan_bool(s, &out->i64)) != 0) {
+            return rc;
+        }
+        break;
     }
     out->present = 1;
-    out->len = out->str ? strlen(out->str) : 0;
     return INGEST_AVRO_OK;
 }
 
 /* The hot path, for a message written with the reader schema itself: one pass over the bytes
  * that validates and reads at once, no Avro C value, no allocation. Fields vigil does not read
  * are validated and skipped by the scanner. Same reasons as the general path. */
-static int direct_decode(ingest_avro_t *dec, const uint8_t *data, size_t len, ingest_event_t *ev,
+static int direct_decode(ingest_avro_t *dec, const uint8_t *data, size_t len, ingest_record_t *rec,
                          char *reason, size_t reason_len)
 {
     scan_t s = {data, data + len, "(record)", reason, reason_len};
-    field_value_t vals[F_COUNT];
+    field_value_t vals[FIELDS_MAX];
     int rc;
 
     for (size_t j = 0; j < dec->plan_len; j++) {
@@ -1139,15 +1453,17 @@ static int direct_decode(ingest_avro_t *dec, const uint8_t *data, size_t len, in
             return rc;
         }
     }
-    return decode_finish(&s, data, vals, ev);
+    return decode_finish(dec, &s, data, vals, rec);
 }
 
-/* Reads one value of writer type t as FIELD_SPECS[i] (see writer_type_fits for what converts).
- * Reasons as the scanner's; a union branch the reader cannot take names the incompatibility. */
+/* Reads one value of writer type t as the type's field i (see writer_type_fits for what
+ * converts). Reasons as the scanner's; a union branch the reader cannot take names the
+ * incompatibility. */
 static int plan_value(ingest_avro_t *dec, const writer_entry_t *w, scan_t *s, avro_schema_t t,
                       int i, field_value_t *out, int depth)
 {
-    const field_spec_t *spec = &FIELD_SPECS[i];
+    const field_spec_t *spec = &dec->type->fields[i];
+    int is_enum = spec->kind == FIELD_ENUM || spec->kind == FIELD_OPT_ENUM;
     int64_t v;
     int rc;
 
@@ -1161,7 +1477,7 @@ static int plan_value(ingest_avro_t *dec, const writer_entry_t *w, scan_t *s, av
                           "incompatible schema id %u: field %s holds a %s, which vigil cannot "
                           "read as its %s",
                           (unsigned)w->id, spec->name, avro_schema_type_name(t),
-                          spec->kind == FIELD_ENUM ? "enum" : "type");
+                          is_enum ? "enum" : "type");
     }
     switch (avro_typeof(t)) {
     case AVRO_UNION:
@@ -1174,7 +1490,13 @@ static int plan_value(ingest_avro_t *dec, const writer_entry_t *w, scan_t *s, av
         return INGEST_AVRO_OK;
     case AVRO_STRING:
         return scan_string(s, out);
+    case AVRO_ARRAY:
+        return scan_string_array(s, out); /* of strings (writer_type_fits) */
+    case AVRO_BOOLEAN:
+        out->present = 1;
+        return scan_bool(s, &out->i64);
     case AVRO_ENUM: {
+        avro_schema_t reader_enum = dec->slots[i].enum_schema;
         const char *symbol;
         int mapped;
         if ((rc = scan_index(s, avro_schema_enum_number_of_symbols(t), 1, &v)) != 0) {
@@ -1182,16 +1504,15 @@ static int plan_value(ingest_avro_t *dec, const writer_entry_t *w, scan_t *s, av
         }
         /* By name: the writer may order its symbols differently or have new ones. */
         symbol = avro_schema_enum_get(t, (int)v);
-        mapped = avro_schema_enum_get_by_name(dec->event_type_schema, symbol);
+        mapped = avro_schema_enum_get_by_name(reader_enum, symbol);
         if (mapped < 0) {
             return reason_bad(s->reason, s->reason_len,
                               "incompatible schema id %u: symbol %s of field %s is not in the "
                               "reader's enum %s",
-                              (unsigned)w->id, symbol, spec->name,
-                              avro_schema_name(dec->event_type_schema));
+                              (unsigned)w->id, symbol, spec->name, avro_schema_name(reader_enum));
         }
         out->present = 1;
-        out->str = avro_schema_enum_get(dec->event_type_schema, mapped);
+        out->str = avro_schema_enum_get(reader_enum, mapped);
         out->len = strlen(out->str);
         return INGEST_AVRO_OK;
     }
@@ -1220,12 +1541,12 @@ static int plan_value(ingest_avro_t *dec, const writer_entry_t *w, scan_t *s, av
 
 /* A message on a writer schema that differs from the reader's: read in the writer's field
  * order through its plan, fields vigil does not read validated and skipped, fields the writer
- * lacks left at the reader's default (null). One pass, as direct_decode. */
+ * lacks left at the reader's default (null, or the empty array). One pass, as direct_decode. */
 static int plan_decode(ingest_avro_t *dec, const writer_entry_t *w, const uint8_t *data, size_t len,
-                       ingest_event_t *ev, char *reason, size_t reason_len)
+                       ingest_record_t *rec, char *reason, size_t reason_len)
 {
     scan_t s = {data, data + len, "(record)", reason, reason_len};
-    field_value_t vals[F_COUNT];
+    field_value_t vals[FIELDS_MAX];
     int rc;
 
     memset(vals, 0, sizeof vals);
@@ -1238,10 +1559,10 @@ static int plan_decode(ingest_avro_t *dec, const writer_entry_t *w, const uint8_
             return rc;
         }
     }
-    return decode_finish(&s, data, vals, ev);
+    return decode_finish(dec, &s, data, vals, rec);
 }
 
-int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_event_t *ev,
+int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_record_t *rec,
                        char *reason, size_t reason_len)
 {
     const uint8_t *payload = data;
@@ -1280,20 +1601,42 @@ int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_
         payload_len -= CONFLUENT_HEADER_LEN;
     }
     if (plan != NULL) {
-        return plan_decode(dec, plan, payload, payload_len, ev, reason, reason_len);
+        return plan_decode(dec, plan, payload, payload_len, rec, reason, reason_len);
     }
     /* Same schema on both sides (plain format, or a Confluent id whose schema equals the
      * reader's). */
-    return direct_decode(dec, payload, payload_len, ev, reason, reason_len);
+    return direct_decode(dec, payload, payload_len, rec, reason, reason_len);
 }
 
-/* Sets field i of enc->value from ev. */
-static int field_write(ingest_avro_t *enc, const ingest_event_t *ev, int i, char *err,
+ingest_kind_t ingest_avro_kind(const ingest_avro_t *dec)
+{
+    return dec->kind;
+}
+
+/* Sets enum field to symbol of the reader's enum. */
+static int enum_write(avro_value_t *field, avro_schema_t enum_schema, const field_spec_t *spec,
+                      const char *symbol, char *err, size_t errlen)
+{
+    int index = avro_schema_enum_get_by_name(enum_schema, symbol);
+    if (index < 0) {
+        text_set(err, errlen, "%s \"%.40s\" is not a symbol of enum %s", spec->name, symbol,
+                 avro_schema_name(enum_schema));
+        return -1;
+    }
+    if (avro_value_set_enum(field, index) != 0) {
+        text_set(err, errlen, "cannot set Avro field %s: %s", spec->name, avro_strerror());
+        return -1;
+    }
+    return 0;
+}
+
+/* Sets field i of enc->value from rec. */
+static int field_write(ingest_avro_t *enc, const ingest_record_t *rec, int i, char *err,
                        size_t errlen)
 {
-    const field_spec_t *spec = &FIELD_SPECS[i];
+    const field_spec_t *spec = &enc->type->fields[i];
     const field_slot_t *slot = &enc->slots[i];
-    const char *member = (const char *)ev + spec->offset;
+    const char *member = (const char *)rec + spec->offset;
     const char *str = NULL;
     avro_value_t field, branch;
     int present = 1;
@@ -1302,19 +1645,27 @@ static int field_write(ingest_avro_t *enc, const ingest_event_t *ev, int i, char
     if (avro_value_get_by_index(&enc->value, slot->index, &field, NULL) != 0) {
         goto avro_err;
     }
-    if (spec->kind != FIELD_OPT_DOUBLE && spec->kind != FIELD_TIME_MS) {
+    switch (spec->kind) {
+    case FIELD_STRING:
+    case FIELD_ENUM:
+    case FIELD_OPT_STRING:
+    case FIELD_OPT_ENUM:
         memcpy(&str, member, sizeof str);
         present = (str != NULL);
-    } else if (i == F_AMOUNT) {
-        present = ev->has_amount;
-    } else if (i == F_LATITUDE || i == F_LONGITUDE) {
-        present = ev->has_geo;
+        break;
+    case FIELD_OPT_DOUBLE:
+        if (spec->aux_offset != 0) {
+            memcpy(&present, (const char *)rec + spec->aux_offset, sizeof present);
+        }
+        break;
+    default:
+        break;
     }
-    if (!present && (spec->kind == FIELD_STRING || spec->kind == FIELD_ENUM)) {
-        text_set(err, errlen, "event field %s is NULL; it is required", spec->name);
+    if (!present && !field_is_optional(spec->kind)) {
+        text_set(err, errlen, "record field %s is NULL; it is required", spec->name);
         return -1;
     }
-    if (spec->kind == FIELD_OPT_STRING || spec->kind == FIELD_OPT_DOUBLE) {
+    if (field_is_optional(spec->kind)) {
         if (!present) {
             if (avro_value_set_branch(&field, slot->null_branch, &branch) != 0 ||
                 avro_value_set_null(&branch) != 0) {
@@ -1332,16 +1683,9 @@ static int field_write(ingest_avro_t *enc, const ingest_event_t *ev, int i, char
     case FIELD_OPT_STRING:
         rc = avro_value_set_string(&field, str);
         break;
-    case FIELD_ENUM: {
-        int index = avro_schema_enum_get_by_name(enc->event_type_schema, str);
-        if (index < 0) {
-            text_set(err, errlen, "event_type \"%.40s\" is not a symbol of enum %s", str,
-                     avro_schema_name(enc->event_type_schema));
-            return -1;
-        }
-        rc = avro_value_set_enum(&field, index);
-        break;
-    }
+    case FIELD_ENUM:
+    case FIELD_OPT_ENUM:
+        return enum_write(&field, slot->enum_schema, spec, str, err, errlen);
     case FIELD_OPT_DOUBLE: {
         double d;
         memcpy(&d, member, sizeof d);
@@ -1352,6 +1696,31 @@ static int field_write(ingest_avro_t *enc, const ingest_event_t *ev, int i, char
         int64_t t;
         memcpy(&t, member, sizeof t);
         rc = avro_value_set_long(&field, t);
+        break;
+    }
+    case FIELD_BOOL: {
+        int b;
+        memcpy(&b, member, sizeof b);
+        rc = avro_value_set_boolean(&field, b != 0);
+        break;
+    }
+    case FIELD_STRING_ARRAY: {
+        const char *const *items;
+        size_t n;
+        memcpy(&items, member, sizeof items);
+        memcpy(&n, (const char *)rec + spec->aux_offset, sizeof n);
+        rc = 0;
+        for (size_t k = 0; k < n && rc == 0; k++) {
+            avro_value_t item;
+            if (items[k] == NULL) {
+                text_set(err, errlen, "record field %s has a NULL item %zu", spec->name, k);
+                return -1;
+            }
+            rc = avro_value_append(&field, &item, NULL);
+            if (rc == 0) {
+                rc = avro_value_set_string(&item, items[k]);
+            }
+        }
         break;
     }
     default:
@@ -1367,8 +1736,8 @@ avro_err:
     return -1;
 }
 
-long ingest_avro_encode(ingest_avro_t *enc, const ingest_event_t *ev, int32_t schema_id, void *out,
-                        size_t out_cap, char *err, size_t errlen)
+long ingest_avro_encode(ingest_avro_t *enc, const ingest_record_t *rec, int32_t schema_id,
+                        void *out, size_t out_cap, char *err, size_t errlen)
 {
     size_t header = enc->format == INGEST_FORMAT_CONFLUENT ? CONFLUENT_HEADER_LEN : 0;
     uint8_t *bytes = out;
@@ -1378,13 +1747,18 @@ long ingest_avro_encode(ingest_avro_t *enc, const ingest_event_t *ev, int32_t sc
         text_set(err, errlen, "schema id %d is negative; Confluent ids start at 1", (int)schema_id);
         return -1;
     }
-    /* Fields of the schema that ingest_event_t lacks stay at their zero values. */
+    if (rec->kind != enc->kind) {
+        text_set(err, errlen, "cannot encode a %s with a %s encoder",
+                 ingest_kind_schema_name(rec->kind), enc->type->name);
+        return -1;
+    }
+    /* Fields of the schema that ingest_record_t lacks stay at their zero values. */
     if (avro_value_reset(&enc->value) != 0) {
         text_set(err, errlen, "cannot reset the Avro value: %s", avro_strerror());
         return -1;
     }
-    for (int i = 0; i < F_COUNT; i++) {
-        if (field_write(enc, ev, i, err, errlen) != 0) {
+    for (int i = 0; i < enc->type->n_fields; i++) {
+        if (field_write(enc, rec, i, err, errlen) != 0) {
             return -1;
         }
     }
@@ -1393,7 +1767,7 @@ long ingest_avro_encode(ingest_avro_t *enc, const ingest_event_t *ev, int32_t sc
         return -1;
     }
     if (out_cap < header || body > out_cap - header || header + body > LONG_MAX) {
-        text_set(err, errlen, "output buffer of %zu bytes is too small; the event needs %zu",
+        text_set(err, errlen, "output buffer of %zu bytes is too small; the record needs %zu",
                  out_cap, header + body);
         return -1;
     }

@@ -7,7 +7,8 @@
 
 struct ingest_kafka {
     rd_kafka_t *rk;
-    char *topic;
+    char **topics; /* subscribed, owned */
+    size_t n_topics;
     char group[256];
     ingest_kafka_callbacks_t cb;
     int64_t none_offset; /* what INGEST_OFFSET_NONE becomes: BEGINNING or END */
@@ -22,18 +23,15 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const
         k->cb.on_log(k->cb.ctx, level, fac, buf);
 }
 
-/* Collects the partitions of our topic in a list, for the callbacks. Returns the count, or -1
- * when out of memory. *out is malloc'd (the caller frees). */
-static int kafka_partitions_of(const ingest_kafka_t *k,
-                               const rd_kafka_topic_partition_list_t *parts, int32_t **out)
+/* Collects the partitions of topic in parts into out (room for parts->cnt), for the
+ * callbacks, which take one topic at a time. Returns the count. */
+static int kafka_partitions_of(const char *topic, const rd_kafka_topic_partition_list_t *parts,
+                               int32_t *out)
 {
     int n = 0;
-    *out = malloc(sizeof(int32_t) * (size_t)(parts->cnt > 0 ? parts->cnt : 1));
-    if (!*out)
-        return -1;
     for (int i = 0; i < parts->cnt; i++)
-        if (strcmp(parts->elems[i].topic, k->topic) == 0)
-            (*out)[n++] = parts->elems[i].partition;
+        if (strcmp(parts->elems[i].topic, topic) == 0)
+            out[n++] = parts->elems[i].partition;
     return n;
 }
 
@@ -48,26 +46,31 @@ static void kafka_log_error(ingest_kafka_t *k, const char *what, const char *det
 /* Assignment with offsets from the owner. @locality: the polling thread, inside poll. */
 static void kafka_assign(ingest_kafka_t *k, rd_kafka_topic_partition_list_t *parts, int cooperative)
 {
-    int32_t *ids = NULL;
-    int64_t *offsets = NULL;
-    int n = kafka_partitions_of(k, parts, &ids);
+    size_t room = (size_t)(parts->cnt > 0 ? parts->cnt : 1);
+    int32_t *ids = malloc(room * sizeof(*ids));
+    int64_t *offsets = calloc(room, sizeof(*offsets));
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 
-    if (n < 0)
-        goto err;
-    offsets = calloc((size_t)(n > 0 ? n : 1), sizeof(int64_t));
-    if (!offsets)
-        goto err;
-    if (n > 0 && k->cb.on_assign(k->cb.ctx, k->topic, ids, (size_t)n, offsets) != 0) {
-        /* Without stored offsets we must not read: anything we wrote could duplicate rows. */
-        kafka_log_error(k, "assignment refused", "stored offsets could not be read");
+    if (!ids || !offsets) {
+        kafka_log_error(k, "assignment refused", "out of memory");
         goto err;
     }
-    for (int i = 0; i < n; i++) {
-        rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(parts, k->topic, ids[i]);
-        if (p)
-            p->offset = offsets[i] == INGEST_OFFSET_NONE ? k->none_offset : offsets[i];
+    for (size_t t = 0; t < k->n_topics; t++) {
+        const char *topic = k->topics[t];
+        int n = kafka_partitions_of(topic, parts, ids);
+        if (n > 0 && k->cb.on_assign(k->cb.ctx, topic, ids, (size_t)n, offsets) != 0) {
+            /* Without stored offsets we must not read: anything we wrote could duplicate
+             * rows. */
+            kafka_log_error(k, "assignment refused", "stored offsets could not be read");
+            goto err;
+        }
+        for (int i = 0; i < n; i++) {
+            rd_kafka_topic_partition_t *p =
+                rd_kafka_topic_partition_list_find(parts, topic, ids[i]);
+            if (p)
+                p->offset = offsets[i] == INGEST_OFFSET_NONE ? k->none_offset : offsets[i];
+        }
     }
     if (cooperative) {
         error = rd_kafka_incremental_assign(k->rk, parts);
@@ -97,10 +100,14 @@ err:
 
 static void kafka_revoke(ingest_kafka_t *k, rd_kafka_topic_partition_list_t *parts, int cooperative)
 {
-    int32_t *ids = NULL;
-    int n = kafka_partitions_of(k, parts, &ids);
-    if (n > 0 && k->cb.on_revoke)
-        k->cb.on_revoke(k->cb.ctx, k->topic, ids, (size_t)n);
+    int32_t *ids = malloc((size_t)(parts->cnt > 0 ? parts->cnt : 1) * sizeof(*ids));
+    for (size_t t = 0; ids && t < k->n_topics; t++) {
+        int n = kafka_partitions_of(k->topics[t], parts, ids);
+        if (n > 0 && k->cb.on_revoke)
+            k->cb.on_revoke(k->cb.ctx, k->topics[t], ids, (size_t)n);
+    }
+    if (!ids)
+        kafka_log_error(k, "revoke not passed on", "out of memory");
     free(ids);
     if (cooperative) {
         rd_kafka_error_t *error = rd_kafka_incremental_unassign(k->rk, parts);
@@ -154,8 +161,9 @@ static int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *va
 }
 
 ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *values,
-                                 const char *const *origins, size_t n, const char *topic,
-                                 const ingest_kafka_callbacks_t *cb, char *err, size_t errlen)
+                                 const char *const *origins, size_t n, const char *const *topics,
+                                 size_t n_topics, const ingest_kafka_callbacks_t *cb, char *err,
+                                 size_t errlen)
 {
     static const char *const defaults[][2] = {
         {"group.id", "vigild"},
@@ -176,9 +184,16 @@ ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *val
     rd_kafka_resp_err_t e;
     ingest_kafka_t *k = calloc(1, sizeof(*k));
 
-    if (!k || !(k->topic = strdup(topic))) {
+    if (!k || !(k->topics = calloc(n_topics ? n_topics : 1, sizeof(char *)))) {
         snprintf(err, errlen, "kafka consumer: out of memory");
         goto err;
+    }
+    for (size_t t = 0; t < n_topics; t++) {
+        if (!(k->topics[k->n_topics] = strdup(topics[t]))) {
+            snprintf(err, errlen, "kafka consumer: out of memory");
+            goto err;
+        }
+        k->n_topics++;
     }
     k->cb = *cb;
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
@@ -212,13 +227,14 @@ ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *val
     conf = NULL; /* owned by k->rk now */
     rd_kafka_poll_set_consumer(k->rk);
 
-    sub = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
+    sub = rd_kafka_topic_partition_list_new((int)n_topics);
+    for (size_t t = 0; t < n_topics; t++)
+        rd_kafka_topic_partition_list_add(sub, topics[t], RD_KAFKA_PARTITION_UA);
     e = rd_kafka_subscribe(k->rk, sub);
     rd_kafka_topic_partition_list_destroy(sub);
     if (e) {
-        snprintf(err, errlen, "kafka consumer: cannot subscribe to %s: %s", topic,
-                 rd_kafka_err2str(e));
+        snprintf(err, errlen, "kafka consumer: cannot subscribe to %zu topics (%s, ...): %s",
+                 n_topics, n_topics ? topics[0] : "none", rd_kafka_err2str(e));
         goto err;
     }
     return k;
@@ -256,23 +272,23 @@ rd_kafka_message_t *ingest_kafka_poll(ingest_kafka_t *k, int timeout_ms)
     return rd_kafka_consumer_poll(k->rk, timeout_ms);
 }
 
-int ingest_kafka_seek(ingest_kafka_t *k, int32_t partition, int64_t offset, char *err,
-                      size_t errlen)
+int ingest_kafka_seek(ingest_kafka_t *k, const char *topic, int32_t partition, int64_t offset,
+                      char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
     rd_kafka_error_t *error;
-    rd_kafka_topic_partition_list_add(parts, k->topic, partition)->offset =
+    rd_kafka_topic_partition_list_add(parts, topic, partition)->offset =
         offset == INGEST_OFFSET_NONE ? k->none_offset : offset;
     error = rd_kafka_seek_partitions(k->rk, parts, 10000);
     if (!error && parts->elems[0].err) {
-        snprintf(err, errlen, "kafka seek %s[%d] to %lld: %s", k->topic, (int)partition,
+        snprintf(err, errlen, "kafka seek %s[%d] to %lld: %s", topic, (int)partition,
                  (long long)offset, rd_kafka_err2str(parts->elems[0].err));
         rd_kafka_topic_partition_list_destroy(parts);
         return -1;
     }
     rd_kafka_topic_partition_list_destroy(parts);
     if (error) {
-        snprintf(err, errlen, "kafka seek %s[%d] to %lld: %s", k->topic, (int)partition,
+        snprintf(err, errlen, "kafka seek %s[%d] to %lld: %s", topic, (int)partition,
                  (long long)offset, rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
         return -1;
@@ -307,24 +323,25 @@ int ingest_kafka_pause_all(ingest_kafka_t *k, int pause, char *err, size_t errle
     return n;
 }
 
-int ingest_kafka_watermarks(ingest_kafka_t *k, int32_t partition, int64_t *low, int64_t *high)
+int ingest_kafka_watermarks(ingest_kafka_t *k, const char *topic, int32_t partition, int64_t *low,
+                            int64_t *high)
 {
-    if (rd_kafka_get_watermark_offsets(k->rk, k->topic, partition, low, high) !=
+    if (rd_kafka_get_watermark_offsets(k->rk, topic, partition, low, high) !=
             RD_KAFKA_RESP_ERR_NO_ERROR ||
         *high < 0)
         return -1;
     return 0;
 }
 
-void ingest_kafka_commit(ingest_kafka_t *k, const int32_t *partitions, const int64_t *next,
-                         size_t n)
+void ingest_kafka_commit(ingest_kafka_t *k, const char *const *topics, const int32_t *partitions,
+                         const int64_t *next, size_t n)
 {
     rd_kafka_topic_partition_list_t *parts;
     if (n == 0)
         return;
     parts = rd_kafka_topic_partition_list_new((int)n);
     for (size_t i = 0; i < n; i++)
-        rd_kafka_topic_partition_list_add(parts, k->topic, partitions[i])->offset = next[i];
+        rd_kafka_topic_partition_list_add(parts, topics[i], partitions[i])->offset = next[i];
     /* Async and best effort: PostgreSQL holds the offsets that count. */
     rd_kafka_resp_err_t e = rd_kafka_commit(k->rk, parts, 1);
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -359,6 +376,8 @@ void ingest_kafka_free(ingest_kafka_t *k)
     ingest_kafka_close(k);
     if (k->rk)
         rd_kafka_destroy(k->rk);
-    free(k->topic);
+    for (size_t t = 0; t < k->n_topics; t++)
+        free(k->topics[t]);
+    free(k->topics);
     free(k);
 }

@@ -1,4 +1,4 @@
-/* The Kafka consumer of one topic in a consumer group, with offsets owned by the caller.
+/* The Kafka consumer of a set of topics in a consumer group, with offsets owned by the caller.
  *
  * vigil stores offsets in PostgreSQL, in the same transaction as the rows they account for, so
  * this wrapper never lets librdkafka pick a start position on its own: on every assignment it
@@ -37,10 +37,12 @@ typedef struct ingest_kafka ingest_kafka_t;
  * (enable.auto.commit=false, enable.partition.eof=false, auto.offset.reset=earliest,
  * group.id=vigild, and a prefetch queue bounded at queued.max.messages.kbytes=16384), so the
  * user can override any of them. origins[i] names where each
- * came from, for error messages. Subscribes to topic. Returns NULL and fills err on failure. */
+ * came from, for error messages. Subscribes to topics (n_topics of them); the callbacks are
+ * called once per topic. Returns NULL and fills err on failure. */
 ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *values,
-                                 const char *const *origins, size_t n, const char *topic,
-                                 const ingest_kafka_callbacks_t *cb, char *err, size_t errlen);
+                                 const char *const *origins, size_t n, const char *const *topics,
+                                 size_t n_topics, const ingest_kafka_callbacks_t *cb, char *err,
+                                 size_t errlen);
 
 /* Applies the pass-through settings to conf (for any client of ours: the consumer, the
  * dead-letter producer). Returns 0, or -1 with err naming the key and its origin. */
@@ -59,8 +61,8 @@ rd_kafka_message_t *ingest_kafka_poll(ingest_kafka_t *k, int timeout_ms);
 
 /* Moves the read position of an assigned partition (after a fenced write: back to the stored
  * offset). Returns 0 or -1 with err. */
-int ingest_kafka_seek(ingest_kafka_t *k, int32_t partition, int64_t offset, char *err,
-                      size_t errlen);
+int ingest_kafka_seek(ingest_kafka_t *k, const char *topic, int32_t partition, int64_t offset,
+                      char *err, size_t errlen);
 
 /* Pauses (pause = 1) or resumes (0) fetching for every partition assigned now. Pausing also
  * drops what librdkafka had prefetched for them, so a stalled sink does not pile messages up in
@@ -71,11 +73,13 @@ int ingest_kafka_pause_all(ingest_kafka_t *k, int pause, char *err, size_t errle
 /* The low and high watermarks of partition as librdkafka last saw them in fetch responses (no
  * request is made; the same figures as its statistics' lo_offset/hi_offset). Returns 0, or -1
  * when not known yet. */
-int ingest_kafka_watermarks(ingest_kafka_t *k, int32_t partition, int64_t *low, int64_t *high);
+int ingest_kafka_watermarks(ingest_kafka_t *k, const char *topic, int32_t partition, int64_t *low,
+                            int64_t *high);
 
-/* Commits next offsets to Kafka asynchronously, for lag tools only. Best effort. */
-void ingest_kafka_commit(ingest_kafka_t *k, const int32_t *partitions, const int64_t *next,
-                         size_t n);
+/* Commits next offsets (topics[i], partitions[i]) -> next[i] to Kafka asynchronously, for lag
+ * tools only. Best effort. */
+void ingest_kafka_commit(ingest_kafka_t *k, const char *const *topics, const int32_t *partitions,
+                         const int64_t *next, size_t n);
 
 /* The group id in effect and the number of partitions currently assigned. */
 const char *ingest_kafka_group(const ingest_kafka_t *k);

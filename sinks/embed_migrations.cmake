@@ -1,5 +1,6 @@
 # Turns sinks/migrations/NNNN_name.sql files into a C array (version, name, sql), sorted by name.
-# Invoked at build time: cmake -DOUT=file.c -DFILES="a.sql;b.sql" -P embed_migrations.cmake
+# Invoked at build time: cmake -DOUT=file.c -DFILES="a.sql|b.sql" -P embed_migrations.cmake
+string(REPLACE "|" ";" FILES "${FILES}")
 set(body "/* Generated from sinks/migrations by embed_migrations.cmake; do not edit. */\n")
 string(APPEND body "#include \"sink_migrations.h\"\n\nconst sink_migration_t sink_migrations[] = {\n")
 set(count 0)

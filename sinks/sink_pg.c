@@ -450,16 +450,13 @@ static int sink_pg_buf_addc(sink_pg_buf_t *b, char c)
     return sink_pg_buf_add(b, &c, 1);
 }
 
-/* A text field in COPY text format: \N for NULL, and the four characters that would end a field
- * or a row (backslash, tab, newline, carriage return) escaped. */
-static int sink_pg_buf_add_text(sink_pg_buf_t *b, const char *s)
+/* Appends n bytes of s escaped for COPY text format: the four characters that would end a field
+ * or a row (backslash, tab, newline, carriage return). */
+static int sink_pg_buf_add_escaped(sink_pg_buf_t *b, const char *s, size_t n)
 {
-    size_t n, i;
+    size_t i;
     char *out;
 
-    if (!s)
-        return sink_pg_buf_add(b, "\\N", 2);
-    n = strlen(s);
     if (n > (SIZE_MAX - b->len) / 2 || sink_pg_buf_reserve(b, 2 * n) != 0)
         return -1;
     out = b->data + b->len;
@@ -488,6 +485,44 @@ static int sink_pg_buf_add_text(sink_pg_buf_t *b, const char *s)
     }
     b->len = (size_t)(out - b->data);
     return 0;
+}
+
+/* A text field in COPY text format: \N for NULL, else the escaped text. */
+static int sink_pg_buf_add_text(sink_pg_buf_t *b, const char *s)
+{
+    if (!s)
+        return sink_pg_buf_add(b, "\\N", 2);
+    return sink_pg_buf_add_escaped(b, s, strlen(s));
+}
+
+/* A text[] field in COPY text format: the array literal {"a","b"} with every element quoted
+ * (so commas, braces, spaces and the word NULL stay text), '"' and '\' backslash-escaped for the
+ * array parser, and the whole then escaped for COPY. */
+static int sink_pg_buf_add_text_array(sink_pg_buf_t *b, const char *const *items, size_t n)
+{
+    if (sink_pg_buf_addc(b, '{') != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = items[i];
+        if ((i > 0 && sink_pg_buf_addc(b, ',') != 0) || sink_pg_buf_addc(b, '"') != 0)
+            return -1;
+        for (size_t k = 0; s[k] != '\0';) {
+            size_t run = strcspn(s + k, "\"\\");
+            if (sink_pg_buf_add_escaped(b, s + k, run) != 0)
+                return -1;
+            k += run;
+            if (s[k] != '\0') {
+                /* array escape \ then the character, each escaped again for COPY */
+                if (sink_pg_buf_add_escaped(b, "\\", 1) != 0 ||
+                    sink_pg_buf_add_escaped(b, s + k, 1) != 0)
+                    return -1;
+                k++;
+            }
+        }
+        if (sink_pg_buf_addc(b, '"') != 0)
+            return -1;
+    }
+    return sink_pg_buf_addc(b, '}');
 }
 
 /* A bytea field in COPY text format: the hex form \x0a1b..., whose backslash is itself escaped
@@ -578,19 +613,60 @@ static int sink_pg_ms_field(int64_t ms, int nullable, char *out, size_t outlen)
 
 /* ---- COPY ------------------------------------------------------------------------------------ */
 
+/* The tables a batch COPYs into, in the order it writes them. */
+typedef enum sink_table {
+    SINK_TABLE_RISK,
+    SINK_TABLE_NEWS,
+    SINK_TABLE_LABELS,
+    SINK_TABLE_DEAD,
+} sink_table_t;
+
+static const struct {
+    const char *name;
+    const char *copy_sql;
+} SINK_TABLES[] = {
+    [SINK_TABLE_RISK] = {"vigil.risk_scores",
+                         "COPY vigil.risk_scores (topic, partition, kafka_offset, kafka_timestamp, "
+                         "event_id, event_type, user_id, account_id, device_id, ip, amount, "
+                         "currency, merchant_id, merchant_category, country, latitude, longitude, "
+                         "event_time, channel) FROM STDIN"},
+    [SINK_TABLE_NEWS] = {"vigil.news_scores",
+                         "COPY vigil.news_scores (topic, partition, kafka_offset, kafka_timestamp, "
+                         "article_id, published_time, source, language, headline, body, tickers) "
+                         "FROM STDIN"},
+    [SINK_TABLE_LABELS] = {"vigil.labels",
+                           "COPY vigil.labels (topic, partition, kafka_offset, kafka_timestamp, "
+                           "label_kind, event_id, is_fraud, label_source, article_id, sentiment, "
+                           "topic_label, label_time) FROM STDIN"},
+    [SINK_TABLE_DEAD] = {"vigil.dead_letters",
+                         "COPY vigil.dead_letters (topic, partition, kafka_offset, "
+                         "kafka_timestamp, key, payload, reason) FROM STDIN"},
+};
+
+/* The four columns every table starts with: topic, partition, offset, Kafka timestamp. */
+static int sink_pg_coords_add(sink_pg_buf_t *b, const char *topic, int32_t partition,
+                              int64_t offset, int64_t kafka_timestamp_ms)
+{
+    char kafka_ts[48];
+
+    sink_pg_ms_field(kafka_timestamp_ms, 1, kafka_ts, sizeof kafka_ts); /* nullable: no fail */
+    if (sink_pg_buf_add_text(b, topic) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_i64(b, partition) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_i64(b, offset) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add(b, kafka_ts, strlen(kafka_ts)) || sink_pg_buf_addc(b, '\t'))
+        return -1;
+    return 0;
+}
+
 /* Appends one vigil.risk_scores line. Returns 0, -1 out of memory, -2 event time out of range
  * (the decoder refuses those, so it means a caller's bug). */
-static int sink_pg_row_add(sink_pg_buf_t *b, const sink_risk_row_t *r)
+static int sink_pg_risk_add(sink_pg_buf_t *b, const sink_risk_row_t *r)
 {
-    char kafka_ts[48], event_ts[48];
+    char event_ts[48];
 
-    if (sink_pg_ms_field(r->kafka_timestamp_ms, 1, kafka_ts, sizeof kafka_ts) != 0 ||
-        sink_pg_ms_field(r->event_time_ms, 0, event_ts, sizeof event_ts) != 0)
+    if (sink_pg_ms_field(r->event_time_ms, 0, event_ts, sizeof event_ts) != 0)
         return -2;
-    if (sink_pg_buf_add_text(b, r->topic) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_i64(b, r->partition) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_i64(b, r->offset) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add(b, kafka_ts, strlen(kafka_ts)) || sink_pg_buf_addc(b, '\t') ||
+    if (sink_pg_coords_add(b, r->topic, r->partition, r->offset, r->kafka_timestamp_ms) ||
         sink_pg_buf_add_text(b, r->event_id) || sink_pg_buf_addc(b, '\t') ||
         sink_pg_buf_add_text(b, r->event_type) || sink_pg_buf_addc(b, '\t') ||
         sink_pg_buf_add_text(b, r->user_id) || sink_pg_buf_addc(b, '\t') ||
@@ -610,21 +686,100 @@ static int sink_pg_row_add(sink_pg_buf_t *b, const sink_risk_row_t *r)
     return 0;
 }
 
+/* Appends one vigil.news_scores line; returns as sink_pg_risk_add. */
+static int sink_pg_article_add(sink_pg_buf_t *b, const sink_article_row_t *r)
+{
+    char published_ts[48];
+
+    if (sink_pg_ms_field(r->published_time_ms, 0, published_ts, sizeof published_ts) != 0)
+        return -2;
+    for (size_t i = 0; i < r->n_tickers; i++)
+        if (!r->tickers[i])
+            return -2;
+    if (sink_pg_coords_add(b, r->topic, r->partition, r->offset, r->kafka_timestamp_ms) ||
+        sink_pg_buf_add_text(b, r->article_id) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add(b, published_ts, strlen(published_ts)) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->source) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->language) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->headline) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->body) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text_array(b, r->tickers, r->n_tickers) || sink_pg_buf_addc(b, '\n'))
+        return -1;
+    return 0;
+}
+
+/* Appends one vigil.labels line; returns as sink_pg_risk_add. */
+static int sink_pg_label_add(sink_pg_buf_t *b, const sink_label_row_t *r)
+{
+    char label_ts[48];
+    int fraud = r->kind == SINK_LABEL_FRAUD;
+
+    if (sink_pg_ms_field(r->label_time_ms, 0, label_ts, sizeof label_ts) != 0)
+        return -2;
+    if (sink_pg_coords_add(b, r->topic, r->partition, r->offset, r->kafka_timestamp_ms) ||
+        sink_pg_buf_add_text(b, fraud ? "fraud" : "news") || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, fraud ? r->event_id : NULL) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, fraud ? (r->is_fraud ? "t" : "f") : NULL) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, fraud ? r->label_source : NULL) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, fraud ? NULL : r->article_id) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, fraud ? NULL : r->sentiment) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, fraud ? NULL : r->topic_label) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add(b, label_ts, strlen(label_ts)) ||
+        sink_pg_buf_addc(b, '\n'))
+        return -1;
+    return 0;
+}
+
 /* Appends one vigil.dead_letters line. Returns 0, or -1 out of memory. */
 static int sink_pg_dead_add(sink_pg_buf_t *b, const sink_dead_letter_t *d)
 {
-    char kafka_ts[48];
-
-    sink_pg_ms_field(d->kafka_timestamp_ms, 1, kafka_ts, sizeof kafka_ts); /* nullable: no fail */
-    if (sink_pg_buf_add_text(b, d->topic) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_i64(b, d->partition) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_i64(b, d->offset) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add(b, kafka_ts, strlen(kafka_ts)) || sink_pg_buf_addc(b, '\t') ||
+    if (sink_pg_coords_add(b, d->topic, d->partition, d->offset, d->kafka_timestamp_ms) ||
         sink_pg_buf_add_bytea(b, d->key, d->key_len) || sink_pg_buf_addc(b, '\t') ||
         sink_pg_buf_add_bytea(b, d->payload, d->payload_len) || sink_pg_buf_addc(b, '\t') ||
         sink_pg_buf_add_text(b, d->reason) || sink_pg_buf_addc(b, '\n'))
         return -1;
     return 0;
+}
+
+/* Appends entry i of table's array (rows or dead letters of one batch) and names its
+ * coordinates in at (for errors). Returns as sink_pg_risk_add. */
+static int sink_pg_line_add(sink_pg_buf_t *b, sink_table_t table, const sink_rows_t *rows,
+                            const sink_dead_letter_t *dead, size_t i, char *at, size_t atlen)
+{
+    const char *topic = NULL;
+    int32_t partition = 0;
+    int64_t offset = 0;
+    int rc = -1;
+
+    switch (table) {
+    case SINK_TABLE_RISK:
+        rc = sink_pg_risk_add(b, &rows->risk[i]);
+        topic = rows->risk[i].topic;
+        partition = rows->risk[i].partition;
+        offset = rows->risk[i].offset;
+        break;
+    case SINK_TABLE_NEWS:
+        rc = sink_pg_article_add(b, &rows->articles[i]);
+        topic = rows->articles[i].topic;
+        partition = rows->articles[i].partition;
+        offset = rows->articles[i].offset;
+        break;
+    case SINK_TABLE_LABELS:
+        rc = sink_pg_label_add(b, &rows->labels[i]);
+        topic = rows->labels[i].topic;
+        partition = rows->labels[i].partition;
+        offset = rows->labels[i].offset;
+        break;
+    case SINK_TABLE_DEAD:
+        rc = sink_pg_dead_add(b, &dead[i]);
+        topic = dead[i].topic;
+        partition = dead[i].partition;
+        offset = dead[i].offset;
+        break;
+    }
+    snprintf(at, atlen, "%s/%" PRId32 " offset %" PRId64, topic ? topic : "(null)", partition,
+             offset);
+    return rc;
 }
 
 /* Sends what is buffered and empties the buffer. */
@@ -681,26 +836,19 @@ static int sink_pg_copy_end(sink_pg_t *pg, const char *abort_msg, const char *ta
     return rc;
 }
 
-/* COPYs rows (is_dead 0) or dead letters (is_dead 1) inside the open transaction. */
-static int sink_pg_copy(sink_pg_t *pg, const sink_batch_t *batch, int is_dead, char *err,
-                        size_t errlen)
+/* COPYs n entries into table (rows from rows, dead letters from dead) inside the open
+ * transaction. */
+static int sink_pg_copy(sink_pg_t *pg, sink_table_t table, const sink_rows_t *rows,
+                        const sink_dead_letter_t *dead, size_t n, char *err, size_t errlen)
 {
-    const char *table = is_dead ? "vigil.dead_letters" : "vigil.risk_scores";
-    const char *sql =
-        is_dead
-            ? "COPY vigil.dead_letters (topic, partition, kafka_offset, kafka_timestamp, key, "
-              "payload, reason) FROM STDIN"
-            : "COPY vigil.risk_scores (topic, partition, kafka_offset, kafka_timestamp, event_id, "
-              "event_type, user_id, account_id, device_id, ip, amount, currency, merchant_id, "
-              "merchant_category, country, latitude, longitude, event_time, channel) FROM STDIN";
-    size_t n = is_dead ? batch->n_dead : batch->n_rows;
-    char msg[512];
+    const char *name = SINK_TABLES[table].name;
+    char msg[512], at[160];
     PGresult *res;
     size_t i;
 
-    res = PQexec(pg->conn, sql);
+    res = PQexec(pg->conn, SINK_TABLES[table].copy_sql);
     if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
-        sink_pg_errf(err, errlen, "PostgreSQL: starting COPY into %s failed: %s", table,
+        sink_pg_errf(err, errlen, "PostgreSQL: starting COPY into %s failed: %s", name,
                      sink_pg_result_error(pg->conn, res, msg, sizeof msg));
         PQclear(res);
         return -1;
@@ -709,17 +857,14 @@ static int sink_pg_copy(sink_pg_t *pg, const sink_batch_t *batch, int is_dead, c
 
     pg->buf.len = 0;
     for (i = 0; i < n; i++) {
-        int rc = is_dead ? sink_pg_dead_add(&pg->buf, &batch->dead[i])
-                         : sink_pg_row_add(&pg->buf, &batch->rows[i]);
+        int rc = sink_pg_line_add(&pg->buf, table, rows, dead, i, at, sizeof at);
 
-        if (rc == -2) { /* only rows: an event time outside years 1..9999 */
-            const sink_risk_row_t *r = &batch->rows[i];
-
+        if (rc == -2) {
             sink_pg_errf(err, errlen,
-                         "PostgreSQL sink: %s entry for %s/%" PRId32 " offset %" PRId64
-                         " has an event time outside years 1..9999; the decoder should have "
-                         "dead-lettered it: nothing from this batch was written",
-                         table, r->topic ? r->topic : "(null)", r->partition, r->offset);
+                         "PostgreSQL sink: %s entry for %s has a time outside years 1..9999 or a "
+                         "NULL array item; the decoder should have dead-lettered it: nothing "
+                         "from this batch was written",
+                         name, at);
             pg->rejected = 1;
             goto err;
         }
@@ -727,23 +872,46 @@ static int sink_pg_copy(sink_pg_t *pg, const sink_batch_t *batch, int is_dead, c
             sink_pg_errf(err, errlen,
                          "PostgreSQL sink: out of memory building COPY data for %s (%zu bytes "
                          "buffered); nothing from this batch was written: retry a smaller batch",
-                         table, pg->buf.len);
+                         name, pg->buf.len);
             goto err;
         }
         if (pg->buf.len >= SINK_PG_COPY_CHUNK &&
-            sink_pg_copy_flush(pg->conn, &pg->buf, table, err, errlen) != 0)
+            sink_pg_copy_flush(pg->conn, &pg->buf, name, err, errlen) != 0)
             goto err;
     }
-    if (sink_pg_copy_flush(pg->conn, &pg->buf, table, err, errlen) != 0)
+    if (sink_pg_copy_flush(pg->conn, &pg->buf, name, err, errlen) != 0)
         goto err;
-    return sink_pg_copy_end(pg, NULL, table, err, errlen);
+    return sink_pg_copy_end(pg, NULL, name, err, errlen);
 
 err:
     /* The first error is the one reported; ending the COPY only gets the connection out of
      * COPY mode so the caller can roll back. */
     pg->buf.len = 0;
-    sink_pg_copy_end(pg, "vigil: batch abandoned", table, NULL, 0);
+    sink_pg_copy_end(pg, "vigil: batch abandoned", name, NULL, 0);
     return -1;
+}
+
+/* COPYs every result row of rows, a COPY per table that has any, inside the open
+ * transaction. */
+static int sink_pg_copy_rows(sink_pg_t *pg, const sink_rows_t *rows, char *err, size_t errlen)
+{
+    if (rows->n_risk > 0 &&
+        sink_pg_copy(pg, SINK_TABLE_RISK, rows, NULL, rows->n_risk, err, errlen) != 0)
+        return -1;
+    if (rows->n_articles > 0 &&
+        sink_pg_copy(pg, SINK_TABLE_NEWS, rows, NULL, rows->n_articles, err, errlen) != 0)
+        return -1;
+    if (rows->n_labels > 0 &&
+        sink_pg_copy(pg, SINK_TABLE_LABELS, rows, NULL, rows->n_labels, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+/* Whether rows' counts and arrays agree. */
+static int sink_pg_rows_complete(const sink_rows_t *rows)
+{
+    return (!rows->n_risk || rows->risk) && (!rows->n_articles || rows->articles) &&
+           (!rows->n_labels || rows->labels);
 }
 
 /* ---- offsets --------------------------------------------------------------------------------- */
@@ -917,7 +1085,7 @@ int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t er
     char what[96];
     size_t i;
 
-    if (!batch || !batch->group || (batch->n_rows && !batch->rows) ||
+    if (!batch || !batch->group || !sink_pg_rows_complete(&batch->rows) ||
         (batch->n_dead && !batch->dead) || (batch->n_offsets && !batch->offsets)) {
         sink_pg_errf(err, errlen,
                      "PostgreSQL sink: write called with an incomplete batch (a "
@@ -941,9 +1109,10 @@ int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t er
 
     if (sink_pg_exec(pg->conn, "BEGIN", PGRES_COMMAND_OK, "BEGIN of a batch", err, errlen) != 0)
         goto err;
-    if (batch->n_rows > 0 && sink_pg_copy(pg, batch, 0, err, errlen) != 0)
+    if (sink_pg_copy_rows(pg, &batch->rows, err, errlen) != 0)
         goto err;
-    if (batch->n_dead > 0 && sink_pg_copy(pg, batch, 1, err, errlen) != 0)
+    if (batch->n_dead > 0 &&
+        sink_pg_copy(pg, SINK_TABLE_DEAD, NULL, batch->dead, batch->n_dead, err, errlen) != 0)
         goto err;
     for (i = 0; i < batch->n_offsets; i++) {
         const sink_offset_advance_t *o = &batch->offsets[i];
@@ -968,8 +1137,8 @@ int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t er
                      batch->group, o->topic, o->partition, expected, stored);
         return SINK_PG_FENCED;
     }
-    snprintf(what, sizeof what, "a batch (%zu rows, %zu dead letters)", batch->n_rows,
-             batch->n_dead);
+    snprintf(what, sizeof what, "a batch (%zu rows, %zu dead letters)",
+             batch->rows.n_risk + batch->rows.n_articles + batch->rows.n_labels, batch->n_dead);
     if (sink_pg_commit(pg->conn, what, err, errlen) != 0)
         goto err;
     return SINK_PG_OK;
@@ -1079,15 +1248,19 @@ oom:
     return SINK_PG_ERR;
 }
 
-int sink_pg_dead_letter_replace(sink_pg_t *pg, int64_t id, const sink_risk_row_t *row, char *err,
+int sink_pg_dead_letter_replace(sink_pg_t *pg, int64_t id, const sink_rows_t *rows, char *err,
                                 size_t errlen)
 {
     char idtext[32], msg[512];
     const char *params[1] = {idtext};
-    sink_batch_t one = {"", "", row, 1, NULL, 0, NULL, 0};
     PGresult *res = NULL;
     int deleted;
 
+    if (!sink_pg_rows_complete(rows)) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL sink: replace called with incomplete rows (a bug in the caller)");
+        return SINK_PG_ERR;
+    }
     if (sink_pg_check_conn(pg, "replay a dead letter", err, errlen) != 0)
         return SINK_PG_ERR;
     sink_pg_rollback(pg->conn);
@@ -1112,7 +1285,7 @@ int sink_pg_dead_letter_replace(sink_pg_t *pg, int64_t id, const sink_risk_row_t
         sink_pg_errf(err, errlen, "dead letter %s is gone (replayed already)", idtext);
         return SINK_PG_FENCED;
     }
-    if (sink_pg_copy(pg, &one, 0, err, errlen) != 0)
+    if (sink_pg_copy_rows(pg, rows, err, errlen) != 0)
         goto err;
     if (sink_pg_commit(pg->conn, "a replay", err, errlen) != 0)
         goto err;

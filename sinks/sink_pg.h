@@ -1,10 +1,14 @@
 /* PostgreSQL sink: migrations, Kafka offsets stored beside the results, and batch writes.
  *
+ * Tables written: vigil.risk_scores (behavior events), vigil.news_scores (news articles),
+ * vigil.labels (fraud and news labels), vigil.dead_letters, vigil.kafka_offsets.
+ *
  * One sink_pg_t is one connection, used by one thread at a time (@locality: the worker thread).
- * A batch is written as ONE transaction: COPY of result rows, COPY of dead letters, and for each
- * partition a conditional update of vigil.kafka_offsets that succeeds only if the stored offset is
- * still the one this instance expects. That last condition is what fences an instance that lost
- * a partition in a rebalance: its transaction is rolled back and nothing it holds is written.
+ * A batch is written as ONE transaction: a COPY per table that has rows, a COPY of dead letters,
+ * and for each partition a conditional update of vigil.kafka_offsets that succeeds only if the
+ * stored offset is still the one this instance expects. That last condition is what fences an
+ * instance that lost a partition in a rebalance: its transaction is rolled back and nothing it
+ * holds is written.
  *
  * Conventions: functions return SINK_PG_OK (0) or SINK_PG_ERR (-1) and fill err (errlen bytes)
  * with what failed, on what, and what to do. */
@@ -47,6 +51,53 @@ typedef struct sink_risk_row {
     /* Not scored yet: score and model_version stay NULL until the model runtime lands. */
 } sink_risk_row_t;
 
+/* One decoded news article, as it goes into vigil.news_scores (model columns NULL: not scored
+ * yet). Borrowed, as sink_risk_row_t. */
+typedef struct sink_article_row {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t kafka_timestamp_ms; /* as in sink_risk_row_t */
+    const char *article_id;
+    int64_t published_time_ms;
+    const char *source;
+    const char *language;
+    const char *headline;
+    const char *body;
+    const char *const *tickers; /* n_tickers strings, none NULL */
+    size_t n_tickers;
+} sink_article_row_t;
+
+typedef enum sink_label_kind { SINK_LABEL_FRAUD, SINK_LABEL_NEWS } sink_label_kind_t;
+
+/* One decoded label, as it goes into vigil.labels. Borrowed. A fraud label sets event_id,
+ * is_fraud and label_source; a news label article_id, sentiment and topic_label (at least one of
+ * those two); the other fields stay NULL / 0. */
+typedef struct sink_label_row {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t kafka_timestamp_ms; /* as in sink_risk_row_t */
+    sink_label_kind_t kind;
+    const char *event_id;
+    int is_fraud;
+    const char *label_source;
+    const char *article_id;
+    const char *sentiment;
+    const char *topic_label;
+    int64_t label_time_ms;
+} sink_label_row_t;
+
+/* The result rows of a batch, by table. */
+typedef struct sink_rows {
+    const sink_risk_row_t *risk; /* vigil.risk_scores */
+    size_t n_risk;
+    const sink_article_row_t *articles; /* vigil.news_scores */
+    size_t n_articles;
+    const sink_label_row_t *labels; /* vigil.labels */
+    size_t n_labels;
+} sink_rows_t;
+
 /* A message that could not be decoded or validated (vigil.dead_letters). Borrowed. */
 typedef struct sink_dead_letter {
     const char *topic;
@@ -72,8 +123,7 @@ typedef struct sink_offset_advance {
 typedef struct sink_batch {
     const char *group;       /* Kafka consumer group id: offsets are per group */
     const char *instance_id; /* written to kafka_offsets.updated_by, for operators */
-    const sink_risk_row_t *rows;
-    size_t n_rows;
+    sink_rows_t rows;
     const sink_dead_letter_t *dead;
     size_t n_dead;
     const sink_offset_advance_t *offsets;
@@ -127,11 +177,11 @@ int sink_pg_dead_letters_list(sink_pg_t *pg, const char *topic, const char *reas
                               char *err, size_t errlen);
 void sink_pg_dead_entries_free(sink_dead_entry_t *entries, size_t n);
 
-/* Replaces dead letter id with row (the same topic, partition and offset, decoded now that the
- * cause is fixed), in one transaction: the dead letter is deleted and the row inserted, or
- * neither. Returns SINK_PG_OK, SINK_PG_FENCED when the dead letter no longer exists (replayed
- * already, by this or another run: nothing written), SINK_PG_REJECTED or SINK_PG_ERR. */
-int sink_pg_dead_letter_replace(sink_pg_t *pg, int64_t id, const sink_risk_row_t *row, char *err,
+/* Replaces dead letter id with rows (the row of the same topic, partition and offset, decoded
+ * now that the cause is fixed), in one transaction: the dead letter is deleted and the row
+ * inserted, or neither. Returns SINK_PG_OK, SINK_PG_FENCED when the dead letter no longer exists
+ * (replayed already, by this or another run: nothing written), SINK_PG_REJECTED or SINK_PG_ERR. */
+int sink_pg_dead_letter_replace(sink_pg_t *pg, int64_t id, const sink_rows_t *rows, char *err,
                                 size_t errlen);
 
 /* Cheap liveness check (SELECT 1). */

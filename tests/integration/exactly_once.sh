@@ -23,19 +23,19 @@ ready=$(http_get "$port" /readyz)
 echo "$ready" | head -n 1 | grep -q ' 200 ' || fail "/readyz not 200: $ready"
 # The counters move just after the commit the rows came from, so poll for them.
 metrics_match() { http_get "$port" /metrics | grep -q "$1"; }
-wait_until 10 "/metrics written == $good" metrics_match "^vigil_rows_written_total $good\$"
-wait_until 10 "/metrics dead == $bad" metrics_match "^vigil_messages_dead_lettered_total $bad\$"
+wait_until 10 "/metrics written == $good" metrics_match "^vigil_rows_written_total{topic=\"behavior-events\"} $good\$"
+wait_until 10 "/metrics dead == $bad" metrics_match "^vigil_messages_dead_lettered_total{topic=\"behavior-events\"} $bad\$"
 metrics_match '^vigil_write_seconds_count [1-9]' || fail "/metrics has no write latency"
 # Every message with a value went through the decoder once (empty ones are not decoded).
 m=$(http_get "$port" /metrics)
-decodes=$(echo "$m" | sed -n 's/^vigil_decode_seconds_count //p')
-empty=$(echo "$m" | sed -n 's/^vigil_messages_dead_lettered_by_reason_total{reason="empty"} //p')
+decodes=$(echo "$m" | sed -n 's/^vigil_decode_seconds_count{topic="behavior-events"} //p')
+empty=$(echo "$m" | sed -n 's/^vigil_messages_dead_lettered_by_reason_total{topic="behavior-events",reason="empty"} //p')
 [ $((decodes + empty)) = 100000 ] || fail "decode histogram counts $decodes + $empty empty, not 100000"
 # Dead letters by kind add up, and the generator's kinds show up under their labels.
 by_reason=$(http_get "$port" /metrics | awk '/^vigil_messages_dead_lettered_by_reason_total/ { s += $2 } END { print s }')
 [ "$by_reason" = "$bad" ] || fail "dead letters by reason add up to $by_reason, not $bad"
 for kind in empty truncated bad_magic unknown_schema; do
-    metrics_match "^vigil_messages_dead_lettered_by_reason_total{reason=\"$kind\"} [1-9]" ||
+    metrics_match "^vigil_messages_dead_lettered_by_reason_total{topic=\"behavior-events\",reason=\"$kind\"} [1-9]" ||
         fail "no dead letters counted as $kind"
 done
 # Everything consumed: every partition's lag reaches 0 (refreshed once a second).

@@ -15,7 +15,7 @@ VIGIL_HTTP_LISTEN=127.0.0.1:0 vigild_start v1 --set ingest.batch_max=100000 \
     --set ingest.batch_max_delay_ms=60000
 v1=$VIGILD_PID
 port=$(vigild_http_port v1)
-consumed_all() { http_get "$port" /metrics | grep -q '^vigil_messages_consumed_total 1000$'; }
+consumed_all() { http_get "$port" /metrics | grep -q '^vigil_messages_consumed_total{topic="behavior-events"} 1000$'; }
 wait_until 60 "v1 holding all 1000 events in its batch" consumed_all
 [ "$(committed_total)" = 0 ] || fail "v1 wrote before being fenced"
 

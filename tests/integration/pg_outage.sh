@@ -21,7 +21,7 @@ before=$(rss_kib "$v1")
 
 pg_stop
 note "PostgreSQL stopped at $(date +%T)"
-paused() { http_get "$port" /metrics | grep -q '^vigil_paused_partitions [1-9]'; }
+paused() { http_get "$port" /metrics | grep -q '^vigil_paused_partitions{topic="behavior-events"} [1-9]'; }
 wait_until 30 "partitions paused" paused
 # The outage itself lasts a fixed time (that is the scenario, not a wait for a condition);
 # RSS is sampled through it.
@@ -37,7 +37,7 @@ pg_restart
 note "PostgreSQL back; vigild RSS before ${before} KiB, peak during the outage ${max_rss} KiB"
 [ "$max_rss" -lt "$RSS_CEILING_KIB" ] || fail "RSS peaked at ${max_rss} KiB, ceiling ${RSS_CEILING_KIB} KiB"
 
-resumed() { http_get "$port" /metrics | grep -q '^vigil_paused_partitions 0$'; }
+resumed() { http_get "$port" /metrics | grep -q '^vigil_paused_partitions{topic="behavior-events"} 0$'; }
 wait_until 60 "partitions resumed" resumed
 producer_wait
 summary=$PRODUCER_SUMMARY

@@ -63,7 +63,7 @@ note "$during committed while the registry was down"
 registry_start --port "$REGISTRY_PORT"
 # The rest is consumed once the registry answers; the last batch is not full and its delay is
 # 60 s, so the SIGTERM below is what commits it (a stop commits what is in flight).
-consumed_all() { http_get "$port" /metrics | grep -q '^vigil_messages_consumed_total 5000$'; }
+consumed_all() { http_get "$port" /metrics | grep -q '^vigil_messages_consumed_total{topic="behavior-events"} 5000$'; }
 wait_until 90 "all 5000 consumed after the registry came back" consumed_all
 vigild_term "$VIGILD_PID" 30
 [ "$TERM_RC" = 0 ] || fail "vigild exited with $TERM_RC"

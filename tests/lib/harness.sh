@@ -92,12 +92,16 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 sql() { psql -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
 
 # Starts the embedded Kafka in its own process: kafka_start BROKERS PARTITIONS TOPIC...
+# The four topics vigild reads by default (behavior-events, news-articles, fraud-labels,
+# news-labels) are always created too, so a default vigild finds every input it subscribes to.
 # Exports KAFKA_BOOTSTRAP; KAFKA_PID is the process, for tests that take Kafka away.
 kafka_start() {
     local brokers=$1 partitions=$2
     shift 2
-    local topics=()
-    for t in "$@"; do topics+=(--topic "$t"); done
+    local topics=() t
+    for t in "$@" behavior-events news-articles fraud-labels news-labels; do
+        [[ " ${topics[*]} " == *" --topic $t "* ]] || topics+=(--topic "$t")
+    done
     "$VIGIL" kafka-mock --brokers "$brokers" --partitions "$partitions" "${topics[@]}" \
         --bootstrap-file "$HARNESS_TMP/bootstrap" --control "$HARNESS_TMP/kafka.ctl" \
         >"$HARNESS_TMP/kafka.log" 2>&1 &

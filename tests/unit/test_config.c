@@ -69,6 +69,9 @@ static void test_defaults(void)
     CHECK_STR(err, "");
     CHECK(cfg.config_path == NULL);
     CHECK_STR(cfg.ingest_topic, "behavior-events");
+    CHECK_STR(cfg.ingest_news_topic, "news-articles");
+    CHECK_STR(cfg.ingest_fraud_labels_topic, "fraud-labels");
+    CHECK_STR(cfg.ingest_news_labels_topic, "news-labels");
     CHECK_STR(cfg.ingest_format, "confluent");
     CHECK_STR(cfg.ingest_schema_dir, VIGIL_DEFAULT_SCHEMA_DIR);
     CHECK_STR(cfg.ingest_reader_schema, VIGIL_DEFAULT_SCHEMA_DIR "/BehaviorEvent.avsc");
@@ -212,7 +215,15 @@ static void test_file_errors(void)
                     "2: log.level: 'loud' is not one of debug, info, warn, error");
     expect_file_err("[ingest]\nformat = json\n",
                     "2: ingest.format: 'json' is not one of confluent, plain");
-    expect_file_err("[ingest]\ntopic =\n", "2: ingest.topic: must not be empty");
+    /* An input may be switched off, but not all four; no topic may serve two inputs. */
+    CHECK(strstr(load_err(write_conf("[ingest]\ntopic =\nnews_topic =\nfraud_labels_topic =\n"
+                                     "news_labels_topic =\n"),
+                          NULL, NULL, 0),
+                 "no input topic") != NULL);
+    CHECK(strstr(load_err(write_conf("[ingest]\nnews_topic = behavior-events\n"), NULL, NULL, 0),
+                 "ingest.topic and ingest.news_topic both name topic \"behavior-events\"") != NULL);
+    CHECK(strstr(load_err(write_conf("[ingest]\ndlq_topic = fraud-labels\n"), NULL, NULL, 0),
+                 "ingest.fraud_labels_topic and ingest.dlq_topic") != NULL);
     expect_file_err("[http]\nlisten = localhost\n",
                     "2: http.listen: 'localhost' is not host:port (e.g. 127.0.0.1:9187) or off");
     expect_file_err(
@@ -435,7 +446,7 @@ static void test_print_defaults(void)
         o += (size_t)snprintf(uncommented + o, sizeof(uncommented) - o, "%s\n", out);
     }
     CHECK(o < sizeof(uncommented));
-    CHECK(keys == 22); /* every key of the table, each printed once */
+    CHECK(keys == 25); /* every key of the table, each printed once */
     free(text);
 
     const char *path = write_conf(uncommented);

@@ -63,8 +63,9 @@ static uint64_t rng_next(void)
     return rng_state;
 }
 
-static ingest_event_t event_full(void)
+static ingest_record_t event_full(void)
 {
+    ingest_record_t rec = {.kind = INGEST_KIND_EVENT};
     ingest_event_t ev = {0};
     ev.event_id = "evt-0001";
     ev.event_type = "TRANSACTION";
@@ -83,21 +84,24 @@ static ingest_event_t event_full(void)
     ev.longitude = -13.405;
     ev.event_time_ms = INT64_C(1717171717171);
     ev.channel = "mobile";
-    return ev;
+    rec.event = ev;
+    return rec;
 }
 
-static ingest_event_t event_minimal(void)
+static ingest_record_t event_minimal(void)
 {
-    ingest_event_t ev = {0};
-    ev.event_id = "e";
-    ev.event_type = "PASSWORD_CHANGE";
-    ev.user_id = "u";
-    ev.event_time_ms = 0;
-    return ev;
+    ingest_record_t rec = {.kind = INGEST_KIND_EVENT};
+    rec.event.event_id = "e";
+    rec.event.event_type = "PASSWORD_CHANGE";
+    rec.event.user_id = "u";
+    rec.event.event_time_ms = 0;
+    return rec;
 }
 
-static void check_same_event(const ingest_event_t *got, const ingest_event_t *want)
+static void check_same_event(const ingest_record_t *got_rec, const ingest_record_t *want_rec)
 {
+    const ingest_event_t *got = &got_rec->event, *want = &want_rec->event;
+    CHECK(got_rec->kind == INGEST_KIND_EVENT);
     CHECK_STR(got->event_id, want->event_id);
     CHECK_STR(got->event_type, want->event_type);
     CHECK_STR(got->user_id, want->user_id);
@@ -136,7 +140,7 @@ static int reason_printable(const char *r)
 static void check_bad_at(int line, ingest_avro_t *dec, const void *data, size_t len,
                          const char *prefix)
 {
-    ingest_event_t ev = {0};
+    ingest_record_t ev = {0};
     char reason[256] = "";
     int rc = ingest_avro_decode(dec, data, len, &ev, reason, sizeof reason);
     int prefix_ok = strncmp(reason, prefix, strlen(prefix)) == 0;
@@ -147,7 +151,7 @@ static void check_bad_at(int line, ingest_avro_t *dec, const void *data, size_t 
     CHECK(rc == INGEST_AVRO_BAD);
     CHECK(prefix_ok);
     CHECK(reason_printable(reason));
-    ingest_event_clear(&ev);
+    ingest_record_clear(&ev);
 }
 
 /* Hand-built Avro binary, independent of the encoder under test. */
@@ -218,8 +222,8 @@ static void test_new_errors(const char *tmpdir)
     char err[512] = "";
     char path[PATH_MAX];
 
-    CHECK(ingest_avro_new(INGEST_FORMAT_PLAIN, "/nonexistent/x.avsc", NULL, err, sizeof err) ==
-          NULL);
+    CHECK(ingest_avro_new(INGEST_KIND_EVENT, INGEST_FORMAT_PLAIN, "/nonexistent/x.avsc", NULL, err,
+                          sizeof err) == NULL);
     CHECK(strstr(err, "/nonexistent/x.avsc") != NULL);
 
     snprintf(path, sizeof path, "%s/not_a_record.avsc", tmpdir);
@@ -230,20 +234,22 @@ static void test_new_errors(const char *tmpdir)
         fclose(f);
     }
     err[0] = '\0';
-    CHECK(ingest_avro_new(INGEST_FORMAT_PLAIN, path, NULL, err, sizeof err) == NULL);
+    CHECK(ingest_avro_new(INGEST_KIND_EVENT, INGEST_FORMAT_PLAIN, path, NULL, err, sizeof err) ==
+          NULL);
     CHECK(strstr(err, "not a record") != NULL);
     unlink(path);
 
     err[0] = '\0';
-    CHECK(ingest_avro_new(INGEST_FORMAT_CONFLUENT, reader_path, NULL, err, sizeof err) == NULL);
+    CHECK(ingest_avro_new(INGEST_KIND_EVENT, INGEST_FORMAT_CONFLUENT, reader_path, NULL, err,
+                          sizeof err) == NULL);
     CHECK(err[0] != '\0');
 }
 
-static void round_trip(ingest_avro_t *dec, const ingest_event_t *want, int32_t schema_id)
+static void round_trip(ingest_avro_t *dec, const ingest_record_t *want, int32_t schema_id)
 {
     uint8_t msg[MSG_MAX];
     char err[256] = "";
-    ingest_event_t got = {0};
+    ingest_record_t got = {0};
 
     long n = ingest_avro_encode(dec, want, schema_id, msg, sizeof msg, err, sizeof err);
     CHECK(n > 0);
@@ -253,13 +259,13 @@ static void round_trip(ingest_avro_t *dec, const ingest_event_t *want, int32_t s
     }
     CHECK(ingest_avro_decode(dec, msg, (size_t)n, &got, err, sizeof err) == INGEST_AVRO_OK);
     check_same_event(&got, want);
-    ingest_event_clear(&got);
+    ingest_record_clear(&got);
 }
 
 static void test_round_trips(ingest_avro_t *plain, ingest_avro_t *conf)
 {
-    ingest_event_t full = event_full();
-    ingest_event_t minimal = event_minimal();
+    ingest_record_t full = event_full();
+    ingest_record_t minimal = event_minimal();
     uint8_t msg[MSG_MAX];
     char err[256];
 
@@ -269,8 +275,8 @@ static void test_round_trips(ingest_avro_t *plain, ingest_avro_t *conf)
     round_trip(conf, &minimal, 1);
 
     /* Geo is all-or-nothing on the way in: latitude without longitude is no location. */
-    ingest_event_t ev = event_full();
-    ev.has_geo = 0;
+    ingest_record_t ev = event_full();
+    ev.event.has_geo = 0;
     round_trip(plain, &ev, 0);
 
     /* The Confluent header is magic 0 plus the big-endian id. */
@@ -281,19 +287,20 @@ static void test_round_trips(ingest_avro_t *plain, ingest_avro_t *conf)
     /* The encoder writes exactly the bytes the spec says, byte for byte. */
     bytes_t raw = {.n = 0};
     raw_event(&raw, "e1", 1, "u1", 1, 1234);
-    ev = (ingest_event_t){.event_id = "e1",
-                          .event_type = "LOGIN",
-                          .user_id = "u1",
-                          .account_id = "a1",
-                          .event_time_ms = 1234};
+    ev = (ingest_record_t){.kind = INGEST_KIND_EVENT,
+                           .event = {.event_id = "e1",
+                                     .event_type = "LOGIN",
+                                     .user_id = "u1",
+                                     .account_id = "a1",
+                                     .event_time_ms = 1234}};
     n = ingest_avro_encode(plain, &ev, 0, msg, sizeof msg, err, sizeof err);
     CHECK(n == (long)raw.n && memcmp(msg, raw.b, raw.n) == 0);
 }
 
 static void test_steady_state_buffer(ingest_avro_t *conf)
 {
-    ingest_event_t full = event_full();
-    ingest_event_t got = {0};
+    ingest_record_t full = event_full();
+    ingest_record_t got = {0};
     uint8_t msg[MSG_MAX];
     char err[256];
     long n = ingest_avro_encode(conf, &full, 1, msg, sizeof msg, err, sizeof err);
@@ -309,24 +316,24 @@ static void test_steady_state_buffer(ingest_avro_t *conf)
         }
     }
     CHECK(same);
-    CHECK(got.event_id >= got.buf && got.event_id < got.buf + got.buf_cap);
-    ingest_event_clear(&got);
-    CHECK(got.buf == NULL && got.buf_cap == 0 && got.event_id == NULL);
+    CHECK(got.event.event_id >= got.buf && got.event.event_id < got.buf + got.buf_cap);
+    ingest_record_clear(&got);
+    CHECK(got.buf == NULL && got.buf_cap == 0 && got.event.event_id == NULL);
 }
 
 static void test_encode_errors(ingest_avro_t *plain, ingest_avro_t *conf)
 {
     uint8_t msg[MSG_MAX];
     char err[256];
-    ingest_event_t ev = event_full();
+    ingest_record_t ev = event_full();
 
     err[0] = '\0';
-    ev.event_type = "REFUND";
+    ev.event.event_type = "REFUND";
     CHECK(ingest_avro_encode(plain, &ev, 0, msg, sizeof msg, err, sizeof err) == -1);
     CHECK(strstr(err, "REFUND") != NULL);
 
     ev = event_full();
-    ev.event_id = NULL;
+    ev.event.event_id = NULL;
     CHECK(ingest_avro_encode(plain, &ev, 0, msg, sizeof msg, err, sizeof err) == -1);
     CHECK(strstr(err, "event_id") != NULL);
 
@@ -341,7 +348,7 @@ static void test_encode_errors(ingest_avro_t *plain, ingest_avro_t *conf)
 static void test_malformed(ingest_avro_t *plain, ingest_avro_t *conf)
 {
     bytes_t m;
-    ingest_event_t ev = {0};
+    ingest_record_t ev = {0};
     char reason[256];
 
     CHECK_BAD(plain, "", 0, "empty message");
@@ -353,7 +360,7 @@ static void test_malformed(ingest_avro_t *plain, ingest_avro_t *conf)
     m.n = 0;
     raw_event(&m, "e1", 0, "u1", 1, 1000);
     CHECK(ingest_avro_decode(plain, m.b, m.n, &ev, reason, sizeof reason) == INGEST_AVRO_OK);
-    CHECK_STR(ev.account_id, "a1");
+    CHECK_STR(ev.event.account_id, "a1");
     CHECK_BAD(plain, m.b, m.n - 1, "truncated:");
     CHECK_BAD(plain, m.b, 3, "truncated:");
     put_raw(&m, "\x00", 1);
@@ -403,7 +410,7 @@ static void test_malformed(ingest_avro_t *plain, ingest_avro_t *conf)
     m.n = 0;
     raw_event(&m, "e1", 0, "u1", 0, INT64_C(7289654399999));
     CHECK(ingest_avro_decode(plain, m.b, m.n, &ev, reason, sizeof reason) == INGEST_AVRO_OK);
-    CHECK(ev.event_time_ms == INT64_C(7289654399999));
+    CHECK(ev.event.event_time_ms == INT64_C(7289654399999));
 
     /* Strings must be text PostgreSQL accepts. */
     m.n = 0;
@@ -418,8 +425,8 @@ static void test_malformed(ingest_avro_t *plain, ingest_avro_t *conf)
     CHECK(ingest_avro_decode(plain, m.b, m.n, &ev, reason, sizeof reason) == INGEST_AVRO_OK);
 
     uint8_t msg[MSG_MAX];
-    ingest_event_t nan_ev = event_full();
-    nan_ev.amount = NAN;
+    ingest_record_t nan_ev = event_full();
+    nan_ev.event.amount = NAN;
     long n = ingest_avro_encode(plain, &nan_ev, 0, msg, sizeof msg, reason, sizeof reason);
     CHECK_BAD(plain, msg, (size_t)n, "invalid field amount: not a finite number");
 
@@ -438,14 +445,14 @@ static void test_malformed(ingest_avro_t *plain, ingest_avro_t *conf)
     CHECK_BAD(conf, m.b, m.n, "unknown schema id 42 (");
     CHECK_BAD(conf, m.b, m.n, "unknown schema id 42 (");
 
-    ingest_event_clear(&ev);
+    ingest_record_clear(&ev);
 }
 
 /* Truncations must always be rejected; byte flips may decode, but never crash and never
  * produce an event that breaks the header's promises. */
 static void test_fuzz(ingest_avro_t *plain, ingest_avro_t *conf)
 {
-    ingest_event_t full = event_full(), minimal = event_minimal(), ev = {0};
+    ingest_record_t full = event_full(), minimal = event_minimal(), ev = {0};
     uint8_t msgs[4][MSG_MAX], buf[MSG_MAX];
     long lens[4];
     ingest_avro_t *decs[4] = {plain, plain, conf, conf};
@@ -488,9 +495,10 @@ static void test_fuzz(ingest_avro_t *plain, ingest_avro_t *conf)
         int rc = ingest_avro_decode(decs[k], buf, len, &ev, reason, sizeof reason);
         int sane;
         if (rc == INGEST_AVRO_OK) {
-            sane = ev.event_id != NULL && ev.event_id[0] != '\0' && ev.user_id != NULL &&
-                   ev.user_id[0] != '\0' && ev.event_type != NULL && ev.event_time_ms >= 0 &&
-                   ev.event_time_ms < INT64_C(7289654400000);
+            sane = ev.event.event_id != NULL && ev.event.event_id[0] != '\0' &&
+                   ev.event.user_id != NULL && ev.event.user_id[0] != '\0' &&
+                   ev.event.event_type != NULL && ev.event.event_time_ms >= 0 &&
+                   ev.event.event_time_ms < INT64_C(7289654400000);
         } else {
             sane = rc == INGEST_AVRO_BAD && reason_printable(reason);
         }
@@ -501,7 +509,7 @@ static void test_fuzz(ingest_avro_t *plain, ingest_avro_t *conf)
         }
     }
     CHECK(flips_sane == 1000);
-    ingest_event_clear(&ev);
+    ingest_record_clear(&ev);
 }
 
 static int write_file(const char *path, const char *text, size_t len)
@@ -535,7 +543,7 @@ static void test_enum_evolution(const char *tmpdir, ingest_avro_t *dec, const ch
     char path[PATH_MAX], err[256] = "", reason[256] = "";
     const char *at = strstr(base, old_symbols);
     uint8_t msg[MSG_MAX];
-    ingest_event_t ev = event_full(), got = {0};
+    ingest_record_t ev = event_full(), got = {0};
     ingest_avro_t *enc = NULL;
     FILE *f;
 
@@ -550,7 +558,8 @@ static void test_enum_evolution(const char *tmpdir, ingest_avro_t *dec, const ch
     fputs(new_symbols, f);
     fputs(at + strlen(old_symbols), f);
     CHECK(fclose(f) == 0);
-    enc = ingest_avro_new(INGEST_FORMAT_CONFLUENT, path, tmpdir, err, sizeof err);
+    enc =
+        ingest_avro_new(INGEST_KIND_EVENT, INGEST_FORMAT_CONFLUENT, path, tmpdir, err, sizeof err);
     CHECK(enc != NULL);
     if (enc == NULL) {
         fprintf(stderr, "new: %s\n", err);
@@ -558,20 +567,20 @@ static void test_enum_evolution(const char *tmpdir, ingest_avro_t *dec, const ch
     }
     const char *types[] = {"TRANSACTION", "LOGIN", "PASSWORD_CHANGE"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        ev.event_type = types[i];
+        ev.event.event_type = types[i];
         long n = ingest_avro_encode(enc, &ev, 5, msg, sizeof msg, err, sizeof err);
         CHECK(n > 0);
         CHECK(ingest_avro_decode(dec, msg, (size_t)n, &got, reason, sizeof reason) ==
               INGEST_AVRO_OK);
-        CHECK(got.event_type != NULL && strcmp(got.event_type, types[i]) == 0);
+        CHECK(got.event.event_type != NULL && strcmp(got.event.event_type, types[i]) == 0);
     }
-    ev.event_type = "SIGNUP";
+    ev.event.event_type = "SIGNUP";
     long n = ingest_avro_encode(enc, &ev, 5, msg, sizeof msg, err, sizeof err);
     CHECK(n > 0);
     CHECK_BAD(dec, msg, (size_t)n, "incompatible schema id 5: symbol SIGNUP of field event_type");
 out:
     ingest_avro_free(enc);
-    ingest_event_clear(&got);
+    ingest_record_clear(&got);
     unlink(path);
 }
 
@@ -605,36 +614,36 @@ static void test_schema_evolution(const char *tmpdir, ingest_avro_t *dec, const 
                                     "\"timestamp-millis\"}";
     char path6[PATH_MAX], path8[PATH_MAX], err[256] = "", reason[256] = "";
     uint8_t msg[MSG_MAX];
-    ingest_event_t ev = event_full(), got = {0};
+    ingest_record_t ev = event_full(), got = {0};
     long n;
 
     /* 6.avsc: no channel field. The reader's encoding with channel null ends in the union
      * index 0 of channel: without that byte it is the writer's encoding. */
     CHECK(write_variant(tmpdir, 6, base, channel_field, "", path6, sizeof path6) == 0);
-    ev.channel = NULL;
+    ev.event.channel = NULL;
     n = ingest_avro_encode(dec, &ev, 6, msg, sizeof msg, err, sizeof err);
     CHECK(n > 0 && msg[n - 1] == 0x00);
     CHECK(ingest_avro_decode(dec, msg, (size_t)n - 1, &got, reason, sizeof reason) ==
           INGEST_AVRO_OK);
     if (reason[0] != '\0')
         fprintf(stderr, "# field removed: %s\n", reason);
-    CHECK(got.channel == NULL);
-    CHECK_STR(got.event_id, ev.event_id);
-    CHECK(got.event_time_ms == ev.event_time_ms);
+    CHECK(got.event.channel == NULL);
+    CHECK_STR(got.event.event_id, ev.event.event_id);
+    CHECK(got.event.event_time_ms == ev.event.event_time_ms);
 
     /* 8.avsc: event_time written as an int (a small time, as an int holds 24 days of ms). */
     CHECK(write_variant(tmpdir, 8, base, time_long, "\"type\": \"int\"", path8, sizeof path8) == 0);
     ev = event_full();
-    ev.event_time_ms = 1234567;
+    ev.event.event_time_ms = 1234567;
     n = ingest_avro_encode(dec, &ev, 8, msg, sizeof msg, err, sizeof err);
     CHECK(n > 0);
     reason[0] = '\0';
     CHECK(ingest_avro_decode(dec, msg, (size_t)n, &got, reason, sizeof reason) == INGEST_AVRO_OK);
     if (reason[0] != '\0')
         fprintf(stderr, "# int to long: %s\n", reason);
-    CHECK(got.event_time_ms == 1234567);
+    CHECK(got.event.event_time_ms == 1234567);
     check_same_event(&got, &ev);
-    ingest_event_clear(&got);
+    ingest_record_clear(&got);
     unlink(path6);
     unlink(path8);
 }
@@ -651,7 +660,7 @@ static void test_resolution(const char *tmpdir)
     size_t len = 0;
     char *base = read_file(reader_path, &len);
     char *at = base ? strstr(base, fields_key) : NULL;
-    ingest_event_t full = event_full(), got = {0};
+    ingest_record_t full = event_full(), got = {0};
 
     CHECK(at != NULL);
     if (at == NULL) {
@@ -671,9 +680,10 @@ static void test_resolution(const char *tmpdir)
     fputs(at, f);
     CHECK(fclose(f) == 0);
 
-    ingest_avro_t *enc2 = ingest_avro_new(INGEST_FORMAT_CONFLUENT, path2, tmpdir, err, sizeof err);
-    ingest_avro_t *dec =
-        ingest_avro_new(INGEST_FORMAT_CONFLUENT, reader_path, tmpdir, err, sizeof err);
+    ingest_avro_t *enc2 =
+        ingest_avro_new(INGEST_KIND_EVENT, INGEST_FORMAT_CONFLUENT, path2, tmpdir, err, sizeof err);
+    ingest_avro_t *dec = ingest_avro_new(INGEST_KIND_EVENT, INGEST_FORMAT_CONFLUENT, reader_path,
+                                         tmpdir, err, sizeof err);
     CHECK(enc2 != NULL && dec != NULL);
     if (enc2 == NULL || dec == NULL) {
         fprintf(stderr, "new: %s\n", err);
@@ -744,14 +754,14 @@ static void test_resolution(const char *tmpdir)
 out:
     ingest_avro_free(enc2);
     ingest_avro_free(dec);
-    ingest_event_clear(&got);
+    ingest_record_clear(&got);
     unlink(path2);
     free(base);
 }
 
 static void measure_decode_rate(ingest_avro_t *conf)
 {
-    ingest_event_t full = event_full(), got = {0};
+    ingest_record_t full = event_full(), got = {0};
     uint8_t msg[MSG_MAX];
     char err[256];
     long n = ingest_avro_encode(conf, &full, 1, msg, sizeof msg, err, sizeof err);
@@ -767,7 +777,7 @@ static void measure_decode_rate(ingest_avro_t *conf)
     double elapsed = now_s() - t0;
     CHECK(failures == 0);
     printf("decode_rate %.0f events/s\n", elapsed > 0 ? count / elapsed : 0.0);
-    ingest_event_clear(&got);
+    ingest_record_clear(&got);
 }
 
 int main(void)
@@ -783,9 +793,10 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
-    ingest_avro_t *plain = ingest_avro_new(INGEST_FORMAT_PLAIN, reader_path, NULL, err, sizeof err);
-    ingest_avro_t *conf =
-        ingest_avro_new(INGEST_FORMAT_CONFLUENT, reader_path, schema_dir, err, sizeof err);
+    ingest_avro_t *plain =
+        ingest_avro_new(INGEST_KIND_EVENT, INGEST_FORMAT_PLAIN, reader_path, NULL, err, sizeof err);
+    ingest_avro_t *conf = ingest_avro_new(INGEST_KIND_EVENT, INGEST_FORMAT_CONFLUENT, reader_path,
+                                          schema_dir, err, sizeof err);
     CHECK(plain != NULL && conf != NULL);
     if (plain == NULL || conf == NULL) {
         fprintf(stderr, "cannot create decoders: %s\n", err);

@@ -3,7 +3,9 @@
  * real TCP by a blocking client thread while the main thread runs the server's event loop. */
 #include "http.h"
 #include "metrics.h"
+
 #include "test.h"
+#include <stddef.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -163,16 +165,20 @@ static void check_family(const char *text, const char *name, const char *type)
 
 /* Reads every name_bucket line in order: le values ascending, counts cumulative, +Inf last and
  * equal to _count. Returns the number of buckets, or -1. */
-static int check_histogram(const char *text, const char *name)
+/* topic: the topic="..." label of a per-topic histogram, or NULL for none. */
+static int check_histogram(const char *text, const char *name, const char *topic)
 {
-    char prefix[128];
+    char prefix[256];
     const char *p = text;
     unsigned long long prev = 0, count = 0, v;
     int buckets = 0;
     int saw_inf = 0;
     double prev_le = -1;
 
-    snprintf(prefix, sizeof(prefix), "\n%s_bucket{le=\"", name);
+    if (topic)
+        snprintf(prefix, sizeof(prefix), "\n%s_bucket{topic=\"%s\",le=\"", name, topic);
+    else
+        snprintf(prefix, sizeof(prefix), "\n%s_bucket{le=\"", name);
     while ((p = strstr(p, prefix)) != NULL) {
         char le[32];
         p += strlen(prefix);
@@ -191,7 +197,10 @@ static int check_histogram(const char *text, const char *name)
         buckets++;
     }
     CHECK(saw_inf);
-    snprintf(prefix, sizeof(prefix), "\n%s_count ", name);
+    if (topic)
+        snprintf(prefix, sizeof(prefix), "\n%s_count{topic=\"%s\"} ", name, topic);
+    else
+        snprintf(prefix, sizeof(prefix), "\n%s_count ", name);
     p = strstr(text, prefix);
     CHECK(p != NULL);
     if (!p || sscanf(p + strlen(prefix), "%llu", &count) != 1)
@@ -241,23 +250,35 @@ static void check_metrics_text(const char *text)
     check_family(text, "vigil_messages_dead_lettered_by_reason_total", "counter");
     check_family(text, "vigil_consumer_lag", "gauge");
 
-    CHECK(strstr(text, "\nvigil_messages_consumed_total 7\n") != NULL);
-    CHECK(strstr(text, "\nvigil_rows_written_total 5\n") != NULL);
-    CHECK(strstr(text, "\nvigil_messages_decoded_total 0\n") != NULL);
-    CHECK(strstr(text, "\nvigil_assigned_partitions 4\n") != NULL);
+    CHECK(strstr(text, "\nvigil_messages_consumed_total{topic=\"behavior-events\"} 7\n") != NULL);
+    CHECK(strstr(text, "\nvigil_rows_written_total{topic=\"behavior-events\"} 5\n") != NULL);
+    CHECK(strstr(text, "\nvigil_messages_decoded_total{topic=\"behavior-events\"} 0\n") != NULL);
+    CHECK(strstr(text, "\nvigil_assigned_partitions{topic=\"behavior-events\"} 4\n") != NULL);
+    /* A second topic has its own series. */
+    CHECK(strstr(text, "\nvigil_messages_consumed_total{topic=\"news-articles\"} 2\n") != NULL);
+    CHECK(strstr(text, "\nvigil_assigned_partitions{topic=\"news-articles\"} 0\n") != NULL);
+    CHECK(strstr(text, "\nvigil_consumer_lag{topic=\"news-articles\",partition=\"1\"} 9\n"));
+    CHECK(strstr(text, "\nvigil_decode_seconds_count{topic=\"news-articles\"} 1\n"));
+    CHECK(check_histogram(text, "vigil_decode_seconds", "news-articles") == 10);
+    /* Unused topic slots render nothing. */
+    CHECK(strstr(text, "topic=\"\"") == NULL);
     CHECK(strstr(text, "\nvigil_postgres_up 1\n") != NULL);
     /* Only partitions with a known lag are rendered, labelled with the topic. */
     CHECK(strstr(text, "\nvigil_consumer_lag{topic=\"behavior-events\",partition=\"3\"} 42\n"));
     CHECK(strstr(text, "\nvigil_consumer_lag{topic=\"behavior-events\",partition=\"7\"} 0\n"));
     CHECK(strstr(text, "partition=\"0\"") == NULL);
-    CHECK(strstr(text, "\nvigil_messages_dead_lettered_by_reason_total{reason=\"unknown_schema\"} "
+    CHECK(strstr(text, "\nvigil_messages_dead_lettered_by_reason_total{topic=\"behavior-events\","
+                       "reason=\"unknown_schema\"} "
                        "2\n"));
-    CHECK(strstr(text, "\nvigil_messages_dead_lettered_by_reason_total{reason="
-                       "\"refused_by_postgres\"} 1\n"));
-    CHECK(strstr(text, "\nvigil_messages_dead_lettered_by_reason_total{reason=\"empty\"} 0\n"));
-    CHECK(strstr(text, "\nvigil_decode_seconds_bucket{le=\"2e-06\"} 1\n"));
-    CHECK(strstr(text, "\nvigil_decode_seconds_sum 0.000001500\n"));
-    CHECK(check_histogram(text, "vigil_decode_seconds") == 10);
+    CHECK(strstr(text,
+                 "\nvigil_messages_dead_lettered_by_reason_total{topic=\"behavior-events\",reason="
+                 "\"refused_by_postgres\"} 1\n"));
+    CHECK(strstr(text, "\nvigil_messages_dead_lettered_by_reason_total{topic=\"behavior-events\","
+                       "reason=\"empty\"} 0\n"));
+    CHECK(
+        strstr(text, "\nvigil_decode_seconds_bucket{topic=\"behavior-events\",le=\"2e-06\"} 1\n"));
+    CHECK(strstr(text, "\nvigil_decode_seconds_sum{topic=\"behavior-events\"} 0.000001500\n"));
+    CHECK(check_histogram(text, "vigil_decode_seconds", "behavior-events") == 10);
 
     /* Observed 1, 5, 100, 100, 7000, 100000: bounds are inclusive ("le"). */
     CHECK(strstr(text, "\nvigil_batch_rows_bucket{le=\"1\"} 1\n"
@@ -272,7 +293,7 @@ static void check_metrics_text(const char *text)
                        "vigil_batch_rows_bucket{le=\"+Inf\"} 6\n"
                        "vigil_batch_rows_sum 107206.000000000\n"
                        "vigil_batch_rows_count 6\n") != NULL);
-    CHECK(check_histogram(text, "vigil_batch_rows") == 10);
+    CHECK(check_histogram(text, "vigil_batch_rows", NULL) == 10);
 
     CHECK(strstr(text, "\nvigil_write_seconds_bucket{le=\"0.0025\"} 0\n"
                        "vigil_write_seconds_bucket{le=\"0.005\"} 1\n") != NULL);
@@ -282,7 +303,7 @@ static void check_metrics_text(const char *text)
                        "vigil_write_seconds_bucket{le=\"+Inf\"} 3\n"
                        "vigil_write_seconds_sum 13.003000000\n"
                        "vigil_write_seconds_count 3\n") != NULL);
-    CHECK(check_histogram(text, "vigil_write_seconds") == 14);
+    CHECK(check_histogram(text, "vigil_write_seconds", NULL) == 14);
 
     /* Every sample line belongs to the family announced by the # TYPE line above it. */
     CHECK(text[strlen(text) - 1] == '\n');
@@ -446,10 +467,20 @@ int main(void)
         return 1;
     }
     metrics_init();
-    metrics_add(&metrics.consumed, 3);
-    metrics_add(&metrics.consumed, 4);
-    metrics_add(&metrics.written, 5);
-    atomic_store(&metrics.assigned_partitions, 4);
+    metrics_topic_t *events = metrics_topic("behavior-events");
+    metrics_topic_t *news = metrics_topic("news-articles");
+    CHECK(events && news && events != news);
+    CHECK(metrics_topic("behavior-events") == events); /* found again, not a second slot */
+    CHECK(metrics_topic("") == NULL);
+    metrics_add(&events->consumed, 3);
+    metrics_add(&events->consumed, 4);
+    metrics_add(&events->written, 5);
+    atomic_store(&events->assigned_partitions, 4);
+    metrics_add(&news->consumed, 2);
+    atomic_store(&news->consumer_lag[1], 9);
+    metrics_observe(&news->decode_seconds, 3e-5);
+    CHECK(metrics_topics_sum(offsetof(metrics_topic_t, consumed)) == 9);
+    CHECK(metrics_topics_gauge_sum(offsetof(metrics_topic_t, assigned_partitions)) == 4);
     atomic_store(&metrics.pg_up, 1);
     metrics_observe(&metrics.batch_rows, 1);
     metrics_observe(&metrics.batch_rows, 5);
@@ -461,12 +492,11 @@ int main(void)
     metrics_observe(&metrics.write_seconds, 2.5);  /* exactly a bound: counted in le="2.5" */
     metrics_observe(&metrics.write_seconds, 10.5); /* above every bound: only +Inf */
     metrics_observe(&metrics.write_seconds, NAN);  /* dropped */
-    metrics_set_topic("behavior-events");
-    atomic_store(&metrics.consumer_lag[3], 42);
-    atomic_store(&metrics.consumer_lag[7], 0);
-    metrics_add(&metrics.dead_by_reason[metrics_dead_reason_of("unknown schema id 9 (no x)")], 2);
-    metrics_add(&metrics.dead_by_reason[metrics_dead_reason_of("refused by PostgreSQL: ...")], 1);
-    metrics_observe(&metrics.decode_seconds, 1.5e-6);
+    atomic_store(&events->consumer_lag[3], 42);
+    atomic_store(&events->consumer_lag[7], 0);
+    metrics_add(&events->dead_by_reason[metrics_dead_reason_of("unknown schema id 9 (no x)")], 2);
+    metrics_add(&events->dead_by_reason[metrics_dead_reason_of("refused by PostgreSQL: ...")], 1);
+    metrics_observe(&events->decode_seconds, 1.5e-6);
 
     test_metrics_render();
     test_observe_concurrent();

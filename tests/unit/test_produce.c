@@ -1,6 +1,7 @@
 /* Tests of `vigil produce` without Kafka: the generator is deterministic in (seed, i), the
- * malformed fraction is what was asked for, every good event survives an Avro round trip, every
- * malformed kind fails to decode, and bad command lines exit 2. */
+ * malformed fraction is what was asked for, every good record of each of the four kinds
+ * survives an Avro round trip, every malformed kind fails to decode, and bad command lines
+ * exit 2. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +11,15 @@
 #include "produce.h"
 #include "test.h"
 
-static char reader_path[4096 + 32];
 static char schema_dir[4096];
+
+/* The reader schema of kind, <schema_dir>/<Record>.avsc. */
+static const char *reader_of(ingest_kind_t kind)
+{
+    static char path[4096 + 64];
+    snprintf(path, sizeof path, "%s/%s.avsc", schema_dir, ingest_kind_schema_name(kind));
+    return path;
+}
 
 static int str_eq(const char *a, const char *b)
 {
@@ -29,6 +37,41 @@ static int event_eq(const ingest_event_t *a, const ingest_event_t *b)
            a->has_geo == b->has_geo &&
            (!a->has_geo || (a->latitude == b->latitude && a->longitude == b->longitude)) &&
            a->event_time_ms == b->event_time_ms && str_eq(a->channel, b->channel);
+}
+
+static int record_eq(const ingest_record_t *a, const ingest_record_t *b)
+{
+    if (a->kind != b->kind)
+        return 0;
+    switch (a->kind) {
+    case INGEST_KIND_EVENT:
+        return event_eq(&a->event, &b->event);
+    case INGEST_KIND_ARTICLE: {
+        const ingest_article_t *x = &a->article, *y = &b->article;
+        if (!(str_eq(x->article_id, y->article_id) &&
+              x->published_time_ms == y->published_time_ms && str_eq(x->source, y->source) &&
+              str_eq(x->language, y->language) && str_eq(x->headline, y->headline) &&
+              str_eq(x->body, y->body) && x->n_tickers == y->n_tickers))
+            return 0;
+        for (size_t i = 0; i < x->n_tickers; i++)
+            if (!str_eq(x->tickers[i], y->tickers[i]))
+                return 0;
+        return 1;
+    }
+    case INGEST_KIND_FRAUD_LABEL:
+        return str_eq(a->fraud_label.event_id, b->fraud_label.event_id) &&
+               a->fraud_label.is_fraud == b->fraud_label.is_fraud &&
+               a->fraud_label.label_time_ms == b->fraud_label.label_time_ms &&
+               str_eq(a->fraud_label.label_source, b->fraud_label.label_source);
+    case INGEST_KIND_NEWS_LABEL:
+        return str_eq(a->news_label.article_id, b->news_label.article_id) &&
+               str_eq(a->news_label.sentiment, b->news_label.sentiment) &&
+               str_eq(a->news_label.topic, b->news_label.topic) &&
+               a->news_label.label_time_ms == b->news_label.label_time_ms;
+    case INGEST_KIND_COUNT:
+        break;
+    }
+    return 0;
 }
 
 static void test_deterministic(void)
@@ -115,15 +158,19 @@ static void test_malformed_fraction(void)
     produce_gen_free(g);
 }
 
-static void test_round_trip(ingest_format_t format)
+/* Every generated record of kind decodes back to itself; the generator covers the optional
+ * fields both ways (counted so a generator that stopped filling one would fail here). */
+static void test_round_trip(ingest_kind_t kind, ingest_format_t format)
 {
     char err[512], reason[256];
     unsigned char buf[4096];
     produce_gen_t *g = produce_gen_new(11, 500, err, sizeof err);
-    ingest_avro_t *enc = ingest_avro_new(format, reader_path, schema_dir, err, sizeof err);
-    ingest_avro_t *dec = ingest_avro_new(format, reader_path, schema_dir, err, sizeof err);
-    ingest_event_t ev = {0}, out = {0};
-    int ok = 0;
+    ingest_avro_t *enc =
+        ingest_avro_new(kind, format, reader_of(kind), schema_dir, err, sizeof err);
+    ingest_avro_t *dec =
+        ingest_avro_new(kind, format, reader_of(kind), schema_dir, err, sizeof err);
+    ingest_record_t rec = {0}, out = {0};
+    int ok = 0, absent = 0, present = 0;
 
     CHECK(g && enc && dec);
     if (!g || !enc || !dec) {
@@ -131,26 +178,34 @@ static void test_round_trip(ingest_format_t format)
         goto out;
     }
     for (uint64_t i = 0; i < 3000; i++) {
-        produce_gen_event(g, i, 1700000000000 + (int64_t)i, &ev);
-        long len = ingest_avro_encode(enc, &ev, 1, buf, sizeof buf, err, sizeof err);
+        produce_gen_record(g, kind, i, 1700000000000 + (int64_t)i, &rec);
+        long len =
+            ingest_avro_encode(enc, &rec, (int32_t)kind + 1, buf, sizeof buf, err, sizeof err);
         CHECK(len > 0);
         if (len <= 0) {
-            fprintf(stderr, "encode %s: %s\n", ev.event_id, err);
+            fprintf(stderr, "encode %s: %s\n", produce_record_key(&rec), err);
             continue;
         }
         int rc = ingest_avro_decode(dec, buf, (size_t)len, &out, reason, sizeof reason);
         CHECK(rc == INGEST_AVRO_OK);
         if (rc != INGEST_AVRO_OK) {
-            fprintf(stderr, "decode %s: %s\n", ev.event_id, reason);
+            fprintf(stderr, "decode %s: %s\n", produce_record_key(&rec), reason);
             continue;
         }
-        CHECK(event_eq(&ev, &out));
+        CHECK(record_eq(&rec, &out));
         ok++;
+        /* One optional part per kind, seen absent and present. */
+        int has = kind == INGEST_KIND_EVENT         ? out.event.has_amount
+                  : kind == INGEST_KIND_ARTICLE     ? out.article.n_tickers > 0
+                  : kind == INGEST_KIND_FRAUD_LABEL ? out.fraud_label.label_source != NULL
+                                                    : out.news_label.sentiment != NULL;
+        has ? present++ : absent++;
     }
     CHECK(ok == 3000);
+    CHECK(present > 100 && absent > 100);
 
 out:
-    ingest_event_clear(&out);
+    ingest_record_clear(&out);
     if (enc)
         ingest_avro_free(enc);
     if (dec)
@@ -158,15 +213,18 @@ out:
     produce_gen_free(g);
 }
 
-static void test_malformed_never_decodes(ingest_format_t format)
+static void test_malformed_never_decodes(ingest_kind_t kind, ingest_format_t format)
 {
     char err[512], reason[256];
     unsigned char buf[4096];
     produce_gen_t *g = produce_gen_new(5, 100, err, sizeof err);
-    ingest_avro_t *enc = ingest_avro_new(format, reader_path, schema_dir, err, sizeof err);
-    ingest_avro_t *dec = ingest_avro_new(format, reader_path, schema_dir, err, sizeof err);
-    ingest_event_t ev = {0}, out = {0};
+    ingest_avro_t *enc =
+        ingest_avro_new(kind, format, reader_of(kind), schema_dir, err, sizeof err);
+    ingest_avro_t *dec =
+        ingest_avro_new(kind, format, reader_of(kind), schema_dir, err, sizeof err);
+    ingest_record_t rec = {0}, out = {0};
     int bad_per_kind[PRODUCE_MALFORMED_KINDS] = {0};
+    int32_t id = (int32_t)kind + 1;
 
     CHECK(g && enc && dec);
     if (!g || !enc || !dec) {
@@ -174,8 +232,8 @@ static void test_malformed_never_decodes(ingest_format_t format)
         goto out;
     }
     for (uint64_t i = 0; i < 50 * PRODUCE_MALFORMED_KINDS; i++) {
-        produce_gen_event(g, i, 1700000000000, &ev);
-        long len = produce_gen_malformed(g, enc, 1, i, &ev, buf, sizeof buf, err, sizeof err);
+        produce_gen_record(g, kind, i, 1700000000000, &rec);
+        long len = produce_gen_malformed(g, enc, id, i, &rec, buf, sizeof buf, err, sizeof err);
         CHECK(len >= 0);
         if (len < 0) {
             fprintf(stderr, "malformed %llu: %s\n", (unsigned long long)i, err);
@@ -197,21 +255,51 @@ static void test_malformed_never_decodes(ingest_format_t format)
         CHECK(bad_per_kind[k] == 50);
 
     /* The unknown-schema kind must not collide with a producer that uses that very id. */
-    produce_gen_event(g, PRODUCE_MALFORMED_UNKNOWN_SCHEMA, 1700000000000, &ev);
+    produce_gen_record(g, kind, PRODUCE_MALFORMED_UNKNOWN_SCHEMA, 1700000000000, &rec);
     long len =
         produce_gen_malformed(g, enc, PRODUCE_UNKNOWN_SCHEMA_ID, PRODUCE_MALFORMED_UNKNOWN_SCHEMA,
-                              &ev, buf, sizeof buf, err, sizeof err);
+                              &rec, buf, sizeof buf, err, sizeof err);
     CHECK(len > 5);
     if (format == INGEST_FORMAT_CONFLUENT && len > 5)
         CHECK(buf[0] == 0 && ((uint32_t)buf[1] << 24 | (uint32_t)buf[2] << 16 |
                               (uint32_t)buf[3] << 8 | buf[4]) == PRODUCE_UNKNOWN_SCHEMA_ID - 1);
 
 out:
-    ingest_event_clear(&out);
+    ingest_record_clear(&out);
     if (enc)
         ingest_avro_free(enc);
     if (dec)
         ingest_avro_free(dec);
+    produce_gen_free(g);
+}
+
+/* Labels point at the records of the same seed they label. */
+static void test_labels_refer_to_records(void)
+{
+    char err[256];
+    produce_gen_t *g = produce_gen_new(3, 100, err, sizeof err);
+    ingest_record_t rec = {0};
+    int fraud = 0, both = 0;
+
+    CHECK(g != NULL);
+    if (!g)
+        return;
+    produce_gen_record(g, INGEST_KIND_FRAUD_LABEL, 17, 0, &rec);
+    CHECK_STR(rec.fraud_label.event_id, "e3-17");
+    produce_gen_record(g, INGEST_KIND_NEWS_LABEL, 17, 0, &rec);
+    CHECK_STR(rec.news_label.article_id, "n3-17");
+    produce_gen_record(g, INGEST_KIND_ARTICLE, 17, 0, &rec);
+    CHECK_STR(rec.article.article_id, "n3-17");
+    for (uint64_t i = 0; i < 10000; i++) {
+        produce_gen_record(g, INGEST_KIND_FRAUD_LABEL, i, 0, &rec);
+        fraud += rec.fraud_label.is_fraud;
+        produce_gen_record(g, INGEST_KIND_NEWS_LABEL, i, 0, &rec);
+        CHECK(rec.news_label.sentiment || rec.news_label.topic);
+        both += rec.news_label.sentiment && rec.news_label.topic;
+    }
+    /* 3% fraud: 300, standard deviation about 17; 80% of news labels carry both. */
+    CHECK(fraud > 200 && fraud < 400);
+    CHECK(both > 7500 && both < 8500);
     produce_gen_free(g);
 }
 
@@ -254,6 +342,7 @@ static void test_main_usage_errors(void)
                                     NULL}) == 2);
     CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--bogus", NULL}) == 2);
     CHECK(run_main((const char *[]){"produce", "-b", "h:1", "stray", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--kind", "tweets", NULL}) == 2);
     CHECK(run_main((const char *[]){"produce", "--help", NULL}) == 0);
 }
 
@@ -264,15 +353,17 @@ int main(void)
         snprintf(schema_dir, sizeof schema_dir, "%s/ingest/schemas", src);
     else
         snprintf(schema_dir, sizeof schema_dir, "%s", VIGIL_SOURCE_SCHEMA_DIR);
-    snprintf(reader_path, sizeof reader_path, "%s/BehaviorEvent.avsc", schema_dir);
 
     test_deterministic();
     test_gen_new_rejects_bad_counts();
     test_malformed_fraction();
-    test_round_trip(INGEST_FORMAT_CONFLUENT);
-    test_round_trip(INGEST_FORMAT_PLAIN);
-    test_malformed_never_decodes(INGEST_FORMAT_CONFLUENT);
-    test_malformed_never_decodes(INGEST_FORMAT_PLAIN);
+    for (int k = 0; k < INGEST_KIND_COUNT; k++) {
+        test_round_trip((ingest_kind_t)k, INGEST_FORMAT_CONFLUENT);
+        test_round_trip((ingest_kind_t)k, INGEST_FORMAT_PLAIN);
+        test_malformed_never_decodes((ingest_kind_t)k, INGEST_FORMAT_CONFLUENT);
+        test_malformed_never_decodes((ingest_kind_t)k, INGEST_FORMAT_PLAIN);
+    }
+    test_labels_refer_to_records();
     test_main_usage_errors();
     return TEST_DONE();
 }

@@ -84,7 +84,13 @@ static sink_batch_t batch_g1(const char *instance, const sink_risk_row_t *rows, 
                              const sink_dead_letter_t *dead, size_t n_dead,
                              const sink_offset_advance_t *adv)
 {
-    return (sink_batch_t){"g1", instance, rows, n_rows, dead, n_dead, adv, 1};
+    return (sink_batch_t){.group = "g1",
+                          .instance_id = instance,
+                          .rows = {.risk = rows, .n_risk = n_rows},
+                          .dead = dead,
+                          .n_dead = n_dead,
+                          .offsets = adv,
+                          .n_offsets = 1};
 }
 
 static sink_risk_row_t row_make(const char *topic, int32_t partition, int64_t offset,
@@ -450,8 +456,7 @@ static void test_write_roundtrip_and_fence(sink_pg_t *pg)
               "test-instance-1");
 
     /* All messages dead-lettered: no rows, still progress. */
-    batch.rows = NULL;
-    batch.n_rows = 0;
+    batch.rows = (sink_rows_t){0};
     batch.dead = &dead[2];
     batch.n_dead = 1;
     adv.expected = 5;
@@ -467,8 +472,7 @@ static void test_write_roundtrip_and_fence(sink_pg_t *pg)
 
     /* A writer that still believes nothing is stored is fenced, and writes nothing. */
     rows[0].offset = 6;
-    batch.rows = rows;
-    batch.n_rows = 1;
+    batch.rows = (sink_rows_t){.risk = rows, .n_risk = 1};
     batch.dead = dead;
     batch.n_dead = 1;
     adv.expected = SINK_PG_OFFSET_NONE;
