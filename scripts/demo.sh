@@ -32,21 +32,32 @@ echo "   bootstrap=$bootstrap http=127.0.0.1:$port"
 echo "== producing $N BehaviorEvents (2% malformed) with vigil produce"
 summary=$("$VIGIL" produce -b "$bootstrap" -n "$N" --malformed 0.02 --seed 42 2>/dev/null)
 echo "   $summary"
-wait_until 120 "vigild to commit all $N messages" committed_at_least "$N"
+echo "== producing 500 news articles, 1000 fraud labels and 500 news labels"
+for spec in news:500 fraud-labels:1000 news-labels:500; do
+    echo "   ${spec%:*}: $("$VIGIL" produce -b "$bootstrap" --kind "${spec%:*}" -n "${spec#*:}" --seed 42 2>/dev/null)"
+done
+wait_until 120 "vigild to commit all $((N + 2000)) messages" committed_at_least "$((N + 2000))"
 
 echo
 echo "== what landed in PostgreSQL"
 psql -X -q -P pager=off -c "SELECT 'vigil.risk_scores' AS table, count(*) AS rows FROM vigil.risk_scores
+    UNION ALL SELECT 'vigil.news_scores', count(*) FROM vigil.news_scores
+    UNION ALL SELECT 'vigil.labels', count(*) FROM vigil.labels
     UNION ALL SELECT 'vigil.dead_letters', count(*) FROM vigil.dead_letters
     UNION ALL SELECT 'vigil.kafka_offsets', count(*) FROM vigil.kafka_offsets"
 psql -X -q -P pager=off -c "SELECT partition, kafka_offset, event_id, event_type, user_id, amount, currency,
     country, event_time, score, model_version FROM vigil.risk_scores ORDER BY kafka_offset, partition LIMIT 5"
 echo "   (score and model_version are NULL: no model runs yet, so nothing is scored)"
+psql -X -q -P pager=off -c "SELECT article_id, language, left(headline, 60) AS headline, tickers, sentiment,
+    model_version FROM vigil.news_scores ORDER BY kafka_offset, partition LIMIT 5"
+psql -X -q -P pager=off -c "SELECT label_kind, count(*), count(*) FILTER (WHERE is_fraud) AS fraud,
+    count(sentiment) AS with_sentiment, count(topic_label) AS with_topic FROM vigil.labels GROUP BY 1"
 psql -X -q -P pager=off -c "SELECT regexp_replace(reason, ':.*', '') AS kind, count(*),
     min(reason) AS example FROM vigil.dead_letters GROUP BY 1 ORDER BY count(*) DESC"
-psql -X -q -P pager=off -c "SELECT partition, next_offset, updated_by FROM vigil.kafka_offsets ORDER BY partition"
+psql -X -q -P pager=off -c "SELECT topic, sum(next_offset) AS next_offsets, count(*) AS partitions
+    FROM vigil.kafka_offsets GROUP BY topic ORDER BY topic"
 echo "== metrics (http://127.0.0.1:$port/metrics)"
-http_get "$port" /metrics | grep -E '^vigil_(messages|rows|batches)_[a-z_]*total ' | sed 's/^/   /'
+http_get "$port" /metrics | grep -E '^vigil_(messages|rows|batches)_[a-z_]*total[{ ]' | sed 's/^/   /'
 
 echo
 if [ "$KEEP" = 1 ]; then

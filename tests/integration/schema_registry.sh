@@ -31,8 +31,11 @@ registry_start --fail-first 2
 summary=$("$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n 3000 --malformed 0.05 --seed 91)
 good=$(summary_field "$summary" good)
 bad=$(summary_field "$summary" malformed)
+# No local writer schemas at all (schema_dir points nowhere), so every one must come from the
+# registry. The other inputs are off: their reader schemas live in schema_dir.
 VIGIL_HTTP_LISTEN=127.0.0.1:0 vigild_start v1 --set ingest.schema_dir=/nonexistent \
     --set ingest.reader_schema="$SRC_DIR/ingest/schemas/BehaviorEvent.avsc" \
+    --set ingest.news_topic= --set ingest.fraud_labels_topic= --set ingest.news_labels_topic= \
     --set ingest.schema_registry_url="https://127.0.0.1:$REGISTRY_PORT" \
     --set ingest.schema_registry_user=vigil --set ingest.schema_registry_password='s3cret:x' \
     --set ingest.schema_registry_ca_file="$HARNESS_TMP/cert.pem" \

@@ -211,15 +211,24 @@ assert_exactly_once() {
     [ "$(count_duplicates risk_scores)" = 0 ] || fail "duplicate (topic, partition, offset) in risk_scores"
     [ "$(count_duplicates dead_letters)" = 0 ] || fail "duplicate (topic, partition, offset) in dead_letters"
     local bad_parts
+    assert_offsets_match_rows
+}
+
+# Every stored offset equals the rows and dead letters of its partition, over every table a
+# topic's records go to (each offset of a partition is one row or one dead letter).
+assert_offsets_match_rows() {
+    local bad_parts
     bad_parts=$(sql "SELECT count(*) FROM vigil.kafka_offsets o
         WHERE coalesce(o.next_offset, 0) <>
           (SELECT count(*) FROM vigil.risk_scores r WHERE r.topic = o.topic AND r.partition = o.partition)
+        + (SELECT count(*) FROM vigil.news_scores n WHERE n.topic = o.topic AND n.partition = o.partition)
+        + (SELECT count(*) FROM vigil.labels l WHERE l.topic = o.topic AND l.partition = o.partition)
         + (SELECT count(*) FROM vigil.dead_letters d WHERE d.topic = o.topic AND d.partition = o.partition)")
     [ "$bad_parts" = 0 ] || fail "$bad_parts partitions whose stored offset does not match their rows"
 }
 
 # Total of rows and dead letters, for waiting on progress.
-committed_total() { sql "SELECT (SELECT count(*) FROM vigil.risk_scores) + (SELECT count(*) FROM vigil.dead_letters)"; }
+committed_total() { sql "SELECT (SELECT count(*) FROM vigil.risk_scores) + (SELECT count(*) FROM vigil.news_scores) + (SELECT count(*) FROM vigil.labels) + (SELECT count(*) FROM vigil.dead_letters)"; }
 committed_at_least() { [ "$(committed_total 2>/dev/null || echo 0)" -ge "$1" ]; }
 
 # Parses produce's summary line "produced=N good=N malformed=N delivered=N failed=N".

@@ -780,6 +780,231 @@ static void measure_decode_rate(ingest_avro_t *conf)
     ingest_record_clear(&got);
 }
 
+/* The reader schema of a kind in the source tree. */
+static const char *schema_of(const char *name)
+{
+    static char path[PATH_MAX];
+    snprintf(path, sizeof path, "%.*s/%s.avsc", PATH_MAX - 64, schema_dir, name);
+    return path;
+}
+
+/* A NewsArticle body (plain Avro, reader field order): language and body null, the tickers
+ * in blocks as given (negative counts carry a byte size, as Avro allows). */
+static void raw_article(bytes_t *m, const char *id, const char *headline, const char *const *items,
+                        const int *blocks, int n_blocks)
+{
+    put_str(m, id, strlen(id));
+    put_long(m, 1700000000000);
+    put_str(m, "wire", 4);
+    put_long(m, 0); /* language: null */
+    put_str(m, headline, strlen(headline));
+    put_long(m, 0); /* body: null */
+    for (int b = 0, k = 0; b < n_blocks; b++) {
+        int count = blocks[b];
+        if (count < 0) {
+            size_t size = 0;
+            for (int j = 0; j < -count; j++)
+                size += 1 + strlen(items[k + j]);
+            put_long(m, count);
+            put_long(m, (int64_t)size);
+            count = -count;
+        } else {
+            put_long(m, count);
+        }
+        for (int j = 0; j < count; j++, k++)
+            put_str(m, items[k], strlen(items[k]));
+    }
+    put_long(m, 0); /* end of the array */
+}
+
+/* NewsArticle, FraudLabel and NewsLabel: the rules their schemas cannot express, string
+ * arrays in blocks, booleans, and evolution of their writers. */
+static void test_other_kinds(const char *tmpdir)
+{
+    char err[256] = "", reason[256] = "", path[PATH_MAX];
+    ingest_avro_t *art = ingest_avro_new(INGEST_KIND_ARTICLE, INGEST_FORMAT_PLAIN,
+                                         schema_of("NewsArticle"), NULL, err, sizeof err);
+    ingest_avro_t *fl = ingest_avro_new(INGEST_KIND_FRAUD_LABEL, INGEST_FORMAT_PLAIN,
+                                        schema_of("FraudLabel"), NULL, err, sizeof err);
+    ingest_avro_t *nl_conf = ingest_avro_new(INGEST_KIND_NEWS_LABEL, INGEST_FORMAT_CONFLUENT,
+                                             schema_of("NewsLabel"), tmpdir, err, sizeof err);
+    ingest_avro_t *art_conf = ingest_avro_new(INGEST_KIND_ARTICLE, INGEST_FORMAT_CONFLUENT,
+                                              schema_of("NewsArticle"), tmpdir, err, sizeof err);
+    ingest_avro_t *enc = NULL;
+    ingest_record_t got = {0};
+    uint8_t msg[MSG_MAX];
+    bytes_t m;
+
+    CHECK(art && fl && nl_conf && art_conf);
+    if (!art || !fl || !nl_conf || !art_conf) {
+        fprintf(stderr, "other kinds: %s\n", err);
+        goto out;
+    }
+    CHECK(ingest_avro_kind(art) == INGEST_KIND_ARTICLE);
+
+    /* Tickers in two blocks, the second with a byte size: all three, in order. */
+    const char *three[] = {"AAPL", "MSFT", "0700.HK"};
+    m = (bytes_t){.n = 0};
+    raw_article(&m, "n1", "Apple beats", three, (const int[]){1, -2}, 2);
+    CHECK(ingest_avro_decode(art, m.b, m.n, &got, reason, sizeof reason) == INGEST_AVRO_OK);
+    CHECK(got.kind == INGEST_KIND_ARTICLE && got.article.n_tickers == 3);
+    if (got.article.n_tickers == 3) {
+        CHECK_STR(got.article.tickers[0], "AAPL");
+        CHECK_STR(got.article.tickers[2], "0700.HK");
+    }
+    CHECK_STR(got.article.headline, "Apple beats");
+    CHECK(got.article.language == NULL && got.article.body == NULL);
+    /* No tickers at all. */
+    m = (bytes_t){.n = 0};
+    raw_article(&m, "n2", "Quiet day", NULL, NULL, 0);
+    CHECK(ingest_avro_decode(art, m.b, m.n, &got, reason, sizeof reason) == INGEST_AVRO_OK);
+    CHECK(got.article.n_tickers == 0);
+    /* An empty ticker, a ticker that is not UTF-8, an empty headline: dead letters. */
+    m = (bytes_t){.n = 0};
+    raw_article(&m, "n3", "h", (const char *[]){"AAPL", ""}, (const int[]){2}, 1);
+    CHECK_BAD(art, m.b, m.n, "invalid field tickers: empty");
+    m = (bytes_t){.n = 0};
+    raw_article(&m, "n4", "h", (const char *[]){"\xc3\x28"}, (const int[]){1}, 1);
+    CHECK_BAD(art, m.b, m.n, "invalid field tickers: not valid UTF-8");
+    m = (bytes_t){.n = 0};
+    raw_article(&m, "n5", "", NULL, NULL, 0);
+    CHECK_BAD(art, m.b, m.n, "invalid field headline: empty");
+    /* A block claiming more tickers than bytes left. */
+    m = (bytes_t){.n = 0};
+    raw_article(&m, "n6", "h", NULL, NULL, 0);
+    m.n--; /* drop the terminating 0 */
+    put_long(&m, 1000);
+    CHECK_BAD(art, m.b, m.n, "truncated: field tickers declares 1000 items");
+
+    /* FraudLabel: a boolean is one byte, 0 or 1. */
+    m = (bytes_t){.n = 0};
+    put_str(&m, "e1", 2);
+    put_raw(&m, "\x01", 1);
+    put_long(&m, 1700000000000);
+    put_long(&m, 1);
+    put_str(&m, "chargeback", 10);
+    CHECK(ingest_avro_decode(fl, m.b, m.n, &got, reason, sizeof reason) == INGEST_AVRO_OK);
+    CHECK(got.kind == INGEST_KIND_FRAUD_LABEL && got.fraud_label.is_fraud == 1);
+    CHECK_STR(got.fraud_label.event_id, "e1");
+    CHECK_STR(got.fraud_label.label_source, "chargeback");
+    m.b[3] = 0x02;
+    CHECK_BAD(fl, m.b, m.n, "bad boolean 0x02 in field is_fraud");
+
+    /* NewsLabel through a writer whose Sentiment enum has a new symbol and another order:
+     * symbols map by name, the new symbol is a dead letter, and a label with neither sentiment
+     * nor topic is refused. */
+    size_t len = 0;
+    char *base = read_file(schema_of("NewsLabel"), &len);
+    CHECK(base != NULL);
+    if (!base)
+        goto out;
+    CHECK(write_variant(tmpdir, 7, base, "[\"NEGATIVE\", \"NEUTRAL\", \"POSITIVE\"]",
+                        "[\"POSITIVE\", \"MIXED\", \"NEUTRAL\", \"NEGATIVE\"]", path,
+                        sizeof path) == 0);
+    free(base);
+    enc = ingest_avro_new(INGEST_KIND_NEWS_LABEL, INGEST_FORMAT_CONFLUENT, path, tmpdir, err,
+                          sizeof err);
+    CHECK(enc != NULL);
+    if (!enc) {
+        fprintf(stderr, "news label writer: %s\n", err);
+        goto out;
+    }
+    ingest_record_t label = {.kind = INGEST_KIND_NEWS_LABEL,
+                             .news_label = {.article_id = "n1",
+                                            .sentiment = "NEGATIVE",
+                                            .label_time_ms = 1700000000000}};
+    long n = ingest_avro_encode(enc, &label, 7, msg, sizeof msg, err, sizeof err);
+    CHECK(n > 0);
+    CHECK(ingest_avro_decode(nl_conf, msg, (size_t)n, &got, reason, sizeof reason) ==
+          INGEST_AVRO_OK);
+    CHECK(got.kind == INGEST_KIND_NEWS_LABEL && got.news_label.topic == NULL);
+    CHECK(got.news_label.sentiment && strcmp(got.news_label.sentiment, "NEGATIVE") == 0);
+    label.news_label.sentiment = "MIXED";
+    n = ingest_avro_encode(enc, &label, 7, msg, sizeof msg, err, sizeof err);
+    CHECK(n > 0);
+    CHECK_BAD(nl_conf, msg, (size_t)n, "incompatible schema id 7: symbol MIXED of field sentiment");
+    label.news_label.sentiment = NULL;
+    n = ingest_avro_encode(enc, &label, 7, msg, sizeof msg, err, sizeof err);
+    CHECK(n > 0);
+    CHECK_BAD(nl_conf, msg, (size_t)n, "invalid record: a NewsLabel needs a sentiment, a topic");
+    ingest_avro_free(enc);
+    enc = NULL;
+    unlink(path);
+
+    /* A NewsArticle writer without tickers: the reader's default, the empty array. A writer
+     * whose tickers are ints cannot be read. */
+    base = read_file(schema_of("NewsArticle"), &len);
+    CHECK(base != NULL);
+    if (!base)
+        goto out;
+    CHECK(write_variant(tmpdir, 8, base,
+                        "\"tickers\", \"type\": {\"type\": \"array\", \"items\": "
+                        "\"string\"}",
+                        "\"tickers_v0\", \"type\": {\"type\": \"array\", \"items\": \"string\"}",
+                        path, sizeof path) == 0);
+    enc = ingest_avro_new(INGEST_KIND_ARTICLE, INGEST_FORMAT_CONFLUENT, schema_of("NewsArticle"),
+                          schema_dir, err, sizeof err);
+    CHECK(enc != NULL);
+    if (enc) {
+        ingest_record_t a = {.kind = INGEST_KIND_ARTICLE,
+                             .article = {.article_id = "n9",
+                                         .published_time_ms = 1700000000000,
+                                         .source = "wire",
+                                         .headline = "Headline",
+                                         .tickers = (const char *const[]){"AAPL"},
+                                         .n_tickers = 1}};
+        /* The body is the reader's; under id 8 the last field is named tickers_v0. */
+        n = ingest_avro_encode(enc, &a, 8, msg, sizeof msg, err, sizeof err);
+        CHECK(n > 0);
+        CHECK(ingest_avro_decode(art_conf, msg, (size_t)n, &got, reason, sizeof reason) ==
+              INGEST_AVRO_OK);
+        CHECK(got.article.n_tickers == 0 && got.article.tickers == NULL);
+        CHECK_STR(got.article.headline, "Headline");
+    }
+    unlink(path);
+    CHECK(write_variant(tmpdir, 9, base, "\"items\": \"string\"", "\"items\": \"int\"", path,
+                        sizeof path) == 0);
+    free(base);
+    if (enc) {
+        ingest_record_t a = {.kind = INGEST_KIND_ARTICLE,
+                             .article = {.article_id = "n9",
+                                         .published_time_ms = 1700000000000,
+                                         .source = "wire",
+                                         .headline = "Headline"}};
+        n = ingest_avro_encode(enc, &a, 9, msg, sizeof msg, err, sizeof err);
+        CHECK(n > 0);
+        CHECK_BAD(art_conf, msg, (size_t)n, "schema id 9 (" /* path */);
+        CHECK(ingest_avro_decode(art_conf, msg, (size_t)n, &got, reason, sizeof reason) ==
+                  INGEST_AVRO_BAD &&
+              strstr(reason, "field tickers is array in the writer") != NULL);
+    }
+    /* The same schema as a reader is refused when the decoder is made. */
+    err[0] = '\0';
+    CHECK(ingest_avro_new(INGEST_KIND_ARTICLE, INGEST_FORMAT_PLAIN, path, NULL, err, sizeof err) ==
+          NULL);
+    CHECK(strstr(err, "field tickers must be an array of \"string\"") != NULL);
+    unlink(path);
+    /* Encoding a record of another kind is refused, not garbled. */
+    ingest_record_t ev = event_full();
+    err[0] = '\0';
+    CHECK(enc == NULL || ingest_avro_encode(enc, &ev, 2, msg, sizeof msg, err, sizeof err) == -1);
+    CHECK(enc == NULL || strstr(err, "cannot encode a BehaviorEvent with a NewsArticle") != NULL);
+
+    /* Kind names. */
+    ingest_kind_t k = INGEST_KIND_EVENT;
+    CHECK(ingest_kind_parse("news", &k) == 0 && k == INGEST_KIND_ARTICLE);
+    CHECK(ingest_kind_parse("FraudLabel", &k) == 0 && k == INGEST_KIND_FRAUD_LABEL);
+    CHECK(ingest_kind_parse("news-labels", &k) == 0 && k == INGEST_KIND_NEWS_LABEL);
+    CHECK(ingest_kind_parse("tweets", &k) == -1);
+out:
+    ingest_avro_free(enc);
+    ingest_avro_free(art);
+    ingest_avro_free(fl);
+    ingest_avro_free(nl_conf);
+    ingest_avro_free(art_conf);
+    ingest_record_clear(&got);
+}
+
 int main(void)
 {
     char err[512] = "";
@@ -811,6 +1036,7 @@ int main(void)
     test_malformed(plain, conf);
     test_fuzz(plain, conf);
     test_resolution(tmpdir);
+    test_other_kinds(tmpdir);
     measure_decode_rate(conf);
 
     ingest_avro_free(plain);
