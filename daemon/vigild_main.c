@@ -309,7 +309,7 @@ static int vigild_ready(void *ctx, char *why, size_t whylen)
 
 static int vigild_run(vigild_t *d, int embedded)
 {
-    char err[1024] = "";
+    char err[1024];
     char q[1100];
     log_level_t level;
     vigild_kafka_kv_t kv = {0};
@@ -326,11 +326,12 @@ static int vigild_run(vigild_t *d, int embedded)
 
     if (embedded) {
         d->mock = ingest_mock_new(d->cfg.embedded_kafka_brokers, err, sizeof(err));
-        for (size_t i = 0; d->mock && i < n_inputs; i++)
-            if (ingest_mock_topic_create(d->mock, inputs[i].topic, d->cfg.embedded_kafka_partitions,
-                                         err, sizeof(err)) != 0)
-                break;
-        if (!d->mock || err[0]) {
+        int created = d->mock != NULL;
+        for (size_t i = 0; created && i < n_inputs; i++)
+            created =
+                ingest_mock_topic_create(d->mock, inputs[i].topic, d->cfg.embedded_kafka_partitions,
+                                         err, sizeof(err)) == 0;
+        if (!created) {
             log_error("cannot start the embedded Kafka", "error=\"%s\"",
                       log_quote(err, q, sizeof(q)));
             goto out;
