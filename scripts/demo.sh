@@ -57,7 +57,7 @@ psql -X -q -P pager=off -c "SELECT regexp_replace(reason, ':.*', '') AS kind, co
 psql -X -q -P pager=off -c "SELECT topic, sum(next_offset) AS next_offsets, count(*) AS partitions
     FROM vigil.kafka_offsets GROUP BY topic ORDER BY topic"
 echo "== metrics (http://127.0.0.1:$port/metrics)"
-http_get "$port" /metrics | grep -E '^vigil_(messages|rows|batches)_[a-z_]*total[{ ]' | sed 's/^/   /'
+http_get "$port" /metrics | grep -E '^vigil_(messages_(consumed|decoded|dead_lettered)|rows_written|batches_[a-z]*)_total[{ ]' | sed 's/^/   /'
 
 echo
 if [ "$KEEP" = 1 ]; then
