@@ -593,6 +593,44 @@ static int config_flags_load(daemon_config_t *cfg, const char *const *flags, siz
     return 0;
 }
 
+/* The inputs: at least one, no topic named twice, and not the dead-letter topic. */
+static int config_inputs_check(const daemon_config_t *cfg, char *err, size_t errlen)
+{
+    const char *topics[] = {cfg->ingest_topic, cfg->ingest_news_topic,
+                            cfg->ingest_fraud_labels_topic, cfg->ingest_news_labels_topic};
+    const char *keys[] = {"ingest.topic", "ingest.news_topic", "ingest.fraud_labels_topic",
+                          "ingest.news_labels_topic"};
+    size_t n = sizeof(topics) / sizeof(topics[0]), used = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!topics[i][0])
+            continue;
+        used++;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(topics[i], topics[j]) == 0) {
+                snprintf(err, errlen,
+                         "%s and %s both name topic \"%s\"; each input needs its own topic",
+                         keys[j], keys[i], topics[i]);
+                return -1;
+            }
+        }
+        if (strcmp(topics[i], cfg->ingest_dlq_topic) == 0) {
+            snprintf(err, errlen,
+                     "%s and ingest.dlq_topic both name topic \"%s\"; dead letters would be "
+                     "read back as input",
+                     keys[i], topics[i]);
+            return -1;
+        }
+    }
+    if (used == 0) {
+        snprintf(err, errlen,
+                 "no input topic: set at least one of ingest.topic, "
+                 "ingest.news_topic, ingest.fraud_labels_topic, "
+                 "ingest.news_labels_topic");
+        return -1;
+    }
+    return 0;
+}
+
 /* Defaults that depend on other keys or on the machine, filled after every layer so that, e.g.,
  * VIGIL_INGEST_SCHEMA_DIR also moves the reader schema. */
 static int config_defaults_resolve(daemon_config_t *cfg, char *err, size_t errlen)
@@ -610,41 +648,6 @@ static int config_defaults_resolve(daemon_config_t *cfg, char *err, size_t errle
         snprintf(path, len, "%s%sBehaviorEvent.avsc", dir, sep);
         free(cfg->ingest_reader_schema);
         cfg->ingest_reader_schema = path;
-    }
-    {
-        /* The inputs: at least one, no topic named twice, and not the dead-letter topic. */
-        const char *topics[] = {cfg->ingest_topic, cfg->ingest_news_topic,
-                                cfg->ingest_fraud_labels_topic, cfg->ingest_news_labels_topic};
-        const char *keys[] = {"ingest.topic", "ingest.news_topic", "ingest.fraud_labels_topic",
-                              "ingest.news_labels_topic"};
-        size_t n = sizeof(topics) / sizeof(topics[0]), used = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!topics[i][0])
-                continue;
-            used++;
-            for (size_t j = 0; j < i; j++) {
-                if (strcmp(topics[i], topics[j]) == 0) {
-                    snprintf(err, errlen,
-                             "%s and %s both name topic \"%s\"; each input needs its own topic",
-                             keys[j], keys[i], topics[i]);
-                    return -1;
-                }
-            }
-            if (strcmp(topics[i], cfg->ingest_dlq_topic) == 0) {
-                snprintf(err, errlen,
-                         "%s and ingest.dlq_topic both name topic \"%s\"; dead letters would be "
-                         "read back as input",
-                         keys[i], topics[i]);
-                return -1;
-            }
-        }
-        if (used == 0) {
-            snprintf(err, errlen,
-                     "no input topic: set at least one of ingest.topic, "
-                     "ingest.news_topic, ingest.fraud_labels_topic, "
-                     "ingest.news_labels_topic");
-            return -1;
-        }
     }
     if (cfg->daemon_instance_id[0] == '\0') {
         char host[256];
@@ -694,7 +697,8 @@ int daemon_config_load(daemon_config_t *cfg, const char *path, char *const *envp
         goto err;
     if (config_flags_load(cfg, flags, n_flags, err, errlen) != 0)
         goto err;
-    if (config_defaults_resolve(cfg, err, errlen) != 0)
+    if (config_defaults_resolve(cfg, err, errlen) != 0 ||
+        config_inputs_check(cfg, err, errlen) != 0)
         goto err;
     return 0;
 err:

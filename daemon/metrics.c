@@ -86,26 +86,18 @@ metrics_topic_t *metrics_topic(const char *name)
     return NULL;
 }
 
-uint64_t metrics_topics_sum(size_t offset)
+metrics_totals_t metrics_topics_total(void)
 {
-    uint64_t sum = 0;
-    for (int i = 0; i < METRICS_TOPICS_MAX; i++)
-        if (metrics.topics[i].name[0])
-            sum += atomic_load_explicit(
-                (_Atomic uint64_t *)(void *)((char *)&metrics.topics[i] + offset),
-                memory_order_relaxed);
-    return sum;
-}
-
-int64_t metrics_topics_gauge_sum(size_t offset)
-{
-    int64_t sum = 0;
-    for (int i = 0; i < METRICS_TOPICS_MAX; i++)
-        if (metrics.topics[i].name[0])
-            sum += atomic_load_explicit(
-                (_Atomic int64_t *)(void *)((char *)&metrics.topics[i] + offset),
-                memory_order_relaxed);
-    return sum;
+    metrics_totals_t t = {0};
+    for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
+        metrics_topic_t *m = &metrics.topics[i];
+        t.consumed += atomic_load_explicit(&m->consumed, memory_order_relaxed);
+        t.written += atomic_load_explicit(&m->written, memory_order_relaxed);
+        t.dead_lettered += atomic_load_explicit(&m->dead_lettered, memory_order_relaxed);
+        t.assigned_partitions +=
+            atomic_load_explicit(&m->assigned_partitions, memory_order_relaxed);
+    }
+    return t;
 }
 
 metrics_dead_reason_t metrics_dead_reason_of(const char *reason)
@@ -208,32 +200,30 @@ static void metrics_render_histogram(metrics_text_t *t, metrics_histogram_t *h, 
                                      int header)
 {
     uint64_t cumulative = 0;
-    char label[METRICS_TOPIC_NAME_MAX + 16] = "";
+    /* The label inside a bucket's braces before le=, and the braces after _sum and _count. */
+    char in_bucket[METRICS_TOPIC_NAME_MAX + 16] = "", labels[METRICS_TOPIC_NAME_MAX + 16] = "";
 
     if (!h->name)
         return; /* metrics_init was not called; render the counters rather than crash */
-    if (topic)
-        snprintf(label, sizeof(label), "topic=\"%s\"", topic);
+    if (topic) {
+        snprintf(in_bucket, sizeof(in_bucket), "topic=\"%s\",", topic);
+        snprintf(labels, sizeof(labels), "{topic=\"%s\"}", topic);
+    }
     if (header)
         metrics_text_printf(t, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
     for (int i = 0; i < h->n_bounds; i++) {
         cumulative += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
-        metrics_text_printf(t, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", h->name, label,
-                            topic ? "," : "", h->bounds[i], cumulative);
+        metrics_text_printf(t, "%s_bucket{%sle=\"%g\"} %" PRIu64 "\n", h->name, in_bucket,
+                            h->bounds[i], cumulative);
     }
     cumulative += atomic_load_explicit(&h->buckets[h->n_bounds], memory_order_relaxed);
     /* _count is the +Inf bucket as read here, not h->count read separately, so a scrape racing
      * an observation still satisfies Prometheus's rule that the two are equal. */
-    metrics_text_printf(t, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", h->name, label,
-                        topic ? "," : "", cumulative);
-    if (topic)
-        metrics_text_printf(t, "%s_sum{%s} %.9f\n%s_count{%s} %" PRIu64 "\n", h->name, label,
-                            (double)atomic_load_explicit(&h->sum_nanos, memory_order_relaxed) / 1e9,
-                            h->name, label, cumulative);
-    else
-        metrics_text_printf(t, "%s_sum %.9f\n%s_count %" PRIu64 "\n", h->name,
-                            (double)atomic_load_explicit(&h->sum_nanos, memory_order_relaxed) / 1e9,
-                            h->name, cumulative);
+    metrics_text_printf(t, "%s_bucket{%sle=\"+Inf\"} %" PRIu64 "\n", h->name, in_bucket,
+                        cumulative);
+    metrics_text_printf(t, "%s_sum%s %.9f\n%s_count%s %" PRIu64 "\n", h->name, labels,
+                        (double)atomic_load_explicit(&h->sum_nanos, memory_order_relaxed) / 1e9,
+                        h->name, labels, cumulative);
 }
 
 /* One series per topic in use of a per-topic counter (is_gauge 0) or gauge, the member at

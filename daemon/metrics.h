@@ -88,10 +88,12 @@ metrics_dead_reason_t metrics_dead_reason_of(const char *reason);
  * taken or the name is too long. */
 metrics_topic_t *metrics_topic(const char *name);
 
-/* Sums over the topics in use of the counter (or gauge) at offset in metrics_topic_t, e.g.
- * metrics_topics_sum(offsetof(metrics_topic_t, written)), for status lines. */
-uint64_t metrics_topics_sum(size_t offset);
-int64_t metrics_topics_gauge_sum(size_t offset);
+/* Sums over every topic in use, for the status line and readiness. */
+typedef struct metrics_totals {
+    uint64_t consumed, written, dead_lettered;
+    int64_t assigned_partitions;
+} metrics_totals_t;
+metrics_totals_t metrics_topics_total(void);
 
 /* Renders everything as Prometheus text into a malloc'd buffer (*out, *out_len). Returns 0, or
  * -1 when out of memory. */

@@ -57,23 +57,19 @@ static void rows_risk_from_event(const ingest_event_t *e, sink_risk_row_t *r)
 void rows_batch_add(rows_batch_t *b, const ingest_record_t *rec, const char *topic,
                     int32_t partition, int64_t offset, int64_t kafka_timestamp_ms)
 {
+    const sink_coords_t at = {topic, partition, offset, kafka_timestamp_ms};
+
     switch (rec->kind) {
     case INGEST_KIND_EVENT: {
         sink_risk_row_t *r = &b->risk[b->view.n_risk++];
-        *r = (sink_risk_row_t){.topic = topic,
-                               .partition = partition,
-                               .offset = offset,
-                               .kafka_timestamp_ms = kafka_timestamp_ms};
+        *r = (sink_risk_row_t){.at = at};
         rows_risk_from_event(&rec->event, r);
         break;
     }
     case INGEST_KIND_ARTICLE: {
         const ingest_article_t *a = &rec->article;
         b->articles[b->view.n_articles++] = (sink_article_row_t){
-            .topic = topic,
-            .partition = partition,
-            .offset = offset,
-            .kafka_timestamp_ms = kafka_timestamp_ms,
+            .at = at,
             .article_id = a->article_id,
             .published_time_ms = a->published_time_ms,
             .source = a->source,
@@ -88,10 +84,7 @@ void rows_batch_add(rows_batch_t *b, const ingest_record_t *rec, const char *top
     case INGEST_KIND_FRAUD_LABEL: {
         const ingest_fraud_label_t *l = &rec->fraud_label;
         b->labels[b->view.n_labels++] = (sink_label_row_t){
-            .topic = topic,
-            .partition = partition,
-            .offset = offset,
-            .kafka_timestamp_ms = kafka_timestamp_ms,
+            .at = at,
             .kind = SINK_LABEL_FRAUD,
             .event_id = l->event_id,
             .is_fraud = l->is_fraud,
@@ -103,10 +96,7 @@ void rows_batch_add(rows_batch_t *b, const ingest_record_t *rec, const char *top
     case INGEST_KIND_NEWS_LABEL: {
         const ingest_news_label_t *l = &rec->news_label;
         b->labels[b->view.n_labels++] = (sink_label_row_t){
-            .topic = topic,
-            .partition = partition,
-            .offset = offset,
-            .kafka_timestamp_ms = kafka_timestamp_ms,
+            .at = at,
             .kind = SINK_LABEL_NEWS,
             .article_id = l->article_id,
             .sentiment = l->sentiment,

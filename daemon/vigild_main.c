@@ -14,7 +14,6 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,15 +108,14 @@ static void vigild_kafka_kv_free(vigild_kafka_kv_t *kv)
 static void vigild_status(vigild_t *d, int to_log)
 {
     char line[512];
+    metrics_totals_t total = metrics_topics_total();
     snprintf(line, sizeof(line),
              "STATUS=consumed=%llu written=%llu dead_lettered=%llu batches=%llu partitions=%lld "
              "postgres=%s",
-             (unsigned long long)metrics_topics_sum(offsetof(metrics_topic_t, consumed)),
-             (unsigned long long)metrics_topics_sum(offsetof(metrics_topic_t, written)),
-             (unsigned long long)metrics_topics_sum(offsetof(metrics_topic_t, dead_lettered)),
+             (unsigned long long)total.consumed, (unsigned long long)total.written,
+             (unsigned long long)total.dead_lettered,
              (unsigned long long)atomic_load(&metrics.batches),
-             (long long)metrics_topics_gauge_sum(offsetof(metrics_topic_t, assigned_partitions)),
-             atomic_load(&metrics.pg_up) ? "up" : "down");
+             (long long)total.assigned_partitions, atomic_load(&metrics.pg_up) ? "up" : "down");
     if (sdnotify_send(line) != 0)
         log_warn("sd_notify STATUS failed", "error=\"%s\"", strerror(errno));
     if (to_log)
@@ -298,7 +296,7 @@ static int vigild_ready(void *ctx, char *why, size_t whylen)
         snprintf(why, whylen, "PostgreSQL unreachable");
         return 0;
     }
-    if (metrics_topics_gauge_sum(offsetof(metrics_topic_t, assigned_partitions)) <= 0) {
+    if (metrics_topics_total().assigned_partitions <= 0) {
         snprintf(why, whylen, "no Kafka partitions assigned");
         return 0;
     }

@@ -294,10 +294,8 @@ static void worker_fill_row(worker_t *w, const worker_item_t *it)
 static void worker_fill_dead(const worker_item_t *it, sink_dead_letter_t *d)
 {
     *d = (sink_dead_letter_t){
-        .topic = it->topic->name,
-        .partition = it->msg->partition,
-        .offset = it->msg->offset,
-        .kafka_timestamp_ms = worker_kafka_timestamp(it->msg),
+        .at = {it->topic->name, it->msg->partition, it->msg->offset,
+               worker_kafka_timestamp(it->msg)},
         .key = it->msg->key,
         .key_len = it->msg->key_len,
         .payload = it->msg->payload,

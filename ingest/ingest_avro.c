@@ -1231,6 +1231,20 @@ static int record_reserve(ingest_record_t *rec, size_t need, size_t n, char *rea
     return INGEST_AVRO_OK;
 }
 
+/* Whether optional double i counts as present: it and every field sharing its "has" flag
+ * (BehaviorEvent's has_geo needs both latitude and longitude). Without one, it reads 0. */
+static int double_present(const record_type_t *t, const field_value_t *vals, int i)
+{
+    size_t flag = t->fields[i].aux_offset;
+    int has = vals[i].present;
+    for (int j = 0; flag != 0 && j < t->n_fields; j++) {
+        if (t->fields[j].kind == FIELD_OPT_DOUBLE && t->fields[j].aux_offset == flag) {
+            has &= vals[j].present;
+        }
+    }
+    return has;
+}
+
 /* Commits checked field values into rec. Strings are copied into rec->buf, so vals may point
  * into the message or the schema (enum symbols). */
 static int record_commit(const ingest_avro_t *dec, ingest_record_t *rec, const field_value_t *vals,
@@ -1273,8 +1287,12 @@ static int record_commit(const ingest_avro_t *dec, ingest_record_t *rec, const f
             break;
         }
         case FIELD_OPT_DOUBLE: {
-            double d = vals[i].present ? vals[i].num : 0.0;
+            int has = double_present(t, vals, i);
+            double d = has ? vals[i].num : 0.0;
             memcpy(member, &d, sizeof d);
+            if (spec->aux_offset != 0) {
+                memcpy((char *)rec + spec->aux_offset, &has, sizeof has);
+            }
             break;
         }
         case FIELD_TIME_MS:
@@ -1319,30 +1337,6 @@ static int record_commit(const ingest_avro_t *dec, ingest_record_t *rec, const f
             memcpy((char *)rec + spec->aux_offset, &n, sizeof n);
             break;
         }
-        }
-    }
-    /* "Has" flags of optional doubles: set when every field sharing the flag is present
-     * (BehaviorEvent's has_geo needs both latitude and longitude); values without one read 0. */
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < t->n_fields; i++) {
-            const field_spec_t *spec = &t->fields[i];
-            if (spec->kind != FIELD_OPT_DOUBLE || spec->aux_offset == 0) {
-                continue;
-            }
-            int *has = (int *)(void *)((char *)rec + spec->aux_offset);
-            if (pass == 0) {
-                *has = 1;
-            } else if (!vals[i].present) {
-                *has = 0;
-            }
-        }
-    }
-    for (int i = 0; i < t->n_fields; i++) {
-        const field_spec_t *spec = &t->fields[i];
-        if (spec->kind == FIELD_OPT_DOUBLE && spec->aux_offset != 0 &&
-            !*(int *)(void *)((char *)rec + spec->aux_offset)) {
-            double zero = 0.0;
-            memcpy((char *)rec + spec->offset, &zero, sizeof zero);
         }
     }
     return INGEST_AVRO_OK;

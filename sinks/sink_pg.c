@@ -644,15 +644,14 @@ static const struct {
 };
 
 /* The four columns every table starts with: topic, partition, offset, Kafka timestamp. */
-static int sink_pg_coords_add(sink_pg_buf_t *b, const char *topic, int32_t partition,
-                              int64_t offset, int64_t kafka_timestamp_ms)
+static int sink_pg_coords_add(sink_pg_buf_t *b, const sink_coords_t *at)
 {
     char kafka_ts[48];
 
-    sink_pg_ms_field(kafka_timestamp_ms, 1, kafka_ts, sizeof kafka_ts); /* nullable: no fail */
-    if (sink_pg_buf_add_text(b, topic) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_i64(b, partition) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_i64(b, offset) || sink_pg_buf_addc(b, '\t') ||
+    sink_pg_ms_field(at->kafka_timestamp_ms, 1, kafka_ts, sizeof kafka_ts); /* nullable: no fail */
+    if (sink_pg_buf_add_text(b, at->topic) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_i64(b, at->partition) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_i64(b, at->offset) || sink_pg_buf_addc(b, '\t') ||
         sink_pg_buf_add(b, kafka_ts, strlen(kafka_ts)) || sink_pg_buf_addc(b, '\t'))
         return -1;
     return 0;
@@ -666,13 +665,12 @@ static int sink_pg_risk_add(sink_pg_buf_t *b, const sink_risk_row_t *r)
 
     if (sink_pg_ms_field(r->event_time_ms, 0, event_ts, sizeof event_ts) != 0)
         return -2;
-    if (sink_pg_coords_add(b, r->topic, r->partition, r->offset, r->kafka_timestamp_ms) ||
-        sink_pg_buf_add_text(b, r->event_id) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->event_type) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->user_id) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->account_id) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->device_id) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->ip) || sink_pg_buf_addc(b, '\t') ||
+    if (sink_pg_coords_add(b, &r->at) || sink_pg_buf_add_text(b, r->event_id) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->event_type) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->user_id) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->account_id) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->device_id) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->ip) || sink_pg_buf_addc(b, '\t') ||
         sink_pg_buf_add_double(b, r->has_amount, r->amount) || sink_pg_buf_addc(b, '\t') ||
         sink_pg_buf_add_text(b, r->currency) || sink_pg_buf_addc(b, '\t') ||
         sink_pg_buf_add_text(b, r->merchant_id) || sink_pg_buf_addc(b, '\t') ||
@@ -696,14 +694,14 @@ static int sink_pg_article_add(sink_pg_buf_t *b, const sink_article_row_t *r)
     for (size_t i = 0; i < r->n_tickers; i++)
         if (!r->tickers[i])
             return -2;
-    if (sink_pg_coords_add(b, r->topic, r->partition, r->offset, r->kafka_timestamp_ms) ||
-        sink_pg_buf_add_text(b, r->article_id) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add(b, published_ts, strlen(published_ts)) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->source) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->language) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->headline) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->body) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text_array(b, r->tickers, r->n_tickers) || sink_pg_buf_addc(b, '\n'))
+    if (sink_pg_coords_add(b, &r->at) || sink_pg_buf_add_text(b, r->article_id) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add(b, published_ts, strlen(published_ts)) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->source) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->language) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->headline) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->body) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text_array(b, r->tickers, r->n_tickers) ||
+        sink_pg_buf_addc(b, '\n'))
         return -1;
     return 0;
 }
@@ -716,9 +714,9 @@ static int sink_pg_label_add(sink_pg_buf_t *b, const sink_label_row_t *r)
 
     if (sink_pg_ms_field(r->label_time_ms, 0, label_ts, sizeof label_ts) != 0)
         return -2;
-    if (sink_pg_coords_add(b, r->topic, r->partition, r->offset, r->kafka_timestamp_ms) ||
-        sink_pg_buf_add_text(b, fraud ? "fraud" : "news") || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, fraud ? r->event_id : NULL) || sink_pg_buf_addc(b, '\t') ||
+    if (sink_pg_coords_add(b, &r->at) || sink_pg_buf_add_text(b, fraud ? "fraud" : "news") ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, fraud ? r->event_id : NULL) ||
+        sink_pg_buf_addc(b, '\t') ||
         sink_pg_buf_add_text(b, fraud ? (r->is_fraud ? "t" : "f") : NULL) ||
         sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, fraud ? r->label_source : NULL) ||
         sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, fraud ? NULL : r->article_id) ||
@@ -733,10 +731,10 @@ static int sink_pg_label_add(sink_pg_buf_t *b, const sink_label_row_t *r)
 /* Appends one vigil.dead_letters line. Returns 0, or -1 out of memory. */
 static int sink_pg_dead_add(sink_pg_buf_t *b, const sink_dead_letter_t *d)
 {
-    if (sink_pg_coords_add(b, d->topic, d->partition, d->offset, d->kafka_timestamp_ms) ||
-        sink_pg_buf_add_bytea(b, d->key, d->key_len) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_bytea(b, d->payload, d->payload_len) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, d->reason) || sink_pg_buf_addc(b, '\n'))
+    if (sink_pg_coords_add(b, &d->at) || sink_pg_buf_add_bytea(b, d->key, d->key_len) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_bytea(b, d->payload, d->payload_len) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, d->reason) ||
+        sink_pg_buf_addc(b, '\n'))
         return -1;
     return 0;
 }
@@ -746,39 +744,29 @@ static int sink_pg_dead_add(sink_pg_buf_t *b, const sink_dead_letter_t *d)
 static int sink_pg_line_add(sink_pg_buf_t *b, sink_table_t table, const sink_rows_t *rows,
                             const sink_dead_letter_t *dead, size_t i, char *at, size_t atlen)
 {
-    const char *topic = NULL;
-    int32_t partition = 0;
-    int64_t offset = 0;
+    const sink_coords_t *c = NULL;
     int rc = -1;
 
     switch (table) {
     case SINK_TABLE_RISK:
         rc = sink_pg_risk_add(b, &rows->risk[i]);
-        topic = rows->risk[i].topic;
-        partition = rows->risk[i].partition;
-        offset = rows->risk[i].offset;
+        c = &rows->risk[i].at;
         break;
     case SINK_TABLE_NEWS:
         rc = sink_pg_article_add(b, &rows->articles[i]);
-        topic = rows->articles[i].topic;
-        partition = rows->articles[i].partition;
-        offset = rows->articles[i].offset;
+        c = &rows->articles[i].at;
         break;
     case SINK_TABLE_LABELS:
         rc = sink_pg_label_add(b, &rows->labels[i]);
-        topic = rows->labels[i].topic;
-        partition = rows->labels[i].partition;
-        offset = rows->labels[i].offset;
+        c = &rows->labels[i].at;
         break;
     case SINK_TABLE_DEAD:
         rc = sink_pg_dead_add(b, &dead[i]);
-        topic = dead[i].topic;
-        partition = dead[i].partition;
-        offset = dead[i].offset;
+        c = &dead[i].at;
         break;
     }
-    snprintf(at, atlen, "%s/%" PRId32 " offset %" PRId64, topic ? topic : "(null)", partition,
-             offset);
+    snprintf(at, atlen, "%s/%" PRId32 " offset %" PRId64, c && c->topic ? c->topic : "(null)",
+             c ? c->partition : 0, c ? c->offset : 0);
     return rc;
 }
 

@@ -25,13 +25,18 @@ enum { SINK_PG_OK = 0, SINK_PG_ERR = -1, SINK_PG_FENCED = 1, SINK_PG_REJECTED = 
 
 typedef struct sink_pg sink_pg_t;
 
-/* One consumed and decoded event, as it goes into vigil.risk_scores. Strings are borrowed for
- * the duration of sink_pg_write; NULL means SQL NULL. */
-typedef struct sink_risk_row {
+/* Where a stored row or dead letter came from; every table starts with these columns. */
+typedef struct sink_coords {
     const char *topic;
     int32_t partition;
     int64_t offset;
-    int64_t kafka_timestamp_ms; /* NULL when -1 (none) or outside years 1..9999 */
+    int64_t kafka_timestamp_ms; /* stored NULL when -1 (none) or outside years 1..9999 */
+} sink_coords_t;
+
+/* One consumed and decoded event, as it goes into vigil.risk_scores. Strings are borrowed for
+ * the duration of sink_pg_write; NULL means SQL NULL. */
+typedef struct sink_risk_row {
+    sink_coords_t at;
     const char *event_id;
     const char *event_type;
     const char *user_id;
@@ -54,10 +59,7 @@ typedef struct sink_risk_row {
 /* One decoded news article, as it goes into vigil.news_scores (model columns NULL: not scored
  * yet). Borrowed, as sink_risk_row_t. */
 typedef struct sink_article_row {
-    const char *topic;
-    int32_t partition;
-    int64_t offset;
-    int64_t kafka_timestamp_ms; /* as in sink_risk_row_t */
+    sink_coords_t at;
     const char *article_id;
     int64_t published_time_ms;
     const char *source;
@@ -74,10 +76,7 @@ typedef enum sink_label_kind { SINK_LABEL_FRAUD, SINK_LABEL_NEWS } sink_label_ki
  * is_fraud and label_source; a news label article_id, sentiment and topic_label (at least one of
  * those two); the other fields stay NULL / 0. */
 typedef struct sink_label_row {
-    const char *topic;
-    int32_t partition;
-    int64_t offset;
-    int64_t kafka_timestamp_ms; /* as in sink_risk_row_t */
+    sink_coords_t at;
     sink_label_kind_t kind;
     const char *event_id;
     int is_fraud;
@@ -100,11 +99,8 @@ typedef struct sink_rows {
 
 /* A message that could not be decoded or validated (vigil.dead_letters). Borrowed. */
 typedef struct sink_dead_letter {
-    const char *topic;
-    int32_t partition;
-    int64_t offset;
-    int64_t kafka_timestamp_ms; /* as in sink_risk_row_t */
-    const void *key;            /* may be NULL (no key) */
+    sink_coords_t at;
+    const void *key; /* may be NULL (no key) */
     size_t key_len;
     const void *payload; /* may be NULL (empty message) */
     size_t payload_len;

@@ -99,10 +99,10 @@ static sink_risk_row_t row_make(const char *topic, int32_t partition, int64_t of
     sink_risk_row_t r;
 
     memset(&r, 0, sizeof r);
-    r.topic = topic;
-    r.partition = partition;
-    r.offset = offset;
-    r.kafka_timestamp_ms = 1700000000000 + offset;
+    r.at.topic = topic;
+    r.at.partition = partition;
+    r.at.offset = offset;
+    r.at.kafka_timestamp_ms = 1700000000000 + offset;
     r.event_id = event_id;
     r.event_type = "login";
     r.user_id = "u1";
@@ -273,7 +273,7 @@ static void check_roundtrip_rows(const sink_risk_row_t *rows, size_t n)
     }
     for (i = 0; i < n; i++) {
         const sink_risk_row_t *r = &rows[i];
-        const char *strs[] = {r->topic,       r->event_id,          r->event_type, r->user_id,
+        const char *strs[] = {r->at.topic,    r->event_id,          r->event_type, r->user_id,
                               r->account_id,  r->device_id,         r->ip,         r->currency,
                               r->merchant_id, r->merchant_category, r->country,    r->channel};
         const int cols[] = {0, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 18};
@@ -286,12 +286,12 @@ static void check_roundtrip_rows(const sink_risk_row_t *rows, size_t n)
             else
                 CHECK_STR(PQgetvalue(res, row, cols[k]), strs[k]);
         }
-        CHECK(strtoll(PQgetvalue(res, row, 1), NULL, 10) == r->partition);
-        CHECK(strtoll(PQgetvalue(res, row, 2), NULL, 10) == r->offset);
-        if (r->kafka_timestamp_ms < 0)
+        CHECK(strtoll(PQgetvalue(res, row, 1), NULL, 10) == r->at.partition);
+        CHECK(strtoll(PQgetvalue(res, row, 2), NULL, 10) == r->at.offset);
+        if (r->at.kafka_timestamp_ms < 0)
             CHECK(PQgetisnull(res, row, 3));
         else
-            CHECK(strtoll(PQgetvalue(res, row, 3), NULL, 10) == r->kafka_timestamp_ms);
+            CHECK(strtoll(PQgetvalue(res, row, 3), NULL, 10) == r->at.kafka_timestamp_ms);
         CHECK(strtoll(PQgetvalue(res, row, 17), NULL, 10) == r->event_time_ms);
         if (r->has_amount)
             CHECK(strtod(PQgetvalue(res, row, 10), NULL) == r->amount);
@@ -348,13 +348,13 @@ static void check_roundtrip_dead(const sink_dead_letter_t *dead, size_t n)
         /* text in binary format is the bytes themselves (without a terminator in the length) */
         CHECK((size_t)PQgetlength(res, row, 2) == strlen(d->reason));
         CHECK(memcmp(PQgetvalue(res, row, 2), d->reason, strlen(d->reason)) == 0);
-        snprintf(off, sizeof off, "%" PRId64, d->offset);
+        snprintf(off, sizeof off, "%" PRId64, d->at.offset);
         CHECK((size_t)PQgetlength(res, row, 3) == strlen(off) &&
               memcmp(PQgetvalue(res, row, 3), off, strlen(off)) == 0);
-        if (d->kafka_timestamp_ms < 0)
+        if (d->at.kafka_timestamp_ms < 0)
             CHECK(PQgetisnull(res, row, 4));
         else
-            CHECK(strtoll(PQgetvalue(res, row, 4), NULL, 10) == d->kafka_timestamp_ms);
+            CHECK(strtoll(PQgetvalue(res, row, 4), NULL, 10) == d->at.kafka_timestamp_ms);
     }
     PQclear(res);
 }
@@ -395,10 +395,10 @@ static void test_write_roundtrip_and_fence(sink_pg_t *pg)
     rows[0].longitude = -179.99999999999997;
     rows[0].event_time_ms = 1700000000123;
     rows[0].channel = "web";
-    rows[0].kafka_timestamp_ms = 1700000000999;
+    rows[0].at.kafka_timestamp_ms = 1700000000999;
 
     rows[1] = row_make("t.rt", 0, 1, "e-null"); /* every nullable field NULL */
-    rows[1].kafka_timestamp_ms = -1;
+    rows[1].at.kafka_timestamp_ms = -1;
     rows[1].event_time_ms = -1; /* 1969-12-31 23:59:59.999 */
 
     rows[2] = row_make("t.rt", 0, 2, "e-extreme");
@@ -408,27 +408,27 @@ static void test_write_roundtrip_and_fence(sink_pg_t *pg)
     rows[2].latitude = 1e-300;
     rows[2].longitude = -123456.78901234567;
     rows[2].event_time_ms = 253402300799999; /* 9999-12-31 23:59:59.999 */
-    rows[2].kafka_timestamp_ms = 0;
+    rows[2].at.kafka_timestamp_ms = 0;
 
     memset(dead, 0, sizeof dead);
-    dead[0].topic = "t.rt";
-    dead[0].partition = 0;
-    dead[0].offset = 3;
-    dead[0].kafka_timestamp_ms = 1700000000003;
+    dead[0].at.topic = "t.rt";
+    dead[0].at.partition = 0;
+    dead[0].at.offset = 3;
+    dead[0].at.kafka_timestamp_ms = 1700000000003;
     dead[0].key = key0;
     dead[0].key_len = sizeof key0;
     dead[0].payload = payload0;
     dead[0].payload_len = sizeof payload0;
     dead[0].reason = tricky;
-    dead[1].topic = "t.rt";
-    dead[1].partition = 0;
-    dead[1].offset = 4;
-    dead[1].kafka_timestamp_ms = -1;
+    dead[1].at.topic = "t.rt";
+    dead[1].at.partition = 0;
+    dead[1].at.offset = 4;
+    dead[1].at.kafka_timestamp_ms = -1;
     dead[1].reason = "empty message"; /* no key, no payload */
-    dead[2].topic = "t.rt";
-    dead[2].partition = 0;
-    dead[2].offset = 5;
-    dead[2].kafka_timestamp_ms = 1;
+    dead[2].at.topic = "t.rt";
+    dead[2].at.partition = 0;
+    dead[2].at.offset = 5;
+    dead[2].at.kafka_timestamp_ms = 1;
     dead[2].key = "";
     dead[2].key_len = 0; /* an empty key is not a missing key */
     dead[2].payload = "x";
@@ -471,7 +471,7 @@ static void test_write_roundtrip_and_fence(sink_pg_t *pg)
               "6");
 
     /* A writer that still believes nothing is stored is fenced, and writes nothing. */
-    rows[0].offset = 6;
+    rows[0].at.offset = 6;
     batch.rows = (sink_rows_t){.risk = rows, .n_risk = 1};
     batch.dead = dead;
     batch.n_dead = 1;
@@ -697,13 +697,13 @@ static void test_kafka_timestamp_unstorable(sink_pg_t *pg)
     char err[1024] = "";
 
     rows[0] = row_make("t.ts", 0, 0, "year-10000");
-    rows[0].kafka_timestamp_ms = INT64_C(253402300800000); /* 10000-01-01 */
+    rows[0].at.kafka_timestamp_ms = INT64_C(253402300800000); /* 10000-01-01 */
     rows[1] = row_make("t.ts", 0, 1, "int64-max");
-    rows[1].kafka_timestamp_ms = INT64_MAX;
+    rows[1].at.kafka_timestamp_ms = INT64_MAX;
     memset(&dead, 0, sizeof dead);
-    dead.topic = "t.ts";
-    dead.offset = 2;
-    dead.kafka_timestamp_ms = INT64_MAX;
+    dead.at.topic = "t.ts";
+    dead.at.offset = 2;
+    dead.at.kafka_timestamp_ms = INT64_MAX;
     dead.reason = "bad avro";
     batch = batch_g1("inst-ts", rows, 2, &dead, 1, &adv);
     CHECK(sink_pg_offsets_load(pg, "g1", "t.ts", &part, 1, &next, err, sizeof err) == SINK_PG_OK);
