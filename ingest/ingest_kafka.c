@@ -51,6 +51,7 @@ static void kafka_assign(ingest_kafka_t *k, rd_kafka_topic_partition_list_t *par
     int64_t *offsets = calloc(room, sizeof(*offsets));
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    size_t accepted = 0; /* topics whose owner took the assignment (on_assign succeeded) */
 
     if (!ids || !offsets) {
         kafka_log_error(k, "assignment refused", "out of memory");
@@ -71,6 +72,7 @@ static void kafka_assign(ingest_kafka_t *k, rd_kafka_topic_partition_list_t *par
             if (p)
                 p->offset = offsets[i] == INGEST_OFFSET_NONE ? k->none_offset : offsets[i];
         }
+        accepted = t + 1;
     }
     if (cooperative) {
         error = rd_kafka_incremental_assign(k->rk, parts);
@@ -92,6 +94,13 @@ static void kafka_assign(ingest_kafka_t *k, rd_kafka_topic_partition_list_t *par
     free(offsets);
     return;
 err:
+    /* The owner took the topics before the failure as assigned: take them back the way a
+     * revoke does, so it holds no state for partitions it will not get. */
+    for (size_t t = 0; ids && t < accepted; t++) {
+        int n = kafka_partitions_of(k->topics[t], parts, ids);
+        if (n > 0 && k->cb.on_revoke)
+            k->cb.on_revoke(k->cb.ctx, k->topics[t], ids, (size_t)n);
+    }
     free(ids);
     free(offsets);
     if (!cooperative)
