@@ -66,6 +66,16 @@ ingest_kind_t ingest_avro_kind(const ingest_avro_t *dec);
 long ingest_avro_encode(ingest_avro_t *enc, const ingest_record_t *rec, int32_t schema_id,
                         void *out, size_t out_cap, char *err, size_t errlen);
 
+/* Extra fields: the fields of a BehaviorEvent reader schema that are not BehaviorEvent's own
+ * (users add their columns to the reader schema and name them in the feature spec). Allowed
+ * types: int, long, float, double, boolean (INGEST_EXTRA_NUMBER), string, enum
+ * (INGEST_EXTRA_STRING), each optionally in a union with null; each needs a default in the
+ * reader schema if writers may lack it. Other kinds have none. i < ingest_avro_extra_count(). */
+typedef enum ingest_extra_type { INGEST_EXTRA_NUMBER, INGEST_EXTRA_STRING } ingest_extra_type_t;
+size_t ingest_avro_extra_count(const ingest_avro_t *dec);
+const char *ingest_avro_extra_name(const ingest_avro_t *dec, size_t i);
+ingest_extra_type_t ingest_avro_extra_type(const ingest_avro_t *dec, size_t i);
+
 /* Parses "confluent" / "plain". Returns 0 or -1. */
 int ingest_format_parse(const char *s, ingest_format_t *out);
 

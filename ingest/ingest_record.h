@@ -36,6 +36,14 @@ typedef struct ingest_event {
     double latitude, longitude;
     int64_t event_time_ms; /* epoch milliseconds */
     const char *channel;
+    /* Fields the reader schema has beyond the ones above (a user's own columns, for the feature
+     * spec), in reader-schema order; their names and types come from ingest_avro_extra_*().
+     * extra_num[i]: the value of a numeric or boolean field, NaN when null or the field is a
+     * string. extra_str[i]: the value of a string or enum field, NULL when null or numeric.
+     * Both point into decoder-owned storage valid until the next decode into this record. */
+    size_t n_extra;
+    const double *extra_num;
+    const char *const *extra_str;
 } ingest_event_t;
 
 /* NewsArticle (ingest/schemas/NewsArticle.avsc). */
