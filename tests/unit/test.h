@@ -29,6 +29,18 @@ static int test_checks;
         }                                                                                          \
     } while (0)
 
+/* CHECK with a printf-style explanation of what was seen instead. */
+#define CHECK_MSG(cond, ...)                                                                       \
+    do {                                                                                           \
+        test_checks++;                                                                             \
+        if (!(cond)) {                                                                             \
+            test_failures++;                                                                       \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
+    } while (0)
+
 /* Ends main: prints a summary and returns the exit status. */
 #define TEST_DONE()                                                                                \
     (fprintf(stderr, "%d checks, %d failed\n", test_checks, test_failures),                        \
