@@ -4,28 +4,32 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench sanitize format clean
+.PHONY: all deps model build test demo bench sanitize format clean
 
 all: build
 
 deps:
 	@bash scripts/deps.sh
 
+# The default news encoder's files (vocab.txt for the tokenizer tests), fetched once into .cache/.
+model: deps
+	@bash scripts/fetch_model.sh
+
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-test: build
+test: build model
 	cd $(BUILD) && ctest --output-on-failure --timeout 600
 
-demo: build
+demo: build model
 	@bash scripts/demo.sh $(BUILD)
 
-bench: build
+bench: build model
 	@bash bench/run.sh $(BUILD)
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build and tests, in its own build folder.
-sanitize: deps
+sanitize: deps model
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVIGIL_SANITIZE=address,undefined >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900

