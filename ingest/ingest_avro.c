@@ -17,7 +17,13 @@
  *
  * Strings point into the message until they are copied into rec->buf, which only grows: nothing
  * is allocated per message in steady state. The four record kinds (ingest_record.h) differ
- * only in their field tables below. */
+ * only in their field tables below.
+ *
+ * A BehaviorEvent reader schema may carry a user's own columns beyond EVENT_FIELDS: the extra
+ * fields (extra_field_t), numbers or strings, read by both decoders into the record's extra
+ * arrays, which live in rec->buf and rec->list like the strings. Avro C drops field defaults
+ * when it parses a schema, so the defaults of extra fields are read from the schema's JSON
+ * here (json_*). */
 #include "ingest_avro.h"
 
 #include <avro.h>
@@ -36,6 +42,9 @@
 #define SCHEMA_FILE_MAX (1024 * 1024)
 /* Deeper nesting than this in a writer schema is a mistake or an attack on the stack. */
 #define SCAN_DEPTH_MAX 32
+/* JSON nests about three levels per Avro level: room for any schema Avro C itself accepts
+ * short of abuse, while bounding the recursion that skips it. */
+#define JSON_DEPTH_MAX 256
 /* A missing or broken <id>.avsc is looked up again at most this often, per id. */
 #define MISS_RETRY_MS 1000
 #define MISS_SLOTS 16
@@ -178,9 +187,31 @@ typedef struct field_value {
     int64_t i64; /* longs, and booleans as 0 or 1 */
 } field_value_t;
 
+/* A reader field beyond the kind's own (BehaviorEvent only): a user's column. */
+typedef struct extra_field {
+    const char *name; /* borrowed from the reader schema */
+    ingest_extra_type_t type;
+    avro_schema_t value_schema; /* its type without the null branch (borrowed, no link) */
+    avro_type_t value_type;     /* avro_typeof(value_schema) */
+    int index;                  /* in the reader record */
+    int optional;               /* a union with null */
+    int null_branch, value_branch;
+    int has_default; /* the reader schema gives one: writers may lack the field */
+    field_value_t def;
+    char *def_text; /* owned: a string default, which def.str points to */
+} extra_field_t;
+
+/* One field of the reader record in wire order, for the direct decoder: the type's field index
+ * (or -1) and the extra field index (or -1); both -1 for a field vigil does not read. */
+typedef struct plan_step {
+    int field;
+    int extra;
+} plan_step_t;
+
 /* One field of a writer schema, in the writer's order: which of vigil's fields it feeds. */
 typedef struct writer_field {
     int spec;             /* index in the kind's fields, or -1: a field vigil does not read */
+    int extra;            /* index in the decoder's extra fields, or -1 */
     const char *name;     /* borrowed from the writer schema */
     avro_schema_t schema; /* the field's type in the writer schema (borrowed) */
 } writer_field_t;
@@ -216,11 +247,14 @@ struct ingest_avro {
     avro_value_t value; /* the event being encoded, reader shape */
     avro_writer_t writer;
     field_slot_t slots[FIELDS_MAX];
-    /* The reader record's fields in wire order: plan[j] is the type's field index of field j,
-     * or -1 for a field vigil does not read (validated and skipped). Drives the direct decoder
-     * used whenever the writer schema is the reader schema. */
-    int *plan;
+    /* The reader record's fields in wire order; fields vigil does not read are validated and
+     * skipped. Drives the direct decoder used whenever the writer schema is the reader
+     * schema. */
+    plan_step_t *plan;
     size_t plan_len;
+    extra_field_t *extras; /* owned, n_extra of them, in reader-schema order */
+    size_t n_extra;
+    field_value_t *extra_vals; /* owned: the extra fields of the message being decoded */
     writer_entry_t *writers;
     size_t writer_count;
     size_t writer_cap;
@@ -392,8 +426,10 @@ static int scan_string(scan_t *s, field_value_t *out)
     return scan_skip(s, n, "string");
 }
 
-/* A float (width 4) or double (width 8) at s->p, little-endian on the wire, as a double. */
-static int scan_real(scan_t *s, int width, double *out)
+/* A float (width 4) or double (width 8) at s->p, little-endian on the wire, as a double.
+ * inline: with the extra fields' reader as a third caller, GCC stopped inlining it into the
+ * direct decoder, which cost the default schema's decode rate a call per double. */
+static inline int scan_real(scan_t *s, int width, double *out)
 {
     const uint8_t *b = s->p;
     uint64_t bits = 0;
@@ -619,8 +655,10 @@ static int scan_value(scan_t *s, avro_schema_t schema, int depth)
 /* ---- schemas ---- */
 
 /* Parses the .avsc at path into *out (owned by the caller). *missing says whether the file
- * did not exist, which callers report differently from a broken file. */
-static int schema_load(const char *path, avro_schema_t *out, int *missing, char *err, size_t errlen)
+ * did not exist, which callers report differently from a broken file. With text_out, the
+ * file's text (NUL-terminated, owned by the caller) and its length come back too. */
+static int schema_load(const char *path, avro_schema_t *out, int *missing, char **text_out,
+                       size_t *len_out, char *err, size_t errlen)
 {
     FILE *f = NULL;
     char *text = NULL;
@@ -651,7 +689,13 @@ static int schema_load(const char *path, avro_schema_t *out, int *missing, char 
         text_set(err, errlen, "schema %s is not a valid Avro schema: %s", path, avro_strerror());
         goto err;
     }
-    free(text);
+    if (text_out != NULL) {
+        text[n] = '\0';
+        *text_out = text;
+        *len_out = n;
+    } else {
+        free(text);
+    }
     fclose(f);
     return 0;
 err:
@@ -680,7 +724,8 @@ static int union_is_optional(avro_schema_t u, avro_type_t value_type, field_slot
 }
 
 /* Finds each field vigil reads in the reader schema and checks its type, so decoding can
- * rely on the shape. Extra fields are allowed (the encoder leaves them at zero values). */
+ * rely on the shape. Other fields are allowed: a BehaviorEvent's become its extra fields
+ * (extras_init); the other kinds skip them, and their encoder leaves them at zero values. */
 static int reader_schema_check(ingest_avro_t *dec, const char *path, char *err, size_t errlen)
 {
     static const char *const expected[] = {
@@ -748,18 +793,578 @@ static int reader_schema_check(ingest_avro_t *dec, const char *path, char *err, 
         }
     }
     dec->plan_len = avro_schema_record_size(dec->reader_schema);
-    dec->plan = malloc(sizeof(int) * (dec->plan_len ? dec->plan_len : 1));
+    dec->plan = malloc(sizeof *dec->plan * (dec->plan_len ? dec->plan_len : 1));
     if (dec->plan == NULL) {
         text_set(err, errlen, "out of memory planning the decoder for %s", path);
         return -1;
     }
     for (size_t j = 0; j < dec->plan_len; j++) {
-        dec->plan[j] = -1;
+        dec->plan[j].field = -1;
+        dec->plan[j].extra = -1;
     }
     for (int i = 0; i < t->n_fields; i++) {
-        dec->plan[dec->slots[i].index] = i;
+        dec->plan[dec->slots[i].index].field = i;
     }
     return 0;
+}
+
+/* ---- extra fields: a user's columns in a BehaviorEvent reader schema ---- */
+
+/* Follows named-type links to the type itself. */
+static avro_schema_t schema_deref(avro_schema_t t)
+{
+    for (int i = 0; t != NULL && is_avro_link(t) && i < SCAN_DEPTH_MAX; i++) {
+        t = avro_schema_link_target(t);
+    }
+    return t;
+}
+
+/* The types an extra field may hold (alone or next to null), and what the record gets. */
+static int extra_type_of(avro_type_t t, ingest_extra_type_t *out)
+{
+    switch (t) {
+    case AVRO_INT32:
+    case AVRO_INT64:
+    case AVRO_FLOAT:
+    case AVRO_DOUBLE:
+    case AVRO_BOOLEAN:
+        *out = INGEST_EXTRA_NUMBER;
+        return 1;
+    case AVRO_STRING:
+    case AVRO_ENUM:
+        *out = INGEST_EXTRA_STRING;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* A few words on a type for an error message, e.g. "a record (Address)". */
+static void type_describe(avro_schema_t t, char *buf, size_t len)
+{
+    char a[64], b[64];
+
+    t = schema_deref(t);
+    switch (avro_typeof(t)) {
+    case AVRO_RECORD:
+        text_set(buf, len, "a record (%s)", avro_schema_name(t));
+        return;
+    case AVRO_ENUM:
+        text_set(buf, len, "an enum (%s)", avro_schema_name(t));
+        return;
+    case AVRO_FIXED:
+        text_set(buf, len, "a fixed (%s)", avro_schema_name(t));
+        return;
+    case AVRO_ARRAY:
+        text_set(buf, len, "an array");
+        return;
+    case AVRO_MAP:
+        text_set(buf, len, "a map");
+        return;
+    case AVRO_UNION:
+        if (avro_schema_union_size(t) == 2) {
+            type_describe(avro_schema_union_branch(t, 0), a, sizeof a);
+            type_describe(avro_schema_union_branch(t, 1), b, sizeof b);
+            text_set(buf, len, "a union of %s and %s", a, b);
+        } else {
+            text_set(buf, len, "a union of %zu types", avro_schema_union_size(t));
+        }
+        return;
+    default:
+        text_set(buf, len, "%s", t != NULL ? avro_schema_type_name(t) : "(unknown)");
+        return;
+    }
+}
+
+/* Sets x's type from the reader field's type t, or returns 0 for a type an extra field cannot
+ * have. */
+static int extra_classify(extra_field_t *x, avro_schema_t t)
+{
+    t = schema_deref(t);
+    if (t != NULL && is_avro_union(t)) {
+        if (avro_schema_union_size(t) != 2) {
+            return 0;
+        }
+        for (int b = 0; b < 2; b++) {
+            avro_schema_t other = schema_deref(avro_schema_union_branch(t, 1 - b));
+            if (is_avro_null(schema_deref(avro_schema_union_branch(t, b))) && other != NULL &&
+                extra_type_of(avro_typeof(other), &x->type)) {
+                x->optional = 1;
+                x->null_branch = b;
+                x->value_branch = 1 - b;
+                x->value_schema = other;
+                x->value_type = avro_typeof(other);
+                return 1;
+            }
+        }
+        return 0;
+    }
+    if (t == NULL || !extra_type_of(avro_typeof(t), &x->type)) {
+        return 0;
+    }
+    x->value_schema = t;
+    x->value_type = avro_typeof(t);
+    return 1;
+}
+
+/* The schema's JSON text, read for what Avro C keeps no trace of: field defaults. Avro C has
+ * parsed the same text already, so it is valid JSON; every read is still bounded, and anything
+ * unexpected gives up. */
+typedef struct json {
+    const char *p;
+    const char *end;
+} json_t;
+
+static void json_space(json_t *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) {
+        j->p++;
+    }
+}
+
+static int json_hex4(const char *p, const char *end, uint32_t *out)
+{
+    uint32_t v = 0;
+    if (end - p < 4) {
+        return -1;
+    }
+    for (int k = 0; k < 4; k++) {
+        char c = p[k];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) {
+            return -1;
+        }
+        v = v << 4 | (uint32_t)d;
+    }
+    *out = v;
+    return 0;
+}
+
+static size_t utf8_put(char *out, uint32_t cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | cp >> 12);
+        out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | cp >> 18);
+    out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+    out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* The string at j->p: skipped, or with out, decoded into *out (owned by the caller,
+ * NUL-terminated, *len bytes before the NUL). Returns 0, -1 malformed, -2 out of memory. */
+static int json_string(json_t *j, char **out, size_t *len)
+{
+    const char *start, *close;
+    char *text;
+    size_t n = 0;
+
+    if (j->p == j->end || *j->p != '"') {
+        return -1;
+    }
+    start = ++j->p;
+    while (j->p < j->end && *j->p != '"') {
+        /* An escaped character is skipped with its backslash, so \" does not end the string. */
+        j->p += (*j->p == '\\' && j->end - j->p >= 2) ? 2 : 1;
+    }
+    if (j->p >= j->end) {
+        return -1;
+    }
+    close = j->p++;
+    if (out == NULL) {
+        return 0;
+    }
+    /* Decoding never lengthens: an escape is at least as long as the UTF-8 it stands for. */
+    text = malloc((size_t)(close - start) + 1);
+    if (text == NULL) {
+        return -2;
+    }
+    for (const char *c = start; c < close;) {
+        if (*c != '\\') {
+            text[n++] = *c++;
+            continue;
+        }
+        char e = c[1];
+        c += 2;
+        if (e == 'u') {
+            uint32_t cp, lo;
+            if (json_hex4(c, close, &cp) != 0) {
+                goto bad;
+            }
+            c += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (close - c < 6 || c[0] != '\\' || c[1] != 'u' ||
+                    json_hex4(c + 2, close, &lo) != 0 || lo < 0xdc00 || lo > 0xdfff) {
+                    goto bad;
+                }
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                c += 6;
+            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                goto bad;
+            }
+            n += utf8_put(text + n, cp);
+            continue;
+        }
+        const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
+        const char *at = e != '\0' ? strchr(from, e) : NULL;
+        if (at == NULL) {
+            goto bad;
+        }
+        text[n++] = to[at - from];
+    }
+    text[n] = '\0';
+    *out = text;
+    *len = n;
+    return 0;
+bad:
+    free(text);
+    return -1;
+}
+
+/* Whether the literal word (null, true, false) is at j->p; consumes it if so. */
+static int json_word(json_t *j, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0) {
+        return 0;
+    }
+    j->p += n;
+    return 1;
+}
+
+/* Skips the value at j->p. Returns 0 or -1 (malformed, or nested deeper than
+ * JSON_DEPTH_MAX). */
+static int json_skip(json_t *j, int depth)
+{
+    json_space(j);
+    if (j->p == j->end || depth > JSON_DEPTH_MAX) {
+        return -1;
+    }
+    if (*j->p == '"') {
+        return json_string(j, NULL, NULL);
+    }
+    if (*j->p == '{' || *j->p == '[') {
+        char close = *j->p == '{' ? '}' : ']';
+        j->p++;
+        json_space(j);
+        if (j->p < j->end && *j->p == close) {
+            j->p++;
+            return 0;
+        }
+        for (;;) {
+            if (close == '}') {
+                json_space(j);
+                if (json_string(j, NULL, NULL) != 0) {
+                    return -1;
+                }
+                json_space(j);
+                if (j->p == j->end || *j->p++ != ':') {
+                    return -1;
+                }
+            }
+            if (json_skip(j, depth + 1) != 0) {
+                return -1;
+            }
+            json_space(j);
+            if (j->p == j->end) {
+                return -1;
+            }
+            char c = *j->p++;
+            if (c == close) {
+                return 0;
+            }
+            if (c != ',') {
+                return -1;
+            }
+        }
+    }
+    /* A number or a literal word. */
+    const char *start = j->p;
+    while (j->p < j->end && strchr("+-.0123456789eEabcdfilnrstu", *j->p) != NULL && *j->p != '\0') {
+        j->p++;
+    }
+    return j->p > start ? 0 : -1;
+}
+
+static int extra_default_wrong(const extra_field_t *x, const char *path, char *err, size_t errlen)
+{
+    text_set(err, errlen, "reader schema %s: the default of extra field %s does not fit its type",
+             path, x->name);
+    return -1;
+}
+
+/* Reads the default at j->p into x, checked against x's type. Returns 0, or -1 with err. */
+static int extra_default(extra_field_t *x, json_t *j, const char *path, char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    json_space(j);
+    x->has_default = 1;
+    x->def.present = 1;
+    if (json_word(j, "null")) {
+        if (!x->optional) {
+            goto wrong;
+        }
+        x->def.present = 0;
+        return 0;
+    }
+    if (json_word(j, "true")) {
+        x->def.num = 1.0;
+        return x->value_type == AVRO_BOOLEAN ? 0 : extra_default_wrong(x, path, err, errlen);
+    }
+    if (json_word(j, "false")) {
+        x->def.num = 0.0;
+        return x->value_type == AVRO_BOOLEAN ? 0 : extra_default_wrong(x, path, err, errlen);
+    }
+    if (j->p < j->end && *j->p == '"') {
+        if ((rc = json_string(j, &text, &len)) != 0) {
+            text_set(err, errlen, "%s reading the default of extra field %s in %s",
+                     rc == -2 ? "out of memory" : "malformed JSON", x->name, path);
+            return -1;
+        }
+        if (x->value_type == AVRO_STRING) {
+            /* text_check rather than utf8_valid itself: a second caller would cost the decoders
+             * its inlining into text_check. */
+            if (text_check(x->name, text, len, 0, NULL, 0) != 0) {
+                free(text);
+                goto wrong;
+            }
+            x->def_text = text;
+            x->def.str = text;
+            x->def.len = len;
+            return 0;
+        }
+        if (x->value_type == AVRO_ENUM) {
+            int index = avro_schema_enum_get_by_name(x->value_schema, text);
+            free(text);
+            if (index < 0) {
+                goto wrong;
+            }
+            x->def.str = avro_schema_enum_get(x->value_schema, index);
+            x->def.len = strlen(x->def.str);
+            return 0;
+        }
+        free(text);
+        goto wrong;
+    }
+    if (j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))) {
+        char num[64];
+        const char *start = j->p;
+        char *stop;
+        while (j->p < j->end && strchr("+-.0123456789eE", *j->p) != NULL && *j->p != '\0') {
+            j->p++;
+        }
+        if ((size_t)(j->p - start) >= sizeof num || x->type != INGEST_EXTRA_NUMBER ||
+            x->value_type == AVRO_BOOLEAN) {
+            goto wrong;
+        }
+        memcpy(num, start, (size_t)(j->p - start));
+        num[j->p - start] = '\0';
+        x->def.num = strtod(num, &stop);
+        if (*stop != '\0' || !isfinite(x->def.num)) {
+            goto wrong;
+        }
+        if ((x->value_type == AVRO_INT32 || x->value_type == AVRO_INT64) &&
+            x->def.num != floor(x->def.num)) {
+            goto wrong;
+        }
+        if (x->value_type == AVRO_INT32 && (x->def.num < INT32_MIN || x->def.num > INT32_MAX)) {
+            goto wrong;
+        }
+        return 0;
+    }
+wrong:
+    return extra_default_wrong(x, path, err, errlen);
+}
+
+/* Finds the defaults of the extra fields in the reader schema's text: the top-level
+ * "fields" array, each field's "name" and "default". */
+static int extra_defaults(ingest_avro_t *dec, const char *text, size_t len, const char *path,
+                          char *err, size_t errlen)
+{
+    json_t j = {text, text + len};
+    char *key = NULL, *name = NULL;
+    size_t key_len, name_len;
+    int rc;
+
+    json_space(&j);
+    if (j.p == j.end || *j.p++ != '{') {
+        goto malformed;
+    }
+    for (;;) {
+        json_space(&j);
+        if ((rc = json_string(&j, &key, &key_len)) != 0) {
+            goto fail;
+        }
+        json_space(&j);
+        if (j.p == j.end || *j.p++ != ':') {
+            goto malformed;
+        }
+        json_space(&j);
+        if (strcmp(key, "fields") != 0) {
+            if (json_skip(&j, 1) != 0) {
+                goto malformed;
+            }
+        } else {
+            if (j.p == j.end || *j.p++ != '[') {
+                goto malformed;
+            }
+            json_space(&j);
+            while (j.p < j.end && *j.p != ']') {
+                const char *def_at = NULL;
+                json_space(&j);
+                if (j.p == j.end || *j.p++ != '{') {
+                    goto malformed;
+                }
+                json_space(&j);
+                while (j.p < j.end && *j.p != '}') {
+                    char *fkey = NULL;
+                    size_t fkey_len;
+                    json_space(&j);
+                    if ((rc = json_string(&j, &fkey, &fkey_len)) != 0) {
+                        goto fail;
+                    }
+                    json_space(&j);
+                    if (j.p == j.end || *j.p++ != ':') {
+                        free(fkey);
+                        goto malformed;
+                    }
+                    json_space(&j);
+                    if (strcmp(fkey, "name") == 0 && name == NULL) {
+                        rc = json_string(&j, &name, &name_len);
+                    } else {
+                        if (strcmp(fkey, "default") == 0) {
+                            def_at = j.p;
+                        }
+                        rc = json_skip(&j, 2);
+                    }
+                    free(fkey);
+                    if (rc != 0) {
+                        goto fail;
+                    }
+                    json_space(&j);
+                    if (j.p < j.end && *j.p == ',') {
+                        j.p++;
+                        json_space(&j);
+                    }
+                }
+                if (j.p == j.end) {
+                    goto malformed;
+                }
+                j.p++; /* the '}' */
+                for (size_t e = 0; name != NULL && def_at != NULL && e < dec->n_extra; e++) {
+                    if (strcmp(dec->extras[e].name, name) == 0) {
+                        json_t at = {def_at, j.end};
+                        if (extra_default(&dec->extras[e], &at, path, err, errlen) != 0) {
+                            goto err;
+                        }
+                    }
+                }
+                free(name);
+                name = NULL;
+                json_space(&j);
+                if (j.p < j.end && *j.p == ',') {
+                    j.p++;
+                    json_space(&j);
+                }
+            }
+            if (j.p == j.end) {
+                goto malformed;
+            }
+            j.p++; /* the ']' */
+        }
+        free(key);
+        key = NULL;
+        json_space(&j);
+        if (j.p == j.end) {
+            goto malformed;
+        }
+        char c = *j.p++;
+        if (c == '}') {
+            return 0;
+        }
+        if (c != ',') {
+            goto malformed;
+        }
+    }
+fail:
+    if (rc == -2) {
+        text_set(err, errlen, "out of memory reading the field defaults of %s", path);
+        goto err;
+    }
+malformed:
+    text_set(err, errlen, "cannot read the field defaults of reader schema %s: unexpected JSON",
+             path);
+err:
+    free(key);
+    free(name);
+    return -1;
+}
+
+/* Makes the reader fields that are not the kind's own into extra fields (BehaviorEvent only;
+ * the other kinds read their own fields and skip the rest). text: the reader schema's JSON,
+ * for the defaults. */
+static int extras_init(ingest_avro_t *dec, const char *text, size_t len, const char *path,
+                       char *err, size_t errlen)
+{
+    size_t n = 0, e = 0;
+
+    if (dec->kind != INGEST_KIND_EVENT) {
+        return 0;
+    }
+    for (size_t j = 0; j < dec->plan_len; j++) {
+        n += dec->plan[j].field < 0;
+    }
+    if (n == 0) {
+        return 0;
+    }
+    dec->extras = calloc(n, sizeof *dec->extras);
+    dec->extra_vals = calloc(n, sizeof *dec->extra_vals);
+    if (dec->extras == NULL || dec->extra_vals == NULL) {
+        text_set(err, errlen, "out of memory planning the extra fields of %s", path);
+        return -1;
+    }
+    dec->n_extra = n;
+    for (size_t j = 0; j < dec->plan_len; j++) {
+        if (dec->plan[j].field >= 0) {
+            continue;
+        }
+        extra_field_t *x = &dec->extras[e];
+        avro_schema_t t = avro_schema_record_field_get_by_index(dec->reader_schema, (int)j);
+        x->name = avro_schema_record_field_name(dec->reader_schema, (int)j);
+        x->index = (int)j;
+        x->def.num = NAN;
+        if (!extra_classify(x, t)) {
+            char what[160];
+            type_describe(t, what, sizeof what);
+            text_set(err, errlen,
+                     "reader schema %s: extra field %s is %s; an extra field must be int, long, "
+                     "float, double, boolean, string or an enum, alone or in a union with null",
+                     path, x->name, what);
+            return -1;
+        }
+        dec->plan[j].extra = (int)e;
+        e++;
+    }
+    return extra_defaults(dec, text, len, path, err, errlen);
 }
 
 static schema_miss_t *miss_find(ingest_avro_t *dec, uint32_t id)
@@ -787,15 +1392,6 @@ static void miss_remember(ingest_avro_t *dec, uint32_t id, const char *reason)
     miss->id = id;
     miss->at_ms = now;
     snprintf(miss->reason, sizeof miss->reason, "%s", reason);
-}
-
-/* Follows named-type links to the type itself. */
-static avro_schema_t schema_deref(avro_schema_t t)
-{
-    for (int i = 0; t != NULL && is_avro_link(t) && i < SCAN_DEPTH_MAX; i++) {
-        t = avro_schema_link_target(t);
-    }
-    return t;
 }
 
 /* Whether a value of writer type t (not a union) can be read as kind, per Avro's resolution
@@ -834,6 +1430,27 @@ static int field_has_default(field_kind_t kind)
            kind == FIELD_STRING_ARRAY;
 }
 
+/* Whether a value of writer type t (not a union) can be read as extra field x, per Avro's
+ * resolution rules: int -> long -> float -> double, the same type otherwise, null into a union
+ * with null, an enum into an enum (symbols matched by name when a message uses one). */
+static int extra_type_fits(const extra_field_t *x, avro_schema_t t)
+{
+    avro_type_t w = avro_typeof(t);
+    if (w == AVRO_NULL) {
+        return x->optional;
+    }
+    switch (x->value_type) {
+    case AVRO_DOUBLE:
+        return w == AVRO_INT32 || w == AVRO_INT64 || w == AVRO_FLOAT || w == AVRO_DOUBLE;
+    case AVRO_FLOAT:
+        return w == AVRO_INT32 || w == AVRO_INT64 || w == AVRO_FLOAT;
+    case AVRO_INT64:
+        return w == AVRO_INT32 || w == AVRO_INT64;
+    default:
+        return w == x->value_type;
+    }
+}
+
 /* Builds entry->fields for a writer schema that differs from the reader's, or explains in why
  * (why_len bytes) what makes it incompatible. Returns 0, -1 incompatible, -2 out of memory. */
 static int writer_plan(const ingest_avro_t *dec, writer_entry_t *entry, char *why, size_t why_len)
@@ -858,10 +1475,36 @@ static int writer_plan(const ingest_avro_t *dec, writer_entry_t *entry, char *wh
         f->name = avro_schema_record_field_name(w, (int)j);
         f->schema = schema_deref(avro_schema_record_field_get_by_index(w, (int)j));
         f->spec = -1;
+        f->extra = -1;
         for (int i = 0; i < t->n_fields; i++) {
             if (strcmp(t->fields[i].name, f->name) == 0) {
                 f->spec = i;
             }
+        }
+        for (size_t e = 0; f->spec < 0 && e < dec->n_extra; e++) {
+            if (strcmp(dec->extras[e].name, f->name) == 0) {
+                f->extra = (int)e;
+            }
+        }
+        if (f->extra >= 0) {
+            const extra_field_t *x = &dec->extras[f->extra];
+            int fits = 0;
+            if (is_avro_union(f->schema)) {
+                for (size_t b = 0; b < avro_schema_union_size(f->schema); b++) {
+                    fits |= extra_type_fits(
+                        x, schema_deref(avro_schema_union_branch(f->schema, (int)b)));
+                }
+            } else {
+                fits = extra_type_fits(x, f->schema);
+            }
+            if (!fits) {
+                text_set(why, why_len,
+                         "field %s is %s in the writer, which cannot be read as the reader's %s",
+                         f->name, avro_schema_type_name(f->schema),
+                         avro_schema_type_name(x->value_schema));
+                return -1;
+            }
+            continue;
         }
         if (f->spec < 0) {
             continue;
@@ -891,6 +1534,18 @@ static int writer_plan(const ingest_avro_t *dec, writer_entry_t *entry, char *wh
         if (!seen[i] && !field_has_default(t->fields[i].kind)) {
             text_set(why, why_len, "the writer has no field %s, which the reader requires",
                      t->fields[i].name);
+            return -1;
+        }
+    }
+    for (size_t e = 0; e < dec->n_extra; e++) {
+        int found = 0;
+        for (size_t j = 0; j < n && !found; j++) {
+            found = entry->fields[j].extra == (int)e;
+        }
+        if (!found && !dec->extras[e].has_default) {
+            text_set(why, why_len,
+                     "the writer has no field %s, which the reader requires (it has no default)",
+                     dec->extras[e].name);
             return -1;
         }
     }
@@ -940,7 +1595,7 @@ static int writer_load(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, ch
             rc = INGEST_AVRO_BAD;
             goto err;
         }
-        if (schema_load(path, &entry.schema, &missing, why, sizeof why) != 0) {
+        if (schema_load(path, &entry.schema, &missing, NULL, NULL, why, sizeof why) != 0) {
             if (missing) {
                 text_set(why, sizeof why, "unknown schema id %u (no %s)", (unsigned)id, path);
             }
@@ -1072,6 +1727,8 @@ ingest_avro_t *ingest_avro_new(ingest_kind_t kind, ingest_format_t format,
                                size_t errlen)
 {
     ingest_avro_t *dec = NULL;
+    char *text = NULL;
+    size_t text_len = 0;
     int missing;
 
     if (kind < 0 || kind >= INGEST_KIND_COUNT) {
@@ -1098,12 +1755,16 @@ ingest_avro_t *ingest_avro_new(ingest_kind_t kind, ingest_format_t format,
         text_set(err, errlen, "out of memory creating the Avro decoder");
         goto err;
     }
-    if (schema_load(reader_schema_path, &dec->reader_schema, &missing, err, errlen) != 0) {
+    if (schema_load(reader_schema_path, &dec->reader_schema, &missing, &text, &text_len, err,
+                    errlen) != 0) {
         goto err;
     }
-    if (reader_schema_check(dec, reader_schema_path, err, errlen) != 0) {
+    if (reader_schema_check(dec, reader_schema_path, err, errlen) != 0 ||
+        extras_init(dec, text, text_len, reader_schema_path, err, errlen) != 0) {
         goto err;
     }
+    free(text);
+    text = NULL;
     dec->reader_class = avro_generic_class_from_schema(dec->reader_schema);
     if (dec->reader_class == NULL) {
         text_set(err, errlen, "cannot build an Avro value class for %s: %s", reader_schema_path,
@@ -1123,6 +1784,7 @@ ingest_avro_t *ingest_avro_new(ingest_kind_t kind, ingest_format_t format,
     }
     return dec;
 err:
+    free(text);
     ingest_avro_free(dec);
     return NULL;
 }
@@ -1150,6 +1812,11 @@ void ingest_avro_free(ingest_avro_t *dec)
         avro_writer_free(dec->writer);
     }
     free(dec->plan);
+    for (size_t e = 0; e < dec->n_extra; e++) {
+        free(dec->extras[e].def_text);
+    }
+    free(dec->extras);
+    free(dec->extra_vals);
     ingest_registry_free(dec->registry);
     free(dec->schema_dir);
     free(dec);
@@ -1245,6 +1912,40 @@ static int double_present(const record_type_t *t, const field_value_t *vals, int
     return has;
 }
 
+/* Commits the extra fields' values into rec, whose buffers record_commit has sized: the
+ * numbers at the start of rec->buf, the strings from pos on, their pointers in rec->list from
+ * list_pos on. */
+static void record_commit_extras(const ingest_avro_t *dec, ingest_record_t *rec, size_t pos,
+                                 size_t list_pos)
+{
+    double *nums = NULL;
+    const char **strs = NULL;
+
+    if (dec->n_extra > 0) {
+        nums = (double *)(void *)rec->buf;
+        strs = rec->list + list_pos;
+    }
+    for (size_t e = 0; e < dec->n_extra; e++) {
+        const field_value_t *v = &dec->extra_vals[e];
+        nums[e] = NAN;
+        strs[e] = NULL;
+        if (!v->present) {
+            continue;
+        }
+        if (dec->extras[e].type == INGEST_EXTRA_NUMBER) {
+            nums[e] = v->num;
+        } else {
+            memcpy(rec->buf + pos, v->str, v->len);
+            rec->buf[pos + v->len] = '\0';
+            strs[e] = rec->buf + pos;
+            pos += v->len + 1;
+        }
+    }
+    rec->event.n_extra = dec->n_extra;
+    rec->event.extra_num = nums;
+    rec->event.extra_str = strs;
+}
+
 /* Commits checked field values into rec. Strings are copied into rec->buf, so vals may point
  * into the message or the schema (enum symbols). */
 static int record_commit(const ingest_avro_t *dec, ingest_record_t *rec, const field_value_t *vals,
@@ -1254,6 +1955,17 @@ static int record_commit(const ingest_avro_t *dec, ingest_record_t *rec, const f
     size_t need = 0, n_list = 0, pos = 0, list_pos = 0;
     int rc;
 
+    if (dec->n_extra > 0) {
+        /* The extra fields' numbers lead rec->buf, where malloc's alignment suits doubles. */
+        pos = dec->n_extra * sizeof(double);
+        need = pos;
+        n_list = dec->n_extra;
+        for (size_t e = 0; e < dec->n_extra; e++) {
+            if (dec->extra_vals[e].present && dec->extras[e].type == INGEST_EXTRA_STRING) {
+                need += dec->extra_vals[e].len + 1;
+            }
+        }
+    }
     for (int i = 0; i < t->n_fields; i++) {
         if (vals[i].present && vals[i].str != NULL) {
             /* a NUL after each string, and after each item of an array */
@@ -1339,6 +2051,26 @@ static int record_commit(const ingest_avro_t *dec, ingest_record_t *rec, const f
         }
         }
     }
+    if (dec->kind == INGEST_KIND_EVENT) {
+        record_commit_extras(dec, rec, pos, list_pos);
+    }
+    return INGEST_AVRO_OK;
+}
+
+/* The rules the schema cannot express, for an extra field: text as for the optional strings,
+ * finite numbers (NaN is how the record says null). */
+static int extra_check(const extra_field_t *x, const field_value_t *v, char *reason,
+                       size_t reason_len)
+{
+    if (!v->present) {
+        return INGEST_AVRO_OK;
+    }
+    if (x->type == INGEST_EXTRA_STRING) {
+        return text_check(x->name, v->str, v->len, 0, reason, reason_len);
+    }
+    if (!isfinite(v->num)) {
+        return reason_bad(reason, reason_len, "invalid field %s: not a finite number", x->name);
+    }
     return INGEST_AVRO_OK;
 }
 
@@ -1356,6 +2088,12 @@ static int decode_finish(const ingest_avro_t *dec, const scan_t *s, const uint8_
     }
     for (int i = 0; i < t->n_fields; i++) {
         if ((rc = field_check(&t->fields[i], &vals[i], s->reason, s->reason_len)) != 0) {
+            return rc;
+        }
+    }
+    for (size_t e = 0; e < dec->n_extra; e++) {
+        if ((rc = extra_check(&dec->extras[e], &dec->extra_vals[e], s->reason, s->reason_len)) !=
+            0) {
             return rc;
         }
     }
@@ -1424,6 +2162,94 @@ static int direct_field(ingest_avro_t *dec, scan_t *s, int i, field_value_t *out
     return INGEST_AVRO_OK;
 }
 
+/* Reads one value of type t (not a union, not null: a type extra_type_fits allows) as extra
+ * field x. writer_id names the writer schema in reasons when t is the writer's enum rather than
+ * the reader's, whose symbols are then matched by name. */
+static int extra_value(const extra_field_t *x, scan_t *s, avro_schema_t t, uint32_t writer_id,
+                       field_value_t *out)
+{
+    int64_t v;
+    int rc;
+
+    switch (avro_typeof(t)) {
+    case AVRO_BOOLEAN:
+        if ((rc = scan_bool(s, &v)) != 0) {
+            return rc;
+        }
+        out->num = (double)v;
+        break;
+    case AVRO_INT32:
+    case AVRO_INT64:
+        if ((rc = scan_long(s, &v)) != 0) {
+            return rc;
+        }
+        if (avro_typeof(t) == AVRO_INT32 && (v < INT32_MIN || v > INT32_MAX)) {
+            return reason_bad(s->reason, s->reason_len, "bad int in field %s: %lld out of range",
+                              s->field, (long long)v);
+        }
+        out->num = (double)v;
+        break;
+    case AVRO_FLOAT:
+    case AVRO_DOUBLE:
+        rc = scan_real(s, avro_typeof(t) == AVRO_DOUBLE ? 8 : 4, &out->num);
+        break;
+    case AVRO_STRING:
+        return scan_string(s, out);
+    case AVRO_ENUM: {
+        const char *symbol;
+        if ((rc = scan_index(s, avro_schema_enum_number_of_symbols(t), 1, &v)) != 0) {
+            return rc;
+        }
+        symbol = avro_schema_enum_get(t, (int)v);
+        if (t != x->value_schema) {
+            /* By name: the writer may order its symbols differently or have new ones. */
+            int mapped = avro_schema_enum_get_by_name(x->value_schema, symbol);
+            if (mapped < 0) {
+                return reason_bad(s->reason, s->reason_len,
+                                  "incompatible schema id %u: symbol %s of field %s is not in "
+                                  "the reader's enum %s",
+                                  (unsigned)writer_id, symbol, x->name,
+                                  avro_schema_name(x->value_schema));
+            }
+            symbol = avro_schema_enum_get(x->value_schema, mapped);
+        }
+        out->str = symbol;
+        out->len = strlen(symbol);
+        rc = 0;
+        break;
+    }
+    default:
+        return reason_bad(s->reason, s->reason_len, "field %s has an unexpected Avro type",
+                          s->field);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    out->present = 1;
+    return INGEST_AVRO_OK;
+}
+
+/* Reads extra field e straight from the wire, into dec->extra_vals. */
+static int direct_extra(ingest_avro_t *dec, scan_t *s, size_t e)
+{
+    const extra_field_t *x = &dec->extras[e];
+    field_value_t *out = &dec->extra_vals[e];
+    int64_t v;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    s->field = x->name;
+    if (x->optional) {
+        if ((rc = scan_index(s, 2, 0, &v)) != 0) {
+            return rc;
+        }
+        if (v == x->null_branch) {
+            return INGEST_AVRO_OK;
+        }
+    }
+    return extra_value(x, s, x->value_schema, 0, out);
+}
+
 /* The hot path, for a message written with the reader schema itself: one pass over the bytes
  * that validates and reads at once, no Avro C value, no allocation. Fields vigil does not read
  * are validated and skipped by the scanner. Same reasons as the general path. */
@@ -1435,13 +2261,15 @@ static int direct_decode(ingest_avro_t *dec, const uint8_t *data, size_t len, in
     int rc;
 
     for (size_t j = 0; j < dec->plan_len; j++) {
-        int i = dec->plan[j];
-        if (i < 0) {
+        const plan_step_t *step = &dec->plan[j];
+        if (step->field >= 0) {
+            rc = direct_field(dec, &s, step->field, &vals[step->field]);
+        } else if (step->extra >= 0) {
+            rc = direct_extra(dec, &s, (size_t)step->extra);
+        } else {
             s.field = avro_schema_record_field_name(dec->reader_schema, (int)j);
             rc = scan_value(&s, avro_schema_record_field_get_by_index(dec->reader_schema, (int)j),
                             1);
-        } else {
-            rc = direct_field(dec, &s, i, &vals[i]);
         }
         if (rc != 0) {
             return rc;
@@ -1533,9 +2361,44 @@ static int plan_value(ingest_avro_t *dec, const writer_entry_t *w, scan_t *s, av
     }
 }
 
+/* Reads one value of writer type t as extra field e (see extra_type_fits for what converts).
+ * A union branch the reader cannot take names the incompatibility. */
+static int plan_extra(ingest_avro_t *dec, const writer_entry_t *w, scan_t *s, avro_schema_t t,
+                      size_t e, field_value_t *out, int depth)
+{
+    const extra_field_t *x = &dec->extras[e];
+    int64_t v;
+    int rc;
+
+    t = schema_deref(t);
+    if (depth > SCAN_DEPTH_MAX || t == NULL) {
+        return reason_bad(s->reason, s->reason_len, "schema nesting deeper than %d at field %s",
+                          SCAN_DEPTH_MAX, s->field);
+    }
+    if (is_avro_union(t)) {
+        if ((rc = scan_index(s, (int64_t)avro_schema_union_size(t), 0, &v)) != 0) {
+            return rc;
+        }
+        return plan_extra(dec, w, s, avro_schema_union_branch(t, (int)v), e, out, depth + 1);
+    }
+    if (!extra_type_fits(x, t)) {
+        return reason_bad(s->reason, s->reason_len,
+                          "incompatible schema id %u: field %s holds a %s, which vigil cannot "
+                          "read as its %s",
+                          (unsigned)w->id, x->name, avro_schema_type_name(t),
+                          avro_schema_type_name(x->value_schema));
+    }
+    if (is_avro_null(t)) {
+        out->present = 0;
+        return INGEST_AVRO_OK;
+    }
+    return extra_value(x, s, t, w->id, out);
+}
+
 /* A message on a writer schema that differs from the reader's: read in the writer's field
  * order through its plan, fields vigil does not read validated and skipped, fields the writer
- * lacks left at the reader's default (null, or the empty array). One pass, as direct_decode. */
+ * lacks left at the reader's default (null, the empty array, or an extra field's default). One
+ * pass, as direct_decode. */
 static int plan_decode(ingest_avro_t *dec, const writer_entry_t *w, const uint8_t *data, size_t len,
                        ingest_record_t *rec, char *reason, size_t reason_len)
 {
@@ -1544,11 +2407,23 @@ static int plan_decode(ingest_avro_t *dec, const writer_entry_t *w, const uint8_
     int rc;
 
     memset(vals, 0, sizeof vals);
+    /* Extra fields the writer lacks keep the reader's default (writer_plan made sure there is
+     * one); the others are overwritten below. */
+    for (size_t e = 0; e < dec->n_extra; e++) {
+        dec->extra_vals[e] = dec->extras[e].def;
+    }
     for (size_t j = 0; j < w->n_fields; j++) {
         const writer_field_t *f = &w->fields[j];
         s.field = f->name;
-        rc = f->spec < 0 ? scan_value(&s, f->schema, 1)
-                         : plan_value(dec, w, &s, f->schema, f->spec, &vals[f->spec], 1);
+        if (f->spec >= 0) {
+            rc = plan_value(dec, w, &s, f->schema, f->spec, &vals[f->spec], 1);
+        } else if (f->extra >= 0) {
+            field_value_t *out = &dec->extra_vals[f->extra];
+            memset(out, 0, sizeof *out);
+            rc = plan_extra(dec, w, &s, f->schema, (size_t)f->extra, out, 1);
+        } else {
+            rc = scan_value(&s, f->schema, 1);
+        }
         if (rc != 0) {
             return rc;
         }
@@ -1605,6 +2480,21 @@ int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_
 ingest_kind_t ingest_avro_kind(const ingest_avro_t *dec)
 {
     return dec->kind;
+}
+
+size_t ingest_avro_extra_count(const ingest_avro_t *dec)
+{
+    return dec->n_extra;
+}
+
+const char *ingest_avro_extra_name(const ingest_avro_t *dec, size_t i)
+{
+    return i < dec->n_extra ? dec->extras[i].name : NULL;
+}
+
+ingest_extra_type_t ingest_avro_extra_type(const ingest_avro_t *dec, size_t i)
+{
+    return i < dec->n_extra ? dec->extras[i].type : INGEST_EXTRA_NUMBER;
 }
 
 /* Sets enum field to symbol of the reader's enum. */
@@ -1730,6 +2620,108 @@ avro_err:
     return -1;
 }
 
+/* Sets extra field e of enc->value from ev, or from the field's default when ev has no extra
+ * values at all (a record built without the schema's columns in mind). */
+static int extra_write(ingest_avro_t *enc, const ingest_event_t *ev, size_t e, char *err,
+                       size_t errlen)
+{
+    const extra_field_t *x = &enc->extras[e];
+    avro_value_t field, branch;
+    double num = NAN;
+    const char *str = NULL;
+    int present;
+    int rc;
+
+    if (ev->n_extra == 0) {
+        if (!x->has_default && !x->optional) {
+            text_set(err, errlen,
+                     "record has no extra fields; field %s of the schema is required and has no "
+                     "default",
+                     x->name);
+            return -1;
+        }
+        present = x->has_default && x->def.present;
+        num = x->def.num;
+        str = x->def.str;
+    } else if (x->type == INGEST_EXTRA_NUMBER) {
+        num = ev->extra_num != NULL ? ev->extra_num[e] : NAN;
+        present = !isnan(num);
+    } else {
+        str = ev->extra_str != NULL ? ev->extra_str[e] : NULL;
+        present = str != NULL;
+    }
+    if (!present && !x->optional) {
+        text_set(err, errlen, "record extra field %s is %s; it is required", x->name,
+                 x->type == INGEST_EXTRA_NUMBER ? "NaN" : "NULL");
+        return -1;
+    }
+    if (avro_value_get_by_index(&enc->value, x->index, &field, NULL) != 0) {
+        goto avro_err;
+    }
+    if (x->optional) {
+        if (!present) {
+            if (avro_value_set_branch(&field, x->null_branch, &branch) != 0 ||
+                avro_value_set_null(&branch) != 0) {
+                goto avro_err;
+            }
+            return 0;
+        }
+        if (avro_value_set_branch(&field, x->value_branch, &branch) != 0) {
+            goto avro_err;
+        }
+        field = branch;
+    }
+    switch (x->value_type) {
+    case AVRO_INT32:
+        if (num != floor(num) || num < INT32_MIN || num > INT32_MAX) {
+            text_set(err, errlen, "record extra field %s is %g, not an int", x->name, num);
+            return -1;
+        }
+        rc = avro_value_set_int(&field, (int32_t)num);
+        break;
+    case AVRO_INT64:
+        /* 2^63 is the first double past INT64_MAX. */
+        if (num != floor(num) || num < -9223372036854775808.0 || num >= 9223372036854775808.0) {
+            text_set(err, errlen, "record extra field %s is %g, not a long", x->name, num);
+            return -1;
+        }
+        rc = avro_value_set_long(&field, (int64_t)num);
+        break;
+    case AVRO_FLOAT:
+        rc = avro_value_set_float(&field, (float)num);
+        break;
+    case AVRO_DOUBLE:
+        rc = avro_value_set_double(&field, num);
+        break;
+    case AVRO_BOOLEAN:
+        rc = avro_value_set_boolean(&field, num != 0.0);
+        break;
+    case AVRO_STRING:
+        rc = avro_value_set_string(&field, str);
+        break;
+    case AVRO_ENUM: {
+        int index = avro_schema_enum_get_by_name(x->value_schema, str);
+        if (index < 0) {
+            text_set(err, errlen, "%s \"%.40s\" is not a symbol of enum %s", x->name, str,
+                     avro_schema_name(x->value_schema));
+            return -1;
+        }
+        rc = avro_value_set_enum(&field, index);
+        break;
+    }
+    default:
+        rc = -1;
+        break;
+    }
+    if (rc != 0) {
+        goto avro_err;
+    }
+    return 0;
+avro_err:
+    text_set(err, errlen, "cannot set Avro field %s: %s", x->name, avro_strerror());
+    return -1;
+}
+
 long ingest_avro_encode(ingest_avro_t *enc, const ingest_record_t *rec, int32_t schema_id,
                         void *out, size_t out_cap, char *err, size_t errlen)
 {
@@ -1746,7 +2738,8 @@ long ingest_avro_encode(ingest_avro_t *enc, const ingest_record_t *rec, int32_t 
                  ingest_kind_schema_name(rec->kind), enc->type->name);
         return -1;
     }
-    /* Fields of the schema that ingest_record_t lacks stay at their zero values. */
+    /* Fields of the schema that ingest_record_t lacks (other than a BehaviorEvent's extra
+     * fields) stay at their zero values. */
     if (avro_value_reset(&enc->value) != 0) {
         text_set(err, errlen, "cannot reset the Avro value: %s", avro_strerror());
         return -1;
@@ -1754,6 +2747,19 @@ long ingest_avro_encode(ingest_avro_t *enc, const ingest_record_t *rec, int32_t 
     for (int i = 0; i < enc->type->n_fields; i++) {
         if (field_write(enc, rec, i, err, errlen) != 0) {
             return -1;
+        }
+    }
+    if (enc->kind == INGEST_KIND_EVENT) {
+        const ingest_event_t *ev = &rec->event;
+        if (ev->n_extra != 0 && ev->n_extra != enc->n_extra) {
+            text_set(err, errlen, "record has %zu extra fields; the schema %s has %zu", ev->n_extra,
+                     avro_schema_name(enc->reader_schema), enc->n_extra);
+            return -1;
+        }
+        for (size_t e = 0; e < enc->n_extra; e++) {
+            if (extra_write(enc, ev, e, err, errlen) != 0) {
+                return -1;
+            }
         }
     }
     if (avro_value_sizeof(&enc->value, &body) != 0) {

@@ -40,7 +40,10 @@ typedef struct ingest_event {
      * spec), in reader-schema order; their names and types come from ingest_avro_extra_*().
      * extra_num[i]: the value of a numeric or boolean field, NaN when null or the field is a
      * string. extra_str[i]: the value of a string or enum field, NULL when null or numeric.
-     * Both point into decoder-owned storage valid until the next decode into this record. */
+     * Both point into the record's own buffers (buf and list below, like the strings), valid
+     * until the next decode into this record; n_extra 0 and both NULL when the reader schema
+     * has no extra fields. To encode, set all three (n_extra as the schema has), or n_extra 0
+     * to write each extra field's default. */
     size_t n_extra;
     const double *extra_num;
     const char *const *extra_str;
