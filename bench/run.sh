@@ -2,7 +2,9 @@
 # make bench: the benchmark every later issue extends. Prints one `BENCH <name> <value> <unit>`
 # line per figure (for scripts) and a readable table. Benchmarks measure; they assert nothing.
 #
-# Figure 0, decode_behavior: BehaviorEvents decoded per second on one core (bench_decode).
+# Figure 0, decode_behavior: BehaviorEvents decoded per second on one core (bench_decode);
+# features_*: featurisation on one core and entity state memory (bench_features); tokenizer_*:
+# WordPiece MB/s against the Rust tokenizers library (bench/tokenizer.sh).
 # Figure 1, e2e_skeleton: end-to-end events/s from Kafka to committed PostgreSQL rows, with a
 # throwaway PostgreSQL (fsync off, unix socket) and the embedded Kafka in its own process. N
 # events are produced first; the clock runs from vigild's first committed batch to its last, so
@@ -20,6 +22,10 @@ now_s() { date +%s.%N; }
 
 # Figure 0, decode alone on one core (no servers): bench/bench_decode.c.
 "$BUILD_DIR/bench_decode" "$SRC/ingest/schemas"
+# Featurisation on one core with 1,000,000 live users, and state bytes per entity measured.
+"$BUILD_DIR/bench_features"
+# Tokenizer MB/s, C against the Rust tokenizers library, side by side (bench/tokenizer.sh).
+bash "$SRC/bench/tokenizer.sh" "$BUILD_DIR"
 
 harness_init
 pg_start

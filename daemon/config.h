@@ -55,6 +55,12 @@ typedef struct daemon_config {
     int ingest_batch_max_delay_ms;         /* 1..60000, default 200, reloadable */
 
     /* [postgres] */
+    /* [features] behavior features of the events topic (docs/features.md) */
+    char *features_spec;                 /* spec file; "" built-in; "off" none */
+    int features_max_entities;           /* per partition and entity type */
+    int features_ttl_s;                  /* event-time TTL of an entity; 0 never */
+    int features_checkpoint_interval_ms; /* least time between a partition's checkpoints */
+
     char *postgres_conninfo;   /* libpq conninfo; default "dbname=vigil" */
     int postgres_retry_max_ms; /* cap of the reconnect backoff, 100..600000, default 5000,
                                   reloadable */

@@ -59,6 +59,11 @@ void metrics_init(void)
                            "Duration of one batch transaction in PostgreSQL, in seconds.",
                            metrics_write_seconds_bounds,
                            (int)(sizeof(metrics_write_seconds_bounds) / sizeof(double)));
+    metrics_histogram_init(&metrics.featurize_seconds, "vigil_featurize_seconds",
+                           "Time per event to compute feature vectors and update the entity state "
+                           "(a partition's batch over its events), in seconds.",
+                           metrics_decode_seconds_bounds,
+                           (int)(sizeof(metrics_decode_seconds_bounds) / sizeof(double)));
     for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
         metrics_topic_t *m = &metrics.topics[i];
         metrics_histogram_init(&m->decode_seconds, "vigil_decode_seconds",
@@ -292,6 +297,15 @@ int metrics_render(char **out, size_t *out_len)
                          "1 when the last PostgreSQL operation succeeded, else 0.", &m->pg_up);
     metrics_render_histogram(&t, &m->batch_rows, NULL, 1);
     metrics_render_histogram(&t, &m->write_seconds, NULL, 1);
+    metrics_render_counter(&t, "vigil_features_replayed_total",
+                           "Events replayed into entity state after a restore (not written "
+                           "again).",
+                           &m->features_replayed);
+    metrics_render_counter(&t, "vigil_entity_checkpoints_total",
+                           "Entity state checkpoints committed.", &m->checkpoints);
+    metrics_render_gauge(&t, "vigil_entity_checkpoint_bytes",
+                         "Size of the last entity state checkpoint.", &m->checkpoint_bytes);
+    metrics_render_histogram(&t, &m->featurize_seconds, NULL, 1);
     for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
         if (m->topics[i].name[0]) {
             metrics_render_histogram(&t, &m->topics[i].decode_seconds, m->topics[i].name, header);

@@ -2,12 +2,15 @@
 #include "rows.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int rows_batch_reserve(rows_batch_t *b, size_t cap)
 {
     sink_risk_row_t *risk = NULL;
     sink_article_row_t *articles = NULL;
     sink_label_row_t *labels = NULL;
+    tickers_symbol_t *tickers = NULL;
+    const char **ptrs = NULL;
     int rc = -1;
 
     if (cap <= b->cap)
@@ -17,8 +20,12 @@ int rows_batch_reserve(rows_batch_t *b, size_t cap)
         b->risk = risk;
     if (risk && (articles = realloc(b->articles, cap * sizeof(*articles))) != NULL)
         b->articles = articles;
-    if (articles && (labels = realloc(b->labels, cap * sizeof(*labels))) != NULL) {
+    if (articles && (labels = realloc(b->labels, cap * sizeof(*labels))) != NULL)
         b->labels = labels;
+    if (labels && (tickers = realloc(b->tickers, cap * ROWS_TICKERS_MAX * sizeof(*tickers))))
+        b->tickers = tickers;
+    if (tickers && (ptrs = realloc(b->ticker_ptrs, cap * ROWS_TICKERS_MAX * sizeof(*ptrs)))) {
+        b->ticker_ptrs = ptrs;
         b->cap = cap;
         rc = 0;
     }
@@ -52,6 +59,18 @@ static void rows_risk_from_event(const ingest_event_t *e, sink_risk_row_t *r)
     r->longitude = e->longitude;
     r->event_time_ms = e->event_time_ms;
     r->channel = e->channel;
+    r->features = NULL; /* the worker adds them (rows_batch_set_features) */
+    r->n_features = 0;
+    r->feature_spec = NULL;
+}
+
+void rows_batch_set_features(rows_batch_t *b, const float *features, size_t n,
+                             const char *spec_hash)
+{
+    sink_risk_row_t *r = &b->risk[b->view.n_risk - 1];
+    r->features = features;
+    r->n_features = n;
+    r->feature_spec = spec_hash;
 }
 
 void rows_batch_add(rows_batch_t *b, const ingest_record_t *rec, const char *topic,
@@ -68,6 +87,16 @@ void rows_batch_add(rows_batch_t *b, const ingest_record_t *rec, const char *top
     }
     case INGEST_KIND_ARTICLE: {
         const ingest_article_t *a = &rec->article;
+        size_t row = b->view.n_articles, n = 0;
+        tickers_symbol_t *syms = b->tickers + row * ROWS_TICKERS_MAX;
+        const char **ptrs = b->ticker_ptrs + row * ROWS_TICKERS_MAX;
+        char err[128];
+        /* Cannot fail here: the arguments are well-formed; n stays 0 if it did. */
+        tickers_extract(a->tickers, a->n_tickers, a->headline, strlen(a->headline), a->body,
+                        a->body ? strlen(a->body) : 0, syms, ROWS_TICKERS_MAX, &n, err,
+                        sizeof(err));
+        for (size_t i = 0; i < n; i++)
+            ptrs[i] = syms[i].sym;
         b->articles[b->view.n_articles++] = (sink_article_row_t){
             .at = at,
             .article_id = a->article_id,
@@ -76,8 +105,8 @@ void rows_batch_add(rows_batch_t *b, const ingest_record_t *rec, const char *top
             .language = a->language,
             .headline = a->headline,
             .body = a->body,
-            .tickers = a->tickers,
-            .n_tickers = a->n_tickers,
+            .tickers = ptrs,
+            .n_tickers = n,
         };
         break;
     }
@@ -115,5 +144,7 @@ void rows_batch_free(rows_batch_t *b)
     free(b->risk);
     free(b->articles);
     free(b->labels);
+    free(b->tickers);
+    free(b->ticker_ptrs);
     *b = (rows_batch_t){0};
 }

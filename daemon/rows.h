@@ -2,7 +2,10 @@
  * the worker and by `vigil dlq replay`, so both write the same thing.
  *
  *   BehaviorEvent -> vigil.risk_scores   NewsArticle -> vigil.news_scores
- *   FraudLabel    -> vigil.labels        NewsLabel   -> vigil.labels */
+ *   FraudLabel    -> vigil.labels        NewsLabel   -> vigil.labels
+ *
+ * An article's stored tickers are its tickers field plus the cashtags of its headline and body,
+ * upper-cased and de-duplicated (pipeline/tickers.h). */
 #ifndef VIGIL_ROWS_H
 #define VIGIL_ROWS_H
 
@@ -11,12 +14,18 @@
 
 #include "ingest_record.h"
 #include "sink_pg.h"
+#include "tickers.h"
 
 /* Rows of one batch, per table, with room for `cap` of each: a batch may hold any mix of
  * kinds. `view` counts what was added and is what sink_pg_write and the replay take. */
+/* Most tickers stored per article (its field's plus the cashtags of its text). */
+#define ROWS_TICKERS_MAX 32
+
 typedef struct rows_batch {
     sink_risk_row_t *risk;        /* (cap) */
     sink_article_row_t *articles; /* (cap) */
+    tickers_symbol_t *tickers;    /* (cap, ROWS_TICKERS_MAX) each article's extracted tickers */
+    const char **ticker_ptrs;     /* (cap, ROWS_TICKERS_MAX) pointing into tickers */
     sink_label_row_t *labels;     /* (cap) */
     size_t cap;
     sink_rows_t view;
@@ -32,6 +41,9 @@ void rows_batch_reset(rows_batch_t *b);
  * borrows rec's strings and topic. There must be room (rows_batch_reserve). */
 void rows_batch_add(rows_batch_t *b, const ingest_record_t *rec, const char *topic,
                     int32_t partition, int64_t offset, int64_t kafka_timestamp_ms);
+/* Gives the last risk row added its feature vector (borrowed) and the spec's hash. */
+void rows_batch_set_features(rows_batch_t *b, const float *features, size_t n,
+                             const char *spec_hash);
 void rows_batch_free(rows_batch_t *b);
 
 #endif

@@ -404,7 +404,29 @@ static int vigild_run(vigild_t *d, int embedded)
             goto out;
         }
     }
+    /* Features of the BehaviorEvent topic, compiled against its decoder's reader schema (its
+     * extra fields may be named), so a bad spec is a start-up error naming file:line. */
+    featurize_t *fz = NULL;
+    for (size_t i = 0; i < n_inputs && strcmp(d->cfg.features_spec, "off") != 0; i++) {
+        if (ingest_avro_kind(wi[i].decoder) != INGEST_KIND_EVENT)
+            continue;
+        fz = featurize_new(wi[i].decoder, d->cfg.features_spec, err, sizeof(err));
+        if (!fz) {
+            log_error("cannot load the feature spec", "error=\"%s\"", log_quote(err, q, sizeof(q)));
+            for (size_t j = 0; j < n_inputs; j++)
+                ingest_avro_free(wi[j].decoder);
+            goto out;
+        }
+        log_info("features", "spec=%s hash=%s columns=%zu max_entities=%d ttl_s=%d",
+                 d->cfg.features_spec[0] ? d->cfg.features_spec : "built-in",
+                 featurize_spec_hash(fz), features_spec_width(featurize_spec(fz)),
+                 d->cfg.features_max_entities, d->cfg.features_ttl_s);
+    }
     wo = (worker_options_t){
+        .featurize = fz,
+        .features_max_entities = (uint32_t)d->cfg.features_max_entities,
+        .features_ttl_ms = (int64_t)d->cfg.features_ttl_s * 1000,
+        .features_checkpoint_interval_ms = d->cfg.features_checkpoint_interval_ms,
         .inputs = wi,
         .n_inputs = n_inputs,
         .dlq_topic = d->cfg.ingest_dlq_topic,
@@ -422,7 +444,7 @@ static int vigild_run(vigild_t *d, int embedded)
         .on_exit = vigild_worker_exited,
         .ctx = d,
     };
-    d->worker = worker_new(&wo, err, sizeof(err)); /* takes the decoders */
+    d->worker = worker_new(&wo, err, sizeof(err)); /* takes the decoders and fz */
     if (!d->worker || worker_start(d->worker, err, sizeof(err)) != 0) {
         log_error("cannot start the worker", "error=\"%s\"", log_quote(err, q, sizeof(q)));
         goto out;

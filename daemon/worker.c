@@ -8,7 +8,14 @@
  * ("expected"). A batch commits, in one transaction, its rows, its dead letters and for each of
  * its partitions "next_offset = last + 1 WHERE next_offset = expected". If another instance took
  * the partition and moved the stored offset on, the condition fails, the transaction rolls back
- * and the worker re-reads the stored offsets and seeks there: a fenced instance writes nothing. */
+ * and the worker re-reads the stored offsets and seeks there: a fenced instance writes nothing.
+ *
+ * Entity state. The BehaviorEvent topic's events are turned into feature vectors as they are
+ * read, updating the entity state of their partition (one per partition). Every so often a
+ * batch also carries the partition's state as a checkpoint, written in the same transaction, so
+ * the checkpoint's offset and the state agree. On assignment (and after a fence) the worker
+ * loads the checkpoint and reads from its offset: events before the stored Kafka offset are
+ * replayed into the state only (their rows are committed already), later ones are written. */
 #include "worker.h"
 
 #include <errno.h>
@@ -36,6 +43,8 @@ typedef struct worker_item {
     rd_kafka_message_t *msg; /* owned */
     struct worker_topic *topic;
     int dead;
+    float *features;     /* (features width) the event's vector, when its topic is featurised */
+    int featured;        /* computed (at the flush; a flush tried again does not redo them) */
     ingest_record_t rec; /* rec.buf is reused from batch to batch */
     char reason[WORKER_REASON_MAX];
 } worker_item_t;
@@ -45,12 +54,19 @@ typedef struct worker_partition {
     int assigned;
     int64_t expected;   /* stored next offset in PostgreSQL (SINK_PG_OFFSET_NONE: none yet) */
     int64_t batch_next; /* last offset in the current batch + 1; -1 when not in the batch */
-    int seek_pending;   /* a seek to `expected` failed: drop its messages until one succeeds */
+    int seek_pending;   /* a seek to read_from failed: drop its messages until one succeeds */
+    int64_t read_from;  /* where reading (re)starts: expected, or a checkpoint's offset */
+    /* Featurised topic only: */
+    features_state_t *state; /* the partition's entity state */
+    int64_t state_next;      /* next offset the state expects; -1: any (nothing applied yet) */
+    int64_t checkpoint_ms;   /* when the last checkpoint was committed; 0: none is usable */
+    int state_broken;        /* an event could not be applied: never checkpoint this state */
 } worker_partition_t;
 
 /* One input topic: its name, the decoder of its record kind, its partitions, its metrics. */
 typedef struct worker_topic {
     char *name;
+    int featurised; /* its events get feature vectors (BehaviorEvent topic with features on) */
     ingest_avro_t *decoder; /* owned (handed over by worker_new's caller) */
     metrics_topic_t *m;
     worker_partition_t *parts; /* indexed by partition id */
@@ -65,6 +81,11 @@ struct worker {
     char **kafka_keys, **kafka_values, **kafka_origins;
     size_t n_kafka;
     int shutdown_timeout_ms;
+    featurize_t *fz; /* NULL: no features */
+    size_t fz_width;
+    uint32_t max_entities;
+    int64_t ttl_ms;
+    int checkpoint_interval_ms;
     void (*on_ready)(void *ctx);
     void (*on_exit)(void *ctx);
     void *ctx;
@@ -91,6 +112,14 @@ struct worker {
     const char **commit_topics;
     int32_t *commit_parts;
     int64_t *commit_next;
+    sink_checkpoint_t *checkpoints; /* (cap_items) of the batch being written */
+    ingest_record_t replay_rec;     /* decodes replayed events */
+    float *replay_features;         /* (fz_width) their vectors, unused */
+    /* (cap_items) scratch of worker_batch_featurise: one partition's events at a time */
+    features_event_t *fz_events;
+    float **fz_outs;
+    double *fz_num;      /* (cap_items, featurize_fields) */
+    const char **fz_str; /* (cap_items, featurize_fields) */
     int64_t batch_deadline_ms;
     int paused;      /* fetching paused because the sink is failing */
     uint64_t fences; /* batches dropped as fenced, so far */
@@ -198,7 +227,10 @@ static worker_partition_t *worker_partition(worker_topic_t *t, int32_t partition
         if (!p)
             return NULL;
         for (size_t i = t->n_parts; i < n; i++)
-            p[i] = (worker_partition_t){0, SINK_PG_OFFSET_NONE, -1, 0};
+            p[i] = (worker_partition_t){.expected = SINK_PG_OFFSET_NONE,
+                                        .batch_next = -1,
+                                        .read_from = SINK_PG_OFFSET_NONE,
+                                        .state_next = -1};
         t->parts = p;
         t->n_parts = n;
     }
@@ -258,8 +290,35 @@ static int worker_batch_reserve(worker_t *w, size_t need)
     void *cn = realloc(w->commit_next, cap * sizeof(*w->commit_next));
     if (cn)
         w->commit_next = cn;
-    if (!rows || !dead || !adv || !ct || !cp || !cn)
+    void *ck = realloc(w->checkpoints, cap * sizeof(*w->checkpoints));
+    if (ck)
+        w->checkpoints = ck;
+    int feats = 1;
+    for (size_t i = w->cap_items; w->fz && i < cap; i++)
+        feats &= (items[i].features = malloc(w->fz_width * sizeof(float))) != NULL;
+    if (w->fz) {
+        size_t nf = featurize_fields(w->fz);
+        void *fe = realloc(w->fz_events, cap * sizeof(*w->fz_events));
+        if (fe)
+            w->fz_events = fe;
+        void *fo = realloc(w->fz_outs, cap * sizeof(*w->fz_outs));
+        if (fo)
+            w->fz_outs = fo;
+        void *fn = realloc(w->fz_num, cap * nf * sizeof(*w->fz_num));
+        if (fn)
+            w->fz_num = fn;
+        void *fs = realloc(w->fz_str, cap * nf * sizeof(*w->fz_str));
+        if (fs)
+            w->fz_str = fs;
+        feats &= fe && fo && fn && fs;
+    }
+    if (!rows || !dead || !adv || !ct || !cp || !cn || !ck || !feats) {
+        for (size_t i = w->cap_items; i < cap; i++) {
+            free(items[i].features);
+            items[i].features = NULL;
+        }
         return -1;
+    }
     w->cap_items = cap;
     return 0;
 }
@@ -289,6 +348,8 @@ static void worker_fill_row(worker_t *w, const worker_item_t *it)
 {
     rows_batch_add(&w->rows, &it->rec, it->topic->name, it->msg->partition, it->msg->offset,
                    worker_kafka_timestamp(it->msg));
+    if (it->topic->featurised)
+        rows_batch_set_features(&w->rows, it->features, w->fz_width, featurize_spec_hash(w->fz));
 }
 
 static void worker_fill_dead(const worker_item_t *it, sink_dead_letter_t *d)
@@ -313,7 +374,7 @@ static void worker_seek_stored(worker_t *w, worker_topic_t *t, int32_t id)
     char q[1100];
     worker_partition_t *p = &t->parts[id];
 
-    if (ingest_kafka_seek(w->kafka, t->name, id, p->expected, err, sizeof(err)) == 0) {
+    if (ingest_kafka_seek(w->kafka, t->name, id, p->read_from, err, sizeof(err)) == 0) {
         p->seek_pending = 0;
         return;
     }
@@ -321,8 +382,83 @@ static void worker_seek_stored(worker_t *w, worker_topic_t *t, int32_t id)
         log_warn("seek to the stored offset failed; the partition's messages are dropped until "
                  "a retry succeeds",
                  "topic=%s partition=%d offset=%lld error=\"%s\"", t->name, (int)id,
-                 (long long)p->expected, log_quote(err, q, sizeof(q)));
+                 (long long)p->read_from, log_quote(err, q, sizeof(q)));
     p->seek_pending = 1;
+}
+
+/* Where a featurised partition resumes, given its stored offset: its entity state comes back from
+ * the checkpoint in PostgreSQL and reading starts at the checkpoint's offset, so the events
+ * between it and the stored offset rebuild the state (worker_batch_add replays them without
+ * writing). Without a usable checkpoint the state starts empty at the stored offset. Retries
+ * database errors until it works or the worker stops. Sets p->read_from. Returns 0, -1 when
+ * stopping or out of memory. @locality: worker thread. */
+static int worker_state_resume(worker_t *w, worker_topic_t *t, int32_t id)
+{
+    worker_partition_t *p = &t->parts[id];
+    char err[512], q[1100], hash[64] = "";
+    uint8_t *state = NULL;
+    size_t len = 0;
+    int64_t ckpt = SINK_PG_OFFSET_NONE;
+    int backoff = 100;
+
+    p->read_from = p->expected;
+    p->state_next = -1;
+    p->checkpoint_ms = 0;
+    p->state_broken = 0;
+    if (!t->featurised)
+        return 0;
+    if (!p->state) {
+        p->state =
+            features_state_new(featurize_spec(w->fz), w->max_entities, w->ttl_ms, err, sizeof(err));
+        if (!p->state) {
+            log_error("cannot create the entity state", "topic=%s partition=%d error=\"%s\"",
+                      t->name, (int)id, log_quote(err, q, sizeof(q)));
+            return -1;
+        }
+    }
+    features_state_clear(p->state);
+    for (;;) {
+        if (sink_pg_reconnect(w->pg, err, sizeof(err)) == SINK_PG_OK &&
+            sink_pg_checkpoint_load(w->pg, ingest_kafka_group(w->kafka), t->name, id, &ckpt, hash,
+                                    sizeof(hash), &state, &len, err, sizeof(err)) == SINK_PG_OK)
+            break;
+        metrics_add(&metrics.pg_errors, 1);
+        log_warn("cannot read the entity state checkpoint; retrying",
+                 "topic=%s partition=%d error=\"%s\" retry_ms=%d", t->name, (int)id,
+                 log_quote(err, q, sizeof(q)), backoff);
+        if (worker_stopping(w) || worker_backoff(w, backoff) != 0)
+            return -1;
+        backoff = worker_next_backoff(w, backoff);
+    }
+    if (!state) {
+        if (p->expected != SINK_PG_OFFSET_NONE)
+            log_warn("no entity state checkpoint; aggregates start empty at the stored offset",
+                     "topic=%s partition=%d offset=%lld", t->name, (int)id, (long long)p->expected);
+    } else if (strcmp(hash, featurize_spec_hash(w->fz)) != 0) {
+        log_warn("entity state checkpoint taken under another feature spec; aggregates start "
+                 "empty at the stored offset",
+                 "topic=%s partition=%d checkpoint_spec=%s spec=%s", t->name, (int)id, hash,
+                 featurize_spec_hash(w->fz));
+    } else if (p->expected == SINK_PG_OFFSET_NONE || ckpt > p->expected) {
+        log_warn("entity state checkpoint is ahead of the stored offset; not used",
+                 "topic=%s partition=%d checkpoint=%lld stored=%lld", t->name, (int)id,
+                 (long long)ckpt, (long long)p->expected);
+    } else if (features_state_load(p->state, state, len, err, sizeof(err)) != 0) {
+        log_warn("entity state checkpoint unusable; aggregates start empty at the stored offset",
+                 "topic=%s partition=%d error=\"%s\"", t->name, (int)id,
+                 log_quote(err, q, sizeof(q)));
+    } else {
+        p->read_from = ckpt;
+        p->state_next = ckpt;
+        p->checkpoint_ms = worker_now_ms();
+        log_info("entity state restored; replaying up to the stored offset",
+                 "topic=%s partition=%d checkpoint=%lld stored=%lld replay=%lld", t->name, (int)id,
+                 (long long)ckpt, (long long)p->expected, (long long)(p->expected - ckpt));
+    }
+    if (p->state_next < 0 && p->expected != SINK_PG_OFFSET_NONE)
+        p->state_next = p->expected;
+    free(state);
+    return 0;
 }
 
 /* After a fenced write: the stored offsets moved on without us. Re-read them for the batch's
@@ -339,6 +475,8 @@ static void worker_refence(worker_t *w)
             if (worker_offsets_load(w, tp, &id, 1, &stored) != 0)
                 return;
             tp->parts[p].expected = stored;
+            if (worker_state_resume(w, tp, id) != 0)
+                return;
             worker_seek_stored(w, tp, id);
         }
     }
@@ -508,6 +646,102 @@ static void worker_dlq_publish(worker_t *w)
     metrics_add(&metrics.dlq_failed, ingest_dlq_poll(w->dlq));
 }
 
+/* Computes the feature vectors of the batch's events, partition by partition in offset order
+ * (each partition has its own entity state), a partition's events in one
+ * features_compute_batch so that their memory accesses overlap. Afterwards every featurised
+ * partition's state stands at its batch_next. Returns 0, or -1 when out of memory: the worker
+ * is then stopping and the batch stays unwritten. @locality: worker thread. */
+static int worker_batch_featurise(worker_t *w)
+{
+    size_t nf = w->fz ? featurize_fields(w->fz) : 0;
+
+    for (size_t t = 0; t < w->n_topics; t++) {
+        worker_topic_t *tp = &w->topics[t];
+        for (size_t p = 0; tp->featurised && p < tp->n_parts; p++) {
+            worker_partition_t *part = &tp->parts[p];
+            size_t n = 0;
+            if (part->batch_next < 0)
+                continue;
+            for (size_t i = 0; i < w->n_items; i++) {
+                worker_item_t *it = &w->items[i];
+                if (it->topic != tp || it->msg->partition != (int32_t)p || it->dead || it->featured)
+                    continue;
+                featurize_view(w->fz, &it->rec.event, w->fz_num + n * nf, w->fz_str + n * nf,
+                               &w->fz_events[n]);
+                w->fz_outs[n++] = it->features;
+                it->featured = 1;
+            }
+            int64_t t0 = worker_now_ns();
+            if (n > 0 && features_compute_batch(featurize_spec(w->fz), part->state, w->fz_events, n,
+                                                w->fz_outs) != 0) {
+                part->state_broken = 1;
+                log_error("out of memory updating the entity state; stopping",
+                          "topic=%s partition=%d entities_max=%u", tp->name, (int)p,
+                          (unsigned)w->max_entities);
+                w->failed = 1;
+                worker_stop(w);
+                return -1;
+            }
+            if (n > 0) /* per event: the batch's time spread over its events */
+                metrics_observe(&metrics.featurize_seconds,
+                                (double)(worker_now_ns() - t0) / 1e9 / (double)n);
+            part->state_next = part->batch_next;
+        }
+    }
+    return 0;
+}
+
+/* Snapshots the entity state of every featurised partition in the batch that is due a
+ * checkpoint (none committed since it was assigned, or the interval has passed) into
+ * w->checkpoints. Returns how many. A partition whose state is not exactly at the batch's end
+ * (or is broken) is skipped. @locality: worker thread. */
+static size_t worker_checkpoints_take(worker_t *w)
+{
+    size_t n = 0;
+    int64_t now = worker_now_ms();
+
+    for (size_t t = 0; t < w->n_topics; t++) {
+        worker_topic_t *tp = &w->topics[t];
+        for (size_t p = 0; tp->featurised && p < tp->n_parts; p++) {
+            worker_partition_t *part = &tp->parts[p];
+            uint8_t *buf = NULL;
+            size_t len = 0, cap = 0;
+            features_stats_t st;
+            if (part->batch_next < 0 || part->state_broken ||
+                part->state_next != part->batch_next ||
+                (part->checkpoint_ms != 0 && now - part->checkpoint_ms < w->checkpoint_interval_ms))
+                continue;
+            if (features_state_save(part->state, &buf, &len, &cap) != 0) {
+                free(buf);
+                log_warn("out of memory taking an entity state checkpoint; skipped",
+                         "topic=%s partition=%d", tp->name, (int)p);
+                continue;
+            }
+            features_state_stats(part->state, &st);
+            w->checkpoints[n++] = (sink_checkpoint_t){
+                tp->name, (int32_t)p, part->batch_next, featurize_spec_hash(w->fz), st.entities,
+                buf,      len};
+        }
+    }
+    return n;
+}
+
+/* After the write: frees the snapshots; when committed, the partitions' clocks restart. */
+static void worker_checkpoints_done(worker_t *w, size_t n, int committed)
+{
+    int64_t now = worker_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        const sink_checkpoint_t *c = &w->checkpoints[i];
+        if (committed) {
+            worker_topic_t *tp = worker_topic_find(w, c->topic);
+            tp->parts[c->partition].checkpoint_ms = now;
+            metrics_add(&metrics.checkpoints, 1);
+            atomic_store(&metrics.checkpoint_bytes, (int64_t)c->state_len);
+        }
+        free((void *)c->state);
+    }
+}
+
 /* Writes the batch as one transaction, retrying on database errors until it commits, is fenced,
  * or the worker is told to stop and the shutdown bound passes. Returns 0 when the batch is done
  * with (committed or fenced and dropped), -1 when it was left unwritten. @locality: worker. */
@@ -520,6 +754,8 @@ static int worker_batch_flush(worker_t *w)
 
     if (w->n_items == 0)
         return 0;
+    if (worker_batch_featurise(w) != 0)
+        return -1;
     rows_batch_reset(&w->rows);
     for (size_t i = 0; i < w->n_items; i++) {
         if (w->items[i].dead) {
@@ -549,9 +785,12 @@ static int worker_batch_flush(worker_t *w)
                            .dead = w->dead,
                            .n_dead = n_dead,
                            .offsets = w->advances,
-                           .n_offsets = n_adv};
+                           .n_offsets = n_adv,
+                           .checkpoints = w->checkpoints,
+                           .n_checkpoints = worker_checkpoints_take(w)};
 
     rc = worker_write(w, &batch, err, sizeof(err));
+    worker_checkpoints_done(w, batch.n_checkpoints, rc == SINK_PG_OK);
     if (rc == SINK_PG_ERR)
         return -1;
     if (rc == SINK_PG_FENCED) {
@@ -645,6 +884,72 @@ static int worker_already_read(const worker_partition_t *part, const rd_kafka_me
     return part->expected != SINK_PG_OFFSET_NONE && msg->offset < part->expected;
 }
 
+/* Turns an event into its feature vector, updating its partition's state. Returns 0, or -1 when
+ * out of memory: the state is lost then, so the worker stops (a restart rebuilds it from the
+ * checkpoint). @locality: worker thread. */
+static int worker_featurise(worker_t *w, worker_partition_t *part, const ingest_event_t *ev,
+                            float *out)
+{
+    int64_t t0 = worker_now_ns();
+    if (featurize_event(w->fz, part->state, ev, out) != 0) {
+        part->state_broken = 1;
+        log_error("out of memory updating the entity state; stopping", "entities_max=%u",
+                  (unsigned)w->max_entities);
+        return -1;
+    }
+    metrics_observe(&metrics.featurize_seconds, (double)(worker_now_ns() - t0) / 1e9);
+    return 0;
+}
+
+/* An event before the stored offset, read again after a restore from a checkpoint: its row is
+ * committed already, so it only updates the entity state. Takes ownership of msg. */
+static void worker_replay(worker_t *w, worker_topic_t *topic, worker_partition_t *part,
+                          rd_kafka_message_t *msg)
+{
+    char reason[WORKER_REASON_MAX];
+    int rc = INGEST_AVRO_BAD, backoff = 500;
+
+    if (msg->payload && msg->len > 0) {
+        rc = ingest_avro_decode(topic->decoder, msg->payload, msg->len, &w->replay_rec, reason,
+                                sizeof(reason));
+        /* It decoded once; a registry outage now must not change what the state saw. */
+        while (rc == INGEST_AVRO_RETRY && !worker_stopping(w) && worker_backoff(w, backoff) == 0) {
+            backoff = worker_next_backoff(w, backoff);
+            rc = ingest_avro_decode(topic->decoder, msg->payload, msg->len, &w->replay_rec, reason,
+                                    sizeof(reason));
+        }
+    }
+    if (rc == INGEST_AVRO_RETRY || rc == INGEST_AVRO_ERR) {
+        /* The state misses this event: it must never be checkpointed. Stop; the restart
+         * replays again from the last good checkpoint. */
+        part->state_broken = 1;
+        w->failed = rc == INGEST_AVRO_ERR;
+        worker_stop(w);
+    } else if (rc == INGEST_AVRO_OK &&
+               worker_featurise(w, part, &w->replay_rec.event, w->replay_features) != 0) {
+        w->failed = 1;
+        worker_stop(w);
+    } else {
+        /* applied, or a dead letter (which never touched the state either) */
+        metrics_add(&metrics.features_replayed, 1);
+    }
+    part->state_next = msg->offset + 1;
+    rd_kafka_message_destroy(msg);
+}
+
+/* Our own failure (out of memory) on the batch's last item, not the message's fault: it must not
+ * become a dead letter. Drops it unwritten and stops; it is read again after the restart, and the
+ * batch before it is still committed by the stop. */
+static void worker_item_abandon(worker_t *w, worker_item_t *it)
+{
+    rd_kafka_message_t *msg = it->msg;
+    w->n_items--;
+    it->msg = NULL;
+    rd_kafka_message_destroy(msg);
+    w->failed = 1;
+    worker_stop(w);
+}
+
 /* Decodes one message into the batch. Takes ownership of msg. */
 static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
 {
@@ -652,6 +957,11 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
     worker_partition_t *part = topic ? worker_partition(topic, msg->partition) : NULL;
     worker_item_t *it;
 
+    if (part && part->assigned && !part->seek_pending && topic->featurised &&
+        msg->offset < part->expected && msg->offset >= part->state_next) {
+        worker_replay(w, topic, part, msg);
+        return;
+    }
     if (!part || !part->assigned || part->seek_pending || worker_already_read(part, msg)) {
         /* Left over from a partition we no longer own (its new owner reads it from the stored
          * offset), read from before the stored offset (already written: a fetch that raced a
@@ -673,6 +983,7 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
     it->msg = msg;
     it->topic = topic;
     it->dead = 0;
+    it->featured = 0;
     if (!msg->payload || msg->len == 0) {
         it->dead = 1;
         snprintf(it->reason, sizeof(it->reason), "empty message value");
@@ -701,11 +1012,7 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
                       "topic=%s partition=%d offset=%lld error=\"%s\"", topic->name,
                       (int)msg->partition, (long long)msg->offset,
                       log_quote(it->reason, q, sizeof(q)));
-            w->n_items--;
-            it->msg = NULL;
-            rd_kafka_message_destroy(msg);
-            w->failed = 1;
-            worker_stop(w);
+            worker_item_abandon(w, it);
             return;
         }
         if (rc == INGEST_AVRO_OK)
@@ -739,6 +1046,7 @@ static int worker_on_assign(void *ctx, const char *topic, const int32_t *partiti
     for (size_t i = 0; i < n; i++) {
         worker_partition_t *p = worker_partition(t, partitions[i]);
         if (p && p->batch_next >= 0 && worker_batch_flush(w) != 0) {
+            worker_refence(w); /* the other partitions re-read what was dropped */
             worker_batch_discard(w);
             break;
         }
@@ -753,6 +1061,9 @@ static int worker_on_assign(void *ctx, const char *topic, const int32_t *partiti
         p->expected = offsets[i];
         p->batch_next = -1;
         p->seek_pending = 0;
+        if (worker_state_resume(w, t, partitions[i]) != 0)
+            return -1;
+        offsets[i] = p->read_from; /* where the consumer starts: maybe a checkpoint, for replay */
         log_info("partition assigned", "topic=%s partition=%d stored_offset=%lld", topic,
                  (int)partitions[i], (long long)offsets[i]);
     }
@@ -768,10 +1079,16 @@ static void worker_on_revoke(void *ctx, const char *topic, const int32_t *partit
         metrics_add(&t->m->rebalances, 1);
     /* Commit what we hold before letting go; if that fails the batch is dropped, and the next
      * owner reads those messages again from the stored offsets. */
-    if (worker_batch_flush(w) != 0)
+    if (worker_batch_flush(w) != 0) {
+        worker_refence(w); /* partitions we keep re-read what was dropped */
         worker_batch_discard(w);
+    }
     for (size_t i = 0; t && i < n; i++) {
         worker_partition_t *p = worker_partition(t, partitions[i]);
+        if (p && p->state) { /* the next owner rebuilds it from the checkpoint */
+            features_state_free(p->state);
+            p->state = NULL;
+        }
         if (p && p->assigned) {
             p->assigned = 0;
             atomic_fetch_sub(&t->m->assigned_partitions, 1);
@@ -797,6 +1114,30 @@ static void worker_on_log(void *ctx, int level, const char *facility, const char
 
 /* --- the thread ------------------------------------------------------------------------- */
 
+/* Records the feature spec's columns in vigil.feature_specs, so risk_scores.features can be read
+ * by name. */
+static int worker_spec_register(worker_t *w, char *err, size_t errlen)
+{
+    const features_spec_t *spec;
+    const char **cols;
+    int rc;
+
+    if (!w->fz)
+        return SINK_PG_OK;
+    spec = featurize_spec(w->fz);
+    cols = malloc(w->fz_width * sizeof(*cols));
+    if (!cols) {
+        snprintf(err, errlen, "out of memory registering the feature spec");
+        return SINK_PG_ERR;
+    }
+    for (size_t i = 0; i < w->fz_width; i++)
+        cols[i] = features_spec_column(spec, i);
+    rc = sink_pg_feature_spec_register(w->pg, featurize_spec_hash(w->fz), cols, w->fz_width,
+                                       featurize_spec_text(w->fz), err, errlen);
+    free(cols);
+    return rc;
+}
+
 /* Connects and migrates, retrying until it works or the worker is stopped. */
 static int worker_open_pg(worker_t *w)
 {
@@ -807,7 +1148,8 @@ static int worker_open_pg(worker_t *w)
         if (!w->pg)
             w->pg = sink_pg_new(w->pg_conninfo, err, sizeof(err));
         if (w->pg && sink_pg_reconnect(w->pg, err, sizeof(err)) == SINK_PG_OK &&
-            sink_pg_migrate(w->pg, err, sizeof(err)) == SINK_PG_OK) {
+            sink_pg_migrate(w->pg, err, sizeof(err)) == SINK_PG_OK &&
+            worker_spec_register(w, err, sizeof(err)) == SINK_PG_OK) {
             atomic_store(&metrics.pg_up, 1);
             return 0;
         }
@@ -969,10 +1311,12 @@ worker_t *worker_new(const worker_options_t *o, char *err, size_t errlen)
     if (!w) {
         for (size_t i = 0; i < o->n_inputs; i++)
             ingest_avro_free(o->inputs[i].decoder); /* ours now, even on failure */
+        featurize_free(o->featurize);
         snprintf(err, errlen, "worker: out of memory");
         return NULL;
     }
-    /* The decoders are ours from here on, whatever happens next. */
+    /* The decoders and the feature spec are ours from here on, whatever happens next. */
+    w->fz = o->featurize;
     for (size_t i = 0; i < o->n_inputs && i < WORKER_INPUTS_MAX; i++)
         w->topics[w->n_topics++].decoder = o->inputs[i].decoder;
     for (size_t i = WORKER_INPUTS_MAX; i < o->n_inputs; i++)
@@ -1029,6 +1373,16 @@ worker_t *worker_new(const worker_options_t *o, char *err, size_t errlen)
             goto oom;
     }
     w->shutdown_timeout_ms = o->shutdown_timeout_ms;
+    if (w->fz) {
+        w->fz_width = features_spec_width(featurize_spec(w->fz));
+        w->max_entities = o->features_max_entities;
+        w->ttl_ms = o->features_ttl_ms;
+        w->checkpoint_interval_ms = o->features_checkpoint_interval_ms;
+        if (!(w->replay_features = malloc(w->fz_width * sizeof(float))))
+            goto oom;
+        for (size_t i = 0; i < w->n_topics; i++)
+            w->topics[i].featurised = ingest_avro_kind(w->topics[i].decoder) == INGEST_KIND_EVENT;
+    }
     w->on_ready = o->on_ready;
     w->on_exit = o->on_exit;
     w->ctx = o->ctx;
@@ -1100,8 +1454,18 @@ void worker_free(worker_t *w)
     ingest_kafka_free(w->kafka);
     ingest_dlq_free(w->dlq);
     sink_pg_free(w->pg);
-    for (size_t i = 0; i < w->cap_items; i++)
+    for (size_t i = 0; i < w->cap_items; i++) {
         ingest_record_clear(&w->items[i].rec);
+        free(w->items[i].features);
+    }
+    ingest_record_clear(&w->replay_rec);
+    free(w->replay_features);
+    free(w->fz_events);
+    free(w->fz_outs);
+    free(w->fz_num);
+    free(w->fz_str);
+    free(w->checkpoints);
+    featurize_free(w->fz);
     free(w->items);
     rows_batch_free(&w->rows);
     free(w->dead);
@@ -1112,6 +1476,8 @@ void worker_free(worker_t *w)
     for (size_t t = 0; t < w->n_topics; t++) {
         ingest_avro_free(w->topics[t].decoder);
         free(w->topics[t].name);
+        for (size_t p = 0; p < w->topics[t].n_parts; p++)
+            features_state_free(w->topics[t].parts[p].state);
         free(w->topics[t].parts);
     }
     for (size_t i = 0; w->kafka_keys && i < w->n_kafka; i++) {

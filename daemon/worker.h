@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "featurize.h"
 #include "ingest_avro.h"
 
 /* Most input topics one worker reads: behavior events, news articles, fraud and news labels. */
@@ -39,6 +40,12 @@ typedef struct worker_options {
     int batch_max_delay_ms;
     int retry_max_ms;
     int shutdown_timeout_ms;
+    /* Behavior features of the BehaviorEvent topic; NULL: none. Ownership passes to the worker
+     * (also when worker_new fails). Entity state: see docs/features.md. */
+    featurize_t *featurize;
+    uint32_t features_max_entities; /* per partition and entity type */
+    int64_t features_ttl_ms;        /* 0: entities never expire */
+    int features_checkpoint_interval_ms;
     void (*on_ready)(void *ctx); /* subscribed and consuming */
     void (*on_exit)(void *ctx);  /* the thread is about to return */
     void *ctx;

@@ -1,12 +1,14 @@
 /* Behavior features: the spec compiler, the per-event feature computation over entity stores,
  * checkpoints of the state, and normalisation (see behavior_features.h; docs/features.md for the
  * user's side: the spec language and every aggregate's exact semantics). */
+#define _GNU_SOURCE /* sincos */
 #include "behavior_features.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +75,7 @@ typedef enum item_kind {
  * and the conditional counts that the spec asks for at this length. */
 typedef struct spec_window {
     int64_t span_ms, width_ms; /* W and W / WINDOW_BUCKETS (rounded up) */
+    double inv_width;          /* 1 / width_ms, for bucket_of */
     char label[16];            /* as written: "1h" */
     int n_sums, n_ifs;
     int sum_field[SPEC_MEMBERS_MAX];
@@ -163,6 +166,7 @@ typedef struct parser {
     char *err;
     size_t errlen;
     size_t payload[SPEC_ENTITIES_MAX][3]; /* bytes of 8-, 4- and 2-byte aligned blocks */
+    int spare_used[SPEC_ENTITIES_MAX];    /* the record header's spare word is taken */
 } parser_t;
 
 #define PERR(p, ...)                                                                               \
@@ -295,6 +299,7 @@ static int window_of(parser_t *p, int e, const char *tok, int *out)
     spec_window_t *win = &ent->win[ent->n_win];
     win->span_ms = ms;
     win->width_ms = (ms + WINDOW_BUCKETS - 1) / WINDOW_BUCKETS;
+    win->inv_width = 1.0 / (double)win->width_ms;
     snprintf(win->label, sizeof win->label, "%s", tok);
     *out = ent->n_win++;
     return 0;
@@ -481,7 +486,12 @@ static int parse_line(parser_t *p, char **tok, int n)
         /* Welford's running mean and sum of squared deviations, then the count in a 4-byte block
          * (kept apart so the 8-byte blocks stay dense) */
         it->off = reserve(p, e, 0, 2 * sizeof(double));
-        it->off2 = reserve(p, e, 1, sizeof(uint32_t));
+        if (!p->spare_used[e]) {
+            p->spare_used[e] = 1;
+            it->off2 = offsetof(entity_header_t, spare) | ((size_t)3 << 56);
+        } else {
+            it->off2 = reserve(p, e, 1, sizeof(uint32_t));
+        }
         return add_column(p, "%s.zscore.%s", tok[1], tok[2]);
     }
     if (strcmp(d, "novelty") == 0) {
@@ -508,7 +518,7 @@ static void spec_layout(features_spec_t *s, parser_t *p)
 {
     for (int e = 0; e < s->n_ent; e++) {
         spec_entity_t *ent = &s->ent[e];
-        size_t base[3];
+        size_t base[4];
         for (int w = 0; w < ent->n_win; w++) {
             spec_window_t *win = &ent->win[w];
             win->sums_off = reserve(p, e, 1, sizeof(float) * WINDOW_BUCKETS * (size_t)win->n_sums);
@@ -518,6 +528,7 @@ static void spec_layout(features_spec_t *s, parser_t *p)
         base[0] = ENTITY_PAYLOAD_OFFSET;
         base[1] = base[0] + p->payload[e][0];
         base[2] = base[1] + p->payload[e][1];
+        base[3] = 0; /* class 3: an offset into the record header itself */
         ent->slot_size = (base[2] + p->payload[e][2] + 7) & ~(size_t)7;
 #define FIX(x) ((x) = base[(x) >> 56] + ((x) & (((size_t)1 << 56) - 1)))
         for (int w = 0; w < ent->n_win; w++) {
@@ -608,37 +619,6 @@ err:
     free(copy);
     features_spec_free(p.spec);
     return NULL;
-}
-
-features_spec_t *features_spec_load(const char *path, const features_field_t *fields,
-                                    size_t n_fields, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    char *text = NULL;
-    long size;
-    features_spec_t *spec = NULL;
-
-    if (!f) {
-        spec_err(err, errlen, "cannot open feature spec %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
-        size > (1 << 20)) {
-        spec_err(err, errlen, "cannot read feature spec %s (unreadable or over 1 MiB)", path);
-        goto out;
-    }
-    text = malloc((size_t)size + 1);
-    if (!text || fread(text, 1, (size_t)size, f) != (size_t)size) {
-        spec_err(err, errlen, "cannot read feature spec %s: %s", path,
-                 text ? strerror(errno) : "out of memory");
-        goto out;
-    }
-    text[size] = '\0';
-    spec = features_spec_new(text, path, fields, n_fields, err, errlen);
-out:
-    free(text);
-    fclose(f);
-    return spec;
 }
 
 void features_spec_free(features_spec_t *spec)
@@ -795,10 +775,17 @@ int features_state_load(features_state_t *st, const uint8_t *data, size_t len, c
 
 /* --- computation ------------------------------------------------------------------------- */
 
-static inline int64_t floor_div(int64_t a, int64_t b)
+/* The bucket a time falls in: floor(t / width) for t >= 0. A 64-bit division per window and
+ * entity was the largest cost of an event; a multiplication by the reciprocal, corrected by one
+ * where rounding put it across a bucket edge, gives the same exact answer. */
+static inline int64_t bucket_of(const spec_window_t *win, int64_t t)
 {
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+    int64_t q = (int64_t)((double)t * win->inv_width);
+    if (q * win->width_ms > t)
+        q--;
+    else if ((q + 1) * win->width_ms <= t)
+        q++;
+    return q;
 }
 
 #define AT(h, off, type) ((type *)((uint8_t *)(h) + (off)))
@@ -811,15 +798,16 @@ static void window_update(const spec_window_t *win, entity_header_t *h, int64_t 
     uint16_t *counts = AT(h, win->counts_off, uint16_t);
     float *sums = AT(h, win->sums_off, float);
     uint16_t *ifs = AT(h, win->ifs_off, uint16_t);
-    int64_t nb = floor_div(h->last_ms, win->width_ms);
-    int64_t eb = floor_div(t, win->width_ms);
+    int64_t nb = bucket_of(win, h->last_ms);
+    int64_t eb = t == h->last_ms ? nb : bucket_of(win, t);
+    int64_t pb = prev_ms == INT64_MIN ? 0 : prev_ms == h->last_ms ? nb : bucket_of(win, prev_ms);
 
-    if (prev_ms == INT64_MIN || nb - floor_div(prev_ms, win->width_ms) >= WINDOW_BUCKETS) {
+    if (prev_ms == INT64_MIN || nb - pb >= WINDOW_BUCKETS) {
         memset(counts, 0, sizeof(uint16_t) * WINDOW_BUCKETS);
         memset(sums, 0, sizeof(float) * WINDOW_BUCKETS * (size_t)win->n_sums);
         memset(ifs, 0, sizeof(uint16_t) * WINDOW_BUCKETS * (size_t)win->n_ifs);
     } else {
-        for (int64_t b = floor_div(prev_ms, win->width_ms) + 1; b <= nb; b++) {
+        for (int64_t b = pb + 1; b <= nb; b++) {
             int r = (int)(b % WINDOW_BUCKETS);
             counts[r] = 0;
             for (int m = 0; m < win->n_sums; m++)
@@ -872,13 +860,79 @@ static double haversine_km(double lat1, double lon1, double lat2, double lon2)
     return 2.0 * 6371.0088 * asin(sqrt(a > 1.0 ? 1.0 : a));
 }
 
+/* FNV-1a of a NUL-terminated string, without a strlen pass first. */
 static uint64_t str_hash(const char *s)
 {
-    return fnv1a(FNV_OFFSET, s, strlen(s));
+    uint64_t h = FNV_OFFSET;
+    for (; *s; s++) {
+        h ^= (uint8_t)*s;
+        h *= 0x100000001b3ull;
+    }
+    return h;
 }
+
+/* The hashes of ev's entity keys; 0 where the key is absent. */
+static void event_keys(const features_spec_t *spec, const features_event_t *ev, uint64_t *key)
+{
+    for (int e = 0; e < spec->n_ent; e++) {
+        const char *k = ev->str[spec->ent[e].key_field];
+        key[e] = k ? entity_key_hash_str(k) : 0;
+    }
+}
+
+static void event_prefetch(const features_spec_t *spec, const features_state_t *st,
+                           const uint64_t *key, int stage)
+{
+    for (int e = 0; e < spec->n_ent; e++)
+        if (key[e])
+            entity_store_prefetch(st->store[e], key[e], stage);
+}
+
+static int compute_keyed(const features_spec_t *spec, features_state_t *st,
+                         const features_event_t *ev, const uint64_t *key, float *out);
 
 int features_compute(const features_spec_t *spec, features_state_t *st, const features_event_t *ev,
                      float *out)
+{
+    uint64_t key[SPEC_ENTITIES_MAX];
+
+    /* The entities' records are far apart in memory: ask for all of them before using any, so
+     * the cache misses overlap (index entries first, then the records they point to, then their
+     * neighbours in the recency list). */
+    event_keys(spec, ev, key);
+    for (int stage = 0; stage <= 2; stage++)
+        event_prefetch(spec, st, key, stage);
+    return compute_keyed(spec, st, ev, key, out);
+}
+
+/* The same, across events: while event i is computed, the records of event i+1 and the index
+ * entries of event i+2 are on their way, and so on, so one event's cache misses overlap with
+ * the work of its predecessors. The results are those of n features_compute calls in order. */
+#define BATCH_AHEAD 3
+int features_compute_batch(const features_spec_t *spec, features_state_t *st,
+                           const features_event_t *evs, size_t n, float *const *outs)
+{
+    uint64_t key[BATCH_AHEAD + 1][SPEC_ENTITIES_MAX];
+
+    for (size_t i = 0; i < n + BATCH_AHEAD; i++) {
+        if (i < n) {
+            event_keys(spec, &evs[i], key[i % (BATCH_AHEAD + 1)]);
+            event_prefetch(spec, st, key[i % (BATCH_AHEAD + 1)], 0);
+        }
+        for (int stage = 1; stage < BATCH_AHEAD; stage++)
+            if (i >= (size_t)stage && i - (size_t)stage < n)
+                event_prefetch(spec, st, key[(i - (size_t)stage) % (BATCH_AHEAD + 1)], stage);
+        if (i >= BATCH_AHEAD) {
+            size_t j = i - BATCH_AHEAD;
+            if (compute_keyed(spec, st, &evs[j], key[j % (BATCH_AHEAD + 1)], outs[j]) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int compute_keyed(const features_spec_t *spec, features_state_t *st,
+                         const features_event_t *ev, const uint64_t *key, float *out)
 {
     entity_header_t *h[SPEC_ENTITIES_MAX];
     int64_t prev[SPEC_ENTITIES_MAX];
@@ -888,11 +942,10 @@ int features_compute(const features_spec_t *spec, features_state_t *st, const fe
     /* Find every entity of the event and fold the event into its windows. */
     for (int e = 0; e < spec->n_ent; e++) {
         const spec_entity_t *ent = &spec->ent[e];
-        const char *key = ev->str[ent->key_field];
         h[e] = NULL;
-        if (!key)
+        if (!key[e])
             continue;
-        h[e] = entity_store_get(st->store[e], entity_key_hash(key, strlen(key)), t, &is_new[e]);
+        h[e] = entity_store_get(st->store[e], key[e], t, &is_new[e]);
         if (!h[e])
             return -1;
         prev[e] = h[e]->last_ms;
@@ -935,9 +988,10 @@ int features_compute(const features_spec_t *spec, features_state_t *st, const fe
             break;
         }
         case ITEM_HOUR: {
-            double day = (double)(t % 86400000) / 86400000.0;
-            o[0] = (float)sin(2.0 * M_PI * day);
-            o[1] = (float)cos(2.0 * M_PI * day);
+            double day = (double)(t % 86400000) / 86400000.0, sn, cs;
+            sincos(2.0 * M_PI * day, &sn, &cs);
+            o[0] = (float)sn;
+            o[1] = (float)cs;
             break;
         }
         case ITEM_COUNT:

@@ -44,9 +44,6 @@ extern const char features_default_spec[];
 features_spec_t *features_spec_new(const char *text, const char *origin,
                                    const features_field_t *fields, size_t n_fields, char *err,
                                    size_t errlen);
-/* Reads the spec from a file, then as features_spec_new. */
-features_spec_t *features_spec_load(const char *path, const features_field_t *fields,
-                                    size_t n_fields, char *err, size_t errlen);
 void features_spec_free(features_spec_t *spec);
 
 /* Width of the feature vector, and the name of column i ("user.count.1h", "hour.sin", ...). */
@@ -73,6 +70,12 @@ void features_state_free(features_state_t *st);
  * caller must treat the state as lost). @locality: the thread owning st. */
 int features_compute(const features_spec_t *spec, features_state_t *st, const features_event_t *ev,
                      float *out);
+
+/* The same for n events in order (evs[i] gives outs[i]), faster: the memory of later events
+ * is fetched while earlier ones are computed. Returns 0, or -1 when out of memory (as above;
+ * events before the failing one are done). */
+int features_compute_batch(const features_spec_t *spec, features_state_t *st,
+                           const features_event_t *evs, size_t n, float *const *outs);
 
 /* Counters of a state, for metrics. */
 typedef struct features_stats {

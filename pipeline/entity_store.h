@@ -32,7 +32,7 @@ typedef struct entity_header {
     uint32_t prev;     /* recency list, towards more recent; ENTITY_NONE at the head */
     uint32_t next;     /* towards less recent; ENTITY_NONE at the tail */
     uint32_t n_events; /* events seen, saturating */
-    uint32_t spare;    /* free for the payload layout's use (kept at 8-byte alignment) */
+    uint32_t spare;    /* for the payload layout's use: zeroed with the payload */
 } entity_header_t;
 
 #define ENTITY_PAYLOAD_OFFSET sizeof(entity_header_t)
@@ -51,6 +51,12 @@ void entity_store_free(entity_store_t *s);
  * Returns the record, or NULL when out of memory (the store is unchanged then). */
 entity_header_t *entity_store_get(entity_store_t *s, uint64_t key, int64_t now_ms, int *is_new);
 
+/* Hints that key is about to be looked up: stage 0 fetches its index entry into the cache,
+ * stage 1 (after stage 0 had time to land) the record the entry points to, stage 2 the records
+ * next to it in the recency list. Changes nothing; lets the lookups of several entities wait on
+ * memory at the same time instead of in turn. */
+void entity_store_prefetch(const entity_store_t *s, uint64_t key, int stage);
+
 size_t entity_store_count(const entity_store_t *s);
 size_t entity_store_slot_size(const entity_store_t *s);
 uint64_t entity_store_evictions(const entity_store_t *s); /* capacity and TTL evictions, so far */
@@ -67,7 +73,8 @@ int entity_store_load(entity_store_t *s, const uint8_t **p, size_t *n, char *err
 /* Forgets every entity. */
 void entity_store_clear(entity_store_t *s);
 
-/* The 64-bit hash of a key, FNV-1a; never 0. */
+/* The 64-bit hash of a key, FNV-1a; never 0. The _str form takes a NUL-terminated key. */
 uint64_t entity_key_hash(const char *key, size_t len);
+uint64_t entity_key_hash_str(const char *key);
 
 #endif

@@ -525,6 +525,24 @@ static int sink_pg_buf_add_text_array(sink_pg_buf_t *b, const char *const *items
     return sink_pg_buf_addc(b, '}');
 }
 
+/* An array literal {"a","b"} for a text[] parameter (no COPY escaping), NUL-terminated. */
+static int sink_pg_array_literal(sink_pg_buf_t *b, const char *const *items, size_t n)
+{
+    if (sink_pg_buf_addc(b, '{') != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if ((i > 0 && sink_pg_buf_addc(b, ',') != 0) || sink_pg_buf_addc(b, '"') != 0)
+            return -1;
+        for (const char *c = items[i]; *c; c++)
+            if (((*c == '"' || *c == '\\') && sink_pg_buf_addc(b, '\\') != 0) ||
+                sink_pg_buf_addc(b, *c) != 0)
+                return -1;
+        if (sink_pg_buf_addc(b, '"') != 0)
+            return -1;
+    }
+    return sink_pg_buf_add(b, "}", 2); /* with the terminating NUL */
+}
+
 /* A bytea field in COPY text format: the hex form \x0a1b..., whose backslash is itself escaped
  * for COPY, so the bytes sent are \\x followed by two hex digits per byte. */
 static int sink_pg_buf_add_bytea(sink_pg_buf_t *b, const void *p, size_t n)
@@ -574,6 +592,73 @@ static int sink_pg_buf_add_double(sink_pg_buf_t *b, int present, double v)
         return v > 0 ? sink_pg_buf_add(b, "Infinity", 8) : sink_pg_buf_add(b, "-Infinity", 9);
     n = snprintf(s, sizeof s, "%.17g", v);
     return sink_pg_buf_add(b, s, (size_t)n);
+}
+
+/* Nine significant digits always bring a float32 back exactly, and computing them in double
+ * precision errs far below the last digit. Integral values (most features are counts) are
+ * written as integers. snprintf("%.9g") does the same at several times the cost, which showed
+ * up in the end-to-end profile at 70 features per event. */
+int sink_pg_format_float(float v, char *out)
+{
+    char digits[24];
+    int n = 0, e, nd;
+    double a;
+    uint64_t m;
+
+    if (isnan(v))
+        return sprintf(out, "NaN");
+    if (isinf(v))
+        return sprintf(out, v > 0 ? "Infinity" : "-Infinity");
+    if (v == 0.0f)
+        return sprintf(out, "0");
+    if (v == truncf(v) && fabsf(v) < 1e9f)
+        return sprintf(out, "%lld", (long long)v);
+    a = fabs((double)v);
+    e = (int)floor(log10(a));
+    m = (uint64_t)llround(a * pow(10.0, 8 - e));
+    if (m >= 1000000000ull) { /* log10 rounded down at the edge of a decade */
+        e++;
+        m = (uint64_t)llround(a * pow(10.0, 8 - e));
+    } else if (m < 100000000ull) {
+        e--;
+        m = (uint64_t)llround(a * pow(10.0, 8 - e));
+    }
+    for (nd = 9; nd > 0; nd--) { /* the nine digits, most significant first */
+        digits[nd - 1] = (char)('0' + m % 10);
+        m /= 10;
+    }
+    nd = 9;
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
+    if (v < 0)
+        out[n++] = '-';
+    out[n++] = digits[0];
+    if (nd > 1) {
+        out[n++] = '.';
+        memcpy(out + n, digits + 1, (size_t)nd - 1);
+        n += nd - 1;
+    }
+    if (e != 0)
+        n += sprintf(out + n, "e%d", e);
+    out[n] = '\0';
+    return n;
+}
+
+/* A real[] field in COPY text format: {v1,v2,...}, or \N for NULL. */
+static int sink_pg_buf_add_float_array(sink_pg_buf_t *b, const float *v, size_t n)
+{
+    char s[32];
+
+    if (!v)
+        return sink_pg_buf_add(b, "\\N", 2);
+    if (sink_pg_buf_addc(b, '{'))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int len = sink_pg_format_float(v[i], s);
+        if ((i > 0 && sink_pg_buf_addc(b, ',')) || sink_pg_buf_add(b, s, (size_t)len))
+            return -1;
+    }
+    return sink_pg_buf_addc(b, '}');
 }
 
 /* Formats epoch milliseconds as an ISO-8601 UTC timestamptz literal, e.g.
@@ -629,7 +714,7 @@ static const struct {
                          "COPY vigil.risk_scores (topic, partition, kafka_offset, kafka_timestamp, "
                          "event_id, event_type, user_id, account_id, device_id, ip, amount, "
                          "currency, merchant_id, merchant_category, country, latitude, longitude, "
-                         "event_time, channel) FROM STDIN"},
+                         "event_time, channel, features, feature_spec) FROM STDIN"},
     [SINK_TABLE_NEWS] = {"vigil.news_scores",
                          "COPY vigil.news_scores (topic, partition, kafka_offset, kafka_timestamp, "
                          "article_id, published_time, source, language, headline, body, tickers) "
@@ -679,7 +764,9 @@ static int sink_pg_risk_add(sink_pg_buf_t *b, const sink_risk_row_t *r)
         sink_pg_buf_add_double(b, r->has_geo, r->latitude) || sink_pg_buf_addc(b, '\t') ||
         sink_pg_buf_add_double(b, r->has_geo, r->longitude) || sink_pg_buf_addc(b, '\t') ||
         sink_pg_buf_add(b, event_ts, strlen(event_ts)) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->channel) || sink_pg_buf_addc(b, '\n'))
+        sink_pg_buf_add_text(b, r->channel) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_float_array(b, r->features, r->n_features) || sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_text(b, r->features ? r->feature_spec : NULL) || sink_pg_buf_addc(b, '\n'))
         return -1;
     return 0;
 }
@@ -1068,6 +1155,131 @@ static int sink_pg_offset_advance(PGconn *conn, const sink_batch_t *batch,
     return rc;
 }
 
+/* Upserts a partition's entity state checkpoint (the state as binary bytea). Returns 0 or -1. */
+static int sink_pg_checkpoint_write(PGconn *conn, const sink_batch_t *batch,
+                                    const sink_checkpoint_t *c, char *err, size_t errlen)
+{
+    char part[16], next[32], entities[32], msg[512];
+    const char *params[8] = {
+        batch->group,           c->topic,          part, next, c->spec_hash, entities,
+        (const char *)c->state, batch->instance_id};
+    int lengths[8] = {0, 0, 0, 0, 0, 0, (int)c->state_len, 0};
+    int formats[8] = {0, 0, 0, 0, 0, 0, 1, 0};
+    PGresult *res;
+
+    if (c->state_len > INT32_MAX) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL sink: entity state of %s/%" PRId32 " is %zu bytes, over the "
+                     "2 GiB a parameter can carry; lower features.max_entities",
+                     c->topic, c->partition, c->state_len);
+        return -1;
+    }
+    snprintf(part, sizeof part, "%" PRId32, c->partition);
+    snprintf(next, sizeof next, "%" PRId64, c->next_offset);
+    snprintf(entities, sizeof entities, "%" PRIu64, c->entities);
+    res = PQexecParams(conn,
+                       "INSERT INTO vigil.entity_state (consumer_group, topic, partition, "
+                       "next_offset, spec_hash, entities, state, updated_by) VALUES ($1::text, "
+                       "$2::text, $3::int4, $4::int8, $5::text, $6::int8, $7::bytea, $8::text) "
+                       "ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = "
+                       "excluded.next_offset, spec_hash = excluded.spec_hash, entities = "
+                       "excluded.entities, state = excluded.state, updated_at = now(), "
+                       "updated_by = excluded.updated_by",
+                       8, NULL, params, lengths, formats, 0);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL: writing the entity state checkpoint of %s/%" PRId32 " failed: %s",
+                     c->topic, c->partition, sink_pg_result_error(conn, res, msg, sizeof msg));
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+int sink_pg_checkpoint_load(sink_pg_t *pg, const char *group, const char *topic, int32_t partition,
+                            int64_t *next_offset, char *spec_hash, size_t spec_hash_len,
+                            uint8_t **state, size_t *state_len, char *err, size_t errlen)
+{
+    char part[16], msg[512];
+    const char *params[3] = {group, topic, part};
+    PGresult *res;
+    int rc = SINK_PG_ERR;
+
+    *state = NULL;
+    *state_len = 0;
+    *next_offset = SINK_PG_OFFSET_NONE;
+    if (sink_pg_check_conn(pg, "load an entity state checkpoint", err, errlen) != 0)
+        return SINK_PG_ERR;
+    snprintf(part, sizeof part, "%" PRId32, partition);
+    /* Binary results: the state comes back as raw bytes, not hex text twice its size. */
+    res = PQexecParams(pg->conn,
+                       "SELECT next_offset::text::bytea, spec_hash::bytea, state FROM "
+                       "vigil.entity_state WHERE consumer_group = $1::text AND topic = $2::text "
+                       "AND partition = $3::int4",
+                       3, NULL, params, NULL, NULL, 1);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL: reading the entity state checkpoint of %s/%" PRId32 " failed: %s",
+                     topic, partition, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        goto out;
+    }
+    rc = SINK_PG_OK;
+    if (PQntuples(res) == 0)
+        goto out;
+    {
+        char num[32];
+        int nlen = PQgetlength(res, 0, 0), hlen = PQgetlength(res, 0, 1);
+        size_t len = (size_t)PQgetlength(res, 0, 2);
+        snprintf(num, sizeof num, "%.*s", nlen < 31 ? nlen : 31, PQgetvalue(res, 0, 0));
+        snprintf(spec_hash, spec_hash_len, "%.*s", hlen, PQgetvalue(res, 0, 1));
+        *next_offset = strtoll(num, NULL, 10);
+        *state = malloc(len ? len : 1);
+        if (!*state) {
+            sink_pg_errf(err, errlen,
+                         "PostgreSQL sink: out of memory for a %zu-byte entity state of "
+                         "%s/%" PRId32,
+                         len, topic, partition);
+            rc = SINK_PG_ERR;
+            goto out;
+        }
+        memcpy(*state, PQgetvalue(res, 0, 2), len);
+        *state_len = len;
+    }
+out:
+    PQclear(res);
+    return rc;
+}
+
+int sink_pg_feature_spec_register(sink_pg_t *pg, const char *spec_hash, const char *const *columns,
+                                  size_t n_columns, const char *spec_text, char *err, size_t errlen)
+{
+    char msg[512];
+    const char *params[3] = {spec_hash, NULL, spec_text};
+    PGresult *res;
+    int rc = SINK_PG_ERR;
+
+    if (sink_pg_check_conn(pg, "register a feature spec", err, errlen) != 0)
+        return SINK_PG_ERR;
+    pg->buf.len = 0;
+    if (sink_pg_array_literal(&pg->buf, columns, n_columns) != 0) {
+        sink_pg_errf(err, errlen, "PostgreSQL sink: out of memory building the column list");
+        return SINK_PG_ERR;
+    }
+    params[1] = pg->buf.data;
+    res = PQexecParams(pg->conn,
+                       "INSERT INTO vigil.feature_specs (spec_hash, columns, spec) VALUES "
+                       "($1::text, $2::text[], $3::text) ON CONFLICT (spec_hash) DO NOTHING",
+                       3, NULL, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+        sink_pg_errf(err, errlen, "PostgreSQL: registering feature spec %s failed: %s", spec_hash,
+                     sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+    else
+        rc = SINK_PG_OK;
+    PQclear(res);
+    return rc;
+}
+
 int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t errlen)
 {
     char what[96];
@@ -1125,6 +1337,9 @@ int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t er
                      batch->group, o->topic, o->partition, expected, stored);
         return SINK_PG_FENCED;
     }
+    for (i = 0; i < batch->n_checkpoints; i++)
+        if (sink_pg_checkpoint_write(pg->conn, batch, &batch->checkpoints[i], err, errlen) != 0)
+            goto err;
     snprintf(what, sizeof what, "a batch (%zu rows, %zu dead letters)",
              batch->rows.n_risk + batch->rows.n_articles + batch->rows.n_labels, batch->n_dead);
     if (sink_pg_commit(pg->conn, what, err, errlen) != 0)

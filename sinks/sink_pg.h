@@ -53,6 +53,9 @@ typedef struct sink_risk_row {
     double latitude, longitude;
     int64_t event_time_ms; /* epoch milliseconds */
     const char *channel;
+    const float *features; /* (n_features) the event's feature vector; NULL: none */
+    size_t n_features;
+    const char *feature_spec; /* hash of the spec the vector follows (vigil.feature_specs) */
     /* Not scored yet: score and model_version stay NULL until the model runtime lands. */
 } sink_risk_row_t;
 
@@ -116,6 +119,17 @@ typedef struct sink_offset_advance {
     int64_t next;
 } sink_offset_advance_t;
 
+/* The entity state of a partition after the batch (next_offset: where a replay starts). */
+typedef struct sink_checkpoint {
+    const char *topic;
+    int32_t partition;
+    int64_t next_offset;
+    const char *spec_hash;
+    uint64_t entities;
+    const void *state;
+    size_t state_len;
+} sink_checkpoint_t;
+
 typedef struct sink_batch {
     const char *group;       /* Kafka consumer group id: offsets are per group */
     const char *instance_id; /* written to kafka_offsets.updated_by, for operators */
@@ -124,7 +138,25 @@ typedef struct sink_batch {
     size_t n_dead;
     const sink_offset_advance_t *offsets;
     size_t n_offsets;
+    const sink_checkpoint_t *checkpoints; /* written after the offsets, same transaction */
+    size_t n_checkpoints;
 } sink_batch_t;
+
+/* The entity state checkpoint of (group, topic, partition), if any: *state (malloc'ed, the
+ * caller frees it) and *state_len, the offset it reflects in *next_offset and the spec it was
+ * taken under in spec_hash (spec_hash_len bytes). *state is NULL when there is none. */
+int sink_pg_checkpoint_load(sink_pg_t *pg, const char *group, const char *topic, int32_t partition,
+                            int64_t *next_offset, char *spec_hash, size_t spec_hash_len,
+                            uint8_t **state, size_t *state_len, char *err, size_t errlen);
+
+/* Records a feature spec (hash, column names, text) in vigil.feature_specs, once. */
+int sink_pg_feature_spec_register(sink_pg_t *pg, const char *spec_hash, const char *const *columns,
+                                  size_t n_columns, const char *spec_text, char *err,
+                                  size_t errlen);
+
+/* Formats a float so that PostgreSQL's float4 input reads back exactly the same value, into out
+ * (at least 32 bytes); returns the length. Exposed for tests. */
+int sink_pg_format_float(float v, char *out);
 
 /* Connects (blocking). Returns NULL and fills err on failure. */
 sink_pg_t *sink_pg_new(const char *conninfo, char *err, size_t errlen);

@@ -407,6 +407,62 @@ static void test_checkpoint_replay(void)
     features_spec_free(s);
 }
 
+/* features_compute_batch overlaps memory accesses across events: its results must be exactly
+ * those of features_compute called event by event, chunk sizes and all. */
+static void test_batch_equals_single(void)
+{
+    const char *spec_text = "entity user user_id\nentity device device_id\n"
+                            "count user 1m 1h\nsum user amount 1h\nsince_last user\n"
+                            "zscore user amount\nnovelty user device_id 2\ncount device 1h\n";
+    char err[256], users[64][16], devs[64][16];
+    enum { N = 5000 };
+    features_spec_t *s = features_spec_new(spec_text, "batch", fields, F_N, err, sizeof err);
+    CHECK_MSG(s != NULL, "%s", err);
+    if (!s)
+        return;
+    size_t w = features_spec_width(s);
+    features_state_t *sa = features_state_new(s, 50, 0, err, sizeof err);
+    features_state_t *sb = features_state_new(s, 50, 0, err, sizeof err);
+    ev_t *evs = calloc(N, sizeof(*evs));
+    features_event_t *fe = calloc(N, sizeof(*fe));
+    float *a = calloc((size_t)N * w, sizeof(float)), *b = calloc((size_t)N * w, sizeof(float));
+    float **outs = calloc(N, sizeof(*outs));
+    CHECK(sa && sb && evs && fe && a && b && outs);
+    if (sa && sb && evs && fe && a && b && outs) {
+        for (int i = 0; i < 64; i++) {
+            snprintf(users[i], sizeof users[i], "u%d", i);
+            snprintf(devs[i], sizeof devs[i], "d%d", i * 7 % 64);
+        }
+        for (int i = 0; i < N; i++) {
+            uint32_t r = (uint32_t)i * 2654435761u;
+            ev_init(&evs[i], 1700000000000LL + i * 700, "TRANSACTION", users[(r >> 8) % 64],
+                    (double)(r % 1000));
+            evs[i].str[F_DEVICE] = (r >> 3) % 5 ? devs[(r >> 16) % 64] : NULL;
+            fe[i] = evs[i].e;
+            outs[i] = b + (size_t)i * w;
+            CHECK(features_compute(s, sa, &fe[i], a + (size_t)i * w) == 0);
+        }
+        /* chunks of 1, 2, ... so the pipeline's start and end are exercised often */
+        for (size_t i = 0, chunk = 1; i < N; i += chunk, chunk = chunk % 9 + 1) {
+            size_t n = N - i < chunk ? N - i : chunk;
+            CHECK(features_compute_batch(s, sb, fe + i, n, outs + i) == 0);
+        }
+        CHECK_MSG(memcmp(a, b, (size_t)N * w * sizeof(float)) == 0,
+                  "batched vectors differ from single ones");
+        features_stats_t st;
+        features_state_stats(sb, &st);
+        CHECK(st.evictions > 0);
+    }
+    free(outs);
+    free(a);
+    free(b);
+    free(fe);
+    free(evs);
+    features_state_free(sa);
+    features_state_free(sb);
+    features_spec_free(s);
+}
+
 static void test_norm(void)
 {
     float x[] = {1, 10, 3, 10, 5, 10}; /* column 0: 1,3,5 (mean 3, sd 2); column 1 constant */
@@ -426,6 +482,7 @@ int main(void)
     test_aggregates();
     test_store_lru_ttl();
     test_checkpoint_replay();
+    test_batch_equals_single();
     test_norm();
     return TEST_DONE();
 }

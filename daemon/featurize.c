@@ -1,0 +1,191 @@
+/* Decoded BehaviorEvents to the feature engine's input (see featurize.h). */
+#include "featurize.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* BehaviorEvent's own fields, in the order featurize_event fills them. */
+enum {
+    FZ_EVENT_ID,
+    FZ_EVENT_TYPE,
+    FZ_USER_ID,
+    FZ_ACCOUNT_ID,
+    FZ_DEVICE_ID,
+    FZ_IP,
+    FZ_AMOUNT,
+    FZ_CURRENCY,
+    FZ_MERCHANT_ID,
+    FZ_MERCHANT_CATEGORY,
+    FZ_COUNTRY,
+    FZ_LATITUDE,
+    FZ_LONGITUDE,
+    FZ_CHANNEL,
+    FZ_OWN
+};
+#define FZ_FIELDS_MAX 512
+
+static const features_field_t fz_own[FZ_OWN] = {
+    [FZ_EVENT_ID] = {"event_id", FEATURES_FIELD_STRING},
+    [FZ_EVENT_TYPE] = {"event_type", FEATURES_FIELD_STRING},
+    [FZ_USER_ID] = {"user_id", FEATURES_FIELD_STRING},
+    [FZ_ACCOUNT_ID] = {"account_id", FEATURES_FIELD_STRING},
+    [FZ_DEVICE_ID] = {"device_id", FEATURES_FIELD_STRING},
+    [FZ_IP] = {"ip", FEATURES_FIELD_STRING},
+    [FZ_AMOUNT] = {"amount", FEATURES_FIELD_NUMBER},
+    [FZ_CURRENCY] = {"currency", FEATURES_FIELD_STRING},
+    [FZ_MERCHANT_ID] = {"merchant_id", FEATURES_FIELD_STRING},
+    [FZ_MERCHANT_CATEGORY] = {"merchant_category", FEATURES_FIELD_STRING},
+    [FZ_COUNTRY] = {"country", FEATURES_FIELD_STRING},
+    [FZ_LATITUDE] = {"latitude", FEATURES_FIELD_NUMBER},
+    [FZ_LONGITUDE] = {"longitude", FEATURES_FIELD_NUMBER},
+    [FZ_CHANNEL] = {"channel", FEATURES_FIELD_STRING},
+};
+
+struct featurize {
+    features_spec_t *spec;
+    size_t n_fields, n_extra;
+    char hash[17];
+    char *text;
+};
+
+static char *fz_read_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char *text = NULL;
+    long size;
+
+    if (!f) {
+        snprintf(err, errlen, "cannot open feature spec %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
+        size > (1 << 20)) {
+        snprintf(err, errlen, "cannot read feature spec %s (unreadable or over 1 MiB)", path);
+    } else if (!(text = malloc((size_t)size + 1))) {
+        snprintf(err, errlen, "cannot read feature spec %s: out of memory", path);
+    } else if (fread(text, 1, (size_t)size, f) != (size_t)size) {
+        snprintf(err, errlen, "cannot read feature spec %s: %s", path, strerror(errno));
+        free(text);
+        text = NULL;
+    } else {
+        text[size] = '\0';
+    }
+    fclose(f);
+    return text;
+}
+
+featurize_t *featurize_new(const ingest_avro_t *dec, const char *spec_path, char *err,
+                           size_t errlen)
+{
+    features_field_t fields[FZ_FIELDS_MAX];
+    featurize_t *fz = calloc(1, sizeof(*fz));
+    size_t n_extra = ingest_avro_extra_count(dec);
+
+    if (!fz) {
+        snprintf(err, errlen, "feature spec: out of memory");
+        return NULL;
+    }
+    if (FZ_OWN + n_extra > FZ_FIELDS_MAX) {
+        snprintf(err, errlen, "the BehaviorEvent reader schema has %zu extra fields; at most %d",
+                 n_extra, FZ_FIELDS_MAX - FZ_OWN);
+        goto err;
+    }
+    memcpy(fields, fz_own, sizeof(fz_own));
+    for (size_t i = 0; i < n_extra; i++)
+        fields[FZ_OWN + i] = (features_field_t){
+            ingest_avro_extra_name(dec, i), ingest_avro_extra_type(dec, i) == INGEST_EXTRA_NUMBER
+                                                ? FEATURES_FIELD_NUMBER
+                                                : FEATURES_FIELD_STRING};
+    fz->n_extra = n_extra;
+    fz->n_fields = FZ_OWN + n_extra;
+    fz->text = spec_path && spec_path[0] ? fz_read_file(spec_path, err, errlen)
+                                         : strdup(features_default_spec);
+    if (!fz->text) {
+        if (!spec_path || !spec_path[0])
+            snprintf(err, errlen, "feature spec: out of memory");
+        goto err;
+    }
+    fz->spec = features_spec_new(fz->text, spec_path && spec_path[0] ? spec_path : "built-in spec",
+                                 fields, fz->n_fields, err, errlen);
+    if (!fz->spec)
+        goto err;
+    snprintf(fz->hash, sizeof fz->hash, "%016" PRIx64, features_spec_hash(fz->spec));
+    return fz;
+err:
+    featurize_free(fz);
+    return NULL;
+}
+
+void featurize_free(featurize_t *fz)
+{
+    if (!fz)
+        return;
+    features_spec_free(fz->spec);
+    free(fz->text);
+    free(fz);
+}
+
+const features_spec_t *featurize_spec(const featurize_t *fz)
+{
+    return fz->spec;
+}
+
+const char *featurize_spec_hash(const featurize_t *fz)
+{
+    return fz->hash;
+}
+
+const char *featurize_spec_text(const featurize_t *fz)
+{
+    return fz->text;
+}
+
+size_t featurize_fields(const featurize_t *fz)
+{
+    return fz->n_fields;
+}
+
+void featurize_view(const featurize_t *fz, const ingest_event_t *ev, double *num, const char **str,
+                    features_event_t *out)
+{
+    for (size_t i = 0; i < FZ_OWN; i++) {
+        num[i] = NAN;
+        str[i] = NULL;
+    }
+    str[FZ_EVENT_ID] = ev->event_id;
+    str[FZ_EVENT_TYPE] = ev->event_type;
+    str[FZ_USER_ID] = ev->user_id;
+    str[FZ_ACCOUNT_ID] = ev->account_id;
+    str[FZ_DEVICE_ID] = ev->device_id;
+    str[FZ_IP] = ev->ip;
+    num[FZ_AMOUNT] = ev->has_amount ? ev->amount : NAN;
+    str[FZ_CURRENCY] = ev->currency;
+    str[FZ_MERCHANT_ID] = ev->merchant_id;
+    str[FZ_MERCHANT_CATEGORY] = ev->merchant_category;
+    str[FZ_COUNTRY] = ev->country;
+    num[FZ_LATITUDE] = ev->has_geo ? ev->latitude : NAN;
+    num[FZ_LONGITUDE] = ev->has_geo ? ev->longitude : NAN;
+    str[FZ_CHANNEL] = ev->channel;
+    /* The decoder fills the extras of every event its schema has them for; be safe anyway. */
+    for (size_t i = 0; i < fz->n_extra; i++) {
+        int have = i < ev->n_extra;
+        num[FZ_OWN + i] = have && ev->extra_num ? ev->extra_num[i] : NAN;
+        str[FZ_OWN + i] = have && ev->extra_str ? ev->extra_str[i] : NULL;
+    }
+    *out = (features_event_t){ev->event_time_ms, num, str};
+}
+
+int featurize_event(const featurize_t *fz, features_state_t *st, const ingest_event_t *ev,
+                    float *out)
+{
+    double num[FZ_FIELDS_MAX];
+    const char *str[FZ_FIELDS_MAX];
+    features_event_t fe;
+
+    featurize_view(fz, ev, num, str, &fe);
+    return features_compute(fz->spec, st, &fe, out);
+}
