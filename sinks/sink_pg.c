@@ -594,34 +594,74 @@ static int sink_pg_buf_add_double(sink_pg_buf_t *b, int present, double v)
     return sink_pg_buf_add(b, s, (size_t)n);
 }
 
-/* Nine significant digits always bring a float32 back exactly, and computing them in double
- * precision errs far below the last digit. Integral values (most features are counts) are
- * written as integers. snprintf("%.9g") does the same at several times the cost, which showed
- * up in the end-to-end profile at 70 features per event. */
-int sink_pg_format_float(float v, char *out)
+/* Powers of ten 1e-46 .. 1e54: every decade a float32 can need, and the factor that scales it to
+ * nine digits. */
+static const double sink_pg_pow10[] = {
+    1e-46, 1e-45, 1e-44, 1e-43, 1e-42, 1e-41, 1e-40, 1e-39, 1e-38, 1e-37, 1e-36, 1e-35, 1e-34,
+    1e-33, 1e-32, 1e-31, 1e-30, 1e-29, 1e-28, 1e-27, 1e-26, 1e-25, 1e-24, 1e-23, 1e-22, 1e-21,
+    1e-20, 1e-19, 1e-18, 1e-17, 1e-16, 1e-15, 1e-14, 1e-13, 1e-12, 1e-11, 1e-10, 1e-9,  1e-8,
+    1e-7,  1e-6,  1e-5,  1e-4,  1e-3,  1e-2,  1e-1,  1e0,   1e1,   1e2,   1e3,   1e4,   1e5,
+    1e6,   1e7,   1e8,   1e9,   1e10,  1e11,  1e12,  1e13,  1e14,  1e15,  1e16,  1e17,  1e18,
+    1e19,  1e20,  1e21,  1e22,  1e23,  1e24,  1e25,  1e26,  1e27,  1e28,  1e29,  1e30,  1e31,
+    1e32,  1e33,  1e34,  1e35,  1e36,  1e37,  1e38,  1e39,  1e40,  1e41,  1e42,  1e43,  1e44,
+    1e45,  1e46,  1e47,  1e48,  1e49,  1e50,  1e51,  1e52,  1e53,  1e54};
+#define SINK_PG_POW10(k) sink_pg_pow10[(k) + 46]
+
+/* Writes v >= 0 in decimal; returns the length. */
+static int sink_pg_format_u64(uint64_t v, char *out)
 {
     char digits[24];
-    int n = 0, e, nd;
+    int n = 0, len = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        out[len++] = digits[--n];
+    return len;
+}
+
+/* Nine significant digits always bring a float32 back exactly, and computing them in double
+ * precision errs far below the last digit. Integral values (most features are counts) are
+ * written as integers. No printf and no libm: at 70 features per event, snprintf("%.9g") was
+ * the largest cost of the whole daemon. */
+int sink_pg_format_float(float v, char *out)
+{
+    char digits[10];
+    int n = 0, e, nd, bexp;
     double a;
     uint64_t m;
 
+    if (v == 0.0f) { /* most columns of a one-hot block */
+        out[0] = '0';
+        out[1] = '\0';
+        return 1;
+    }
     if (isnan(v))
         return sprintf(out, "NaN");
     if (isinf(v))
         return sprintf(out, v > 0 ? "Infinity" : "-Infinity");
-    if (v == 0.0f)
-        return sprintf(out, "0");
-    if (v == truncf(v) && fabsf(v) < 1e9f)
-        return sprintf(out, "%lld", (long long)v);
+    if (v < 0)
+        out[n++] = '-';
     a = fabs((double)v);
-    e = (int)floor(log10(a));
-    m = (uint64_t)llround(a * pow(10.0, 8 - e));
-    if (m >= 1000000000ull) { /* log10 rounded down at the edge of a decade */
+    if (a < 1e9 && a == floor(a)) {
+        n += sink_pg_format_u64((uint64_t)a, out + n);
+        out[n] = '\0';
+        return n;
+    }
+    /* The decade from the binary exponent, then corrected against the table. */
+    (void)frexp(a, &bexp);
+    e = (int)floor((double)(bexp - 1) * 0.30102999566398120);
+    if (e < -45)
+        e = -45;
+    while (e < 38 && a >= SINK_PG_POW10(e + 1))
         e++;
-        m = (uint64_t)llround(a * pow(10.0, 8 - e));
-    } else if (m < 100000000ull) {
+    while (e > -45 && a < SINK_PG_POW10(e))
         e--;
-        m = (uint64_t)llround(a * pow(10.0, 8 - e));
+    m = (uint64_t)llround(a * SINK_PG_POW10(8 - e));
+    if (m >= 1000000000ull) { /* rounding carried into a tenth digit */
+        e++;
+        m = (uint64_t)llround(a * SINK_PG_POW10(8 - e));
     }
     for (nd = 9; nd > 0; nd--) { /* the nine digits, most significant first */
         digits[nd - 1] = (char)('0' + m % 10);
@@ -630,16 +670,18 @@ int sink_pg_format_float(float v, char *out)
     nd = 9;
     while (nd > 1 && digits[nd - 1] == '0')
         nd--;
-    if (v < 0)
-        out[n++] = '-';
     out[n++] = digits[0];
     if (nd > 1) {
         out[n++] = '.';
         memcpy(out + n, digits + 1, (size_t)nd - 1);
         n += nd - 1;
     }
-    if (e != 0)
-        n += sprintf(out + n, "e%d", e);
+    if (e != 0) {
+        out[n++] = 'e';
+        if (e < 0)
+            out[n++] = '-';
+        n += sink_pg_format_u64((uint64_t)(e < 0 ? -e : e), out + n);
+    }
     out[n] = '\0';
     return n;
 }
