@@ -10,12 +10,12 @@
  * the partition and moved the stored offset on, the condition fails, the transaction rolls back
  * and the worker re-reads the stored offsets and seeks there: a fenced instance writes nothing.
  *
- * Entity state. The BehaviorEvent topic's events are turned into feature vectors as they are
- * read, updating the entity state of their partition (one per partition). Every so often a
- * batch also carries the partition's state as a checkpoint, written in the same transaction, so
- * the checkpoint's offset and the state agree. On assignment (and after a fence) the worker
- * loads the checkpoint and reads from its offset: events before the stored Kafka offset are
- * replayed into the state only (their rows are committed already), later ones are written. */
+ * Entity state. The BehaviorEvent topic's events are turned into feature vectors when their
+ * batch is flushed, updating the entity state of their partition (one per partition). Every so
+ * often a batch also carries the partition's state as a checkpoint, written in the same
+ * transaction, so the checkpoint's offset and the state agree. On assignment (and after a fence)
+ * the worker loads the checkpoint and reads from its offset: events before the stored Kafka offset
+ * are replayed into the state only (their rows are committed already), later ones are written. */
 #include "worker.h"
 
 #include <errno.h>
@@ -61,6 +61,8 @@ typedef struct worker_partition {
     int64_t state_next;      /* next offset the state expects; -1: any (nothing applied yet) */
     int64_t checkpoint_ms;   /* when the last checkpoint was committed; 0: none is usable */
     int state_broken;        /* an event could not be applied: never checkpoint this state */
+    int64_t *replay_skip;    /* (n_replay_skip) ascending offsets of dead letters to replay past */
+    size_t n_replay_skip, replay_skip_at;
 } worker_partition_t;
 
 /* One input topic: its name, the decoder of its record kind, its partitions, its metrics. */
@@ -386,6 +388,30 @@ static void worker_seek_stored(worker_t *w, worker_topic_t *t, int32_t id)
     p->seek_pending = 1;
 }
 
+/* The dead letters between a checkpoint and the stored offset: live, decoding refused them, so
+ * they never reached the state, and a replay must not let them in even if they would decode now
+ * (a schema registered since, say). Retries database errors. Returns 0, -1 when stopping.
+ * @locality: worker thread. */
+static int worker_replay_skip_load(worker_t *w, worker_topic_t *t, int32_t id, int64_t ckpt)
+{
+    worker_partition_t *p = &t->parts[id];
+    char err[512], q[1100];
+    int backoff = 100;
+    for (;;) {
+        if (sink_pg_reconnect(w->pg, err, sizeof(err)) == SINK_PG_OK &&
+            sink_pg_dead_offsets_load(w->pg, t->name, id, ckpt, p->expected, &p->replay_skip,
+                                      &p->n_replay_skip, err, sizeof(err)) == SINK_PG_OK)
+            return 0;
+        metrics_add(&metrics.pg_errors, 1);
+        log_warn("cannot read dead-letter offsets for a replay; retrying",
+                 "topic=%s partition=%d error=\"%s\" retry_ms=%d", t->name, (int)id,
+                 log_quote(err, q, sizeof(q)), backoff);
+        if (worker_stopping(w) || worker_backoff(w, backoff) != 0)
+            return -1;
+        backoff = worker_next_backoff(w, backoff);
+    }
+}
+
 /* Where a featurised partition resumes, given its stored offset: its entity state comes back from
  * the checkpoint in PostgreSQL and reading starts at the checkpoint's offset, so the events
  * between it and the stored offset rebuild the state (worker_batch_add replays them without
@@ -405,6 +431,9 @@ static int worker_state_resume(worker_t *w, worker_topic_t *t, int32_t id)
     p->state_next = -1;
     p->checkpoint_ms = 0;
     p->state_broken = 0;
+    free(p->replay_skip);
+    p->replay_skip = NULL;
+    p->n_replay_skip = p->replay_skip_at = 0;
     if (!t->featurised)
         return 0;
     if (!p->state) {
@@ -447,10 +476,14 @@ static int worker_state_resume(worker_t *w, worker_topic_t *t, int32_t id)
         log_warn("entity state checkpoint unusable; aggregates start empty at the stored offset",
                  "topic=%s partition=%d error=\"%s\"", t->name, (int)id,
                  log_quote(err, q, sizeof(q)));
+    } else if (worker_replay_skip_load(w, t, id, ckpt) != 0) {
+        free(state);
+        return -1;
     } else {
         p->read_from = ckpt;
         p->state_next = ckpt;
-        p->checkpoint_ms = worker_now_ms();
+        /* checkpoint_ms stays 0: the first batch checkpoints again, so a crash loop shorter
+         * than the interval does not make every restart replay further back */
         log_info("entity state restored; replaying up to the stored offset",
                  "topic=%s partition=%d checkpoint=%lld stored=%lld replay=%lld", t->name, (int)id,
                  (long long)ckpt, (long long)p->expected, (long long)(p->expected - ckpt));
@@ -669,9 +702,10 @@ static int worker_batch_featurise(worker_t *w)
                 featurize_view(w->fz, &it->rec.event, w->fz_num + n * nf, w->fz_str + n * nf,
                                &w->fz_events[n]);
                 w->fz_outs[n++] = it->features;
-                it->featured = 1;
             }
             int64_t t0 = worker_now_ns();
+            if (part->state_broken)
+                return -1; /* its vectors cannot be trusted: never write this batch */
             if (n > 0 && features_compute_batch(featurize_spec(w->fz), part->state, w->fz_events, n,
                                                 w->fz_outs) != 0) {
                 part->state_broken = 1;
@@ -685,6 +719,9 @@ static int worker_batch_featurise(worker_t *w)
             if (n > 0) /* per event: the batch's time spread over its events */
                 metrics_observe(&metrics.featurize_seconds,
                                 (double)(worker_now_ns() - t0) / 1e9 / (double)n);
+            for (size_t i = 0; i < w->n_items; i++)
+                if (w->items[i].topic == tp && w->items[i].msg->partition == (int32_t)p)
+                    w->items[i].featured = 1;
             part->state_next = part->batch_next;
         }
     }
@@ -715,6 +752,13 @@ static size_t worker_checkpoints_take(worker_t *w)
                 free(buf);
                 log_warn("out of memory taking an entity state checkpoint; skipped",
                          "topic=%s partition=%d", tp->name, (int)p);
+                continue;
+            }
+            if (len > SINK_PG_CHECKPOINT_MAX) {
+                free(buf);
+                log_warn("entity state too large to checkpoint; skipped (lower "
+                         "features.max_entities)",
+                         "topic=%s partition=%d bytes=%zu", tp->name, (int)p, len);
                 continue;
             }
             features_state_stats(part->state, &st);
@@ -855,6 +899,7 @@ static int worker_decode_retry(worker_t *w, worker_item_t **itp)
         it->msg = msg;
         it->topic = topic;
         it->dead = 0;
+        it->featured = 0; /* the slot may hold the previous batch's flag */
         *itp = it;
         if (flushed != 0 || w->fences != fences)
             return INGEST_AVRO_RETRY;
@@ -909,7 +954,13 @@ static void worker_replay(worker_t *w, worker_topic_t *topic, worker_partition_t
     char reason[WORKER_REASON_MAX];
     int rc = INGEST_AVRO_BAD, backoff = 500;
 
-    if (msg->payload && msg->len > 0) {
+    while (part->replay_skip_at < part->n_replay_skip &&
+           part->replay_skip[part->replay_skip_at] < msg->offset)
+        part->replay_skip_at++;
+    if (part->replay_skip_at < part->n_replay_skip &&
+        part->replay_skip[part->replay_skip_at] == msg->offset) {
+        /* a dead letter then: leave the state as the live run left it */
+    } else if (msg->payload && msg->len > 0) {
         rc = ingest_avro_decode(topic->decoder, msg->payload, msg->len, &w->replay_rec, reason,
                                 sizeof(reason));
         /* It decoded once; a registry outage now must not change what the state saw. */
@@ -1057,15 +1108,18 @@ static int worker_on_assign(void *ctx, const char *topic, const int32_t *partiti
         worker_partition_t *p = worker_partition(t, partitions[i]);
         if (!p)
             return -1;
-        p->assigned = 1;
         p->expected = offsets[i];
         p->batch_next = -1;
         p->seek_pending = 0;
-        if (worker_state_resume(w, t, partitions[i]) != 0)
+        if (worker_state_resume(w, t, partitions[i]) != 0) {
+            for (size_t j = 0; j < i; j++) /* none of this topic's partitions is taken */
+                worker_partition(t, partitions[j])->assigned = 0;
             return -1;
+        }
+        p->assigned = 1;
+        log_info("partition assigned", "topic=%s partition=%d stored_offset=%lld read_from=%lld",
+                 topic, (int)partitions[i], (long long)offsets[i], (long long)p->read_from);
         offsets[i] = p->read_from; /* where the consumer starts: maybe a checkpoint, for replay */
-        log_info("partition assigned", "topic=%s partition=%d stored_offset=%lld", topic,
-                 (int)partitions[i], (long long)offsets[i]);
     }
     atomic_fetch_add(&t->m->assigned_partitions, (int64_t)n);
     return 0;
@@ -1476,8 +1530,10 @@ void worker_free(worker_t *w)
     for (size_t t = 0; t < w->n_topics; t++) {
         ingest_avro_free(w->topics[t].decoder);
         free(w->topics[t].name);
-        for (size_t p = 0; p < w->topics[t].n_parts; p++)
+        for (size_t p = 0; p < w->topics[t].n_parts; p++) {
             features_state_free(w->topics[t].parts[p].state);
+            free(w->topics[t].parts[p].replay_skip);
+        }
         free(w->topics[t].parts);
     }
     for (size_t i = 0; w->kafka_keys && i < w->n_kafka; i++) {

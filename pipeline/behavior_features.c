@@ -340,6 +340,8 @@ static int parse_windowed(parser_t *p, item_kind_t kind, char **tok, int n)
         char *eq = strchr(tok[2], '=');
         if (!eq || eq == tok[2] || !eq[1])
             PERR(p, "count_if needs FIELD=VALUE, not %s", tok[2]);
+        if ((size_t)(eq - tok[2]) >= sizeof fname)
+            PERR(p, "field name in %s is longer than %zu characters", tok[2], sizeof fname - 1);
         snprintf(fname, sizeof fname, "%.*s", (int)(eq - tok[2]), tok[2]);
         value = eq + 1;
         if (parse_field(p, fname, FEATURES_FIELD_STRING, 0, &field) != 0)
@@ -610,8 +612,19 @@ features_spec_t *features_spec_new(const char *text, const char *origin,
         goto err;
     }
     spec_layout(p.spec, &p);
-    for (int e = 0; e < p.spec->n_ent; e++)
-        h = fnv1a(h, &p.spec->ent[e].slot_size, sizeof(size_t));
+    /* ... and the record layout, so a checkpoint is only read back into the same layout. */
+    for (int e = 0; e < p.spec->n_ent; e++) {
+        const spec_entity_t *ent = &p.spec->ent[e];
+        h = fnv1a(h, &ent->slot_size, sizeof(size_t));
+        for (int w = 0; w < ent->n_win; w++) {
+            size_t offs[3] = {ent->win[w].counts_off, ent->win[w].sums_off, ent->win[w].ifs_off};
+            h = fnv1a(h, offs, sizeof(offs));
+        }
+    }
+    for (int i = 0; i < p.spec->n_items; i++) {
+        size_t offs[2] = {p.spec->items[i].off, p.spec->items[i].off2};
+        h = fnv1a(h, offs, sizeof(offs));
+    }
     p.spec->hash = h;
     free(copy);
     return p.spec;

@@ -432,6 +432,12 @@ int entity_store_load(entity_store_t *s, const uint8_t **p, size_t *n, char *err
         memcpy(h, *p, s->slot_size);
         *p += s->slot_size;
         *n -= s->slot_size;
+        /* Event times are never negative: anything else would index windows out of range. */
+        if (h->key == 0 || (h->last_ms < 0 && h->last_ms != INT64_MIN)) {
+            store_err(err, errlen, "entity store snapshot holds an impossible record");
+            entity_store_clear(s);
+            return -1;
+        }
         for (pos = store_home(s, h->key); s->index[pos] != ENTITY_NONE;
              pos = (pos + 1) & s->index_mask) {
             if (store_rec(s, s->index[pos])->key == h->key) {

@@ -48,7 +48,8 @@ void entity_store_free(entity_store_t *s);
 /* Finds the record of key, making it the most recently seen; creates it (payload zeroed,
  * last_ms = INT64_MIN meaning "no event yet") when the key is unknown or has expired by
  * now_ms (the caller's event time, which also advances the store's clock). *is_new tells which.
- * Returns the record, or NULL when out of memory (the store is unchanged then). */
+ * Returns the record, or NULL when out of memory (entities may have been evicted to make room;
+ * the caller must treat the state as lost). */
 entity_header_t *entity_store_get(entity_store_t *s, uint64_t key, int64_t now_ms, int *is_new);
 
 /* Hints that key is about to be looked up: stage 0 fetches its index entry into the cache,

@@ -1209,10 +1209,10 @@ static int sink_pg_checkpoint_write(PGconn *conn, const sink_batch_t *batch,
     int formats[8] = {0, 0, 0, 0, 0, 0, 1, 0};
     PGresult *res;
 
-    if (c->state_len > INT32_MAX) {
+    if (c->state_len > SINK_PG_CHECKPOINT_MAX) { /* the worker skips those; a caller's bug */
         sink_pg_errf(err, errlen,
                      "PostgreSQL sink: entity state of %s/%" PRId32 " is %zu bytes, over the "
-                     "2 GiB a parameter can carry; lower features.max_entities",
+                     "1 GB PostgreSQL holds in one value; lower features.max_entities",
                      c->topic, c->partition, c->state_len);
         return -1;
     }
@@ -1288,6 +1288,50 @@ int sink_pg_checkpoint_load(sink_pg_t *pg, const char *group, const char *topic,
         memcpy(*state, PQgetvalue(res, 0, 2), len);
         *state_len = len;
     }
+out:
+    PQclear(res);
+    return rc;
+}
+
+int sink_pg_dead_offsets_load(sink_pg_t *pg, const char *topic, int32_t partition, int64_t from,
+                              int64_t to, int64_t **offsets, size_t *n, char *err, size_t errlen)
+{
+    char part[16], lo[32], hi[32], msg[512];
+    const char *params[4] = {topic, part, lo, hi};
+    PGresult *res;
+    int rc = SINK_PG_ERR;
+
+    *offsets = NULL;
+    *n = 0;
+    if (sink_pg_check_conn(pg, "load dead-letter offsets", err, errlen) != 0)
+        return SINK_PG_ERR;
+    snprintf(part, sizeof part, "%" PRId32, partition);
+    snprintf(lo, sizeof lo, "%" PRId64, from);
+    snprintf(hi, sizeof hi, "%" PRId64, to);
+    res =
+        PQexecParams(pg->conn,
+                     "SELECT DISTINCT kafka_offset FROM vigil.dead_letters WHERE topic = $1::text "
+                     "AND partition = $2::int4 AND kafka_offset >= $3::int8 AND kafka_offset < "
+                     "$4::int8 AND reason NOT LIKE 'refused by PostgreSQL%' ORDER BY 1",
+                     4, NULL, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL: reading dead-letter offsets of %s/%" PRId32 " failed: %s", topic,
+                     partition, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        goto out;
+    }
+    if (PQntuples(res) > 0) {
+        *offsets = malloc((size_t)PQntuples(res) * sizeof(**offsets));
+        if (!*offsets) {
+            sink_pg_errf(err, errlen, "PostgreSQL sink: out of memory for %d dead-letter offsets",
+                         PQntuples(res));
+            goto out;
+        }
+        for (int i = 0; i < PQntuples(res); i++)
+            (*offsets)[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        *n = (size_t)PQntuples(res);
+    }
+    rc = SINK_PG_OK;
 out:
     PQclear(res);
     return rc;

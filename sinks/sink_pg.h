@@ -149,6 +149,15 @@ int sink_pg_checkpoint_load(sink_pg_t *pg, const char *group, const char *topic,
                             int64_t *next_offset, char *spec_hash, size_t spec_hash_len,
                             uint8_t **state, size_t *state_len, char *err, size_t errlen);
 
+/* Offsets of the dead letters of (topic, partition) in [from, to) that decoding made (not those
+ * PostgreSQL refused), ascending, into *offsets (malloc'ed; the caller frees it) and *n. A replay
+ * of entity state skips them: live, they never reached the state either. */
+int sink_pg_dead_offsets_load(sink_pg_t *pg, const char *topic, int32_t partition, int64_t from,
+                              int64_t to, int64_t **offsets, size_t *n, char *err, size_t errlen);
+
+/* The largest entity state checkpoint written: PostgreSQL holds at most 1 GB in one value. */
+#define SINK_PG_CHECKPOINT_MAX ((size_t)1000 * 1000 * 1000)
+
 /* Records a feature spec (hash, column names, text) in vigil.feature_specs, once. */
 int sink_pg_feature_spec_register(sink_pg_t *pg, const char *spec_hash, const char *const *columns,
                                   size_t n_columns, const char *spec_text, char *err,

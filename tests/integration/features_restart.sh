@@ -47,6 +47,7 @@ replayed=$(http_get "$port" /metrics | awk '$1 == "vigil_features_replayed_total
 vigild_term "$VIGILD_PID" 30
 [ "$TERM_RC" = 0 ] || fail "run B exited with $TERM_RC"
 assert_exactly_once "$good" "$bad"
+assert_features_match_rows
 # Every event between a partition's checkpoint and its stored offset was replayed, no more.
 [ "$replayed" = $((stored - checkpointed)) ] ||
     fail "replayed $replayed events; expected $((stored - checkpointed)) (stored $stored - checkpointed $checkpointed)"

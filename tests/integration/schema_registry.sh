@@ -72,5 +72,6 @@ vigild_term "$VIGILD_PID" 30
 [ "$TERM_RC" = 0 ] || fail "vigild exited with $TERM_RC"
 assert_exactly_once $((good + $(summary_field "$summary1" good) + $(summary_field "$summary2" good))) "$bad"
 grep -q 'msg="writer schema available again"' "$HARNESS_TMP/v1.log" || fail "no recovery logged"
+assert_features_match_rows
 ! grep -q "s3cret" "$HARNESS_TMP/v1.log" || fail "the registry password was logged"
 note "ok: $unknown unknown-id dead letters; stream held and resumed across a registry outage"

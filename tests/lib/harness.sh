@@ -228,6 +228,19 @@ assert_offsets_match_rows() {
 }
 
 # Total of rows and dead letters, for waiting on progress.
+# Every risk row carries the vector of its own event: its amount columns agree with the row's
+# amount (a vector written for the wrong event, or never computed, fails this).
+assert_features_match_rows() {
+    local spec has_col log_col bad
+    spec=$(sql "SELECT spec_hash FROM vigil.feature_specs LIMIT 1")
+    [ -n "$spec" ] || fail "no feature spec registered"
+    has_col=$(sql "SELECT array_position(columns, 'has_amount') FROM vigil.feature_specs WHERE spec_hash = '$spec'")
+    log_col=$(sql "SELECT array_position(columns, 'amount.log') FROM vigil.feature_specs WHERE spec_hash = '$spec'")
+    bad=$(sql "SELECT count(*) FROM vigil.risk_scores WHERE features IS NULL
+               OR features[$has_col] <> (CASE WHEN amount IS NULL THEN 0 ELSE 1 END)
+               OR abs(features[$log_col] - coalesce(ln(1 + amount), 0)) > 1e-4")
+    [ "$bad" = 0 ] || fail "$bad rows carry a feature vector that is not their event's"
+}
 committed_total() { sql "SELECT (SELECT count(*) FROM vigil.risk_scores) + (SELECT count(*) FROM vigil.news_scores) + (SELECT count(*) FROM vigil.labels) + (SELECT count(*) FROM vigil.dead_letters)"; }
 committed_at_least() { [ "$(committed_total 2>/dev/null || echo 0)" -ge "$1" ]; }
 
