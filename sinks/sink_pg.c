@@ -7,6 +7,7 @@
  * of line (PQexecParams) with explicit casts in the SQL, so no value is ever spliced into SQL. */
 #include "sink_pg.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -576,133 +577,6 @@ static int sink_pg_buf_add_i64(sink_pg_buf_t *b, int64_t v)
     return sink_pg_buf_add(b, s, (size_t)n);
 }
 
-/* %.17g round-trips every double exactly. Infinities and NaN are spelled the way float8in reads
- * them ("-nan" from printf would be rejected). Assumes the C locale's decimal point, which vigild
- * never changes. */
-static int sink_pg_buf_add_double(sink_pg_buf_t *b, int present, double v)
-{
-    char s[40];
-    int n;
-
-    if (!present)
-        return sink_pg_buf_add(b, "\\N", 2);
-    if (isnan(v))
-        return sink_pg_buf_add(b, "NaN", 3);
-    if (isinf(v))
-        return v > 0 ? sink_pg_buf_add(b, "Infinity", 8) : sink_pg_buf_add(b, "-Infinity", 9);
-    n = snprintf(s, sizeof s, "%.17g", v);
-    return sink_pg_buf_add(b, s, (size_t)n);
-}
-
-/* Powers of ten 1e-46 .. 1e54: every decade a float32 can need, and the factor that scales it to
- * nine digits. */
-static const double sink_pg_pow10[] = {
-    1e-46, 1e-45, 1e-44, 1e-43, 1e-42, 1e-41, 1e-40, 1e-39, 1e-38, 1e-37, 1e-36, 1e-35, 1e-34,
-    1e-33, 1e-32, 1e-31, 1e-30, 1e-29, 1e-28, 1e-27, 1e-26, 1e-25, 1e-24, 1e-23, 1e-22, 1e-21,
-    1e-20, 1e-19, 1e-18, 1e-17, 1e-16, 1e-15, 1e-14, 1e-13, 1e-12, 1e-11, 1e-10, 1e-9,  1e-8,
-    1e-7,  1e-6,  1e-5,  1e-4,  1e-3,  1e-2,  1e-1,  1e0,   1e1,   1e2,   1e3,   1e4,   1e5,
-    1e6,   1e7,   1e8,   1e9,   1e10,  1e11,  1e12,  1e13,  1e14,  1e15,  1e16,  1e17,  1e18,
-    1e19,  1e20,  1e21,  1e22,  1e23,  1e24,  1e25,  1e26,  1e27,  1e28,  1e29,  1e30,  1e31,
-    1e32,  1e33,  1e34,  1e35,  1e36,  1e37,  1e38,  1e39,  1e40,  1e41,  1e42,  1e43,  1e44,
-    1e45,  1e46,  1e47,  1e48,  1e49,  1e50,  1e51,  1e52,  1e53,  1e54};
-#define SINK_PG_POW10(k) sink_pg_pow10[(k) + 46]
-
-/* Writes v >= 0 in decimal; returns the length. */
-static int sink_pg_format_u64(uint64_t v, char *out)
-{
-    char digits[24];
-    int n = 0, len = 0;
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        out[len++] = digits[--n];
-    return len;
-}
-
-/* Nine significant digits always bring a float32 back exactly, and computing them in double
- * precision errs far below the last digit. Integral values (most features are counts) are
- * written as integers. No printf and no libm: at 70 features per event, snprintf("%.9g") was
- * the largest cost of the whole daemon. */
-int sink_pg_format_float(float v, char *out)
-{
-    char digits[10];
-    int n = 0, e, nd, bexp;
-    double a;
-    uint64_t m;
-
-    if (v == 0.0f) { /* most columns of a one-hot block */
-        out[0] = '0';
-        out[1] = '\0';
-        return 1;
-    }
-    if (isnan(v))
-        return sprintf(out, "NaN");
-    if (isinf(v))
-        return sprintf(out, v > 0 ? "Infinity" : "-Infinity");
-    if (v < 0)
-        out[n++] = '-';
-    a = fabs((double)v);
-    if (a < 1e9 && a == floor(a)) {
-        n += sink_pg_format_u64((uint64_t)a, out + n);
-        out[n] = '\0';
-        return n;
-    }
-    /* The decade from the binary exponent, then corrected against the table. */
-    (void)frexp(a, &bexp);
-    e = (int)floor((double)(bexp - 1) * 0.30102999566398120);
-    if (e < -45)
-        e = -45;
-    while (e < 38 && a >= SINK_PG_POW10(e + 1))
-        e++;
-    while (e > -45 && a < SINK_PG_POW10(e))
-        e--;
-    m = (uint64_t)llround(a * SINK_PG_POW10(8 - e));
-    if (m >= 1000000000ull) { /* rounding carried into a tenth digit */
-        e++;
-        m = (uint64_t)llround(a * SINK_PG_POW10(8 - e));
-    }
-    for (nd = 9; nd > 0; nd--) { /* the nine digits, most significant first */
-        digits[nd - 1] = (char)('0' + m % 10);
-        m /= 10;
-    }
-    nd = 9;
-    while (nd > 1 && digits[nd - 1] == '0')
-        nd--;
-    out[n++] = digits[0];
-    if (nd > 1) {
-        out[n++] = '.';
-        memcpy(out + n, digits + 1, (size_t)nd - 1);
-        n += nd - 1;
-    }
-    if (e != 0) {
-        out[n++] = 'e';
-        if (e < 0)
-            out[n++] = '-';
-        n += sink_pg_format_u64((uint64_t)(e < 0 ? -e : e), out + n);
-    }
-    out[n] = '\0';
-    return n;
-}
-
-/* A real[] field in COPY text format: {v1,v2,...}, or \N for NULL. */
-static int sink_pg_buf_add_float_array(sink_pg_buf_t *b, const float *v, size_t n)
-{
-    char s[32];
-
-    if (!v)
-        return sink_pg_buf_add(b, "\\N", 2);
-    if (sink_pg_buf_addc(b, '{'))
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        int len = sink_pg_format_float(v[i], s);
-        if ((i > 0 && sink_pg_buf_addc(b, ',')) || sink_pg_buf_add(b, s, (size_t)len))
-            return -1;
-    }
-    return sink_pg_buf_addc(b, '}');
-}
-
 /* Formats epoch milliseconds as an ISO-8601 UTC timestamptz literal, e.g.
  * "1970-01-01 00:00:00.123+00". Years outside 1..9999 are refused (-1): they need the " BC"
  * suffix or more digits, and no real event carries them. */
@@ -751,12 +625,14 @@ typedef enum sink_table {
 static const struct {
     const char *name;
     const char *copy_sql;
+    int binary; /* COPY ... (FORMAT binary): no number is printed here nor parsed there */
 } SINK_TABLES[] = {
     [SINK_TABLE_RISK] = {"vigil.risk_scores",
                          "COPY vigil.risk_scores (topic, partition, kafka_offset, kafka_timestamp, "
                          "event_id, event_type, user_id, account_id, device_id, ip, amount, "
                          "currency, merchant_id, merchant_category, country, latitude, longitude, "
-                         "event_time, channel, features, feature_spec) FROM STDIN"},
+                         "event_time, channel, features, feature_spec) FROM STDIN (FORMAT binary)",
+                         1},
     [SINK_TABLE_NEWS] = {"vigil.news_scores",
                          "COPY vigil.news_scores (topic, partition, kafka_offset, kafka_timestamp, "
                          "article_id, published_time, source, language, headline, body, tickers) "
@@ -784,33 +660,126 @@ static int sink_pg_coords_add(sink_pg_buf_t *b, const sink_coords_t *at)
     return 0;
 }
 
-/* Appends one vigil.risk_scores line. Returns 0, -1 out of memory, -2 event time out of range
- * (the decoder refuses those, so it means a caller's bug). */
+/* ---- binary COPY (vigil.risk_scores) ----------------------------------------------------------
+ * A risk row carries some 70 floats: printed here and parsed by float4in in the server, they
+ * cost more than all the rest of the row (the end-to-end rate halved when features arrived). In
+ * binary COPY every field is a big-endian length (-1 for NULL) followed by the value in the
+ * type's send format, and floats travel as their bits. */
+
+/* Signature, flags (no OIDs), header extension length 0. */
+static const char SINK_PG_BINARY_HEADER[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+
+static int sink_pg_bin_i16(sink_pg_buf_t *b, int16_t v)
+{
+    uint16_t be = htobe16((uint16_t)v);
+    return sink_pg_buf_add(b, (const char *)&be, 2);
+}
+
+static int sink_pg_bin_i32(sink_pg_buf_t *b, int32_t v)
+{
+    uint32_t be = htobe32((uint32_t)v);
+    return sink_pg_buf_add(b, (const char *)&be, 4);
+}
+
+static int sink_pg_bin_i64(sink_pg_buf_t *b, int64_t v)
+{
+    uint64_t be = htobe64((uint64_t)v);
+    return sink_pg_buf_add(b, (const char *)&be, 8);
+}
+
+static int sink_pg_bin_int4(sink_pg_buf_t *b, int32_t v)
+{
+    return sink_pg_bin_i32(b, 4) || sink_pg_bin_i32(b, v);
+}
+
+static int sink_pg_bin_int8(sink_pg_buf_t *b, int64_t v)
+{
+    return sink_pg_bin_i32(b, 8) || sink_pg_bin_i64(b, v);
+}
+
+/* text: the bytes as they are (the decoder guarantees UTF-8 without NUL); NULL for NULL. */
+static int sink_pg_bin_text(sink_pg_buf_t *b, const char *s)
+{
+    size_t n;
+    if (!s)
+        return sink_pg_bin_i32(b, -1);
+    n = strlen(s);
+    return n > INT32_MAX || sink_pg_bin_i32(b, (int32_t)n) || sink_pg_buf_add(b, s, n);
+}
+
+static int sink_pg_bin_float8(sink_pg_buf_t *b, int present, double v)
+{
+    uint64_t bits;
+    if (!present)
+        return sink_pg_bin_i32(b, -1);
+    memcpy(&bits, &v, sizeof bits);
+    return sink_pg_bin_int8(b, (int64_t)bits);
+}
+
+/* timestamptz: microseconds since 2000-01-01 UTC, over the years the text form allows (1..9999).
+ * Outside them: NULL when nullable (a producer's clock), else -2. */
+static int sink_pg_bin_ts(sink_pg_buf_t *b, int64_t ms, int nullable)
+{
+    const int64_t first = -62135596800000LL; /* 0001-01-01 */
+    const int64_t end = 253402300800000LL;   /* 10000-01-01 */
+    if ((nullable && ms < 0) || ms < first || ms >= end)
+        return nullable ? sink_pg_bin_i32(b, -1) : -2;
+    return sink_pg_bin_int8(b, (ms - 946684800000LL) * 1000);
+}
+
+/* real[] in array_send form: one dimension, no NULLs, element type float4 (oid 700), lower
+ * bound 1, then each element as length 4 and its bits. */
+static int sink_pg_bin_float4_array(sink_pg_buf_t *b, const float *v, size_t n)
+{
+    if (!v)
+        return sink_pg_bin_i32(b, -1);
+    if (n > (size_t)(INT32_MAX - 20) / 8 || sink_pg_buf_reserve(b, 24 + 8 * n) != 0)
+        return -1;
+    if (sink_pg_bin_i32(b, (int32_t)(20 + 8 * n)) || sink_pg_bin_i32(b, 1) ||
+        sink_pg_bin_i32(b, 0) || sink_pg_bin_i32(b, 700) || sink_pg_bin_i32(b, (int32_t)n) ||
+        sink_pg_bin_i32(b, 1))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &v[i], sizeof bits);
+        if (sink_pg_bin_i32(b, 4) || sink_pg_bin_i32(b, (int32_t)bits))
+            return -1;
+    }
+    return 0;
+}
+
+#define SINK_PG_RISK_COLUMNS 21
+
+/* Appends one vigil.risk_scores tuple (binary COPY). Returns 0, -1 out of memory, -2 event time
+ * out of range (the decoder refuses those, so it means a caller's bug). */
 static int sink_pg_risk_add(sink_pg_buf_t *b, const sink_risk_row_t *r)
 {
-    char event_ts[48];
+    size_t start = b->len;
+    int rc;
 
-    if (sink_pg_ms_field(r->event_time_ms, 0, event_ts, sizeof event_ts) != 0)
-        return -2;
-    if (sink_pg_coords_add(b, &r->at) || sink_pg_buf_add_text(b, r->event_id) ||
-        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->event_type) ||
-        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->user_id) ||
-        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->account_id) ||
-        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->device_id) ||
-        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->ip) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_double(b, r->has_amount, r->amount) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->currency) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->merchant_id) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->merchant_category) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->country) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_double(b, r->has_geo, r->latitude) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_double(b, r->has_geo, r->longitude) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add(b, event_ts, strlen(event_ts)) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->channel) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_float_array(b, r->features, r->n_features) || sink_pg_buf_addc(b, '\t') ||
-        sink_pg_buf_add_text(b, r->features ? r->feature_spec : NULL) || sink_pg_buf_addc(b, '\n'))
-        return -1;
+    if (sink_pg_bin_i16(b, SINK_PG_RISK_COLUMNS) || sink_pg_bin_text(b, r->at.topic) ||
+        sink_pg_bin_int4(b, r->at.partition) || sink_pg_bin_int8(b, r->at.offset) ||
+        sink_pg_bin_ts(b, r->at.kafka_timestamp_ms, 1) || sink_pg_bin_text(b, r->event_id) ||
+        sink_pg_bin_text(b, r->event_type) || sink_pg_bin_text(b, r->user_id) ||
+        sink_pg_bin_text(b, r->account_id) || sink_pg_bin_text(b, r->device_id) ||
+        sink_pg_bin_text(b, r->ip) || sink_pg_bin_float8(b, r->has_amount, r->amount) ||
+        sink_pg_bin_text(b, r->currency) || sink_pg_bin_text(b, r->merchant_id) ||
+        sink_pg_bin_text(b, r->merchant_category) || sink_pg_bin_text(b, r->country) ||
+        sink_pg_bin_float8(b, r->has_geo, r->latitude) ||
+        sink_pg_bin_float8(b, r->has_geo, r->longitude))
+        goto fail;
+    if ((rc = sink_pg_bin_ts(b, r->event_time_ms, 0)) != 0) {
+        b->len = start;
+        return rc;
+    }
+    if (sink_pg_bin_text(b, r->channel) ||
+        sink_pg_bin_float4_array(b, r->features, r->n_features) ||
+        sink_pg_bin_text(b, r->features ? r->feature_spec : NULL))
+        goto fail;
     return 0;
+fail:
+    b->len = start;
+    return -1;
 }
 
 /* Appends one vigil.news_scores line; returns as sink_pg_risk_add. */
@@ -973,6 +942,9 @@ static int sink_pg_copy(sink_pg_t *pg, sink_table_t table, const sink_rows_t *ro
     PQclear(res);
 
     pg->buf.len = 0;
+    if (SINK_TABLES[table].binary &&
+        sink_pg_buf_add(&pg->buf, SINK_PG_BINARY_HEADER, sizeof SINK_PG_BINARY_HEADER) != 0)
+        goto oom;
     for (i = 0; i < n; i++) {
         int rc = sink_pg_line_add(&pg->buf, table, rows, dead, i, at, sizeof at);
 
@@ -985,21 +957,23 @@ static int sink_pg_copy(sink_pg_t *pg, sink_table_t table, const sink_rows_t *ro
             pg->rejected = 1;
             goto err;
         }
-        if (rc != 0) {
-            sink_pg_errf(err, errlen,
-                         "PostgreSQL sink: out of memory building COPY data for %s (%zu bytes "
-                         "buffered); nothing from this batch was written: retry a smaller batch",
-                         name, pg->buf.len);
-            goto err;
-        }
+        if (rc != 0)
+            goto oom;
         if (pg->buf.len >= SINK_PG_COPY_CHUNK &&
             sink_pg_copy_flush(pg->conn, &pg->buf, name, err, errlen) != 0)
             goto err;
     }
+    if (SINK_TABLES[table].binary && sink_pg_bin_i16(&pg->buf, -1) != 0) /* the trailer */
+        goto oom;
     if (sink_pg_copy_flush(pg->conn, &pg->buf, name, err, errlen) != 0)
         goto err;
     return sink_pg_copy_end(pg, NULL, name, err, errlen);
 
+oom:
+    sink_pg_errf(err, errlen,
+                 "PostgreSQL sink: out of memory building COPY data for %s (%zu bytes "
+                 "buffered); nothing from this batch was written: retry a smaller batch",
+                 name, pg->buf.len);
 err:
     /* The first error is the one reported; ending the COPY only gets the connection out of
      * COPY mode so the caller can roll back. */

@@ -163,10 +163,6 @@ int sink_pg_feature_spec_register(sink_pg_t *pg, const char *spec_hash, const ch
                                   size_t n_columns, const char *spec_text, char *err,
                                   size_t errlen);
 
-/* Formats a float so that PostgreSQL's float4 input reads back exactly the same value, into out
- * (at least 32 bytes); returns the length. Exposed for tests. */
-int sink_pg_format_float(float v, char *out);
-
 /* Connects (blocking). Returns NULL and fills err on failure. */
 sink_pg_t *sink_pg_new(const char *conninfo, char *err, size_t errlen);
 void sink_pg_free(sink_pg_t *pg);

@@ -714,6 +714,72 @@ static void test_kafka_timestamp_unstorable(sink_pg_t *pg)
                  "kafka_timestamp IS NULL") == 1);
 }
 
+/* Feature vectors travel as float bits (binary COPY) and come back bit for bit; checkpoints are
+ * written in the batch's transaction and read back as they were; dead-letter offsets of a range
+ * come back sorted without PostgreSQL's refusals; a feature spec is registered once. */
+static void test_features_and_checkpoints(sink_pg_t *pg)
+{
+    const float v[6] = {0.1f, -2.5f, 1e-45f, 3.4028235e38f, 42.0f, 0.0f};
+    uint8_t state[300], *back = NULL;
+    sink_risk_row_t rows[2];
+    sink_dead_letter_t dead[3];
+    sink_offset_advance_t adv = {"t.feat", 0, SINK_PG_OFFSET_NONE, 5};
+    const int32_t part = 0;
+    int64_t next = 0, ckpt = 0, *offs = NULL;
+    size_t len = 0, n_offs = 0;
+    char err[1024] = "", hash[32] = "";
+    const char *cols[] = {"a", "b \"quoted\"", "c,d"};
+    sink_batch_t batch;
+
+    for (size_t i = 0; i < sizeof state; i++)
+        state[i] = (uint8_t)(i * 7);
+    rows[0] = row_make("t.feat", 0, 0, "with-features");
+    rows[0].features = v;
+    rows[0].n_features = 6;
+    rows[0].feature_spec = "00ff00ff00ff00ff";
+    rows[1] = row_make("t.feat", 0, 1, "without");
+    memset(dead, 0, sizeof dead);
+    for (int i = 0; i < 3; i++) {
+        dead[i].at.topic = "t.feat";
+        dead[i].at.offset = 4 - i; /* 4, 3, 2 */
+        dead[i].reason = i == 1 ? "refused by PostgreSQL: check" : "truncated";
+    }
+    sink_checkpoint_t cp = {"t.feat", 0, 5, "00ff00ff00ff00ff", 12, state, sizeof state};
+    batch = batch_g1("inst-feat", rows, 2, dead, 3, &adv);
+    batch.checkpoints = &cp;
+    batch.n_checkpoints = 1;
+    CHECK(sink_pg_offsets_load(pg, "g1", "t.feat", &part, 1, &next, err, sizeof err) == SINK_PG_OK);
+    CHECK_MSG(sink_pg_write(pg, &batch, err, sizeof err) == SINK_PG_OK, "%s", err);
+    for (int i = 0; i < 6; i++) {
+        char q[200];
+        snprintf(q, sizeof q,
+                 "SELECT count(*) FROM vigil.risk_scores WHERE event_id = 'with-features' AND "
+                 "features[%d] = %.9g::float4 AND feature_spec = '00ff00ff00ff00ff'",
+                 i + 1, (double)v[i]);
+        CHECK_MSG(q_long(q) == 1, "features[%d] is not %.9g", i + 1, (double)v[i]);
+    }
+    CHECK(q_long("SELECT count(*) FROM vigil.risk_scores WHERE event_id = 'without' AND features "
+                 "IS NULL AND feature_spec IS NULL") == 1);
+    CHECK(sink_pg_checkpoint_load(pg, "g1", "t.feat", 0, &ckpt, hash, sizeof hash, &back, &len, err,
+                                  sizeof err) == SINK_PG_OK);
+    CHECK(ckpt == 5 && strcmp(hash, "00ff00ff00ff00ff") == 0 && len == sizeof state && back &&
+          memcmp(back, state, len) == 0);
+    free(back);
+    CHECK(sink_pg_checkpoint_load(pg, "g1", "t.feat", 1, &ckpt, hash, sizeof hash, &back, &len, err,
+                                  sizeof err) == SINK_PG_OK);
+    CHECK(back == NULL && ckpt == SINK_PG_OFFSET_NONE); /* none for partition 1 */
+    CHECK(sink_pg_dead_offsets_load(pg, "t.feat", 0, 2, 4, &offs, &n_offs, err, sizeof err) ==
+          SINK_PG_OK);
+    CHECK_MSG(n_offs == 1 && offs && offs[0] == 2, "%zu offsets", n_offs); /* [2, 4): 3 refused */
+    free(offs);
+    for (int i = 0; i < 2; i++)
+        CHECK_MSG(sink_pg_feature_spec_register(pg, "00ff00ff00ff00ff", cols, 3, "entity x y\n",
+                                                err, sizeof err) == SINK_PG_OK,
+                  "%s", err);
+    CHECK(q_long("SELECT count(*) FROM vigil.feature_specs WHERE spec_hash = '00ff00ff00ff00ff' "
+                 "AND columns = ARRAY['a', 'b \"quoted\"', 'c,d']") == 1);
+}
+
 /* The connection dies in the middle of a COPY (its backend is terminated while the COPY is
  * running): the write fails and rolls back, and the same batch retried on a new connection lands
  * once. The batch is large so that the COPY is still running when the admin session sees it. */
@@ -860,6 +926,7 @@ int main(void)
         test_concurrent_writers(pg);
         test_rejected(pg);
         test_kafka_timestamp_unstorable(pg);
+        test_features_and_checkpoints(pg);
         test_backend_terminated();
         test_connection_lost_mid_copy();
         test_copy_rate(pg);
