@@ -48,6 +48,15 @@ psql -X -q -P pager=off -c "SELECT 'vigil.risk_scores' AS table, count(*) AS row
 psql -X -q -P pager=off -c "SELECT partition, kafka_offset, event_id, event_type, user_id, amount, currency,
     country, event_time, score, model_version FROM vigil.risk_scores ORDER BY kafka_offset, partition LIMIT 5"
 echo "   (score and model_version are NULL: no model runs yet, so nothing is scored)"
+echo "== one event's features, by name (vigil.feature_specs names the columns)"
+psql -X -q -P pager=off -c "SELECT c.name, r.features[c.i] AS value
+    FROM (SELECT * FROM vigil.risk_scores WHERE features IS NOT NULL ORDER BY kafka_offset DESC,
+          partition LIMIT 1) r
+    JOIN vigil.feature_specs s ON s.spec_hash = r.feature_spec,
+    unnest(s.columns) WITH ORDINALITY AS c(name, i)
+    WHERE c.name NOT LIKE '%#%' OR r.features[c.i] <> 0"
+psql -X -q -P pager=off -c "SELECT topic, partition, next_offset, entities,
+    pg_size_pretty(length(state)::bigint) AS state FROM vigil.entity_state ORDER BY 1, 2 LIMIT 4"
 psql -X -q -P pager=off -c "SELECT article_id, language, left(headline, 60) AS headline, tickers, sentiment,
     model_version FROM vigil.news_scores ORDER BY kafka_offset, partition LIMIT 5"
 psql -X -q -P pager=off -c "SELECT label_kind, count(*), count(*) FILTER (WHERE is_fraud) AS fraud,
