@@ -78,6 +78,30 @@ static char *fz_read_file(const char *path, char *err, size_t errlen)
     return text;
 }
 
+/* The line of the first byte that is not well-formed UTF-8, or 0 when all are. Column names come
+ * from the spec and PostgreSQL's text columns take only UTF-8. */
+static int fz_utf8_bad_line(const char *text)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    int line = 1;
+    while (*p) {
+        int n = *p < 0x80             ? 0
+                : (*p & 0xe0) == 0xc0 ? 1
+                : (*p & 0xf0) == 0xe0 ? 2
+                : (*p & 0xf8) == 0xf0 ? 3
+                                      : -1;
+        if (n < 0 || (n == 1 && *p < 0xc2) || (n == 3 && *p > 0xf4))
+            return line;
+        if (*p == '\n')
+            line++;
+        for (int i = 1; i <= n; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                return line;
+        p += n + 1;
+    }
+    return 0;
+}
+
 featurize_t *featurize_new(const ingest_avro_t *dec, const char *spec_path, char *err,
                            size_t errlen)
 {
@@ -107,6 +131,11 @@ featurize_t *featurize_new(const ingest_avro_t *dec, const char *spec_path, char
     if (!fz->text) {
         if (!spec_path || !spec_path[0])
             snprintf(err, errlen, "feature spec: out of memory");
+        goto err;
+    }
+    int bad = fz_utf8_bad_line(fz->text);
+    if (bad) {
+        snprintf(err, errlen, "%s:%d: not valid UTF-8", spec_path, bad);
         goto err;
     }
     fz->spec = features_spec_new(fz->text, spec_path && spec_path[0] ? spec_path : "built-in spec",

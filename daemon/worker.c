@@ -412,6 +412,23 @@ static int worker_replay_skip_load(worker_t *w, worker_topic_t *t, int32_t id, i
     }
 }
 
+/* The oldest offset Kafka still holds for the partition, retrying until it answers or the worker
+ * stops (-1). @locality: worker thread. */
+static int worker_low_watermark(worker_t *w, worker_topic_t *t, int32_t id, int64_t *low)
+{
+    char err[512], q[600];
+    int backoff = 100;
+    while (ingest_kafka_query_low(w->kafka, t->name, id, 5000, low, err, sizeof(err)) != 0) {
+        log_warn("cannot read the partition's low watermark; retrying",
+                 "topic=%s partition=%d error=\"%s\" retry_ms=%d", t->name, (int)id,
+                 log_quote(err, q, sizeof(q)), backoff);
+        if (worker_stopping(w) || worker_backoff(w, backoff) != 0)
+            return -1;
+        backoff = worker_next_backoff(w, backoff);
+    }
+    return 0;
+}
+
 /* Where a featurised partition resumes, given its stored offset: its entity state comes back from
  * the checkpoint in PostgreSQL and reading starts at the checkpoint's offset, so the events
  * between it and the stored offset rebuild the state (worker_batch_add replays them without
@@ -424,7 +441,7 @@ static int worker_state_resume(worker_t *w, worker_topic_t *t, int32_t id)
     char err[512], q[1100], hash[64] = "";
     uint8_t *state = NULL;
     size_t len = 0;
-    int64_t ckpt = SINK_PG_OFFSET_NONE;
+    int64_t ckpt = SINK_PG_OFFSET_NONE, low = 0;
     int backoff = 100;
 
     p->read_from = p->expected;
@@ -476,6 +493,16 @@ static int worker_state_resume(worker_t *w, worker_topic_t *t, int32_t id)
         log_warn("entity state checkpoint unusable; aggregates start empty at the stored offset",
                  "topic=%s partition=%d error=\"%s\"", t->name, (int)id,
                  log_quote(err, q, sizeof(q)));
+    } else if (worker_low_watermark(w, t, id, &low) != 0) {
+        free(state);
+        return -1;
+    } else if (ckpt < low) {
+        /* Retention removed events the replay needs: reading from ckpt would restart at
+         * auto.offset.reset instead, and with "latest" even skip what was never written. */
+        log_warn("entity state checkpoint older than Kafka's retention; aggregates start empty "
+                 "at the stored offset",
+                 "topic=%s partition=%d checkpoint=%lld low_watermark=%lld", t->name, (int)id,
+                 (long long)ckpt, (long long)low);
     } else if (worker_replay_skip_load(w, t, id, ckpt) != 0) {
         free(state);
         return -1;

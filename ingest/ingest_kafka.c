@@ -332,6 +332,20 @@ int ingest_kafka_pause_all(ingest_kafka_t *k, int pause, char *err, size_t errle
     return n;
 }
 
+int ingest_kafka_query_low(ingest_kafka_t *k, const char *topic, int32_t partition, int timeout_ms,
+                           int64_t *low, char *err, size_t errlen)
+{
+    int64_t high;
+    rd_kafka_resp_err_t e =
+        rd_kafka_query_watermark_offsets(k->rk, topic, partition, low, &high, timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errlen, "querying the watermarks of %s/%d failed: %s", topic, (int)partition,
+                 rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
 int ingest_kafka_watermarks(ingest_kafka_t *k, const char *topic, int32_t partition, int64_t *low,
                             int64_t *high)
 {

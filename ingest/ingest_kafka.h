@@ -70,6 +70,12 @@ int ingest_kafka_seek(ingest_kafka_t *k, const char *topic, int32_t partition, i
  * skipped. Returns the number of partitions affected, or -1 with err. */
 int ingest_kafka_pause_all(ingest_kafka_t *k, int pause, char *err, size_t errlen);
 
+/* Asks the partition's leader for its low watermark (the oldest offset retention still holds):
+ * a blocking request of at most timeout_ms. Returns 0, or -1 with err. @locality: worker thread
+ * (the consumer's). */
+int ingest_kafka_query_low(ingest_kafka_t *k, const char *topic, int32_t partition, int timeout_ms,
+                           int64_t *low, char *err, size_t errlen);
+
 /* The low and high watermarks of partition as librdkafka last saw them in fetch responses (no
  * request is made; the same figures as its statistics' lo_offset/hi_offset). Returns 0, or -1
  * when not known yet. */

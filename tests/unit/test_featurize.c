@@ -167,6 +167,10 @@ int main(void)
     fz = featurize_new(dec, spec_path, err, sizeof err);
     CHECK(fz == NULL);
     CHECK_MSG(strstr(err, "card.spec:1: field segment is a string") != NULL, "%s", err);
+    CHECK(write_file(spec_path, "# M\xfcller, in Latin-1\nentity card user_id\n") == 0);
+    fz = featurize_new(dec, spec_path, err, sizeof err);
+    CHECK(fz == NULL);
+    CHECK_MSG(strstr(err, "card.spec:1: not valid UTF-8") != NULL, "%s", err);
     fz = featurize_new(dec, "/nonexistent/spec", err, sizeof err);
     CHECK(fz == NULL && strstr(err, "cannot open feature spec /nonexistent/spec") != NULL);
     /* The built-in spec compiles against the extended schema too. */
