@@ -499,6 +499,7 @@ static int worker_state_resume(worker_t *w, worker_topic_t *t, int32_t id)
     } else if (ckpt < low) {
         /* Retention removed events the replay needs: reading from ckpt would restart at
          * auto.offset.reset instead, and with "latest" even skip what was never written. */
+        features_state_clear(p->state); /* loaded above, but not usable */
         log_warn("entity state checkpoint older than Kafka's retention; aggregates start empty "
                  "at the stored offset",
                  "topic=%s partition=%d checkpoint=%lld low_watermark=%lld", t->name, (int)id,
