@@ -305,6 +305,12 @@ int metrics_render(char **out, size_t *out_len)
                            "Entity state checkpoints committed.", &m->checkpoints);
     metrics_render_gauge(&t, "vigil_entity_checkpoint_bytes",
                          "Size of the last entity state checkpoint.", &m->checkpoint_bytes);
+    metrics_render_gauge(&t, "vigil_entities",
+                         "Entities in the entity state of the partitions assigned here.",
+                         &m->entities);
+    metrics_render_gauge(&t, "vigil_entity_state_bytes",
+                         "Memory the entity state of the assigned partitions holds.",
+                         &m->entity_state_bytes);
     metrics_render_histogram(&t, &m->featurize_seconds, NULL, 1);
     for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
         if (m->topics[i].name[0]) {

@@ -66,11 +66,13 @@ typedef struct metrics {
     _Atomic uint64_t dlq_failed;      /* vigil_dlq_failed_total: copies not delivered */
     _Atomic int64_t pg_up;            /* gauge vigil_postgres_up: last operation succeeded */
     metrics_histogram_t batch_rows;   /* vigil_batch_rows: rows + dead letters per batch */
-    metrics_histogram_t write_seconds;     /* vigil_write_seconds: one batch transaction */
-    _Atomic uint64_t features_replayed;    /* vigil_features_replayed_total: events replayed into
-                                              entity state after a restore, not written again */
-    _Atomic uint64_t checkpoints;          /* vigil_entity_checkpoints_total: committed */
-    _Atomic int64_t checkpoint_bytes;      /* gauge vigil_entity_checkpoint_bytes: the last one */
+    metrics_histogram_t write_seconds;  /* vigil_write_seconds: one batch transaction */
+    _Atomic uint64_t features_replayed; /* vigil_features_replayed_total: events replayed into
+                                           entity state after a restore, not written again */
+    _Atomic uint64_t checkpoints;       /* vigil_entity_checkpoints_total: committed */
+    _Atomic int64_t checkpoint_bytes;   /* gauge vigil_entity_checkpoint_bytes: the last one */
+    _Atomic int64_t entities;           /* gauge vigil_entities: live, all partitions and types */
+    _Atomic int64_t entity_state_bytes; /* gauge vigil_entity_state_bytes: memory they hold */
     metrics_histogram_t featurize_seconds; /* vigil_featurize_seconds: one event */
     metrics_topic_t topics[METRICS_TOPICS_MAX];
 } metrics_t;

@@ -798,6 +798,23 @@ static size_t worker_checkpoints_take(worker_t *w)
     return n;
 }
 
+/* Publishes how many entities the assigned partitions hold, and their memory. */
+static void worker_entities_publish(worker_t *w)
+{
+    int64_t entities = 0, bytes = 0;
+    for (size_t t = 0; t < w->n_topics; t++)
+        for (size_t p = 0; w->topics[t].featurised && p < w->topics[t].n_parts; p++) {
+            features_stats_t st;
+            if (!w->topics[t].parts[p].state)
+                continue;
+            features_state_stats(w->topics[t].parts[p].state, &st);
+            entities += (int64_t)st.entities;
+            bytes += (int64_t)st.bytes;
+        }
+    atomic_store(&metrics.entities, entities);
+    atomic_store(&metrics.entity_state_bytes, bytes);
+}
+
 /* After the write: frees the snapshots; when committed, the partitions' clocks restart. */
 static void worker_checkpoints_done(worker_t *w, size_t n, int committed)
 {
@@ -863,6 +880,8 @@ static int worker_batch_flush(worker_t *w)
 
     rc = worker_write(w, &batch, err, sizeof(err));
     worker_checkpoints_done(w, batch.n_checkpoints, rc == SINK_PG_OK);
+    if (w->fz)
+        worker_entities_publish(w);
     if (rc == SINK_PG_ERR)
         return -1;
     if (rc == SINK_PG_FENCED) {

@@ -43,7 +43,11 @@ VIGIL_HTTP_LISTEN=127.0.0.1:0 vigild_start b2 "${common[@]}" --set kafka.group.i
     --set features.checkpoint_interval_ms=86400000
 port=$(vigild_http_port b2)
 wait_until 180 "run B committed everything" committed_at_least $((good + bad))
-replayed=$(http_get "$port" /metrics | awk '$1 == "vigil_features_replayed_total" {print $2}')
+metrics=$(http_get "$port" /metrics)
+replayed=$(echo "$metrics" | awk '$1 == "vigil_features_replayed_total" {print $2}')
+entities=$(echo "$metrics" | awk '$1 == "vigil_entities" {print $2}')
+# 4 partitions x 4 entity types, at most 400 each; the users alone are more than 400
+[ "$entities" -gt 400 ] && [ "$entities" -le 6400 ] || fail "vigil_entities is $entities"
 vigild_term "$VIGILD_PID" 30
 [ "$TERM_RC" = 0 ] || fail "run B exited with $TERM_RC"
 assert_exactly_once "$good" "$bad"
