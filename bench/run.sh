@@ -24,6 +24,8 @@ now_s() { date +%s.%N; }
 "$BUILD_DIR/bench_decode" "$SRC/ingest/schemas"
 # Featurisation on one core with 1,000,000 live users, and state bytes per entity measured.
 "$BUILD_DIR/bench_features"
+# Tensor ops on the CPU backend against the machine's measured sgemm and copy ceilings.
+"$BUILD_DIR/kernels/bench_kernels" 1
 # Tokenizer MB/s, C against the Rust tokenizers library, side by side (bench/tokenizer.sh).
 bash "$SRC/bench/tokenizer.sh" "$BUILD_DIR"
 

@@ -1,0 +1,501 @@
+/* The CPU backend: GEMMs through OpenBLAS (cblas_sgemm, threads set with
+ * openblas_set_num_threads), every other op a plain C loop over rows that the compiler can
+ * vectorise. Backend memory is host memory. Loops run on the calling thread: the row-wise ops are
+ * memory-bound and small next to the GEMMs of a layer.
+ *
+ * Reductions (layer norm moments, norms, softmax sums, pooling weights) accumulate in double:
+ * they cost nothing next to the memory traffic and keep the float32 error independent of the row
+ * length. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels_impl.h"
+
+/* Vectorisable exp and erf. libm's expf/erff are calls the compiler cannot vectorise without
+ * -ffast-math, and on the MiniLM FFN shape (4096 x 1536) a GELU through erff took longer than the
+ * GEMM before it. These are branch-free C the compiler turns into SIMD with the plain SSE2
+ * baseline (no -march): conversions, selects and a polynomial. */
+
+/* exp(x): x = n ln2 + r with |r| <= ln2 / 2, exp(r) by Cephes' degree-7 polynomial (about 1 ulp),
+ * 2^n built in the exponent bits. Below -87.3 (including -inf) the result is 0; above 88.7 it is
+ * clamped (no caller feeds such values: softmax and sigmoid arguments are <= 0 or bounded). */
+static inline float kexpf(float x)
+{
+    float xc = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+    float t = xc * 1.44269504088896341f;
+    int32_t n = (int32_t)(t + (t >= 0.0f ? 0.5f : -0.5f)); /* round to nearest */
+    float fn = (float)n;
+    float r = xc - fn * 0.693359375f; /* ln2 split in two so fn * hi is exact */
+    r = r - fn * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = (n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return x < -87.3f ? 0.0f : p * scale;
+}
+
+/* erfc(a) for a >= 0 by Abramowitz & Stegun 7.1.26: t = 1 / (1 + p a), erfc = poly(t) exp(-a^2),
+ * absolute error <= 1.5e-7 on erf. Used as erfc, not 1 - erf, so GELU's negative tail keeps its
+ * relative precision. */
+static inline float kerfcf_pos(float a)
+{
+    float t = 1.0f / (1.0f + 0.3275911f * a);
+    float p = 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    return p * t * kexpf(-a * a);
+}
+
+/* GELU(v) = 0.5 v (1 + erf(v / sqrt 2)) = v (1 - 0.5 erfc(v / sqrt 2)) for v >= 0 and
+ * 0.5 v erfc(-v / sqrt 2) for v < 0. */
+static inline float kgeluf(float v)
+{
+    float a = fabsf(v) * 0.70710678118654752f;
+    float h = 0.5f * kerfcf_pos(a);
+    return v >= 0.0f ? v * (1.0f - h) : v * h;
+}
+
+/* tanh(v) = sign(v) (1 - 2 / (exp(2 |v|) + 1)); for |v| < 0.0625 the odd Taylor series to v^7
+ * instead, where the first form would lose v's relative precision. */
+static inline float ktanhf(float v)
+{
+    float a = fabsf(v);
+    float e = kexpf(-2.0f * a); /* in (0, 1]: no overflow */
+    float big = (1.0f - e) / (1.0f + e);
+    float v2 = v * v;
+    float small = a * (1.0f + v2 * (-1.0f / 3 + v2 * (2.0f / 15 + v2 * (-17.0f / 315))));
+    float r = a < 0.0625f ? small : big;
+    return v < 0.0f ? -r : r;
+}
+
+/* sigmoid(v) = 1 / (1 + exp(-v)), with exp of a non-positive argument only. */
+static inline float ksigmoidf(float v)
+{
+    float e = kexpf(-fabsf(v));
+    float s = 1.0f / (1.0f + e);
+    return v >= 0.0f ? s : e * s;
+}
+
+/* Sum of x[0..n) in double, in 8 interleaved partial sums: independent lanes the compiler can
+ * keep in SIMD registers (one ordered double sum cannot be vectorised without -ffast-math). */
+static inline double ksum(const float *x, int64_t n)
+{
+    double acc[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += x[j + k];
+    double s = 0.0;
+    for (; j < n; j++)
+        s += x[j];
+    for (int k = 0; k < 8; k++)
+        s += acc[k];
+    return s;
+}
+
+/* Sum of (x - c)^2 in double, likewise. */
+static inline double ksumsq(const float *x, int64_t n, double c)
+{
+    double acc[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) {
+            double d = x[j + k] - c;
+            acc[k] += d * d;
+        }
+    double s = 0.0;
+    for (; j < n; j++) {
+        double d = x[j] - c;
+        s += d * d;
+    }
+    for (int k = 0; k < 8; k++)
+        s += acc[k];
+    return s;
+}
+
+static float *cpu_alloc(kernels_backend_t *be, size_t n, char *err, size_t errlen)
+{
+    (void)be;
+    /* 64-byte alignment: whole cache lines, and what AVX-512 loads like. */
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
+    if (!p && err && errlen > 0)
+        snprintf(err, errlen, "kernels_alloc: out of memory (%zu floats)", n);
+    return p;
+}
+
+static void cpu_free(kernels_backend_t *be, float *p)
+{
+    (void)be;
+    free(p);
+}
+
+static int cpu_copy(kernels_backend_t *be, float *dst, const float *src, size_t n, char *err,
+                    size_t errlen)
+{
+    (void)be, (void)err, (void)errlen;
+    memmove(dst, src, n * sizeof(float));
+    return 0;
+}
+
+static int cpu_gemm(kernels_backend_t *be, int trans_a, int trans_b, float alpha,
+                    const kernels_tensor_t *a, const kernels_tensor_t *b, float beta,
+                    kernels_tensor_t *c, char *err, size_t errlen)
+{
+    (void)be, (void)err, (void)errlen;
+    int m = (int)c->rows, n = (int)c->cols, k = (int)(trans_a ? a->rows : a->cols);
+    for (int64_t i = 0; i < c->batch; i++) {
+        /* A shared operand (batch 1) stays at its first matrix. */
+        const float *pa = a->data + (a->batch > 1 ? i * a->stride : 0);
+        const float *pb = b->data + (b->batch > 1 ? i * b->stride : 0);
+        float *pc = c->data + i * c->stride;
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, pa, (int)a->ld, pb,
+                    (int)b->ld, beta, pc, (int)c->ld);
+    }
+    return 0;
+}
+
+static int cpu_bias_act(kernels_backend_t *be, const kernels_tensor_t *x,
+                        const kernels_tensor_t *bias, kernels_act_t act, kernels_tensor_t *out,
+                        char *err, size_t errlen)
+{
+    (void)be, (void)err, (void)errlen;
+    int64_t n = x->cols, rows = x->batch * x->rows;
+    const float *pb = bias ? bias->data : NULL;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *in = kernels_row(x, r);
+        float *o = kernels_row(out, r);
+        /* The bias first, then the activation in place on the output row (still in L1): each
+         * loop is then a plain loop over one array, which the compiler vectorises. */
+        if (pb)
+            for (int64_t j = 0; j < n; j++)
+                o[j] = in[j] + pb[j];
+        else if (o != in)
+            memcpy(o, in, (size_t)n * sizeof(float));
+        switch (act) {
+        case KERNELS_ACT_NONE:
+            break;
+        case KERNELS_ACT_RELU:
+            for (int64_t j = 0; j < n; j++)
+                o[j] = o[j] > 0.0f ? o[j] : 0.0f;
+            break;
+        case KERNELS_ACT_GELU:
+            for (int64_t j = 0; j < n; j++)
+                o[j] = kgeluf(o[j]);
+            break;
+        case KERNELS_ACT_TANH:
+            for (int64_t j = 0; j < n; j++)
+                o[j] = ktanhf(o[j]);
+            break;
+        case KERNELS_ACT_SIGMOID:
+            for (int64_t j = 0; j < n; j++)
+                o[j] = ksigmoidf(o[j]);
+            break;
+        }
+    }
+    return 0;
+}
+
+static int cpu_layernorm(kernels_backend_t *be, const kernels_tensor_t *x,
+                         const kernels_tensor_t *gamma, const kernels_tensor_t *beta, float eps,
+                         kernels_tensor_t *out, char *err, size_t errlen)
+{
+    (void)be, (void)err, (void)errlen;
+    int64_t n = x->cols, rows = x->batch * x->rows;
+    const float *g = gamma->data, *b = beta->data;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *in = kernels_row(x, r);
+        float *o = kernels_row(out, r);
+        /* Two passes (mean, then squared deviations): one-pass E[x^2] - E[x]^2 cancels badly
+         * when the mean is large next to the spread. */
+        double mean = ksum(in, n) / (double)n, ss = ksumsq(in, n, mean);
+        float fmean = (float)mean;
+        float inv = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
+        for (int64_t j = 0; j < n; j++)
+            o[j] = (in[j] - fmean) * inv * g[j] + b[j];
+    }
+    return 0;
+}
+
+static int cpu_softmax(kernels_backend_t *be, const kernels_tensor_t *x,
+                       const kernels_tensor_t *mask, kernels_tensor_t *out, char *err,
+                       size_t errlen)
+{
+    (void)be, (void)err, (void)errlen;
+    int64_t n = x->cols, rows = x->batch * x->rows;
+    int mask_per_row = mask && mask->batch * mask->rows > 1;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *in = kernels_row(x, r);
+        const float *mk = mask ? kernels_row(mask, mask_per_row ? r : 0) : NULL;
+        float *o = kernels_row(out, r);
+        /* The masked row is built in o first (so x is read once even when out == x), then its
+         * maximum is subtracted to keep exp in range. Separate plain loops vectorise. */
+        if (mk)
+            for (int64_t j = 0; j < n; j++)
+                o[j] = in[j] + mk[j];
+        else if (o != in)
+            memcpy(o, in, (size_t)n * sizeof(float));
+        float lane[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
+                         -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+        int64_t j0 = 0;
+        for (; j0 + 8 <= n; j0 += 8)
+            for (int k = 0; k < 8; k++)
+                lane[k] = o[j0 + k] > lane[k] ? o[j0 + k] : lane[k];
+        float mx = -INFINITY;
+        for (; j0 < n; j0++)
+            mx = o[j0] > mx ? o[j0] : mx;
+        for (int k = 0; k < 8; k++)
+            mx = lane[k] > mx ? lane[k] : mx;
+        if (mx == -INFINITY) { /* every element masked out */
+            for (int64_t j = 0; j < n; j++)
+                o[j] = 0.0f;
+            continue;
+        }
+        for (int64_t j = 0; j < n; j++)
+            o[j] = kexpf(o[j] - mx);
+        double sum = ksum(o, n);
+        float inv = (float)(1.0 / sum);
+        for (int64_t j = 0; j < n; j++)
+            o[j] *= inv;
+    }
+    return 0;
+}
+
+static int cpu_embed(kernels_backend_t *be, const int32_t *ids, const int32_t *types, int64_t n_seq,
+                     int64_t seq_len, const kernels_tensor_t *tok, const kernels_tensor_t *pos,
+                     const kernels_tensor_t *type, kernels_tensor_t *out, char *err, size_t errlen)
+{
+    (void)be, (void)err, (void)errlen;
+    int64_t dim = tok->cols;
+    for (int64_t s = 0; s < n_seq; s++) {
+        for (int64_t p = 0; p < seq_len; p++) {
+            int64_t i = s * seq_len + p;
+            const float *t = tok->data + ids[i] * tok->ld;
+            const float *q = pos->data + p * pos->ld;
+            const float *y = type->data + (types ? types[i] : 0) * type->ld;
+            float *o = kernels_row(out, i);
+            for (int64_t j = 0; j < dim; j++)
+                o[j] = t[j] + q[j] + y[j];
+        }
+    }
+    return 0;
+}
+
+static int cpu_mean_pool(kernels_backend_t *be, const kernels_tensor_t *x,
+                         const kernels_tensor_t *mask, kernels_tensor_t *out, char *err,
+                         size_t errlen)
+{
+    (void)be, (void)err, (void)errlen;
+    int64_t dim = x->cols;
+    for (int64_t s = 0; s < x->batch; s++) {
+        const float *mk = kernels_row(mask, s);
+        float *o = kernels_row(out, s);
+        for (int64_t j = 0; j < dim; j++)
+            o[j] = 0.0f;
+        double wsum = 0.0;
+        for (int64_t p = 0; p < x->rows; p++) {
+            float w = mk[p];
+            if (w == 0.0f) /* padding: skip the row rather than add zeros */
+                continue;
+            wsum += w;
+            const float *in = x->data + s * x->stride + p * x->ld;
+            for (int64_t j = 0; j < dim; j++)
+                o[j] += w * in[j];
+        }
+        if (wsum != 0.0) {
+            float inv = (float)(1.0 / wsum);
+            for (int64_t j = 0; j < dim; j++)
+                o[j] *= inv;
+        }
+    }
+    return 0;
+}
+
+static int cpu_l2norm(kernels_backend_t *be, const kernels_tensor_t *x, float eps,
+                      kernels_tensor_t *out, char *err, size_t errlen)
+{
+    (void)be, (void)err, (void)errlen;
+    int64_t n = x->cols, rows = x->batch * x->rows;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *in = kernels_row(x, r);
+        float *o = kernels_row(out, r);
+        double ss = ksumsq(in, n, 0.0);
+        double norm = sqrt(ss);
+        float inv = (float)(1.0 / (norm > eps ? norm : (double)eps));
+        for (int64_t j = 0; j < n; j++)
+            o[j] = in[j] * inv;
+    }
+    return 0;
+}
+
+static int cpu_embedding_bag(kernels_backend_t *be, const kernels_tensor_t *table,
+                             const int32_t *ids, const float *weights, const int64_t *offsets,
+                             int64_t n_bags, kernels_tensor_t *out, char *err, size_t errlen)
+{
+    (void)be, (void)err, (void)errlen;
+    int64_t dim = table->cols;
+    for (int64_t b = 0; b < n_bags; b++) {
+        float *o = kernels_row(out, b);
+        for (int64_t j = 0; j < dim; j++)
+            o[j] = 0.0f;
+        for (int64_t i = offsets[b]; i < offsets[b + 1]; i++) {
+            const float *t = table->data + ids[i] * table->ld;
+            float w = weights ? weights[i] : 1.0f;
+            for (int64_t j = 0; j < dim; j++)
+                o[j] += w * t[j];
+        }
+    }
+    return 0;
+}
+
+static int cpu_bce_logits(kernels_backend_t *be, const kernels_tensor_t *z,
+                          const kernels_tensor_t *y, float *loss, kernels_tensor_t *dz, char *err,
+                          size_t errlen)
+{
+    (void)be, (void)err, (void)errlen;
+    int64_t n = z->cols, rows = z->batch * z->rows;
+    float scale = (float)(1.0 / (double)(rows * n));
+    double sum = 0.0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *zr = kernels_row(z, r), *yr = kernels_row(y, r);
+        float *d = dz ? kernels_row(dz, r) : NULL;
+        for (int64_t j = 0; j < n; j++) {
+            float v = zr[j], t = yr[j];
+            /* The stable form: log(1 + exp(-|z|)) never overflows, and log1pf keeps precision
+             * when exp(-|z|) is tiny. */
+            sum += (double)((v > 0.0f ? v : 0.0f) - v * t + log1pf(expf(-fabsf(v))));
+            if (d)
+                d[j] = (1.0f / (1.0f + expf(-v)) - t) * scale;
+        }
+    }
+    if (loss)
+        *loss = (float)(sum / (double)(rows * n));
+    return 0;
+}
+
+static int cpu_softmax_xent(kernels_backend_t *be, const kernels_tensor_t *z, const int32_t *labels,
+                            float *loss, kernels_tensor_t *dz, char *err, size_t errlen)
+{
+    (void)be, (void)err, (void)errlen;
+    int64_t n = z->cols, rows = z->batch * z->rows;
+    float scale = (float)(1.0 / (double)rows);
+    double total = 0.0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *zr = kernels_row(z, r);
+        float mx = zr[0];
+        for (int64_t j = 1; j < n; j++)
+            mx = zr[j] > mx ? zr[j] : mx;
+        double sum = 0.0;
+        for (int64_t j = 0; j < n; j++)
+            sum += expf(zr[j] - mx);
+        /* -log softmax[label] = log(sum exp(z - max)) + max - z[label]. */
+        total += log(sum) + (double)mx - (double)zr[labels[r]];
+        if (dz) {
+            float *d = kernels_row(dz, r), inv = (float)(1.0 / sum);
+            for (int64_t j = 0; j < n; j++) /* reads zr[j] before writing d[j]: dz may be z */
+                d[j] = (expf(zr[j] - mx) * inv - (j == labels[r] ? 1.0f : 0.0f)) * scale;
+        }
+    }
+    if (loss)
+        *loss = (float)(total / (double)rows);
+    return 0;
+}
+
+#define CPU_DB_CHUNK 256
+
+static int cpu_dense_backward(kernels_backend_t *be, const kernels_tensor_t *x,
+                              const kernels_tensor_t *w, const kernels_tensor_t *dy,
+                              kernels_tensor_t *dx, kernels_tensor_t *dw, kernels_tensor_t *db,
+                              char *err, size_t errlen)
+{
+    (void)be, (void)err, (void)errlen;
+    int n = (int)x->rows, in = (int)x->cols, out = (int)w->cols;
+    if (dx) /* dx = dy w^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, in, out, 1.0f, dy->data,
+                    (int)dy->ld, w->data, (int)w->ld, 0.0f, dx->data, (int)dx->ld);
+    if (dw) /* dw = x^T dy */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, n, 1.0f, x->data, (int)x->ld,
+                    dy->data, (int)dy->ld, 0.0f, dw->data, (int)dw->ld);
+    if (db) {
+        /* Column sums in double, a chunk of columns at a time so the accumulator lives on the
+         * stack: the batch can be thousands of rows. */
+        for (int64_t j0 = 0; j0 < out; j0 += CPU_DB_CHUNK) {
+            double acc[CPU_DB_CHUNK];
+            int64_t len = out - j0 < CPU_DB_CHUNK ? out - j0 : CPU_DB_CHUNK;
+            for (int64_t j = 0; j < len; j++)
+                acc[j] = 0.0;
+            for (int64_t r = 0; r < n; r++) {
+                const float *d = dy->data + r * dy->ld + j0;
+                for (int64_t j = 0; j < len; j++)
+                    acc[j] += d[j];
+            }
+            for (int64_t j = 0; j < len; j++)
+                db->data[j0 + j] = (float)acc[j];
+        }
+    }
+    return 0;
+}
+
+static int cpu_adamw(kernels_backend_t *be, const kernels_adam_t *opt, kernels_tensor_t *param,
+                     const kernels_tensor_t *grad, kernels_tensor_t *m, kernels_tensor_t *v,
+                     char *err, size_t errlen)
+{
+    (void)be, (void)err, (void)errlen;
+    int64_t n = param->cols, rows = param->batch * param->rows;
+    float b1 = opt->beta1, b2 = opt->beta2, lr = opt->lr, eps = opt->eps;
+    float wd = opt->weight_decay;
+    /* Bias corrections once per step, in double: beta^t underflows gracefully there. */
+    float c1 = (float)(1.0 / (1.0 - pow((double)b1, (double)opt->step)));
+    float c2 = (float)(1.0 / (1.0 - pow((double)b2, (double)opt->step)));
+    for (int64_t r = 0; r < rows; r++) {
+        float *p = kernels_row(param, r), *mr = kernels_row(m, r), *vr = kernels_row(v, r);
+        const float *g = kernels_row(grad, r);
+        for (int64_t j = 0; j < n; j++) {
+            mr[j] = b1 * mr[j] + (1.0f - b1) * g[j];
+            vr[j] = b2 * vr[j] + (1.0f - b2) * g[j] * g[j];
+            float upd = mr[j] * c1 / (sqrtf(vr[j] * c2) + eps);
+            p[j] -= lr * (upd + wd * p[j]);
+        }
+    }
+    return 0;
+}
+
+int kernels_cpu_init(kernels_backend_t *be, int threads, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    /* OpenBLAS's thread count is process-wide: the last backend created sets it. */
+    if (threads > 0)
+        openblas_set_num_threads(threads);
+    be->name = "cpu";
+    be->ctx = NULL;
+    be->destroy = NULL;
+    be->alloc = cpu_alloc;
+    be->free = cpu_free;
+    be->copy_to_backend = cpu_copy;
+    be->copy_to_host = cpu_copy;
+    be->gemm = cpu_gemm;
+    be->bias_act = cpu_bias_act;
+    be->layernorm = cpu_layernorm;
+    be->softmax = cpu_softmax;
+    be->embed = cpu_embed;
+    be->mean_pool = cpu_mean_pool;
+    be->l2norm = cpu_l2norm;
+    be->embedding_bag = cpu_embedding_bag;
+    be->bce_logits = cpu_bce_logits;
+    be->softmax_xent = cpu_softmax_xent;
+    be->dense_backward = cpu_dense_backward;
+    be->adamw = cpu_adamw;
+    return 0;
+}
