@@ -91,10 +91,12 @@ void rows_batch_add(rows_batch_t *b, const ingest_record_t *rec, const char *top
         tickers_symbol_t *syms = b->tickers + row * ROWS_TICKERS_MAX;
         const char **ptrs = b->ticker_ptrs + row * ROWS_TICKERS_MAX;
         char err[128];
-        /* Cannot fail here: the arguments are well-formed; n stays 0 if it did. */
-        tickers_extract(a->tickers, a->n_tickers, a->headline, strlen(a->headline), a->body,
-                        a->body ? strlen(a->body) : 0, syms, ROWS_TICKERS_MAX, &n, err,
-                        sizeof(err));
+        /* It refuses only malformed arguments, which a decoded article never has; store no
+         * tickers rather than half a list if it ever did. */
+        if (tickers_extract(a->tickers, a->n_tickers, a->headline, strlen(a->headline), a->body,
+                            a->body ? strlen(a->body) : 0, syms, ROWS_TICKERS_MAX, &n, err,
+                            sizeof(err)) != 0)
+            n = 0;
         for (size_t i = 0; i < n; i++)
             ptrs[i] = syms[i].sym;
         b->articles[b->view.n_articles++] = (sink_article_row_t){

@@ -723,6 +723,8 @@ static int worker_batch_featurise(worker_t *w)
             size_t n = 0;
             if (part->batch_next < 0)
                 continue;
+            if (part->state_broken)
+                return -1; /* its vectors cannot be trusted: never write this batch */
             for (size_t i = 0; i < w->n_items; i++) {
                 worker_item_t *it = &w->items[i];
                 if (it->topic != tp || it->msg->partition != (int32_t)p || it->dead || it->featured)
@@ -730,10 +732,11 @@ static int worker_batch_featurise(worker_t *w)
                 featurize_view(w->fz, &it->rec.event, w->fz_num + n * nf, w->fz_str + n * nf,
                                &w->fz_events[n]);
                 w->fz_outs[n++] = it->features;
+                /* Marked now: should the computation fail, the partition's state is broken and
+                 * this batch is never written (refused above, on every later flush too). */
+                it->featured = 1;
             }
             int64_t t0 = worker_now_ns();
-            if (part->state_broken)
-                return -1; /* its vectors cannot be trusted: never write this batch */
             if (n > 0 && features_compute_batch(featurize_spec(w->fz), part->state, w->fz_events, n,
                                                 w->fz_outs) != 0) {
                 part->state_broken = 1;
@@ -747,9 +750,6 @@ static int worker_batch_featurise(worker_t *w)
             if (n > 0) /* per event: the batch's time spread over its events */
                 metrics_observe(&metrics.featurize_seconds,
                                 (double)(worker_now_ns() - t0) / 1e9 / (double)n);
-            for (size_t i = 0; i < w->n_items; i++)
-                if (w->items[i].topic == tp && w->items[i].msg->partition == (int32_t)p)
-                    w->items[i].featured = 1;
             part->state_next = part->batch_next;
         }
     }

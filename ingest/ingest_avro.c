@@ -25,6 +25,7 @@
  * when it parses a schema, so the defaults of extra fields are read from the schema's JSON
  * here (json_*). */
 #include "ingest_avro.h"
+#include "ingest_json.h"
 
 #include <avro.h>
 #include <errno.h>
@@ -44,7 +45,6 @@
 #define SCAN_DEPTH_MAX 32
 /* JSON nests about three levels per Avro level: room for any schema Avro C itself accepts
  * short of abuse, while bounding the recursion that skips it. */
-#define JSON_DEPTH_MAX 256
 /* A missing or broken <id>.avsc is looked up again at most this often, per id. */
 #define MISS_RETRY_MS 1000
 #define MISS_SLOTS 16
@@ -910,198 +910,6 @@ static int extra_classify(extra_field_t *x, avro_schema_t t)
 /* The schema's JSON text, read for what Avro C keeps no trace of: field defaults. Avro C has
  * parsed the same text already, so it is valid JSON; every read is still bounded, and anything
  * unexpected gives up. */
-typedef struct json {
-    const char *p;
-    const char *end;
-} json_t;
-
-static void json_space(json_t *j)
-{
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) {
-        j->p++;
-    }
-}
-
-static int json_hex4(const char *p, const char *end, uint32_t *out)
-{
-    uint32_t v = 0;
-    if (end - p < 4) {
-        return -1;
-    }
-    for (int k = 0; k < 4; k++) {
-        char c = p[k];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0) {
-            return -1;
-        }
-        v = v << 4 | (uint32_t)d;
-    }
-    *out = v;
-    return 0;
-}
-
-static size_t utf8_put(char *out, uint32_t cp)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | cp >> 6);
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | cp >> 12);
-        out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | cp >> 18);
-    out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-    out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
-/* The string at j->p: skipped, or with out, decoded into *out (owned by the caller,
- * NUL-terminated, *len bytes before the NUL). Returns 0, -1 malformed, -2 out of memory. */
-static int json_string(json_t *j, char **out, size_t *len)
-{
-    const char *start, *close;
-    char *text;
-    size_t n = 0;
-
-    if (j->p == j->end || *j->p != '"') {
-        return -1;
-    }
-    start = ++j->p;
-    while (j->p < j->end && *j->p != '"') {
-        /* An escaped character is skipped with its backslash, so \" does not end the string. */
-        j->p += (*j->p == '\\' && j->end - j->p >= 2) ? 2 : 1;
-    }
-    if (j->p >= j->end) {
-        return -1;
-    }
-    close = j->p++;
-    if (out == NULL) {
-        return 0;
-    }
-    /* Decoding never lengthens: an escape is at least as long as the UTF-8 it stands for. */
-    text = malloc((size_t)(close - start) + 1);
-    if (text == NULL) {
-        return -2;
-    }
-    for (const char *c = start; c < close;) {
-        if (*c != '\\') {
-            text[n++] = *c++;
-            continue;
-        }
-        char e = c[1];
-        c += 2;
-        if (e == 'u') {
-            uint32_t cp, lo;
-            if (json_hex4(c, close, &cp) != 0) {
-                goto bad;
-            }
-            c += 4;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (close - c < 6 || c[0] != '\\' || c[1] != 'u' ||
-                    json_hex4(c + 2, close, &lo) != 0 || lo < 0xdc00 || lo > 0xdfff) {
-                    goto bad;
-                }
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                c += 6;
-            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                goto bad;
-            }
-            n += utf8_put(text + n, cp);
-            continue;
-        }
-        const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
-        const char *at = e != '\0' ? strchr(from, e) : NULL;
-        if (at == NULL) {
-            goto bad;
-        }
-        text[n++] = to[at - from];
-    }
-    text[n] = '\0';
-    *out = text;
-    *len = n;
-    return 0;
-bad:
-    free(text);
-    return -1;
-}
-
-/* Whether the literal word (null, true, false) is at j->p; consumes it if so. */
-static int json_word(json_t *j, const char *word)
-{
-    size_t n = strlen(word);
-    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0) {
-        return 0;
-    }
-    j->p += n;
-    return 1;
-}
-
-/* Skips the value at j->p. Returns 0 or -1 (malformed, or nested deeper than
- * JSON_DEPTH_MAX). */
-static int json_skip(json_t *j, int depth)
-{
-    json_space(j);
-    if (j->p == j->end || depth > JSON_DEPTH_MAX) {
-        return -1;
-    }
-    if (*j->p == '"') {
-        return json_string(j, NULL, NULL);
-    }
-    if (*j->p == '{' || *j->p == '[') {
-        char close = *j->p == '{' ? '}' : ']';
-        j->p++;
-        json_space(j);
-        if (j->p < j->end && *j->p == close) {
-            j->p++;
-            return 0;
-        }
-        for (;;) {
-            if (close == '}') {
-                json_space(j);
-                if (json_string(j, NULL, NULL) != 0) {
-                    return -1;
-                }
-                json_space(j);
-                if (j->p == j->end || *j->p++ != ':') {
-                    return -1;
-                }
-            }
-            if (json_skip(j, depth + 1) != 0) {
-                return -1;
-            }
-            json_space(j);
-            if (j->p == j->end) {
-                return -1;
-            }
-            char c = *j->p++;
-            if (c == close) {
-                return 0;
-            }
-            if (c != ',') {
-                return -1;
-            }
-        }
-    }
-    /* A number or a literal word. */
-    const char *start = j->p;
-    while (j->p < j->end && strchr("+-.0123456789eEabcdfilnrstu", *j->p) != NULL && *j->p != '\0') {
-        j->p++;
-    }
-    return j->p > start ? 0 : -1;
-}
-
 static int extra_default_wrong(const extra_field_t *x, const char *path, char *err, size_t errlen)
 {
     text_set(err, errlen, "reader schema %s: the default of extra field %s does not fit its type",
@@ -1110,32 +918,33 @@ static int extra_default_wrong(const extra_field_t *x, const char *path, char *e
 }
 
 /* Reads the default at j->p into x, checked against x's type. Returns 0, or -1 with err. */
-static int extra_default(extra_field_t *x, json_t *j, const char *path, char *err, size_t errlen)
+static int extra_default(extra_field_t *x, ingest_json_t *j, const char *path, char *err,
+                         size_t errlen)
 {
     char *text = NULL;
     size_t len = 0;
     int rc;
 
-    json_space(j);
+    ingest_json_space(j);
     x->has_default = 1;
     x->def.present = 1;
-    if (json_word(j, "null")) {
+    if (ingest_json_word(j, "null")) {
         if (!x->optional) {
             goto wrong;
         }
         x->def.present = 0;
         return 0;
     }
-    if (json_word(j, "true")) {
+    if (ingest_json_word(j, "true")) {
         x->def.num = 1.0;
         return x->value_type == AVRO_BOOLEAN ? 0 : extra_default_wrong(x, path, err, errlen);
     }
-    if (json_word(j, "false")) {
+    if (ingest_json_word(j, "false")) {
         x->def.num = 0.0;
         return x->value_type == AVRO_BOOLEAN ? 0 : extra_default_wrong(x, path, err, errlen);
     }
     if (j->p < j->end && *j->p == '"') {
-        if ((rc = json_string(j, &text, &len)) != 0) {
+        if ((rc = ingest_json_string(j, &text, &len)) != 0) {
             text_set(err, errlen, "%s reading the default of extra field %s in %s",
                      rc == -2 ? "out of memory" : "malformed JSON", x->name, path);
             return -1;
@@ -1200,70 +1009,70 @@ wrong:
 static int extra_defaults(ingest_avro_t *dec, const char *text, size_t len, const char *path,
                           char *err, size_t errlen)
 {
-    json_t j = {text, text + len};
+    ingest_json_t j = {text, text + len};
     char *key = NULL, *name = NULL;
     size_t key_len, name_len;
     int rc;
 
-    json_space(&j);
+    ingest_json_space(&j);
     if (j.p == j.end || *j.p++ != '{') {
         goto malformed;
     }
     for (;;) {
-        json_space(&j);
-        if ((rc = json_string(&j, &key, &key_len)) != 0) {
+        ingest_json_space(&j);
+        if ((rc = ingest_json_string(&j, &key, &key_len)) != 0) {
             goto fail;
         }
-        json_space(&j);
+        ingest_json_space(&j);
         if (j.p == j.end || *j.p++ != ':') {
             goto malformed;
         }
-        json_space(&j);
+        ingest_json_space(&j);
         if (strcmp(key, "fields") != 0) {
-            if (json_skip(&j, 1) != 0) {
+            if (ingest_json_skip(&j, 1) != 0) {
                 goto malformed;
             }
         } else {
             if (j.p == j.end || *j.p++ != '[') {
                 goto malformed;
             }
-            json_space(&j);
+            ingest_json_space(&j);
             while (j.p < j.end && *j.p != ']') {
                 const char *def_at = NULL;
-                json_space(&j);
+                ingest_json_space(&j);
                 if (j.p == j.end || *j.p++ != '{') {
                     goto malformed;
                 }
-                json_space(&j);
+                ingest_json_space(&j);
                 while (j.p < j.end && *j.p != '}') {
                     char *fkey = NULL;
                     size_t fkey_len;
-                    json_space(&j);
-                    if ((rc = json_string(&j, &fkey, &fkey_len)) != 0) {
+                    ingest_json_space(&j);
+                    if ((rc = ingest_json_string(&j, &fkey, &fkey_len)) != 0) {
                         goto fail;
                     }
-                    json_space(&j);
+                    ingest_json_space(&j);
                     if (j.p == j.end || *j.p++ != ':') {
                         free(fkey);
                         goto malformed;
                     }
-                    json_space(&j);
+                    ingest_json_space(&j);
                     if (strcmp(fkey, "name") == 0 && name == NULL) {
-                        rc = json_string(&j, &name, &name_len);
+                        rc = ingest_json_string(&j, &name, &name_len);
                     } else {
                         if (strcmp(fkey, "default") == 0) {
                             def_at = j.p;
                         }
-                        rc = json_skip(&j, 2);
+                        rc = ingest_json_skip(&j, 2);
                     }
                     free(fkey);
                     if (rc != 0) {
                         goto fail;
                     }
-                    json_space(&j);
+                    ingest_json_space(&j);
                     if (j.p < j.end && *j.p == ',') {
                         j.p++;
-                        json_space(&j);
+                        ingest_json_space(&j);
                     }
                 }
                 if (j.p == j.end) {
@@ -1272,7 +1081,7 @@ static int extra_defaults(ingest_avro_t *dec, const char *text, size_t len, cons
                 j.p++; /* the '}' */
                 for (size_t e = 0; name != NULL && def_at != NULL && e < dec->n_extra; e++) {
                     if (strcmp(dec->extras[e].name, name) == 0) {
-                        json_t at = {def_at, j.end};
+                        ingest_json_t at = {def_at, j.end};
                         if (extra_default(&dec->extras[e], &at, path, err, errlen) != 0) {
                             goto err;
                         }
@@ -1280,10 +1089,10 @@ static int extra_defaults(ingest_avro_t *dec, const char *text, size_t len, cons
                 }
                 free(name);
                 name = NULL;
-                json_space(&j);
+                ingest_json_space(&j);
                 if (j.p < j.end && *j.p == ',') {
                     j.p++;
-                    json_space(&j);
+                    ingest_json_space(&j);
                 }
             }
             if (j.p == j.end) {
@@ -1293,7 +1102,7 @@ static int extra_defaults(ingest_avro_t *dec, const char *text, size_t len, cons
         }
         free(key);
         key = NULL;
-        json_space(&j);
+        ingest_json_space(&j);
         if (j.p == j.end) {
             goto malformed;
         }

@@ -1,5 +1,6 @@
 /* Confluent Schema Registry client (see ingest_registry.h). */
 #include "ingest_registry.h"
+#include "ingest_json.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -29,223 +30,25 @@ struct ingest_registry {
     int timeout_ms, retries, backoff_ms;
 };
 
-/* ---- a minimal JSON reader: enough to take one string out of a registry answer ---- */
-
-typedef struct json {
-    const char *p, *end;
-} json_t;
-
-static void json_ws(json_t *j)
-{
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-        j->p++;
-}
-
-static int json_hex4(const char *p, unsigned *out)
-{
-    *out = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        unsigned v = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-                                            : 16u;
-        if (v == 16u)
-            return -1;
-        *out = *out << 4 | v;
-    }
-    return 0;
-}
-
-static size_t json_utf8(unsigned cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | cp >> 6);
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | cp >> 12);
-        out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | cp >> 18);
-    out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-    out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
-/* Reads a string at j->p (which must be '"'); unescaped into *out when out is not NULL. The
- * unescaped text is never longer than the escaped one, so one allocation of that size does. */
-static int json_string(json_t *j, char **out)
-{
-    const char *start;
-    char *buf = NULL;
-    size_t n = 0;
-
-    if (j->p >= j->end || *j->p != '"')
-        return -1;
-    start = ++j->p;
-    while (j->p < j->end && *j->p != '"')
-        j->p += *j->p == '\\' && j->p + 1 < j->end ? 2 : 1;
-    if (j->p >= j->end)
-        return -1;
-    if (out) {
-        buf = malloc((size_t)(j->p - start) + 1);
-        if (!buf)
-            return -1;
-        for (const char *s = start; s < j->p; s++) {
-            unsigned cp, lo;
-            if (*s != '\\') {
-                buf[n++] = *s;
-                continue;
-            }
-            s++;
-            switch (*s) {
-            case '"':
-            case '\\':
-            case '/':
-                buf[n++] = *s;
-                break;
-            case 'b':
-                buf[n++] = '\b';
-                break;
-            case 'f':
-                buf[n++] = '\f';
-                break;
-            case 'n':
-                buf[n++] = '\n';
-                break;
-            case 'r':
-                buf[n++] = '\r';
-                break;
-            case 't':
-                buf[n++] = '\t';
-                break;
-            case 'u':
-                if (j->p - s < 5 || json_hex4(s + 1, &cp) != 0)
-                    goto bad;
-                s += 4;
-                if (cp >= 0xd800 && cp <= 0xdbff && j->p - s >= 7 && s[1] == '\\' && s[2] == 'u' &&
-                    json_hex4(s + 3, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff) {
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    s += 6;
-                }
-                if (cp == 0 || (cp >= 0xd800 && cp <= 0xdfff))
-                    goto bad; /* NUL or a lone surrogate: not text a schema holds */
-                n += json_utf8(cp, buf + n);
-                break;
-            default:
-                goto bad;
-            }
-        }
-        buf[n] = '\0';
-        *out = buf;
-    }
-    j->p++;
-    return 0;
-bad:
-    free(buf);
-    return -1;
-}
-
-static int json_skip(json_t *j, int depth)
-{
-    json_ws(j);
-    if (j->p >= j->end || depth > 64)
-        return -1;
-    if (*j->p == '"')
-        return json_string(j, NULL);
-    if (*j->p == '{' || *j->p == '[') {
-        char close = *j->p == '{' ? '}' : ']';
-        j->p++;
-        json_ws(j);
-        if (j->p < j->end && *j->p == close) {
-            j->p++;
-            return 0;
-        }
-        for (;;) {
-            if (close == '}') {
-                json_ws(j);
-                if (json_string(j, NULL) != 0)
-                    return -1;
-                json_ws(j);
-                if (j->p >= j->end || *j->p++ != ':')
-                    return -1;
-            }
-            if (json_skip(j, depth + 1) != 0)
-                return -1;
-            json_ws(j);
-            if (j->p < j->end && *j->p == ',') {
-                j->p++;
-                continue;
-            }
-            if (j->p < j->end && *j->p == close) {
-                j->p++;
-                return 0;
-            }
-            return -1;
-        }
-    }
-    /* number, true, false, null */
-    const char *start = j->p;
-    while (j->p < j->end && strchr(",}] \t\r\n", *j->p) == NULL)
-        j->p++;
-    return j->p > start ? 0 : -1;
-}
-
-/* Positions j at the value of a top-level key of the JSON object in j. Returns 0, or -1 when
- * it is not an object or lacks the key. */
-static int json_find(json_t *j, const char *key)
-{
-    json_ws(j);
-    if (j->p >= j->end || *j->p++ != '{')
-        return -1;
-    for (;;) {
-        char *name = NULL;
-        int match;
-        json_ws(j);
-        if (json_string(j, &name) != 0)
-            return -1;
-        json_ws(j);
-        match = strcmp(name, key) == 0;
-        free(name);
-        if (j->p >= j->end || *j->p++ != ':')
-            return -1;
-        json_ws(j);
-        if (match)
-            return 0;
-        if (json_skip(j, 0) != 0)
-            return -1;
-        json_ws(j);
-        if (j->p >= j->end || *j->p++ != ',')
-            return -1; /* '}' without the key, or garbage */
-    }
-}
+/* ---- JSON answers (ingest_json.h reads them) ---- */
 
 int ingest_registry_json_string(const char *json, size_t len, const char *key, char **out)
 {
-    json_t j = {json, json + len};
+    ingest_json_t j = {json, json + len};
 
     *out = NULL;
-    if (json_find(&j, key) != 0 || j.p >= j.end || *j.p != '"')
+    if (ingest_json_find(&j, key) != 0 || j.p >= j.end || *j.p != '"')
         return -1;
-    return json_string(&j, out);
+    return ingest_json_string(&j, out, NULL) == 0 ? 0 : -1;
 }
 
 /* The integer value of a top-level key (the registry's error_code), or -1 when there is none. */
 static long json_int(const char *json, size_t len, const char *key)
 {
-    json_t j = {json, json + len};
+    ingest_json_t j = {json, json + len};
     long v = 0;
 
-    if (json_find(&j, key) != 0 || j.p >= j.end || *j.p < '0' || *j.p > '9')
+    if (ingest_json_find(&j, key) != 0 || j.p >= j.end || *j.p < '0' || *j.p > '9')
         return -1;
     for (; j.p < j.end && *j.p >= '0' && *j.p <= '9' && v < 100000000; j.p++)
         v = v * 10 + (*j.p - '0');

@@ -118,7 +118,6 @@ struct features_spec {
     int n_items;
     char **columns;
     size_t width;
-    int n_fields;
     uint64_t hash;
 };
 
@@ -584,7 +583,6 @@ features_spec_t *features_spec_new(const char *text, const char *origin,
     p.origin = origin;
     p.err = err;
     p.errlen = errlen;
-    p.spec->n_fields = (int)n_fields;
     for (line = copy; line; line = next) {
         char *tok[SPEC_TOKENS_MAX];
         int n;
@@ -873,23 +871,12 @@ static double haversine_km(double lat1, double lon1, double lat2, double lon2)
     return 2.0 * 6371.0088 * asin(sqrt(a > 1.0 ? 1.0 : a));
 }
 
-/* FNV-1a of a NUL-terminated string, without a strlen pass first. */
-static uint64_t str_hash(const char *s)
-{
-    uint64_t h = FNV_OFFSET;
-    for (; *s; s++) {
-        h ^= (uint8_t)*s;
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 /* The hashes of ev's entity keys; 0 where the key is absent. */
 static void event_keys(const features_spec_t *spec, const features_event_t *ev, uint64_t *key)
 {
     for (int e = 0; e < spec->n_ent; e++) {
         const char *k = ev->str[spec->ent[e].key_field];
-        key[e] = k ? entity_key_hash_str(k) : 0;
+        key[e] = k ? entity_key_hash(k) : 0;
     }
 }
 
@@ -997,7 +984,7 @@ static int compute_keyed(const features_spec_t *spec, features_state_t *st,
             const char *s = ev->str[it->field];
             memset(o, 0, sizeof(float) * it->buckets);
             if (s)
-                o[str_hash(s) % it->buckets] = 1.0f;
+                o[entity_key_hash(s) % it->buckets] = 1.0f;
             break;
         }
         case ITEM_HOUR: {
@@ -1086,7 +1073,7 @@ static int compute_keyed(const features_spec_t *spec, features_state_t *st,
             if (!eh || !s)
                 break;
             uint32_t *ring = AT(eh, it->off, uint32_t);
-            uint32_t v = (uint32_t)str_hash(s) | 1u; /* 0 marks an empty place */
+            uint32_t v = (uint32_t)entity_key_hash(s) | 1u; /* 0 marks an empty place */
             int at = it->k - 1;
             for (int j = 0; j < it->k; j++)
                 if (ring[j] == v) {

@@ -44,17 +44,7 @@ static void store_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-uint64_t entity_key_hash(const char *key, size_t len)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)key[i];
-        h *= 0x100000001b3ull;
-    }
-    return h ? h : 1;
-}
-
-uint64_t entity_key_hash_str(const char *key)
+uint64_t entity_key_hash(const char *key)
 {
     uint64_t h = 0xcbf29ce484222325ull;
     for (; *key; key++) {

@@ -74,8 +74,7 @@ int entity_store_load(entity_store_t *s, const uint8_t **p, size_t *n, char *err
 /* Forgets every entity. */
 void entity_store_clear(entity_store_t *s);
 
-/* The 64-bit hash of a key, FNV-1a; never 0. The _str form takes a NUL-terminated key. */
-uint64_t entity_key_hash(const char *key, size_t len);
-uint64_t entity_key_hash_str(const char *key);
+/* The 64-bit FNV-1a hash of a NUL-terminated key; never 0. */
+uint64_t entity_key_hash(const char *key);
 
 #endif
