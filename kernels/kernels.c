@@ -222,6 +222,44 @@ int kernels_softmax(kernels_backend_t *be, const kernels_tensor_t *x, const kern
     return be->softmax(be, x, mask, out, err, errlen);
 }
 
+int kernels_attention(kernels_backend_t *be, const kernels_tensor_t *q, const kernels_tensor_t *k,
+                      const kernels_tensor_t *v, const kernels_tensor_t *mask, int64_t n_seq,
+                      int64_t heads, float scale, kernels_tensor_t *scratch, kernels_tensor_t *out,
+                      char *err, size_t errlen)
+{
+    const char *op = "kernels_attention";
+    if (!be)
+        return fail(err, errlen, "%s: no backend", op);
+    if (n_seq < 1 || heads < 1)
+        return fail(err, errlen, "%s: n_seq and heads must be >= 1", op);
+    if (check_tensor(q, op, "q", err, errlen) < 0 || check_tensor(k, op, "k", err, errlen) < 0 ||
+        check_tensor(v, op, "v", err, errlen) < 0 || check_tensor(out, op, "out", err, errlen) < 0 ||
+        check_tensor(scratch, op, "scratch", err, errlen) < 0 ||
+        (mask && check_tensor(mask, op, "mask", err, errlen) < 0))
+        return -1;
+    int64_t rows = q->rows, width = q->cols;
+    if (q->batch != 1 || k->batch != 1 || v->batch != 1 || out->batch != 1)
+        return fail(err, errlen, "%s: q, k, v and out must have batch 1", op);
+    if (rows % n_seq != 0 || width % heads != 0)
+        return fail(err, errlen, "%s: %lld rows x %lld cols do not split into %lld sequences of %lld heads",
+                    op, (long long)rows, (long long)width, (long long)n_seq, (long long)heads);
+    int64_t seq_len = rows / n_seq;
+    const kernels_tensor_t *same[] = {k, v, out};
+    for (int i = 0; i < 3; i++)
+        if (same[i]->rows != rows || same[i]->cols != width)
+            return fail(err, errlen, "%s: q is %lld x %lld, %s %lld x %lld", op, (long long)rows,
+                        (long long)width, i == 0 ? "k" : i == 1 ? "v" : "out",
+                        (long long)same[i]->rows, (long long)same[i]->cols);
+    if (scratch->batch != n_seq * heads || scratch->rows != seq_len || scratch->cols != seq_len)
+        return fail(err, errlen, "%s: scratch must be %lld x %lld x %lld, is %lld x %lld x %lld", op,
+                    (long long)(n_seq * heads), (long long)seq_len, (long long)seq_len,
+                    (long long)scratch->batch, (long long)scratch->rows, (long long)scratch->cols);
+    if (mask && (total_rows(mask) != n_seq || mask->cols != seq_len))
+        return fail(err, errlen, "%s: mask must be %lld x %lld, is %lld x %lld", op, (long long)n_seq,
+                    (long long)seq_len, (long long)total_rows(mask), (long long)mask->cols);
+    return be->attention(be, q, k, v, mask, n_seq, heads, scale, scratch, out, err, errlen);
+}
+
 int kernels_embed(kernels_backend_t *be, const int32_t *ids, const int32_t *types, int64_t n_seq,
                   int64_t seq_len, const kernels_tensor_t *tok, const kernels_tensor_t *pos,
                   const kernels_tensor_t *type, kernels_tensor_t *out, char *err, size_t errlen)

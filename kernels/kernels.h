@@ -82,6 +82,20 @@ int kernels_layernorm(kernels_backend_t *be, const kernels_tensor_t *x,
 int kernels_softmax(kernels_backend_t *be, const kernels_tensor_t *x, const kernels_tensor_t *mask,
                     kernels_tensor_t *out, char *err, size_t errlen);
 
+/* Multi-head scaled dot-product attention as in BERT, over n_seq sequences of seq_len tokens.
+ * q, k, v and out are (n_seq * seq_len) x (heads * head_dim), batch 1; ld may exceed the width,
+ * so q, k and v can be column blocks of one fused QKV projection. For sequence s and head h
+ * (columns h * head_dim to (h + 1) * head_dim - 1):
+ *   out_sh = softmax(scale * q_sh k_sh^T, keys with mask 0 excluded) v_sh
+ * mask (NULL: every key) is n_seq x seq_len, the 0/1 token mask also given to mean_pool: keys with
+ * weight 0 (padding) get no attention; a query whose keys are all masked gets zeros. scratch
+ * receives the attention probabilities: batch n_seq * heads (sequence-major) matrices of
+ * seq_len x seq_len. out must not overlap q, k, v or scratch. */
+int kernels_attention(kernels_backend_t *be, const kernels_tensor_t *q, const kernels_tensor_t *k,
+                      const kernels_tensor_t *v, const kernels_tensor_t *mask, int64_t n_seq,
+                      int64_t heads, float scale, kernels_tensor_t *scratch, kernels_tensor_t *out,
+                      char *err, size_t errlen);
+
 /* BERT's input embedding: for sequence s and position p, row s * seq_len + p of out is
  * tok[ids[s][p]] + pos[p] + type[types[s][p]]. ids and types (NULL: all type 0) are host arrays of
  * n_seq * seq_len; ids must be < tok->rows, types < type->rows, seq_len <= pos->rows. out is

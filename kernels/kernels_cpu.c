@@ -229,6 +229,35 @@ static int cpu_layernorm(kernels_backend_t *be, const kernels_tensor_t *x,
     return 0;
 }
 
+/* Softmax of one row in place; -INFINITY elements are excluded, and a row of nothing but
+ * -INFINITY becomes zeros. The maximum is subtracted first to keep exp in range; separate plain
+ * loops vectorise. */
+static void softmax_row(float *o, int64_t n)
+{
+    float lane[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
+                     -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int64_t j0 = 0;
+    for (; j0 + 8 <= n; j0 += 8)
+        for (int k = 0; k < 8; k++)
+            lane[k] = o[j0 + k] > lane[k] ? o[j0 + k] : lane[k];
+    float mx = -INFINITY;
+    for (; j0 < n; j0++)
+        mx = o[j0] > mx ? o[j0] : mx;
+    for (int k = 0; k < 8; k++)
+        mx = lane[k] > mx ? lane[k] : mx;
+    if (mx == -INFINITY) { /* every element masked out */
+        for (int64_t j = 0; j < n; j++)
+            o[j] = 0.0f;
+        return;
+    }
+    for (int64_t j = 0; j < n; j++)
+        o[j] = kexpf(o[j] - mx);
+    double sum = ksum(o, n);
+    float inv = (float)(1.0 / sum);
+    for (int64_t j = 0; j < n; j++)
+        o[j] *= inv;
+}
+
 static int cpu_softmax(kernels_backend_t *be, const kernels_tensor_t *x,
                        const kernels_tensor_t *mask, kernels_tensor_t *out, char *err,
                        size_t errlen)
@@ -240,35 +269,50 @@ static int cpu_softmax(kernels_backend_t *be, const kernels_tensor_t *x,
         const float *in = kernels_row(x, r);
         const float *mk = mask ? kernels_row(mask, mask_per_row ? r : 0) : NULL;
         float *o = kernels_row(out, r);
-        /* The masked row is built in o first (so x is read once even when out == x), then its
-         * maximum is subtracted to keep exp in range. Separate plain loops vectorise. */
+        /* The masked row is built in o first, so x is read once even when out == x. */
         if (mk)
             for (int64_t j = 0; j < n; j++)
                 o[j] = in[j] + mk[j];
         else if (o != in)
             memcpy(o, in, (size_t)n * sizeof(float));
-        float lane[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
-                         -INFINITY, -INFINITY, -INFINITY, -INFINITY};
-        int64_t j0 = 0;
-        for (; j0 + 8 <= n; j0 += 8)
-            for (int k = 0; k < 8; k++)
-                lane[k] = o[j0 + k] > lane[k] ? o[j0 + k] : lane[k];
-        float mx = -INFINITY;
-        for (; j0 < n; j0++)
-            mx = o[j0] > mx ? o[j0] : mx;
-        for (int k = 0; k < 8; k++)
-            mx = lane[k] > mx ? lane[k] : mx;
-        if (mx == -INFINITY) { /* every element masked out */
-            for (int64_t j = 0; j < n; j++)
-                o[j] = 0.0f;
-            continue;
+        softmax_row(o, n);
+    }
+    return 0;
+}
+
+/* Per sequence and head: scores = scale q k^T into scratch (one small GEMM), padding keys set to
+ * -INFINITY, row softmax, then out = P v (a second GEMM). The heads are column blocks of q, k, v
+ * and out, addressed through ld, so nothing is transposed or copied. */
+static int cpu_attention(kernels_backend_t *be, const kernels_tensor_t *q,
+                         const kernels_tensor_t *k, const kernels_tensor_t *v,
+                         const kernels_tensor_t *mask, int64_t n_seq, int64_t heads, float scale,
+                         kernels_tensor_t *scratch, kernels_tensor_t *out, char *err,
+                         size_t errlen)
+{
+    (void)be, (void)err, (void)errlen;
+    int64_t seq_len = q->rows / n_seq, hd = q->cols / heads;
+    int L = (int)seq_len, d = (int)hd;
+    for (int64_t s = 0; s < n_seq; s++) {
+        const float *mk = mask ? kernels_row(mask, s) : NULL;
+        int64_t row0 = s * seq_len;
+        for (int64_t h = 0; h < heads; h++) {
+            float *p = scratch->data + (s * heads + h) * scratch->stride;
+            const float *qs = q->data + row0 * q->ld + h * hd;
+            const float *ks = k->data + row0 * k->ld + h * hd;
+            const float *vs = v->data + row0 * v->ld + h * hd;
+            float *os = out->data + row0 * out->ld + h * hd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, d, scale, qs, (int)q->ld, ks,
+                        (int)k->ld, 0.0f, p, (int)scratch->ld);
+            for (int64_t i = 0; i < seq_len; i++) {
+                float *pr = p + i * scratch->ld;
+                if (mk)
+                    for (int64_t j = 0; j < seq_len; j++)
+                        pr[j] = mk[j] == 0.0f ? -INFINITY : pr[j];
+                softmax_row(pr, seq_len);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, d, L, 1.0f, p,
+                        (int)scratch->ld, vs, (int)v->ld, 0.0f, os, (int)out->ld);
         }
-        for (int64_t j = 0; j < n; j++)
-            o[j] = kexpf(o[j] - mx);
-        double sum = ksum(o, n);
-        float inv = (float)(1.0 / sum);
-        for (int64_t j = 0; j < n; j++)
-            o[j] *= inv;
     }
     return 0;
 }
@@ -489,6 +533,7 @@ int kernels_cpu_init(kernels_backend_t *be, int threads, char *err, size_t errle
     be->bias_act = cpu_bias_act;
     be->layernorm = cpu_layernorm;
     be->softmax = cpu_softmax;
+    be->attention = cpu_attention;
     be->embed = cpu_embed;
     be->mean_pool = cpu_mean_pool;
     be->l2norm = cpu_l2norm;

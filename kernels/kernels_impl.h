@@ -26,6 +26,10 @@ struct kernels_backend {
                      kernels_tensor_t *out, char *err, size_t errlen);
     int (*softmax)(kernels_backend_t *be, const kernels_tensor_t *x, const kernels_tensor_t *mask,
                    kernels_tensor_t *out, char *err, size_t errlen);
+    int (*attention)(kernels_backend_t *be, const kernels_tensor_t *q, const kernels_tensor_t *k,
+                     const kernels_tensor_t *v, const kernels_tensor_t *mask, int64_t n_seq,
+                     int64_t heads, float scale, kernels_tensor_t *scratch, kernels_tensor_t *out,
+                     char *err, size_t errlen);
     int (*embed)(kernels_backend_t *be, const int32_t *ids, const int32_t *types, int64_t n_seq,
                  int64_t seq_len, const kernels_tensor_t *tok, const kernels_tensor_t *pos,
                  const kernels_tensor_t *type, kernels_tensor_t *out, char *err, size_t errlen);

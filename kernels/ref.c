@@ -3,6 +3,7 @@
 #include "ref.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 void ref_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
               const double *a, const double *b, double beta, double *c)
@@ -81,6 +82,42 @@ void ref_softmax(int64_t rows, int64_t cols, const double *x, const double *mask
         for (int64_t j = 0; j < cols; j++)
             out[i * cols + j] = sum > 0.0 ? out[i * cols + j] / sum : 0.0;
     }
+}
+
+void ref_attention(int64_t n_seq, int64_t seq_len, int64_t heads, int64_t head_dim, double scale,
+                   const double *q, const double *k, const double *v, const double *mask,
+                   double *out)
+{
+    int64_t w = heads * head_dim;
+    double *p = malloc((size_t)seq_len * sizeof(double));
+    if (!p)
+        abort();
+    for (int64_t s = 0; s < n_seq; s++)
+        for (int64_t h = 0; h < heads; h++)
+            for (int64_t i = 0; i < seq_len; i++) {
+                const double *qi = q + (s * seq_len + i) * w + h * head_dim;
+                double mx = -INFINITY, sum = 0.0;
+                for (int64_t j = 0; j < seq_len; j++) {
+                    const double *kj = k + (s * seq_len + j) * w + h * head_dim;
+                    double dot = 0.0;
+                    for (int64_t d = 0; d < head_dim; d++)
+                        dot += qi[d] * kj[d];
+                    p[j] = mask && mask[s * seq_len + j] == 0.0 ? -INFINITY : scale * dot;
+                    mx = p[j] > mx ? p[j] : mx;
+                }
+                for (int64_t j = 0; j < seq_len; j++) {
+                    p[j] = mx == -INFINITY ? 0.0 : exp(p[j] - mx);
+                    sum += p[j];
+                }
+                double *o = out + (s * seq_len + i) * w + h * head_dim;
+                for (int64_t d = 0; d < head_dim; d++) {
+                    double acc = 0.0;
+                    for (int64_t j = 0; j < seq_len; j++)
+                        acc += p[j] * v[(s * seq_len + j) * w + h * head_dim + d];
+                    o[d] = sum > 0.0 ? acc / sum : 0.0;
+                }
+            }
+    free(p);
 }
 
 void ref_embed(const int32_t *ids, const int32_t *types, int64_t n_seq, int64_t seq_len,

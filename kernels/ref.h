@@ -20,6 +20,10 @@ void ref_layernorm(int64_t rows, int64_t cols, const double *x, const double *ga
 /* mask: NULL, or mask_rows (1 or rows) x cols. */
 void ref_softmax(int64_t rows, int64_t cols, const double *x, const double *mask, int64_t mask_rows,
                  double *out);
+/* q, k, v, out dense (n_seq * seq_len) x (heads * head_dim); mask NULL or n_seq x seq_len. */
+void ref_attention(int64_t n_seq, int64_t seq_len, int64_t heads, int64_t head_dim, double scale,
+                   const double *q, const double *k, const double *v, const double *mask,
+                   double *out);
 void ref_embed(const int32_t *ids, const int32_t *types, int64_t n_seq, int64_t seq_len,
                int64_t dim, const double *tok, const double *pos, const double *type, double *out);
 void ref_mean_pool(int64_t n_seq, int64_t seq_len, int64_t dim, const double *x, const double *mask,

@@ -344,6 +344,91 @@ static void test_softmax(kernels_backend_t *be)
     summary("softmax", n_cases, worst, bound);
 }
 
+/* Attention: bound 1e-5 (two float GEMMs of length head_dim and seq_len around a softmax).
+ * Cases cover one token, odd sizes, padded ld, q/k/v as column blocks of one fused QKV buffer
+ * (as the encoder calls it), MiniLM's shape, padding masks of random length, and a sequence
+ * whose tokens are all masked (its output must be zeros). */
+static void test_attention(kernels_backend_t *be)
+{
+    static const struct {
+        int64_t n_seq, seq_len, heads, head_dim, pad;
+        int fused, use_mask;
+    } cases[] = {{1, 1, 1, 1, 0, 0, 0},  {2, 5, 2, 3, 1, 0, 1},   {3, 17, 4, 8, 0, 1, 1},
+                 {4, 64, 12, 32, 0, 1, 1}, {2, 9, 3, 5, 2, 0, 0}, {3, 33, 2, 16, 0, 0, 1}};
+    const double bound = 1e-5;
+    double worst = 0.0;
+    int n_cases = (int)(sizeof(cases) / sizeof(cases[0]));
+    for (int c = 0; c < n_cases; c++) {
+        int64_t ns = cases[c].n_seq, sl = cases[c].seq_len, nh = cases[c].heads;
+        int64_t hd = cases[c].head_dim, w = nh * hd, rows = ns * sl;
+        double scale = 1.0 / sqrt((double)hd);
+        /* fused: one rows x 3w buffer whose column blocks are q, k and v. */
+        tbuf_t qkv = tbuf_make(be, 1, rows, 3 * w, cases[c].pad);
+        tbuf_t q = tbuf_make(be, 1, rows, w, cases[c].pad), k = tbuf_make(be, 1, rows, w, 0);
+        tbuf_t v = tbuf_make(be, 1, rows, w, cases[c].pad + 1);
+        tbuf_t out = tbuf_make(be, 1, rows, w, cases[c].pad);
+        tbuf_t scratch = tbuf_make(be, ns * nh, sl, sl, cases[c].pad);
+        tbuf_t mask = tbuf_make(be, 1, ns, sl, 0);
+        double *hq = rnd_array(rows * w, 2.0), *hk = rnd_array(rows * w, 2.0);
+        double *hv = rnd_array(rows * w, 1.0), *hm = rnd_array(ns * sl, 1.0);
+        double *hqkv = rnd_array(rows * 3 * w, 1.0), *want = rnd_array(rows * w, 1.0);
+        for (int64_t s = 0; s < ns; s++) {
+            int64_t len = 1 + (int64_t)(rng_next() % (uint64_t)sl);
+            for (int64_t p = 0; p < sl; p++)
+                hm[s * sl + p] = p < len && !(s == 1 && ns > 2) ? 1.0 : 0.0;
+        }
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = 0; j < w; j++) {
+                hqkv[r * 3 * w + j] = hq[r * w + j];
+                hqkv[r * 3 * w + w + j] = hk[r * w + j];
+                hqkv[r * 3 * w + 2 * w + j] = hv[r * w + j];
+            }
+        kernels_tensor_t tq = q.t, tk = k.t, tv = v.t;
+        if (cases[c].fused) {
+            tbuf_set(be, &qkv, hqkv);
+            tq = tk = tv = qkv.t;
+            tq.cols = tk.cols = tv.cols = w;
+            tk.data += w, tv.data += 2 * w;
+        } else {
+            tbuf_set(be, &q, hq), tbuf_set(be, &k, hk), tbuf_set(be, &v, hv);
+        }
+        tbuf_set(be, &mask, hm), tbuf_set(be, &out, NULL), tbuf_set(be, &scratch, NULL);
+        const double *ref_mask = cases[c].use_mask ? hm : NULL;
+        char err[256] = "";
+        must(kernels_attention(be, &tq, &tk, &tv, cases[c].use_mask ? &mask.t : NULL, ns, nh,
+                               (float)scale, &scratch.t, &out.t, err, sizeof(err)),
+             "kernels_attention", err);
+        ref_attention(ns, sl, nh, hd, (double)(float)scale, hq, hk, hv, ref_mask, want);
+        char shape[128];
+        snprintf(shape, sizeof(shape), "%lld seqs x %lld, %lld heads of %lld%s%s", (long long)ns,
+                 (long long)sl, (long long)nh, (long long)hd, cases[c].fused ? " fused" : "",
+                 cases[c].use_mask ? " masked" : "");
+        expect("attention", shape, tbuf_err(be, &out, want), bound, &worst);
+        if (cases[c].use_mask && ns > 2) { /* the fully masked sequence is exactly zero */
+            float *h = malloc((size_t)out.n * sizeof(float));
+            if (!h)
+                abort();
+            must(kernels_copy_to_host(be, h, out.t.data, (size_t)out.n, err, sizeof(err)), "copy",
+                 err);
+            for (int64_t r = sl; r < 2 * sl; r++)
+                for (int64_t j = 0; j < w; j++)
+                    if (h[r * out.t.ld + j] != 0.0f) {
+                        fprintf(stderr, "FAIL attention %s: masked sequence row %lld not zero\n",
+                                shape, (long long)r);
+                        failures++;
+                        r = 2 * sl;
+                        break;
+                    }
+            free(h);
+        }
+        free(hq), free(hk), free(hv), free(hm), free(hqkv), free(want);
+        kernels_free(be, qkv.t.data), kernels_free(be, q.t.data), kernels_free(be, k.t.data);
+        kernels_free(be, v.t.data), kernels_free(be, out.t.data);
+        kernels_free(be, scratch.t.data), kernels_free(be, mask.t.data);
+    }
+    summary("attention", n_cases, worst, bound);
+}
+
 /* Embedding: bound 1e-6 (two float adds per element). */
 static void test_embed(kernels_backend_t *be)
 {
@@ -845,6 +930,7 @@ int main(void)
     test_bias_act(be);
     test_layernorm(be);
     test_softmax(be);
+    test_attention(be);
     test_embed(be);
     test_mean_pool(be);
     test_l2norm(be);
