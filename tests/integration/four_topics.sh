@@ -86,7 +86,17 @@ assert_offsets_match_rows
           WHERE l.label_kind = 'news'")" -gt 0 ] || fail "news labels do not join to articles"
 
 # Per-topic metrics of the second run: it resumed from the stored offsets, so what it consumed
-# over the four topics is exactly what the first run had not committed.
+# over the four topics is exactly what the first run had not committed. The killed first run stays
+# in the group until its session times out; partitions it held whose records were all committed
+# before the kill come to the second run only then, possibly after everything is committed.
+all_partitions_assigned() {
+    local m t
+    m=$(http_get "$port" /metrics)
+    for t in behavior-events news-wire fraud-labels news-labels; do
+        echo "$m" | grep -q "^vigil_assigned_partitions{topic=\"$t\"} 4$" || return 1
+    done
+}
+wait_until 60 "every topic's 4 partitions assigned to the second run" all_partitions_assigned
 m=$(http_get "$port" /metrics)
 consumed=0
 for t in behavior-events news-wire fraud-labels news-labels; do
