@@ -4,7 +4,8 @@
  *
  * Each op is compared with the machine's measured ceiling rather than a datasheet: GEMMs with
  * the best sgemm rate of a 2048^3 product, memory-bound ops with the best rate of a large copy
- * (bytes read + written). Usage: bench_kernels [threads] (default 1). Lines to parse:
+ * (bytes read + written). Usage: bench_kernels [threads [backend]] (default 1 thread, backend
+ * "auto"; "cpu" or "cuda" to pick). Lines to parse:
  *   BENCH kernels_<op>_<size> <value> <unit>
  * one with the rate (GFLOP/s or GB/s), one (_us) with the time per call, one (_ratio) with the
  * rate over the ceiling. */
@@ -33,11 +34,18 @@ static double time_op(kernels_backend_t *be, bench_fn_t fn, void *arg)
         fprintf(stderr, "bench: %s\n", err);
         return -1.0;
     }
+    /* A CUDA backend queues ops and returns: each round ends with a sync so that it times the
+     * device's work, not the queueing. */
+    if (kernels_sync(be, err, sizeof(err)) < 0) {
+        fprintf(stderr, "bench: %s\n", err);
+        return -1.0;
+    }
     long reps = 1;
     for (;;) {
         double t0 = now_s();
         for (long i = 0; i < reps; i++)
             fn(be, arg, err, sizeof(err));
+        kernels_sync(be, err, sizeof(err));
         if (now_s() - t0 >= 0.1 || reps >= (1L << 24))
             break;
         reps *= 2;
@@ -47,6 +55,10 @@ static double time_op(kernels_backend_t *be, bench_fn_t fn, void *arg)
         double t0 = now_s();
         for (long i = 0; i < reps; i++)
             fn(be, arg, err, sizeof(err));
+        if (kernels_sync(be, err, sizeof(err)) < 0) {
+            fprintf(stderr, "bench: %s\n", err);
+            return -1.0;
+        }
         double t = (now_s() - t0) / (double)reps;
         best = t < best ? t : best;
     }
@@ -88,7 +100,7 @@ static int run_gemm(kernels_backend_t *be, void *arg, char *err, size_t errlen)
 typedef struct row_arg {
     kernels_tensor_t x, p1, p2, out;
     kernels_act_t act;
-    int op; /* 0 bias_act, 1 layernorm, 2 softmax, 3 l2norm, 4 mean_pool, 5 copy */
+    int op; /* 0 bias_act, 1 layernorm, 2 softmax, 3 l2norm, 4 mean_pool, 5 copy, 6 row copy */
 } row_arg_t;
 
 static int run_row(kernels_backend_t *be, void *arg, char *err, size_t errlen)
@@ -105,6 +117,8 @@ static int run_row(kernels_backend_t *be, void *arg, char *err, size_t errlen)
         return kernels_l2norm(be, &r->x, 1e-12f, &r->out, err, errlen);
     case 4:
         return kernels_mean_pool(be, &r->x, &r->p1, &r->out, err, errlen);
+    case 6:
+        return kernels_bias_act(be, &r->x, NULL, KERNELS_ACT_NONE, &r->out, err, errlen);
     default:
         return kernels_copy_to_backend(be, r->out.data, r->x.data,
                                        (size_t)(r->x.batch * r->x.rows * r->x.cols), err, errlen);
@@ -143,6 +157,47 @@ static double bench_gemm(kernels_backend_t *be, const char *name, int64_t batch,
     return rate;
 }
 
+typedef struct attn_arg {
+    kernels_tensor_t q, k, v, mask, scratch, out;
+    int64_t n_seq, heads;
+} attn_arg_t;
+
+static int run_attention(kernels_backend_t *be, void *arg, char *err, size_t errlen)
+{
+    attn_arg_t *t = arg;
+    return kernels_attention(be, &t->q, &t->k, &t->v, &t->mask, t->n_seq, t->heads, 0.17677669f,
+                             &t->scratch, &t->out, err, errlen);
+}
+
+/* Times attention over n_seq sequences of seq_len tokens, heads of head_dim, q/k/v as column
+ * blocks of one fused QKV buffer as the encoder lays them out. Rate in GFLOP/s of its two GEMMs. */
+static void bench_attention(kernels_backend_t *be, const char *name, int64_t n_seq, int64_t seq_len,
+                            int64_t heads, int64_t head_dim, double peak)
+{
+    int64_t rows = n_seq * seq_len, w = heads * head_dim;
+    float *qkv = alloc_fill(be, (size_t)(rows * 3 * w)), *out = alloc_fill(be, (size_t)(rows * w));
+    float *scratch = alloc_fill(be, (size_t)(n_seq * heads * seq_len * seq_len));
+    float *mask = alloc_fill(be, (size_t)rows); /* all non-zero: every key counts */
+    if (qkv && out && scratch && mask) {
+        attn_arg_t t;
+        t.q = kernels_tensor_2d(qkv, rows, w);
+        t.q.ld = 3 * w;
+        t.k = t.q, t.v = t.q;
+        t.k.data += w, t.v.data += 2 * w;
+        t.out = kernels_tensor_2d(out, rows, w);
+        t.scratch = kernels_tensor_3d(scratch, n_seq * heads, seq_len, seq_len);
+        t.mask = kernels_tensor_2d(mask, n_seq, seq_len);
+        t.n_seq = n_seq, t.heads = heads;
+        double sec = time_op(be, run_attention, &t);
+        if (sec > 0) {
+            double flops = 4.0 * (double)(n_seq * heads * seq_len * seq_len * head_dim);
+            report(name, sec, flops / sec * 1e-9, "GFLOP/s", peak);
+        }
+    }
+    kernels_free(be, qkv), kernels_free(be, out), kernels_free(be, scratch);
+    kernels_free(be, mask);
+}
+
 /* Times a row-wise op; bytes is what one call must move (read + write). Returns GB/s. */
 static double bench_row(kernels_backend_t *be, const char *name, int op, kernels_act_t act,
                         int64_t batch, int64_t rows, int64_t cols, double bw)
@@ -177,18 +232,23 @@ static double bench_row(kernels_backend_t *be, const char *name, int op, kernels
 int main(int argc, char **argv)
 {
     int threads = argc > 1 ? atoi(argv[1]) : 1;
+    const char *name = argc > 2 ? argv[2] : "auto";
     char err[256];
-    kernels_backend_t *be =
-        kernels_backend_new("auto", threads > 0 ? threads : 1, err, sizeof(err));
+    kernels_backend_t *be = kernels_backend_new(name, threads > 0 ? threads : 1, err, sizeof(err));
     if (!be) {
         fprintf(stderr, "bench: %s\n", err);
         return 1;
     }
-    printf("# backend %s, %d thread(s)\n", kernels_backend_name(be), threads);
+    printf("# backend %s (%s), %d CPU thread(s)\n", kernels_backend_name(be),
+           kernels_backend_reason(be), threads);
 
     /* Ceilings. */
     double peak = bench_gemm(be, "peak", 1, 2048, 2048, 2048, 0, 0.0);
+    /* The copy ceiling: the better of one memmove and the backend's own row-parallel copy
+     * (bias_act with no bias and no activation), which uses every thread it was given. */
     double bw = bench_row(be, "copy", 5, KERNELS_ACT_NONE, 1, 8192, 8192, 0.0); /* 256 MiB */
+    double bw_rows = bench_row(be, "copy_rows", 6, KERNELS_ACT_NONE, 1, 8192, 8192, 0.0);
+    bw = bw_rows > bw ? bw_rows : bw;
     printf("BENCH kernels_ceiling_sgemm_2048 %.2f GFLOP/s\n", peak);
     printf("BENCH kernels_ceiling_copy_256MiB %.2f GB/s\n", bw);
     if (peak <= 0 || bw <= 0) {
@@ -203,6 +263,7 @@ int main(int argc, char **argv)
     /* MiniLM layer, 4096 rows: QKV, attention scores (768 heads x 64 x 64, k 32), FFN. */
     bench_gemm(be, "gemm_4096x384x1152", 1, 4096, 1152, 384, 0, peak);
     bench_gemm(be, "gemm_768x64x64x32_qkT", 768, 64, 64, 32, 1, peak);
+    bench_attention(be, "attention_64x64_12x32", 64, 64, 12, 32, peak);
     bench_gemm(be, "gemm_4096x384x1536", 1, 4096, 1536, 384, 0, peak);
     bench_gemm(be, "gemm_4096x1536x384", 1, 4096, 384, 1536, 0, peak);
     bench_row(be, "bias_gelu_4096x1536", 0, KERNELS_ACT_GELU, 1, 4096, 1536, bw);

@@ -46,6 +46,10 @@ static int check_tensor(const kernels_tensor_t *t, const char *op, const char *w
     if (t->ld < t->cols)
         return fail(err, errlen, "%s: %s has ld %lld < cols %lld", op, what, (long long)t->ld,
                     (long long)t->cols);
+    /* BLAS dimensions and GPU grids are 32-bit: a larger view would wrap silently there. */
+    if (t->batch > INT32_MAX / t->rows || t->ld > INT32_MAX)
+        return fail(err, errlen, "%s: %s has %lld x %lld rows, ld %lld: over 2^31 - 1", op, what,
+                    (long long)t->batch, (long long)t->rows, (long long)t->ld);
     if (t->batch > 1 && t->stride < (t->rows - 1) * t->ld + t->cols)
         return fail(err, errlen, "%s: %s has stride %lld, its matrices overlap", op, what,
                     (long long)t->stride);
@@ -82,10 +86,48 @@ static int check_param_row(const kernels_tensor_t *p, int64_t cols, const char *
     return 0;
 }
 
+/* "cuda" -> 0, "cuda:N" -> N; -1 when name is not a CUDA backend name. */
+static int cuda_device_of(const char *name)
+{
+    if (strcmp(name, "cuda") == 0)
+        return 0;
+    if (strncmp(name, "cuda:", 5) != 0 || name[5] < '0' || name[5] > '9')
+        return -1;
+    char *end;
+    long dev = strtol(name + 5, &end, 10);
+    return *end == 0 && dev < 1024 ? (int)dev : -1;
+}
+
+int kernels_backend_available(const char *name, char *why, size_t whylen)
+{
+    if (!name) {
+        fail(why, whylen, "no backend name");
+        return 0;
+    }
+    if (strcmp(name, "cpu") == 0 || strcmp(name, "auto") == 0) {
+        fail(why, whylen, "the CPU backend is always built");
+        return 1;
+    }
+    int dev = cuda_device_of(name);
+    if (dev < 0) {
+        fail(why, whylen, "unknown backend \"%s\" (cpu, cuda, cuda:N, auto)", name);
+        return 0;
+    }
+#ifdef VIGIL_KERNELS_CUDA
+    return kernels_cuda_probe(dev, why, whylen);
+#else
+    fail(why, whylen,
+         "this build has no CUDA backend (nvcc was not found at configure time, or "
+         "VIGIL_CUDA=OFF)");
+    return 0;
+#endif
+}
+
 kernels_backend_t *kernels_backend_new(const char *name, int threads, char *err, size_t errlen)
 {
-    if (!name || (strcmp(name, "cpu") != 0 && strcmp(name, "auto") != 0)) {
-        fail(err, errlen, "kernels: unknown backend \"%s\" (built: cpu, auto)",
+    int dev = name ? cuda_device_of(name) : -1;
+    if (!name || (strcmp(name, "cpu") != 0 && strcmp(name, "auto") != 0 && dev < 0)) {
+        fail(err, errlen, "kernels: unknown backend \"%s\" (cpu, cuda, cuda:N, auto)",
              name ? name : "(null)");
         return NULL;
     }
@@ -98,11 +140,39 @@ kernels_backend_t *kernels_backend_new(const char *name, int threads, char *err,
         fail(err, errlen, "kernels: out of memory");
         return NULL;
     }
-    if (kernels_cpu_init(be, threads, err, errlen) < 0) {
-        free(be);
-        return NULL;
+    char why[sizeof(be->reason) - 8]; /* room for the "cpu: " prefix */
+    int want_cuda = dev >= 0, is_auto = strcmp(name, "auto") == 0;
+    if (is_auto) {
+#ifdef VIGIL_KERNELS_CUDA
+        want_cuda = kernels_cuda_probe(0, why, sizeof(why));
+#else
+        want_cuda = 0;
+        snprintf(why, sizeof(why), "this build has no CUDA backend");
+#endif
     }
+    if (want_cuda) {
+#ifdef VIGIL_KERNELS_CUDA
+        if (kernels_cuda_init(be, dev >= 0 ? dev : 0, err, errlen) < 0)
+            goto err;
+        return be; /* the CUDA init wrote the reason: the device it uses */
+#else
+        fail(err, errlen,
+             "kernels: backend \"%s\": this build has no CUDA backend (nvcc was not "
+             "found at configure time, or VIGIL_CUDA=OFF)",
+             name);
+        goto err;
+#endif
+    }
+    if (kernels_cpu_init(be, threads, err, errlen) < 0)
+        goto err;
+    if (is_auto)
+        snprintf(be->reason, sizeof(be->reason), "cpu: %s", why);
+    else
+        snprintf(be->reason, sizeof(be->reason), "cpu: asked for");
     return be;
+err:
+    free(be);
+    return NULL;
 }
 
 void kernels_backend_free(kernels_backend_t *be)
@@ -117,6 +187,18 @@ void kernels_backend_free(kernels_backend_t *be)
 const char *kernels_backend_name(const kernels_backend_t *be)
 {
     return be ? be->name : "(none)";
+}
+
+const char *kernels_backend_reason(const kernels_backend_t *be)
+{
+    return be ? be->reason : "(none)";
+}
+
+int kernels_sync(kernels_backend_t *be, char *err, size_t errlen)
+{
+    if (!be)
+        return fail(err, errlen, "kernels_sync: no backend");
+    return be->sync ? be->sync(be, err, errlen) : 0;
 }
 
 float *kernels_alloc(kernels_backend_t *be, size_t n, char *err, size_t errlen)
@@ -233,7 +315,8 @@ int kernels_attention(kernels_backend_t *be, const kernels_tensor_t *q, const ke
     if (n_seq < 1 || heads < 1)
         return fail(err, errlen, "%s: n_seq and heads must be >= 1", op);
     if (check_tensor(q, op, "q", err, errlen) < 0 || check_tensor(k, op, "k", err, errlen) < 0 ||
-        check_tensor(v, op, "v", err, errlen) < 0 || check_tensor(out, op, "out", err, errlen) < 0 ||
+        check_tensor(v, op, "v", err, errlen) < 0 ||
+        check_tensor(out, op, "out", err, errlen) < 0 ||
         check_tensor(scratch, op, "scratch", err, errlen) < 0 ||
         (mask && check_tensor(mask, op, "mask", err, errlen) < 0))
         return -1;
@@ -241,22 +324,27 @@ int kernels_attention(kernels_backend_t *be, const kernels_tensor_t *q, const ke
     if (q->batch != 1 || k->batch != 1 || v->batch != 1 || out->batch != 1)
         return fail(err, errlen, "%s: q, k, v and out must have batch 1", op);
     if (rows % n_seq != 0 || width % heads != 0)
-        return fail(err, errlen, "%s: %lld rows x %lld cols do not split into %lld sequences of %lld heads",
-                    op, (long long)rows, (long long)width, (long long)n_seq, (long long)heads);
+        return fail(err, errlen,
+                    "%s: %lld rows x %lld cols do not split into %lld sequences of %lld heads", op,
+                    (long long)rows, (long long)width, (long long)n_seq, (long long)heads);
     int64_t seq_len = rows / n_seq;
     const kernels_tensor_t *same[] = {k, v, out};
     for (int i = 0; i < 3; i++)
         if (same[i]->rows != rows || same[i]->cols != width)
             return fail(err, errlen, "%s: q is %lld x %lld, %s %lld x %lld", op, (long long)rows,
-                        (long long)width, i == 0 ? "k" : i == 1 ? "v" : "out",
+                        (long long)width,
+                        i == 0   ? "k"
+                        : i == 1 ? "v"
+                                 : "out",
                         (long long)same[i]->rows, (long long)same[i]->cols);
     if (scratch->batch != n_seq * heads || scratch->rows != seq_len || scratch->cols != seq_len)
-        return fail(err, errlen, "%s: scratch must be %lld x %lld x %lld, is %lld x %lld x %lld", op,
-                    (long long)(n_seq * heads), (long long)seq_len, (long long)seq_len,
+        return fail(err, errlen, "%s: scratch must be %lld x %lld x %lld, is %lld x %lld x %lld",
+                    op, (long long)(n_seq * heads), (long long)seq_len, (long long)seq_len,
                     (long long)scratch->batch, (long long)scratch->rows, (long long)scratch->cols);
     if (mask && (total_rows(mask) != n_seq || mask->cols != seq_len))
-        return fail(err, errlen, "%s: mask must be %lld x %lld, is %lld x %lld", op, (long long)n_seq,
-                    (long long)seq_len, (long long)total_rows(mask), (long long)mask->cols);
+        return fail(err, errlen, "%s: mask must be %lld x %lld, is %lld x %lld", op,
+                    (long long)n_seq, (long long)seq_len, (long long)total_rows(mask),
+                    (long long)mask->cols);
     return be->attention(be, q, k, v, mask, n_seq, heads, scale, scratch, out, err, errlen);
 }
 

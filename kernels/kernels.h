@@ -1,12 +1,15 @@
 /* Tensor operations for vigil's models (MLP scorer, MiniLM-style text encoder), behind a backend
- * chosen at run time: "cpu" (OpenBLAS GEMMs, plain C loops elsewhere) now, "cuda" later. This
- * header is the whole public API; nothing here includes anything else of vigil.
+ * chosen at run time: "cpu" (OpenBLAS GEMMs, plain C loops elsewhere) or "cuda" (cuBLAS GEMMs,
+ * kernels of our own elsewhere; built when nvcc is found). This header is the whole public API;
+ * nothing here includes anything else of vigil.
  *
  * Tensors. A kernels_tensor_t is a float32 view, row-major, of `batch` matrices of rows x cols:
  * element (b, i, j) lives at data[b * stride + i * ld + j]. ld >= cols lets a view address a
  * column block or a padded buffer; stride lets one view cover a strided batch (attention heads).
  * The view does not own its memory: data comes from kernels_alloc on the same backend (device
  * memory for CUDA), and is read/written only through the ops and kernels_copy_*.
+ *
+ * Sizes: batch * rows and ld are at most 2^31 - 1 (BLAS and GPU grids take 32-bit sizes).
  *
  * Row-wise ops (bias_act, layernorm, softmax, l2norm, ...) treat a tensor as batch * rows rows of
  * cols elements. Ops taking an `out` accept out == in (same view) unless their comment says not.
@@ -20,6 +23,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus /* the CUDA backend is compiled as C++ */
+extern "C" {
+#endif
 
 typedef struct kernels_tensor {
     float *data;
@@ -36,11 +43,25 @@ kernels_tensor_t kernels_tensor_3d(float *data, int64_t batch, int64_t rows, int
 
 typedef struct kernels_backend kernels_backend_t;
 
-/* name: "cpu", or "auto" (the best one built: "cpu" until the CUDA backend exists). threads: for
- * the CPU backend, the BLAS thread count (0: leave OpenBLAS's default). NULL with err. */
+/* name: "cpu"; "cuda" (device 0) or "cuda:N"; or "auto": CUDA when this build has it and a device
+ * is usable, else CPU (kernels_backend_reason says which and why, for the caller to log).
+ * threads: the CPU backend's BLAS thread count (0: leave OpenBLAS's default). NULL with err.
+ *
+ * A CUDA backend is one stream with its own cuBLAS handle and workspace: its ops are queued in
+ * order and return before the device has run them. Copies to the host wait for everything queued
+ * before them; kernels_sync waits explicitly. A fault while the device runs an op (an illegal
+ * address, say) is reported by the next copy to the host or sync. Two backends on one device are
+ * two streams and may overlap; memory from kernels_alloc is usable by both. */
 kernels_backend_t *kernels_backend_new(const char *name, int threads, char *err, size_t errlen);
 void kernels_backend_free(kernels_backend_t *be);
 const char *kernels_backend_name(const kernels_backend_t *be);
+/* One line on why this backend runs: the device it uses, or why "auto" fell back to the CPU. */
+const char *kernels_backend_reason(const kernels_backend_t *be);
+/* 1 when kernels_backend_new(name) would find what it needs (for "cuda": built in and a usable
+ * device), else 0 with the reason in why. Creates nothing. */
+int kernels_backend_available(const char *name, char *why, size_t whylen);
+/* Waits until every op queued on be has run; reports a fault that happened meanwhile. */
+int kernels_sync(kernels_backend_t *be, char *err, size_t errlen);
 
 /* Memory on the backend, in floats. kernels_alloc returns NULL with err; kernels_free(NULL) is a
  * no-op. Copies move n floats between host and backend memory. */
@@ -154,5 +175,9 @@ typedef struct kernels_adam {
 int kernels_adamw(kernels_backend_t *be, const kernels_adam_t *opt, kernels_tensor_t *param,
                   const kernels_tensor_t *grad, kernels_tensor_t *m, kernels_tensor_t *v, char *err,
                   size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

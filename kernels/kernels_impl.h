@@ -6,10 +6,16 @@
 
 #include "kernels.h"
 
+#ifdef __cplusplus /* the CUDA backend is compiled as C++ */
+extern "C" {
+#endif
+
 struct kernels_backend {
     const char *name;
-    void *ctx; /* backend's own state */
+    char reason[256]; /* why this backend: filled by kernels.c and the backend's init */
+    void *ctx;        /* backend's own state */
     void (*destroy)(kernels_backend_t *be);
+    int (*sync)(kernels_backend_t *be, char *err, size_t errlen); /* NULL: ops are synchronous */
     float *(*alloc)(kernels_backend_t *be, size_t n, char *err, size_t errlen);
     void (*free)(kernels_backend_t *be, float *p);
     int (*copy_to_backend)(kernels_backend_t *be, float *dst, const float *src, size_t n, char *err,
@@ -56,10 +62,22 @@ struct kernels_backend {
 /* Fills be with the CPU backend. threads: BLAS threads, 0 for OpenBLAS's default. */
 int kernels_cpu_init(kernels_backend_t *be, int threads, char *err, size_t errlen);
 
+#ifdef VIGIL_KERNELS_CUDA
+/* 1 when CUDA device `device` can run this build's code, else 0 with the reason in why; on
+ * success why describes the device. Leaves no context behind beyond the runtime's own. */
+int kernels_cuda_probe(int device, char *why, size_t whylen);
+/* Fills be with the CUDA backend on `device` (a stream, a cuBLAS handle, staging buffers). */
+int kernels_cuda_init(kernels_backend_t *be, int device, char *err, size_t errlen);
+#endif
+
 /* Row r (0 .. batch * rows - 1) of t. */
 static inline float *kernels_row(const kernels_tensor_t *t, int64_t r)
 {
     return t->data + (r / t->rows) * t->stride + (r % t->rows) * t->ld;
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

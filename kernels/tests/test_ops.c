@@ -1,5 +1,8 @@
-/* Tests of the CPU backend: every op against the float64 reference (ref.c) on fixed-seed random
- * inputs, over several shapes (odd sizes, padded rows, strided batches, transposes).
+/* Tests of a backend (argument: cpu or cuda): every op against the float64 reference (ref.c) on
+ * fixed-seed random inputs, over several shapes (odd sizes, padded rows, strided batches,
+ * transposes). The seed is fixed, so both backends see exactly the same inputs and their worst
+ * errors can be compared line by line. Without a usable CUDA device (or without the CUDA backend
+ * in this build) the cuda run prints why and exits 77, which ctest reports as skipped.
  *
  * Each output buffer is poisoned before the op: its elements with NaN, so an element the op fails
  * to write fails the comparison, and the padding between rows and matrices with a sentinel that
@@ -353,7 +356,7 @@ static void test_attention(kernels_backend_t *be)
     static const struct {
         int64_t n_seq, seq_len, heads, head_dim, pad;
         int fused, use_mask;
-    } cases[] = {{1, 1, 1, 1, 0, 0, 0},  {2, 5, 2, 3, 1, 0, 1},   {3, 17, 4, 8, 0, 1, 1},
+    } cases[] = {{1, 1, 1, 1, 0, 0, 0},    {2, 5, 2, 3, 1, 0, 1}, {3, 17, 4, 8, 0, 1, 1},
                  {4, 64, 12, 32, 0, 1, 1}, {2, 9, 3, 5, 2, 0, 0}, {3, 33, 2, 16, 0, 0, 1}};
     const double bound = 1e-5;
     double worst = 0.0;
@@ -917,15 +920,78 @@ static void test_errors(kernels_backend_t *be)
     printf("%-20s %3d cases  %s\n", "errors", n, ok == n ? "ok" : "FAILED");
 }
 
-int main(void)
+/* Copies: a round trip of 5,000,003 floats (20 MB: several chunks of a staging buffer, and an odd
+ * tail) must come back bit for bit. */
+static void test_copies(kernels_backend_t *be)
+{
+    const size_t n = 5000003;
+    char err[256] = "";
+    float *h = malloc(n * sizeof(float)), *back = malloc(n * sizeof(float));
+    float *d = kernels_alloc(be, n, err, sizeof(err));
+    if (!h || !back || !d) {
+        fprintf(stderr, "FAIL copies: %s\n", d ? "out of memory" : err);
+        failures++;
+        free(h), free(back), kernels_free(be, d);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        h[i] = (float)rnd(1e6), back[i] = NAN;
+    must(kernels_copy_to_backend(be, d, h, n, err, sizeof(err)), "copy_to_backend", err);
+    must(kernels_copy_to_host(be, back, d, n, err, sizeof(err)), "copy_to_host", err);
+    int ok = memcmp(h, back, n * sizeof(float)) == 0;
+    /* A view past 2^31 - 1 rows is refused before any backend sees it. */
+    kernels_tensor_t huge = kernels_tensor_3d(d, 3, 1000000000, 1);
+    ok = ok && kernels_l2norm(be, &huge, 1e-6f, &huge, err, sizeof(err)) < 0 &&
+         strstr(err, "2^31") != NULL;
+    if (!ok) {
+        fprintf(stderr, "FAIL copies\n");
+        failures++;
+    }
+    printf("%-20s %3d cases  %s\n", "copies", 2, ok ? "ok" : "FAILED");
+    free(h), free(back), kernels_free(be, d);
+}
+
+/* Backend choice: "auto" names the backend it took and says why. */
+static void test_choice(void)
 {
     char err[256];
-    kernels_backend_t *be = kernels_backend_new("auto", 2, err, sizeof(err));
+    kernels_backend_t *be = kernels_backend_new("auto", 1, err, sizeof(err));
+    int ok = be != NULL && strlen(kernels_backend_reason(be)) > 0 &&
+             strncmp(kernels_backend_reason(be), kernels_backend_name(be),
+                     strlen(kernels_backend_name(be))) == 0;
+    if (be)
+        printf("auto: %s\n", kernels_backend_reason(be));
+    kernels_backend_free(be);
+    /* Asking for a backend this process cannot have fails with the reason. */
+    char why[256] = "";
+    if (!kernels_backend_available("cuda", why, sizeof(why))) {
+        err[0] = 0;
+        kernels_backend_t *none = kernels_backend_new("cuda", 1, err, sizeof(err));
+        ok = ok && none == NULL && strstr(err, "cuda") != NULL;
+        kernels_backend_free(none);
+    }
+    ok = ok && !kernels_backend_available("cuda:x", why, sizeof(why));
+    if (!ok) {
+        fprintf(stderr, "FAIL backend choice\n");
+        failures++;
+    }
+    printf("%-20s %3d cases  %s\n", "backend choice", 3, ok ? "ok" : "FAILED");
+}
+
+int main(int argc, char **argv)
+{
+    const char *name = argc > 1 ? argv[1] : "cpu";
+    char err[256], why[256];
+    if (!kernels_backend_available(name, why, sizeof(why))) {
+        printf("SKIP backend %s: %s\n", name, why);
+        return 77;
+    }
+    kernels_backend_t *be = kernels_backend_new(name, 2, err, sizeof(err));
     if (!be) {
         fprintf(stderr, "FAIL backend: %s\n", err);
         return 1;
     }
-    printf("backend %s\n", kernels_backend_name(be));
+    printf("backend %s (%s)\n", kernels_backend_name(be), kernels_backend_reason(be));
     test_gemm(be);
     test_bias_act(be);
     test_layernorm(be);
@@ -940,6 +1006,8 @@ int main(void)
     test_dense_backward(be);
     test_adamw(be);
     test_errors(be);
+    test_copies(be);
+    test_choice();
     kernels_backend_free(be);
     if (failures) {
         printf("%d FAILURES\n", failures);
