@@ -26,8 +26,10 @@ static inline float kexpf(float x)
 {
     float xc = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
     float t = xc * 1.44269504088896341f;
-    int32_t n = (int32_t)(t + (t >= 0.0f ? 0.5f : -0.5f)); /* round to nearest */
-    float fn = (float)n;
+    /* Round to nearest by adding and removing 1.5 * 2^23 (exact for |t| < 2^22): no branch or
+     * rounding instruction the SSE2 baseline lacks. */
+    float fn = (t + 12582912.0f) - 12582912.0f;
+    int32_t n = (int32_t)fn;
     float r = xc - fn * 0.693359375f; /* ln2 split in two so fn * hi is exact */
     r = r - fn * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -124,6 +126,16 @@ static inline double ksumsq(const float *x, int64_t n, double c)
     return s;
 }
 
+/* The row-wise loops are compiled three times, for AVX-512 (x86-64-v4), AVX2 (x86-64-v3) and the
+ * SSE2 baseline, and the loader picks the widest the CPU runs (GCC's target_clones, an ifunc).
+ * FMA contraction stays off in every clone and no loop is reassociated, so all three give the
+ * same bits; only the speed differs. Elsewhere (or with -DKERNELS_NO_CLONES) one baseline build. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(KERNELS_NO_CLONES)
+#define KERNELS_WIDE __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define KERNELS_WIDE
+#endif
+
 static float *cpu_alloc(kernels_backend_t *be, size_t n, char *err, size_t errlen)
 {
     (void)be;
@@ -149,34 +161,100 @@ static int cpu_copy(kernels_backend_t *be, float *dst, const float *src, size_t 
     return 0;
 }
 
+/* ---- Row-parallel ops. Each op's loop body runs on a range of rows (or sequences, or attention
+ * heads) and the ranges are split over the backend's threads with OpenMP; results do not depend
+ * on the split, since every row is computed by one thread in one fixed order. */
+
+typedef struct cpu_ctx {
+    int threads; /* for the row-parallel loops; the BLAS has its own setting */
+} cpu_ctx_t;
+
+/* Everything a row range needs; each op reads the fields it documents. */
+typedef struct row_job {
+    const kernels_tensor_t *x, *p1, *p2, *mask, *k, *v;
+    kernels_tensor_t *out, *scratch;
+    kernels_act_t act;
+    float eps, scale;
+    int mask_per_row;
+    int64_t heads;
+} row_job_t;
+
+typedef void (*row_fn_t)(const row_job_t *job, int64_t r0, int64_t r1);
+
+/* Below this many elements an op runs on the calling thread: waking threads costs more. */
+#define CPU_PARALLEL_MIN_ELEMS 32768
+
+static void run_rows(kernels_backend_t *be, int64_t rows, int64_t elems_per_row, row_fn_t fn,
+                     const row_job_t *job)
+{
+    int nt = ((cpu_ctx_t *)be->ctx)->threads;
+    if (nt > rows)
+        nt = (int)rows;
+    if (nt <= 1 || rows * elems_per_row < CPU_PARALLEL_MIN_ELEMS) {
+        fn(job, 0, rows);
+        return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; t++)
+        fn(job, rows * t / nt, rows * (t + 1) / nt);
+}
+
+/* Products of one batched GEMM, [b0, b1). */
+typedef struct gemm_job {
+    int trans_a, trans_b;
+    float alpha, beta;
+    const kernels_tensor_t *a, *b;
+    kernels_tensor_t *c;
+} gemm_job_t;
+
+static void gemm_range(const gemm_job_t *g, int64_t b0, int64_t b1)
+{
+    const kernels_tensor_t *a = g->a, *b = g->b;
+    kernels_tensor_t *c = g->c;
+    int m = (int)c->rows, n = (int)c->cols, k = (int)(g->trans_a ? a->rows : a->cols);
+    for (int64_t i = b0; i < b1; i++) {
+        /* A shared operand (batch 1) stays at its first matrix. */
+        const float *pa = a->data + (a->batch > 1 ? i * a->stride : 0);
+        const float *pb = b->data + (b->batch > 1 ? i * b->stride : 0);
+        cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
+                    g->trans_b ? CblasTrans : CblasNoTrans, m, n, k, g->alpha, pa, (int)a->ld, pb,
+                    (int)b->ld, g->beta, c->data + i * c->stride, (int)c->ld);
+    }
+}
+
+/* Products up to this many multiply-adds are too small for OpenBLAS to thread on its own: a batch
+ * of them is split over the backend's threads instead, one product per call. */
+#define CPU_SMALL_GEMM (128 * 128 * 128)
+
 static int cpu_gemm(kernels_backend_t *be, int trans_a, int trans_b, float alpha,
                     const kernels_tensor_t *a, const kernels_tensor_t *b, float beta,
                     kernels_tensor_t *c, char *err, size_t errlen)
 {
-    (void)be, (void)err, (void)errlen;
-    int m = (int)c->rows, n = (int)c->cols, k = (int)(trans_a ? a->rows : a->cols);
-    for (int64_t i = 0; i < c->batch; i++) {
-        /* A shared operand (batch 1) stays at its first matrix. */
-        const float *pa = a->data + (a->batch > 1 ? i * a->stride : 0);
-        const float *pb = b->data + (b->batch > 1 ? i * b->stride : 0);
-        float *pc = c->data + i * c->stride;
-        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                    trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, pa, (int)a->ld, pb,
-                    (int)b->ld, beta, pc, (int)c->ld);
+    (void)err, (void)errlen;
+    gemm_job_t g = {trans_a, trans_b, alpha, beta, a, b, c};
+    int64_t mnk = c->rows * c->cols * (trans_a ? a->rows : a->cols);
+    int nt = ((cpu_ctx_t *)be->ctx)->threads;
+    if (nt > c->batch)
+        nt = (int)c->batch;
+    if (nt <= 1 || mnk > CPU_SMALL_GEMM) {
+        gemm_range(&g, 0, c->batch);
+        return 0;
     }
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; t++)
+        gemm_range(&g, c->batch * t / nt, c->batch * (t + 1) / nt);
     return 0;
 }
 
-static int cpu_bias_act(kernels_backend_t *be, const kernels_tensor_t *x,
-                        const kernels_tensor_t *bias, kernels_act_t act, kernels_tensor_t *out,
-                        char *err, size_t errlen)
+/* job: x, p1 (bias or NULL), act, out. */
+KERNELS_WIDE
+static void bias_act_rows(const row_job_t *job, int64_t r0, int64_t r1)
 {
-    (void)be, (void)err, (void)errlen;
-    int64_t n = x->cols, rows = x->batch * x->rows;
-    const float *pb = bias ? bias->data : NULL;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *in = kernels_row(x, r);
-        float *o = kernels_row(out, r);
+    int64_t n = job->x->cols;
+    const float *pb = job->p1 ? job->p1->data : NULL;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *in = kernels_row(job->x, r);
+        float *o = kernels_row(job->out, r);
         /* The bias first, then the activation in place on the output row (still in L1): each
          * loop is then a plain loop over one array, which the compiler vectorises. */
         if (pb)
@@ -184,7 +262,7 @@ static int cpu_bias_act(kernels_backend_t *be, const kernels_tensor_t *x,
                 o[j] = in[j] + pb[j];
         else if (o != in)
             memcpy(o, in, (size_t)n * sizeof(float));
-        switch (act) {
+        switch (job->act) {
         case KERNELS_ACT_NONE:
             break;
         case KERNELS_ACT_RELU:
@@ -205,33 +283,51 @@ static int cpu_bias_act(kernels_backend_t *be, const kernels_tensor_t *x,
             break;
         }
     }
+}
+
+static int cpu_bias_act(kernels_backend_t *be, const kernels_tensor_t *x,
+                        const kernels_tensor_t *bias, kernels_act_t act, kernels_tensor_t *out,
+                        char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    row_job_t job = {.x = x, .p1 = bias, .out = out, .act = act};
+    run_rows(be, x->batch * x->rows, x->cols, bias_act_rows, &job);
     return 0;
+}
+
+/* job: x, p1 (gamma), p2 (beta), eps, out. */
+KERNELS_WIDE
+static void layernorm_rows(const row_job_t *job, int64_t r0, int64_t r1)
+{
+    int64_t n = job->x->cols;
+    const float *g = job->p1->data, *b = job->p2->data;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *in = kernels_row(job->x, r);
+        float *o = kernels_row(job->out, r);
+        /* Two passes (mean, then squared deviations): one-pass E[x^2] - E[x]^2 cancels badly
+         * when the mean is large next to the spread. */
+        double mean = ksum(in, n) / (double)n, ss = ksumsq(in, n, mean);
+        float fmean = (float)mean;
+        float inv = (float)(1.0 / sqrt(ss / (double)n + (double)job->eps));
+        for (int64_t j = 0; j < n; j++)
+            o[j] = (in[j] - fmean) * inv * g[j] + b[j];
+    }
 }
 
 static int cpu_layernorm(kernels_backend_t *be, const kernels_tensor_t *x,
                          const kernels_tensor_t *gamma, const kernels_tensor_t *beta, float eps,
                          kernels_tensor_t *out, char *err, size_t errlen)
 {
-    (void)be, (void)err, (void)errlen;
-    int64_t n = x->cols, rows = x->batch * x->rows;
-    const float *g = gamma->data, *b = beta->data;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *in = kernels_row(x, r);
-        float *o = kernels_row(out, r);
-        /* Two passes (mean, then squared deviations): one-pass E[x^2] - E[x]^2 cancels badly
-         * when the mean is large next to the spread. */
-        double mean = ksum(in, n) / (double)n, ss = ksumsq(in, n, mean);
-        float fmean = (float)mean;
-        float inv = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
-        for (int64_t j = 0; j < n; j++)
-            o[j] = (in[j] - fmean) * inv * g[j] + b[j];
-    }
+    (void)err, (void)errlen;
+    row_job_t job = {.x = x, .p1 = gamma, .p2 = beta, .eps = eps, .out = out};
+    run_rows(be, x->batch * x->rows, x->cols, layernorm_rows, &job);
     return 0;
 }
 
 /* Softmax of one row in place; -INFINITY elements are excluded, and a row of nothing but
  * -INFINITY becomes zeros. The maximum is subtracted first to keep exp in range; separate plain
  * loops vectorise. */
+KERNELS_WIDE
 static void softmax_row(float *o, int64_t n)
 {
     float lane[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
@@ -258,17 +354,15 @@ static void softmax_row(float *o, int64_t n)
         o[j] *= inv;
 }
 
-static int cpu_softmax(kernels_backend_t *be, const kernels_tensor_t *x,
-                       const kernels_tensor_t *mask, kernels_tensor_t *out, char *err,
-                       size_t errlen)
+/* job: x, mask (NULL, one row, or one per row: mask_per_row), out. */
+KERNELS_WIDE
+static void softmax_rows(const row_job_t *job, int64_t r0, int64_t r1)
 {
-    (void)be, (void)err, (void)errlen;
-    int64_t n = x->cols, rows = x->batch * x->rows;
-    int mask_per_row = mask && mask->batch * mask->rows > 1;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *in = kernels_row(x, r);
-        const float *mk = mask ? kernels_row(mask, mask_per_row ? r : 0) : NULL;
-        float *o = kernels_row(out, r);
+    int64_t n = job->x->cols;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *in = kernels_row(job->x, r);
+        const float *mk = job->mask ? kernels_row(job->mask, job->mask_per_row ? r : 0) : NULL;
+        float *o = kernels_row(job->out, r);
         /* The masked row is built in o first, so x is read once even when out == x. */
         if (mk)
             for (int64_t j = 0; j < n; j++)
@@ -277,46 +371,75 @@ static int cpu_softmax(kernels_backend_t *be, const kernels_tensor_t *x,
             memcpy(o, in, (size_t)n * sizeof(float));
         softmax_row(o, n);
     }
+}
+
+static int cpu_softmax(kernels_backend_t *be, const kernels_tensor_t *x,
+                       const kernels_tensor_t *mask, kernels_tensor_t *out, char *err,
+                       size_t errlen)
+{
+    (void)err, (void)errlen;
+    row_job_t job = {.x = x, .mask = mask, .out = out};
+    job.mask_per_row = mask && mask->batch * mask->rows > 1;
+    run_rows(be, x->batch * x->rows, x->cols, softmax_rows, &job);
     return 0;
 }
 
 /* Per sequence and head: scores = scale q k^T into scratch (one small GEMM), padding keys set to
  * -INFINITY, row softmax, then out = P v (a second GEMM). The heads are column blocks of q, k, v
  * and out, addressed through ld, so nothing is transposed or copied. */
+/* job: x (q), k, v, mask (n_seq x seq_len or NULL), heads, scale, scratch, out; a "row" here is
+ * one (sequence, head) pair, b = s * heads + h. For each: scores = scale q k^T into scratch (one
+ * small GEMM), padding keys set to -INFINITY, row softmax, then out = P v (a second GEMM). The
+ * heads are column blocks of q, k, v and out, addressed through ld: nothing is copied. */
+static void attention_rows(const row_job_t *job, int64_t b0, int64_t b1)
+{
+    const kernels_tensor_t *q = job->x, *k = job->k, *v = job->v;
+    kernels_tensor_t *scratch = job->scratch, *out = job->out;
+    int64_t heads = job->heads, seq_len = scratch->rows, hd = q->cols / heads;
+    int L = (int)seq_len, d = (int)hd;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t s = b / heads, h = b % heads, row0 = s * seq_len;
+        const float *mk = job->mask ? kernels_row(job->mask, s) : NULL;
+        float *p = scratch->data + b * scratch->stride;
+        const float *qs = q->data + row0 * q->ld + h * hd;
+        const float *ks = k->data + row0 * k->ld + h * hd;
+        const float *vs = v->data + row0 * v->ld + h * hd;
+        float *os = out->data + row0 * out->ld + h * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, d, job->scale, qs, (int)q->ld,
+                    ks, (int)k->ld, 0.0f, p, (int)scratch->ld);
+        for (int64_t i = 0; i < seq_len; i++) {
+            float *pr = p + i * scratch->ld;
+            if (mk)
+                for (int64_t j = 0; j < seq_len; j++)
+                    pr[j] = mk[j] == 0.0f ? -INFINITY : pr[j];
+            softmax_row(pr, seq_len);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, d, L, 1.0f, p, (int)scratch->ld,
+                    vs, (int)v->ld, 0.0f, os, (int)out->ld);
+    }
+}
+
 static int cpu_attention(kernels_backend_t *be, const kernels_tensor_t *q,
                          const kernels_tensor_t *k, const kernels_tensor_t *v,
                          const kernels_tensor_t *mask, int64_t n_seq, int64_t heads, float scale,
-                         kernels_tensor_t *scratch, kernels_tensor_t *out, char *err,
-                         size_t errlen)
+                         kernels_tensor_t *scratch, kernels_tensor_t *out, char *err, size_t errlen)
 {
-    (void)be, (void)err, (void)errlen;
-    int64_t seq_len = q->rows / n_seq, hd = q->cols / heads;
-    int L = (int)seq_len, d = (int)hd;
-    for (int64_t s = 0; s < n_seq; s++) {
-        const float *mk = mask ? kernels_row(mask, s) : NULL;
-        int64_t row0 = s * seq_len;
-        for (int64_t h = 0; h < heads; h++) {
-            float *p = scratch->data + (s * heads + h) * scratch->stride;
-            const float *qs = q->data + row0 * q->ld + h * hd;
-            const float *ks = k->data + row0 * k->ld + h * hd;
-            const float *vs = v->data + row0 * v->ld + h * hd;
-            float *os = out->data + row0 * out->ld + h * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, d, scale, qs, (int)q->ld, ks,
-                        (int)k->ld, 0.0f, p, (int)scratch->ld);
-            for (int64_t i = 0; i < seq_len; i++) {
-                float *pr = p + i * scratch->ld;
-                if (mk)
-                    for (int64_t j = 0; j < seq_len; j++)
-                        pr[j] = mk[j] == 0.0f ? -INFINITY : pr[j];
-                softmax_row(pr, seq_len);
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, d, L, 1.0f, p,
-                        (int)scratch->ld, vs, (int)v->ld, 0.0f, os, (int)out->ld);
-        }
-    }
+    (void)err, (void)errlen;
+    row_job_t job = {.x = q,
+                     .k = k,
+                     .v = v,
+                     .mask = mask,
+                     .heads = heads,
+                     .scale = scale,
+                     .scratch = scratch,
+                     .out = out};
+    int64_t seq_len = q->rows / n_seq;
+    /* Work per pair: two GEMMs of seq_len^2 * head_dim each. */
+    run_rows(be, n_seq * heads, 2 * seq_len * q->cols / heads * seq_len, attention_rows, &job);
     return 0;
 }
 
+KERNELS_WIDE
 static int cpu_embed(kernels_backend_t *be, const int32_t *ids, const int32_t *types, int64_t n_seq,
                      int64_t seq_len, const kernels_tensor_t *tok, const kernels_tensor_t *pos,
                      const kernels_tensor_t *type, kernels_tensor_t *out, char *err, size_t errlen)
@@ -337,15 +460,15 @@ static int cpu_embed(kernels_backend_t *be, const int32_t *ids, const int32_t *t
     return 0;
 }
 
-static int cpu_mean_pool(kernels_backend_t *be, const kernels_tensor_t *x,
-                         const kernels_tensor_t *mask, kernels_tensor_t *out, char *err,
-                         size_t errlen)
+/* job: x (n_seq matrices of seq_len x dim), mask, out; a "row" is one sequence. */
+KERNELS_WIDE
+static void mean_pool_rows(const row_job_t *job, int64_t s0, int64_t s1)
 {
-    (void)be, (void)err, (void)errlen;
+    const kernels_tensor_t *x = job->x;
     int64_t dim = x->cols;
-    for (int64_t s = 0; s < x->batch; s++) {
-        const float *mk = kernels_row(mask, s);
-        float *o = kernels_row(out, s);
+    for (int64_t s = s0; s < s1; s++) {
+        const float *mk = kernels_row(job->mask, s);
+        float *o = kernels_row(job->out, s);
         for (int64_t j = 0; j < dim; j++)
             o[j] = 0.0f;
         double wsum = 0.0;
@@ -364,26 +487,43 @@ static int cpu_mean_pool(kernels_backend_t *be, const kernels_tensor_t *x,
                 o[j] *= inv;
         }
     }
+}
+
+static int cpu_mean_pool(kernels_backend_t *be, const kernels_tensor_t *x,
+                         const kernels_tensor_t *mask, kernels_tensor_t *out, char *err,
+                         size_t errlen)
+{
+    (void)err, (void)errlen;
+    row_job_t job = {.x = x, .mask = mask, .out = out};
+    run_rows(be, x->batch, x->rows * x->cols, mean_pool_rows, &job);
     return 0;
+}
+
+/* job: x, eps, out. */
+KERNELS_WIDE
+static void l2norm_rows(const row_job_t *job, int64_t r0, int64_t r1)
+{
+    int64_t n = job->x->cols;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *in = kernels_row(job->x, r);
+        float *o = kernels_row(job->out, r);
+        double norm = sqrt(ksumsq(in, n, 0.0));
+        float inv = (float)(1.0 / (norm > job->eps ? norm : (double)job->eps));
+        for (int64_t j = 0; j < n; j++)
+            o[j] = in[j] * inv;
+    }
 }
 
 static int cpu_l2norm(kernels_backend_t *be, const kernels_tensor_t *x, float eps,
                       kernels_tensor_t *out, char *err, size_t errlen)
 {
-    (void)be, (void)err, (void)errlen;
-    int64_t n = x->cols, rows = x->batch * x->rows;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *in = kernels_row(x, r);
-        float *o = kernels_row(out, r);
-        double ss = ksumsq(in, n, 0.0);
-        double norm = sqrt(ss);
-        float inv = (float)(1.0 / (norm > eps ? norm : (double)eps));
-        for (int64_t j = 0; j < n; j++)
-            o[j] = in[j] * inv;
-    }
+    (void)err, (void)errlen;
+    row_job_t job = {.x = x, .eps = eps, .out = out};
+    run_rows(be, x->batch * x->rows, x->cols, l2norm_rows, &job);
     return 0;
 }
 
+KERNELS_WIDE
 static int cpu_embedding_bag(kernels_backend_t *be, const kernels_tensor_t *table,
                              const int32_t *ids, const float *weights, const int64_t *offsets,
                              int64_t n_bags, kernels_tensor_t *out, char *err, size_t errlen)
@@ -492,6 +632,7 @@ static int cpu_dense_backward(kernels_backend_t *be, const kernels_tensor_t *x,
     return 0;
 }
 
+KERNELS_WIDE
 static int cpu_adamw(kernels_backend_t *be, const kernels_adam_t *opt, kernels_tensor_t *param,
                      const kernels_tensor_t *grad, kernels_tensor_t *m, kernels_tensor_t *v,
                      char *err, size_t errlen)
@@ -516,15 +657,34 @@ static int cpu_adamw(kernels_backend_t *be, const kernels_adam_t *opt, kernels_t
     return 0;
 }
 
+static void cpu_destroy(kernels_backend_t *be)
+{
+    free(be->ctx);
+    be->ctx = NULL;
+}
+
+/* GCC 12 takes the address of a target_clones function (its ifunc, a global symbol) for the
+ * address of a local and warns of a dangling pointer; the warning is wrong and silenced here only.
+ */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
 int kernels_cpu_init(kernels_backend_t *be, int threads, char *err, size_t errlen)
 {
-    (void)err, (void)errlen;
-    /* OpenBLAS's thread count is process-wide: the last backend created sets it. */
+    cpu_ctx_t *ctx = malloc(sizeof(*ctx));
+    if (!ctx) {
+        if (err && errlen > 0)
+            snprintf(err, errlen, "kernels: out of memory");
+        return -1;
+    }
+    /* OpenBLAS's thread count is process-wide: the last backend created sets it. The row loops
+     * use as many threads as the BLAS. */
     if (threads > 0)
         openblas_set_num_threads(threads);
+    ctx->threads = threads > 0 ? threads : openblas_get_num_threads();
     be->name = "cpu";
-    be->ctx = NULL;
-    be->destroy = NULL;
+    be->ctx = ctx;
+    be->destroy = cpu_destroy;
     be->alloc = cpu_alloc;
     be->free = cpu_free;
     be->copy_to_backend = cpu_copy;
@@ -544,3 +704,4 @@ int kernels_cpu_init(kernels_backend_t *be, int threads, char *err, size_t errle
     be->adamw = cpu_adamw;
     return 0;
 }
+#pragma GCC diagnostic pop
