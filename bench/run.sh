@@ -4,7 +4,8 @@
 #
 # Figure 0, decode_behavior: BehaviorEvents decoded per second on one core (bench_decode);
 # features_*: featurisation on one core and entity state memory (bench_features); tokenizer_*:
-# WordPiece MB/s against the Rust tokenizers library (bench/tokenizer.sh).
+# WordPiece MB/s against the Rust tokenizers library (bench/tokenizer.sh); kernels_*: tensor ops
+# against the measured sgemm and copy ceilings (kernels/bench_kernels.c).
 # Figure 1, e2e_skeleton: end-to-end events/s from Kafka to committed PostgreSQL rows, with a
 # throwaway PostgreSQL (fsync off, unix socket) and the embedded Kafka in its own process. N
 # events are produced first; the clock runs from vigild's first committed batch to its last, so
@@ -24,8 +25,11 @@ now_s() { date +%s.%N; }
 "$BUILD_DIR/bench_decode" "$SRC/ingest/schemas"
 # Featurisation on one core with 1,000,000 live users, and state bytes per entity measured.
 "$BUILD_DIR/bench_features"
-# Tensor ops on the CPU backend against the machine's measured sgemm and copy ceilings.
-"$BUILD_DIR/kernels/bench_kernels" 1
+# Tensor ops against the machine's measured sgemm and copy ceilings: the CPU backend on one and on
+# two threads, and the CUDA backend when this machine has a usable device.
+"$BUILD_DIR/kernels/bench_kernels" 1 cpu
+"$BUILD_DIR/kernels/bench_kernels" 2 cpu
+"$BUILD_DIR/kernels/bench_kernels" 1 cuda || echo "# kernels: CUDA backend not benchmarked (reason above)"
 # Tokenizer MB/s, C against the Rust tokenizers library, side by side (bench/tokenizer.sh).
 bash "$SRC/bench/tokenizer.sh" "$BUILD_DIR"
 

@@ -6,7 +6,7 @@
  * the best sgemm rate of a 2048^3 product, memory-bound ops with the best rate of a large copy
  * (bytes read + written). Usage: bench_kernels [threads [backend]] (default 1 thread, backend
  * "auto"; "cpu" or "cuda" to pick). Lines to parse:
- *   BENCH kernels_<op>_<size> <value> <unit>
+ *   BENCH kernels_<backend>_t<threads>_<op>_<size> <value> <unit>
  * one with the rate (GFLOP/s or GB/s), one (_us) with the time per call, one (_ratio) with the
  * rate over the ceiling. */
 #include <stdio.h>
@@ -125,11 +125,14 @@ static int run_row(kernels_backend_t *be, void *arg, char *err, size_t errlen)
     }
 }
 
+/* "cpu_t2", "cuda_t1": backend and CPU threads, so that runs can share one BENCH stream. */
+static char prefix[32];
+
 static void report(const char *name, double t, double rate, const char *unit, double ceiling)
 {
-    printf("BENCH kernels_%s %.2f %s\n", name, rate, unit);
-    printf("BENCH kernels_%s_us %.2f us\n", name, t * 1e6);
-    printf("BENCH kernels_%s_ratio %.3f of_ceiling\n", name, rate / ceiling);
+    printf("BENCH kernels_%s_%s %.2f %s\n", prefix, name, rate, unit);
+    printf("BENCH kernels_%s_%s_us %.2f us\n", prefix, name, t * 1e6);
+    printf("BENCH kernels_%s_%s_ratio %.3f of_ceiling\n", prefix, name, rate / ceiling);
 }
 
 /* Times C (m x n) = op(A) op(B) over batch products; returns GFLOP/s (0 on failure). */
@@ -239,6 +242,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: %s\n", err);
         return 1;
     }
+    snprintf(prefix, sizeof(prefix), "%s_t%d", kernels_backend_name(be), threads);
     printf("# backend %s (%s), %d CPU thread(s)\n", kernels_backend_name(be),
            kernels_backend_reason(be), threads);
 
@@ -249,8 +253,8 @@ int main(int argc, char **argv)
     double bw = bench_row(be, "copy", 5, KERNELS_ACT_NONE, 1, 8192, 8192, 0.0); /* 256 MiB */
     double bw_rows = bench_row(be, "copy_rows", 6, KERNELS_ACT_NONE, 1, 8192, 8192, 0.0);
     bw = bw_rows > bw ? bw_rows : bw;
-    printf("BENCH kernels_ceiling_sgemm_2048 %.2f GFLOP/s\n", peak);
-    printf("BENCH kernels_ceiling_copy_256MiB %.2f GB/s\n", bw);
+    printf("BENCH kernels_%s_ceiling_sgemm_2048 %.2f GFLOP/s\n", prefix, peak);
+    printf("BENCH kernels_%s_ceiling_copy_256MiB %.2f GB/s\n", prefix, bw);
     if (peak <= 0 || bw <= 0) {
         kernels_backend_free(be);
         return 1;
