@@ -152,9 +152,14 @@ kernels_backend_t *kernels_backend_new(const char *name, int threads, char *err,
     }
     if (want_cuda) {
 #ifdef VIGIL_KERNELS_CUDA
-        if (kernels_cuda_init(be, dev >= 0 ? dev : 0, err, errlen) < 0)
+        if (kernels_cuda_init(be, dev >= 0 ? dev : 0, why, sizeof(why)) == 0)
+            return be; /* the CUDA init wrote the reason: the device it uses */
+        if (!is_auto) {
+            fail(err, errlen, "%s", why);
             goto err;
-        return be; /* the CUDA init wrote the reason: the device it uses */
+        }
+        /* auto: a device that probes well but cannot be set up (out of memory, say) leaves the
+         * CPU, with that failure as the reason. */
 #else
         fail(err, errlen,
              "kernels: backend \"%s\": this build has no CUDA backend (nvcc was not "
