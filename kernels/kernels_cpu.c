@@ -1,7 +1,8 @@
 /* The CPU backend: GEMMs through OpenBLAS (cblas_sgemm, threads set with
  * openblas_set_num_threads), every other op a plain C loop over rows that the compiler can
- * vectorise. Backend memory is host memory. Loops run on the calling thread: the row-wise ops are
- * memory-bound and small next to the GEMMs of a layer.
+ * vectorise. Backend memory is host memory. The larger row-wise ops, attention and batches of
+ * small GEMMs are split over the backend's threads (OpenMP, see run_rows); the rest runs on the
+ * calling thread.
  *
  * Reductions (layer norm moments, norms, softmax sums, pooling weights) accumulate in double:
  * they cost nothing next to the memory traffic and keep the float32 error independent of the row
