@@ -2323,6 +2323,24 @@ static int enum_write(avro_value_t *field, avro_schema_t enum_schema, const fiel
     return 0;
 }
 
+/* An optional field is a union: selects its null branch and sets it when the value is absent
+ * (returns 0: nothing more to write), else selects the value branch and points *field at it
+ * (returns 1). -1 on an Avro error (avro_strerror says what). */
+static int union_branch_set(avro_value_t *field, int present, int null_branch, int value_branch)
+{
+    avro_value_t branch;
+    if (!present) {
+        if (avro_value_set_branch(field, null_branch, &branch) != 0 ||
+            avro_value_set_null(&branch) != 0)
+            return -1;
+        return 0;
+    }
+    if (avro_value_set_branch(field, value_branch, &branch) != 0)
+        return -1;
+    *field = branch;
+    return 1;
+}
+
 /* Sets field i of enc->value from rec. */
 static int field_write(ingest_avro_t *enc, const ingest_record_t *rec, int i, char *err,
                        size_t errlen)
@@ -2331,7 +2349,7 @@ static int field_write(ingest_avro_t *enc, const ingest_record_t *rec, int i, ch
     const field_slot_t *slot = &enc->slots[i];
     const char *member = (const char *)rec + spec->offset;
     const char *str = NULL;
-    avro_value_t field, branch;
+    avro_value_t field;
     int present = 1;
     int rc;
 
@@ -2359,17 +2377,12 @@ static int field_write(ingest_avro_t *enc, const ingest_record_t *rec, int i, ch
         return -1;
     }
     if (field_is_optional(spec->kind)) {
-        if (!present) {
-            if (avro_value_set_branch(&field, slot->null_branch, &branch) != 0 ||
-                avro_value_set_null(&branch) != 0) {
+        rc = union_branch_set(&field, present, slot->null_branch, slot->value_branch);
+        if (rc <= 0) {
+            if (rc < 0)
                 goto avro_err;
-            }
             return 0;
         }
-        if (avro_value_set_branch(&field, slot->value_branch, &branch) != 0) {
-            goto avro_err;
-        }
-        field = branch;
     }
     switch (spec->kind) {
     case FIELD_STRING:
@@ -2435,7 +2448,7 @@ static int extra_write(ingest_avro_t *enc, const ingest_event_t *ev, size_t e, c
                        size_t errlen)
 {
     const extra_field_t *x = &enc->extras[e];
-    avro_value_t field, branch;
+    avro_value_t field;
     double num = NAN;
     const char *str = NULL;
     int present;
@@ -2468,17 +2481,12 @@ static int extra_write(ingest_avro_t *enc, const ingest_event_t *ev, size_t e, c
         goto avro_err;
     }
     if (x->optional) {
-        if (!present) {
-            if (avro_value_set_branch(&field, x->null_branch, &branch) != 0 ||
-                avro_value_set_null(&branch) != 0) {
+        rc = union_branch_set(&field, present, x->null_branch, x->value_branch);
+        if (rc <= 0) {
+            if (rc < 0)
                 goto avro_err;
-            }
             return 0;
         }
-        if (avro_value_set_branch(&field, x->value_branch, &branch) != 0) {
-            goto avro_err;
-        }
-        field = branch;
     }
     switch (x->value_type) {
     case AVRO_INT32:
