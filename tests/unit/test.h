@@ -4,6 +4,7 @@
 #define VIGIL_TEST_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int test_failures;
@@ -40,6 +41,18 @@ static int test_checks;
             fputc('\n', stderr);                                                                   \
         }                                                                                          \
     } while (0)
+
+#ifdef VIGIL_SOURCE_SCHEMA_DIR
+/* The directory of vigil's .avsc files: under VIGIL_SOURCE_DIR when ctest sets it, else the path
+ * baked in at build (a hand-run binary). 0, or -1 when it does not fit in len. */
+static inline int test_schema_dir(char *buf, size_t len)
+{
+    const char *src = getenv("VIGIL_SOURCE_DIR");
+    int n = src && src[0] ? snprintf(buf, len, "%s/ingest/schemas", src)
+                          : snprintf(buf, len, "%s", VIGIL_SOURCE_SCHEMA_DIR);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+#endif
 
 /* Ends main: prints a summary and returns the exit status. */
 #define TEST_DONE()                                                                                \

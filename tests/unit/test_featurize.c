@@ -27,15 +27,13 @@ static int write_file(const char *path, const char *text)
 /* BehaviorEvent.avsc with V1..V28 (double, default 0) and segment (optional string) appended. */
 static int write_reader_schema(const char *path)
 {
-    char src[PATH_MAX], *base, *close, extra[4096];
-    const char *dir = getenv("VIGIL_SOURCE_DIR");
+    char dir[PATH_MAX - 32], src[PATH_MAX], *base, *close, extra[4096];
     size_t n = 0;
     FILE *f;
     long size;
-    if (dir) /* ctest sets it; a hand-run binary uses the path baked in at build */
-        snprintf(src, sizeof src, "%s/ingest/schemas/BehaviorEvent.avsc", dir);
-    else
-        snprintf(src, sizeof src, "%s/BehaviorEvent.avsc", VIGIL_SOURCE_SCHEMA_DIR);
+    if (test_schema_dir(dir, sizeof dir) < 0)
+        return -1;
+    snprintf(src, sizeof src, "%s/BehaviorEvent.avsc", dir);
     if (!(f = fopen(src, "r")) || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 ||
         fseek(f, 0, SEEK_SET) != 0) {
         if (f)

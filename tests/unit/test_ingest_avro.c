@@ -28,21 +28,14 @@ static char reader_path[PATH_MAX];
         }                                                                                          \
     } while (0)
 
-/* ctest sets VIGIL_SOURCE_DIR; a hand-run binary falls back to the path baked in at build. */
+/* The schema directory and the BehaviorEvent schema in it. */
 static int paths_init(void)
 {
-    const char *src = getenv("VIGIL_SOURCE_DIR");
-    int n;
-    if (src != NULL && src[0] != '\0') {
-        n = snprintf(schema_dir, sizeof schema_dir, "%s/ingest/schemas", src);
-    } else {
-        n = snprintf(schema_dir, sizeof schema_dir, "%s", VIGIL_SOURCE_SCHEMA_DIR);
-    }
-    if (n < 0 || (size_t)n >= sizeof schema_dir) {
+    if (test_schema_dir(schema_dir, sizeof schema_dir) < 0) {
         return -1;
     }
-    n = snprintf(reader_path, sizeof reader_path, "%.*s/BehaviorEvent.avsc", PATH_MAX - 64,
-                 schema_dir);
+    int n = snprintf(reader_path, sizeof reader_path, "%.*s/BehaviorEvent.avsc", PATH_MAX - 64,
+                     schema_dir);
     return (n < 0 || (size_t)n >= sizeof reader_path) ? -1 : 0;
 }
 

@@ -33,20 +33,14 @@ static const char reader_tail[] =
     "{\"name\": \"session_tag\", \"type\": [\"string\", \"null\"], \"default\": \"n\\u00e9ant\"}";
 #define READER_EXTRAS 33
 
-/* ctest sets VIGIL_SOURCE_DIR; a hand-run binary falls back to the path baked in at build. */
+/* The schema directory and the BehaviorEvent schema in it. */
 static int paths_init(void)
 {
-    const char *src = getenv("VIGIL_SOURCE_DIR");
-    int n;
-    if (src != NULL && src[0] != '\0') {
-        n = snprintf(schema_dir, sizeof schema_dir, "%s/ingest/schemas", src);
-    } else {
-        n = snprintf(schema_dir, sizeof schema_dir, "%s", VIGIL_SOURCE_SCHEMA_DIR);
-    }
-    if (n < 0 || (size_t)n >= sizeof schema_dir) {
+    if (test_schema_dir(schema_dir, sizeof schema_dir) < 0) {
         return -1;
     }
-    n = snprintf(base_path, sizeof base_path, "%.*s/BehaviorEvent.avsc", PATH_MAX - 64, schema_dir);
+    int n =
+        snprintf(base_path, sizeof base_path, "%.*s/BehaviorEvent.avsc", PATH_MAX - 64, schema_dir);
     return (n < 0 || (size_t)n >= sizeof base_path) ? -1 : 0;
 }
 

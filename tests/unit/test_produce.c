@@ -348,11 +348,10 @@ static void test_main_usage_errors(void)
 
 int main(void)
 {
-    const char *src = getenv("VIGIL_SOURCE_DIR");
-    if (src && src[0] != '\0')
-        snprintf(schema_dir, sizeof schema_dir, "%s/ingest/schemas", src);
-    else
-        snprintf(schema_dir, sizeof schema_dir, "%s", VIGIL_SOURCE_SCHEMA_DIR);
+    if (test_schema_dir(schema_dir, sizeof schema_dir) < 0) {
+        fprintf(stderr, "test_produce: schema directory path too long\n");
+        return 1;
+    }
 
     test_deterministic();
     test_gen_new_rejects_bad_counts();
