@@ -19,33 +19,6 @@
 
 #include "behavior_features.h"
 
-enum {
-    F_EVENT_ID,
-    F_TYPE,
-    F_USER,
-    F_ACCOUNT,
-    F_DEVICE,
-    F_IP,
-    F_AMOUNT,
-    F_CURRENCY,
-    F_MERCHANT,
-    F_MCC,
-    F_COUNTRY,
-    F_LAT,
-    F_LON,
-    F_CHANNEL,
-    F_N
-};
-static const features_field_t fields[F_N] = {
-    {"event_id", FEATURES_FIELD_STRING},    {"event_type", FEATURES_FIELD_STRING},
-    {"user_id", FEATURES_FIELD_STRING},     {"account_id", FEATURES_FIELD_STRING},
-    {"device_id", FEATURES_FIELD_STRING},   {"ip", FEATURES_FIELD_STRING},
-    {"amount", FEATURES_FIELD_NUMBER},      {"currency", FEATURES_FIELD_STRING},
-    {"merchant_id", FEATURES_FIELD_STRING}, {"merchant_category", FEATURES_FIELD_STRING},
-    {"country", FEATURES_FIELD_STRING},     {"latitude", FEATURES_FIELD_NUMBER},
-    {"longitude", FEATURES_FIELD_NUMBER},   {"channel", FEATURES_FIELD_STRING},
-};
-
 /* The user lines of the built-in spec (those whose second word is "user"): the biggest entity
  * record, measured alone. Returns a malloc'ed spec text. */
 static char *user_only_spec(void)
@@ -156,26 +129,26 @@ static void make_event(const world_t *w, size_t u, int64_t t, double *num, const
     char *user = keys, *device = keys + 32, *ip = keys + 64;
     uint64_t r = next_rand();
     const char *type = types[r % 6];
-    for (int i = 0; i < F_N; i++) {
+    for (int i = 0; i < FEATURES_BF_COUNT; i++) {
         num[i] = NAN;
         str[i] = NULL;
     }
-    str[F_EVENT_ID] = "e";
-    str[F_TYPE] = type;
-    str[F_USER] = key_text(user, "user-", u);
-    str[F_DEVICE] = key_text(device, "dev-", u);
-    str[F_IP] = key_text(ip, "10.0.", u % w->ips);
-    str[F_COUNTRY] = countries[(r >> 8) % 8];
-    str[F_CHANNEL] = (r >> 12) % 2 ? "web" : "mobile";
+    str[FEATURES_BF_EVENT_ID] = "e";
+    str[FEATURES_BF_EVENT_TYPE] = type;
+    str[FEATURES_BF_USER_ID] = key_text(user, "user-", u);
+    str[FEATURES_BF_DEVICE_ID] = key_text(device, "dev-", u);
+    str[FEATURES_BF_IP] = key_text(ip, "10.0.", u % w->ips);
+    str[FEATURES_BF_COUNTRY] = countries[(r >> 8) % 8];
+    str[FEATURES_BF_CHANNEL] = (r >> 12) % 2 ? "web" : "mobile";
     if (type[0] == 'T') {
-        num[F_AMOUNT] = (double)((r >> 16) % 100000) / 100.0;
-        str[F_CURRENCY] = "EUR";
-        str[F_MERCHANT] = w->merchant[(r >> 20) % w->merchants];
-        str[F_MCC] = "5411";
+        num[FEATURES_BF_AMOUNT] = (double)((r >> 16) % 100000) / 100.0;
+        str[FEATURES_BF_CURRENCY] = "EUR";
+        str[FEATURES_BF_MERCHANT_ID] = w->merchant[(r >> 20) % w->merchants];
+        str[FEATURES_BF_MERCHANT_CATEGORY] = "5411";
     }
     if ((r >> 40) % 2) {
-        num[F_LAT] = (double)((r >> 41) % 18000) / 100.0 - 90.0;
-        num[F_LON] = (double)((r >> 48) % 36000) / 100.0 - 180.0;
+        num[FEATURES_BF_LATITUDE] = (double)((r >> 41) % 18000) / 100.0 - 90.0;
+        num[FEATURES_BF_LONGITUDE] = (double)((r >> 48) % 36000) / 100.0 - 180.0;
     }
     (void)t;
 }
@@ -184,8 +157,8 @@ static void make_event(const world_t *w, size_t u, int64_t t, double *num, const
 static long populate(const world_t *w, const features_spec_t *spec, features_state_t *st,
                      float *out, int64_t *t, long rss0)
 {
-    double num[F_N];
-    const char *str[F_N];
+    double num[FEATURES_BF_COUNT];
+    const char *str[FEATURES_BF_COUNT];
     char keys[96];
     for (size_t u = 0; u < w->users; u++) {
         features_event_t ev = {*t, num, str};
@@ -228,9 +201,12 @@ int main(int argc, char **argv)
     w.merchants = 20000;
     w.ips = w.users / 4 + 1;
     w.merchant = names("m-", w.merchants);
-    spec = features_spec_new(features_default_spec, "built-in spec", fields, F_N, err, sizeof err);
+    spec = features_spec_new(features_default_spec, "built-in spec", features_behavior_fields,
+                             FEATURES_BF_COUNT, err, sizeof err);
     char *utext = user_only_spec();
-    uspec = utext ? features_spec_new(utext, "user-only spec", fields, F_N, err, sizeof err) : NULL;
+    uspec = utext ? features_spec_new(utext, "user-only spec", features_behavior_fields,
+                                      FEATURES_BF_COUNT, err, sizeof err)
+                  : NULL;
     free(utext);
     if (!w.merchant || !spec || !uspec) {
         fprintf(stderr, "bench_features: setup failed: %s\n", err);
@@ -269,8 +245,8 @@ int main(int argc, char **argv)
     /* One event at a time (features_compute), then in chunks of CHUNK events as the daemon's
      * worker hands a batch's events of one partition over (features_compute_batch). */
     enum { CHUNK = 512 };
-    static double num[CHUNK][F_N];
-    static const char *str[CHUNK][F_N];
+    static double num[CHUNK][FEATURES_BF_COUNT];
+    static const char *str[CHUNK][FEATURES_BF_COUNT];
     static char keys[CHUNK][96];
     static features_event_t evs[CHUNK];
     float *outs[CHUNK];

@@ -8,42 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* BehaviorEvent's own fields, in the order featurize_event fills them. */
-enum {
-    FZ_EVENT_ID,
-    FZ_EVENT_TYPE,
-    FZ_USER_ID,
-    FZ_ACCOUNT_ID,
-    FZ_DEVICE_ID,
-    FZ_IP,
-    FZ_AMOUNT,
-    FZ_CURRENCY,
-    FZ_MERCHANT_ID,
-    FZ_MERCHANT_CATEGORY,
-    FZ_COUNTRY,
-    FZ_LATITUDE,
-    FZ_LONGITUDE,
-    FZ_CHANNEL,
-    FZ_OWN
-};
 #define FZ_FIELDS_MAX 512
-
-static const features_field_t fz_own[FZ_OWN] = {
-    [FZ_EVENT_ID] = {"event_id", FEATURES_FIELD_STRING},
-    [FZ_EVENT_TYPE] = {"event_type", FEATURES_FIELD_STRING},
-    [FZ_USER_ID] = {"user_id", FEATURES_FIELD_STRING},
-    [FZ_ACCOUNT_ID] = {"account_id", FEATURES_FIELD_STRING},
-    [FZ_DEVICE_ID] = {"device_id", FEATURES_FIELD_STRING},
-    [FZ_IP] = {"ip", FEATURES_FIELD_STRING},
-    [FZ_AMOUNT] = {"amount", FEATURES_FIELD_NUMBER},
-    [FZ_CURRENCY] = {"currency", FEATURES_FIELD_STRING},
-    [FZ_MERCHANT_ID] = {"merchant_id", FEATURES_FIELD_STRING},
-    [FZ_MERCHANT_CATEGORY] = {"merchant_category", FEATURES_FIELD_STRING},
-    [FZ_COUNTRY] = {"country", FEATURES_FIELD_STRING},
-    [FZ_LATITUDE] = {"latitude", FEATURES_FIELD_NUMBER},
-    [FZ_LONGITUDE] = {"longitude", FEATURES_FIELD_NUMBER},
-    [FZ_CHANNEL] = {"channel", FEATURES_FIELD_STRING},
-};
 
 struct featurize {
     features_spec_t *spec;
@@ -113,19 +78,19 @@ featurize_t *featurize_new(const ingest_avro_t *dec, const char *spec_path, char
         snprintf(err, errlen, "feature spec: out of memory");
         return NULL;
     }
-    if (FZ_OWN + n_extra > FZ_FIELDS_MAX) {
+    if (FEATURES_BF_COUNT + n_extra > FZ_FIELDS_MAX) {
         snprintf(err, errlen, "the BehaviorEvent reader schema has %zu extra fields; at most %d",
-                 n_extra, FZ_FIELDS_MAX - FZ_OWN);
+                 n_extra, FZ_FIELDS_MAX - FEATURES_BF_COUNT);
         goto err;
     }
-    memcpy(fields, fz_own, sizeof(fz_own));
+    memcpy(fields, features_behavior_fields, sizeof(features_behavior_fields));
     for (size_t i = 0; i < n_extra; i++)
-        fields[FZ_OWN + i] = (features_field_t){
+        fields[FEATURES_BF_COUNT + i] = (features_field_t){
             ingest_avro_extra_name(dec, i), ingest_avro_extra_type(dec, i) == INGEST_EXTRA_NUMBER
                                                 ? FEATURES_FIELD_NUMBER
                                                 : FEATURES_FIELD_STRING};
     fz->n_extra = n_extra;
-    fz->n_fields = FZ_OWN + n_extra;
+    fz->n_fields = FEATURES_BF_COUNT + n_extra;
     fz->text = spec_path && spec_path[0] ? fz_read_file(spec_path, err, errlen)
                                          : strdup(features_default_spec);
     if (!fz->text) {
@@ -181,29 +146,29 @@ size_t featurize_fields(const featurize_t *fz)
 void featurize_view(const featurize_t *fz, const ingest_event_t *ev, double *num, const char **str,
                     features_event_t *out)
 {
-    for (size_t i = 0; i < FZ_OWN; i++) {
+    for (size_t i = 0; i < FEATURES_BF_COUNT; i++) {
         num[i] = NAN;
         str[i] = NULL;
     }
-    str[FZ_EVENT_ID] = ev->event_id;
-    str[FZ_EVENT_TYPE] = ev->event_type;
-    str[FZ_USER_ID] = ev->user_id;
-    str[FZ_ACCOUNT_ID] = ev->account_id;
-    str[FZ_DEVICE_ID] = ev->device_id;
-    str[FZ_IP] = ev->ip;
-    num[FZ_AMOUNT] = ev->has_amount ? ev->amount : NAN;
-    str[FZ_CURRENCY] = ev->currency;
-    str[FZ_MERCHANT_ID] = ev->merchant_id;
-    str[FZ_MERCHANT_CATEGORY] = ev->merchant_category;
-    str[FZ_COUNTRY] = ev->country;
-    num[FZ_LATITUDE] = ev->has_geo ? ev->latitude : NAN;
-    num[FZ_LONGITUDE] = ev->has_geo ? ev->longitude : NAN;
-    str[FZ_CHANNEL] = ev->channel;
+    str[FEATURES_BF_EVENT_ID] = ev->event_id;
+    str[FEATURES_BF_EVENT_TYPE] = ev->event_type;
+    str[FEATURES_BF_USER_ID] = ev->user_id;
+    str[FEATURES_BF_ACCOUNT_ID] = ev->account_id;
+    str[FEATURES_BF_DEVICE_ID] = ev->device_id;
+    str[FEATURES_BF_IP] = ev->ip;
+    num[FEATURES_BF_AMOUNT] = ev->has_amount ? ev->amount : NAN;
+    str[FEATURES_BF_CURRENCY] = ev->currency;
+    str[FEATURES_BF_MERCHANT_ID] = ev->merchant_id;
+    str[FEATURES_BF_MERCHANT_CATEGORY] = ev->merchant_category;
+    str[FEATURES_BF_COUNTRY] = ev->country;
+    num[FEATURES_BF_LATITUDE] = ev->has_geo ? ev->latitude : NAN;
+    num[FEATURES_BF_LONGITUDE] = ev->has_geo ? ev->longitude : NAN;
+    str[FEATURES_BF_CHANNEL] = ev->channel;
     /* The decoder fills the extras of every event its schema has them for; be safe anyway. */
     for (size_t i = 0; i < fz->n_extra; i++) {
         int have = i < ev->n_extra;
-        num[FZ_OWN + i] = have && ev->extra_num ? ev->extra_num[i] : NAN;
-        str[FZ_OWN + i] = have && ev->extra_str ? ev->extra_str[i] : NULL;
+        num[FEATURES_BF_COUNT + i] = have && ev->extra_num ? ev->extra_num[i] : NAN;
+        str[FEATURES_BF_COUNT + i] = have && ev->extra_str ? ev->extra_str[i] : NULL;
     }
     *out = (features_event_t){ev->event_time_ms, num, str};
 }

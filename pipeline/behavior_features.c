@@ -30,6 +30,23 @@
 #define STATE_VERSION 1u
 
 /* The built-in spec for BehaviorEvent: what docs/features.md explains line by line. */
+const features_field_t features_behavior_fields[FEATURES_BF_COUNT] = {
+    [FEATURES_BF_EVENT_ID] = {"event_id", FEATURES_FIELD_STRING},
+    [FEATURES_BF_EVENT_TYPE] = {"event_type", FEATURES_FIELD_STRING},
+    [FEATURES_BF_USER_ID] = {"user_id", FEATURES_FIELD_STRING},
+    [FEATURES_BF_ACCOUNT_ID] = {"account_id", FEATURES_FIELD_STRING},
+    [FEATURES_BF_DEVICE_ID] = {"device_id", FEATURES_FIELD_STRING},
+    [FEATURES_BF_IP] = {"ip", FEATURES_FIELD_STRING},
+    [FEATURES_BF_AMOUNT] = {"amount", FEATURES_FIELD_NUMBER},
+    [FEATURES_BF_CURRENCY] = {"currency", FEATURES_FIELD_STRING},
+    [FEATURES_BF_MERCHANT_ID] = {"merchant_id", FEATURES_FIELD_STRING},
+    [FEATURES_BF_MERCHANT_CATEGORY] = {"merchant_category", FEATURES_FIELD_STRING},
+    [FEATURES_BF_COUNTRY] = {"country", FEATURES_FIELD_STRING},
+    [FEATURES_BF_LATITUDE] = {"latitude", FEATURES_FIELD_NUMBER},
+    [FEATURES_BF_LONGITUDE] = {"longitude", FEATURES_FIELD_NUMBER},
+    [FEATURES_BF_CHANNEL] = {"channel", FEATURES_FIELD_STRING},
+};
+
 const char features_default_spec[] =
     "# vigil's built-in feature spec for BehaviorEvent (docs/features.md)\n"
     "entity user user_id\n"

@@ -39,6 +39,27 @@ typedef struct features_spec features_spec_t;
 /* The built-in spec for BehaviorEvent (docs/features.md shows it). */
 extern const char features_default_spec[];
 
+/* The fields the built-in spec is written against: BehaviorEvent's own, in this order (daemon/
+ * featurize fills the engine's arrays by these indices, then appends a reader schema's extras). */
+enum {
+    FEATURES_BF_EVENT_ID,
+    FEATURES_BF_EVENT_TYPE,
+    FEATURES_BF_USER_ID,
+    FEATURES_BF_ACCOUNT_ID,
+    FEATURES_BF_DEVICE_ID,
+    FEATURES_BF_IP,
+    FEATURES_BF_AMOUNT,
+    FEATURES_BF_CURRENCY,
+    FEATURES_BF_MERCHANT_ID,
+    FEATURES_BF_MERCHANT_CATEGORY,
+    FEATURES_BF_COUNTRY,
+    FEATURES_BF_LATITUDE,
+    FEATURES_BF_LONGITUDE,
+    FEATURES_BF_CHANNEL,
+    FEATURES_BF_COUNT
+};
+extern const features_field_t features_behavior_fields[FEATURES_BF_COUNT];
+
 /* Compiles spec text against the caller's fields. origin names the text in errors ("file.spec",
  * "built-in spec"): every error says origin:line and what is wrong. Returns NULL with err. */
 features_spec_t *features_spec_new(const char *text, const char *origin,

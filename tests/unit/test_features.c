@@ -77,18 +77,10 @@ static void test_spec_errors(void)
 
 static void test_default_spec(void)
 {
-    static const features_field_t be[] = {
-        {"event_id", FEATURES_FIELD_STRING},    {"event_type", FEATURES_FIELD_STRING},
-        {"user_id", FEATURES_FIELD_STRING},     {"account_id", FEATURES_FIELD_STRING},
-        {"device_id", FEATURES_FIELD_STRING},   {"ip", FEATURES_FIELD_STRING},
-        {"amount", FEATURES_FIELD_NUMBER},      {"currency", FEATURES_FIELD_STRING},
-        {"merchant_id", FEATURES_FIELD_STRING}, {"merchant_category", FEATURES_FIELD_STRING},
-        {"country", FEATURES_FIELD_STRING},     {"latitude", FEATURES_FIELD_NUMBER},
-        {"longitude", FEATURES_FIELD_NUMBER},   {"channel", FEATURES_FIELD_STRING},
-    };
     char err[512];
-    features_spec_t *s = features_spec_new(features_default_spec, "built-in", be,
-                                           sizeof be / sizeof be[0], err, sizeof err);
+    features_spec_t *s =
+        features_spec_new(features_default_spec, "built-in", features_behavior_fields,
+                          FEATURES_BF_COUNT, err, sizeof err);
     CHECK_MSG(s != NULL, "%s", err);
     if (!s)
         return;
