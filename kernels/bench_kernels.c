@@ -25,42 +25,46 @@ static double now_s(void)
 
 typedef int (*bench_fn_t)(kernels_backend_t *be, void *arg, char *err, size_t errlen);
 
-/* Seconds per call: calls are repeated until a round takes 0.1 s, and the best of 5 rounds is
- * kept (the least disturbed by the rest of the machine). -1 when the op fails. */
-static double time_op(kernels_backend_t *be, bench_fn_t fn, void *arg)
+/* Runs reps calls and a sync; the seconds they took, or -1 (with the error printed) when a call
+ * fails. A CUDA backend queues ops and returns: the sync makes this time the device's work, not
+ * the queueing. */
+static double time_reps(kernels_backend_t *be, bench_fn_t fn, void *arg, long reps)
 {
     char err[256];
-    if (fn(be, arg, err, sizeof(err)) < 0) { /* warm-up, and a check that it runs at all */
-        fprintf(stderr, "bench: %s\n", err);
-        return -1.0;
-    }
-    /* A CUDA backend queues ops and returns: each round ends with a sync so that it times the
-     * device's work, not the queueing. */
+    double t0 = now_s();
+    for (long i = 0; i < reps; i++)
+        if (fn(be, arg, err, sizeof(err)) < 0) {
+            fprintf(stderr, "bench: %s\n", err);
+            return -1.0;
+        }
     if (kernels_sync(be, err, sizeof(err)) < 0) {
         fprintf(stderr, "bench: %s\n", err);
         return -1.0;
     }
+    return now_s() - t0;
+}
+
+/* Seconds per call: calls are repeated until a round takes 0.1 s, and the best of 5 rounds is
+ * kept (the least disturbed by the rest of the machine). -1 when the op fails. */
+static double time_op(kernels_backend_t *be, bench_fn_t fn, void *arg)
+{
+    if (time_reps(be, fn, arg, 1) < 0) /* warm-up, and a check that it runs at all */
+        return -1.0;
     long reps = 1;
     for (;;) {
-        double t0 = now_s();
-        for (long i = 0; i < reps; i++)
-            fn(be, arg, err, sizeof(err));
-        kernels_sync(be, err, sizeof(err));
-        if (now_s() - t0 >= 0.1 || reps >= (1L << 24))
+        double t = time_reps(be, fn, arg, reps);
+        if (t < 0)
+            return -1.0;
+        if (t >= 0.1 || reps >= (1L << 24))
             break;
         reps *= 2;
     }
     double best = 1e30;
     for (int round = 0; round < 5; round++) {
-        double t0 = now_s();
-        for (long i = 0; i < reps; i++)
-            fn(be, arg, err, sizeof(err));
-        if (kernels_sync(be, err, sizeof(err)) < 0) {
-            fprintf(stderr, "bench: %s\n", err);
+        double t = time_reps(be, fn, arg, reps);
+        if (t < 0)
             return -1.0;
-        }
-        double t = (now_s() - t0) / (double)reps;
-        best = t < best ? t : best;
+        best = t / (double)reps < best ? t / (double)reps : best;
     }
     return best;
 }
