@@ -188,12 +188,15 @@ static void worker_beat(worker_t *w)
     atomic_store(&w->heartbeat_ms, worker_now_ms());
 }
 
-/* Sleeps ms in short steps so that a stop request is noticed, and keeps the heartbeat alive:
- * waiting for PostgreSQL to come back is not a hang. Returns -1 when stop was requested and the
- * shutdown deadline has passed. */
-static int worker_backoff(worker_t *w, int ms)
+/* Sleeps *ms in short steps so that a stop request is noticed, and keeps the heartbeat alive:
+ * waiting for PostgreSQL to come back is not a hang. *ms then doubles, up to retry_max_ms, for
+ * the caller's next try. Returns -1 when stop was requested and the shutdown deadline has
+ * passed. */
+static int worker_backoff(worker_t *w, int *ms)
 {
-    int64_t until = worker_now_ms() + ms;
+    int64_t until = worker_now_ms() + *ms;
+    int max = atomic_load(&w->retry_max_ms);
+    *ms = *ms * 2 > max ? max : *ms * 2; /* the next wait */
     while (worker_now_ms() < until) {
         struct timespec step = {0, 50 * 1000000L};
         worker_beat(w);
@@ -203,13 +206,6 @@ static int worker_backoff(worker_t *w, int ms)
         nanosleep(&step, NULL);
     }
     return 0;
-}
-
-static int worker_next_backoff(worker_t *w, int cur)
-{
-    int max = atomic_load(&w->retry_max_ms);
-    int next = cur * 2;
-    return next > max ? max : next;
 }
 
 static char *worker_strdup(const char *s)
@@ -258,9 +254,8 @@ static int worker_offsets_load(worker_t *w, const worker_topic_t *t, const int32
         atomic_store(&metrics.pg_up, 0);
         log_warn("cannot read stored offsets; retrying", "error=\"%s\" retry_ms=%d",
                  log_quote(err, q, sizeof(q)), backoff);
-        if (worker_stopping(w) || worker_backoff(w, backoff) != 0)
+        if (worker_stopping(w) || worker_backoff(w, &backoff) != 0)
             return -1;
-        backoff = worker_next_backoff(w, backoff);
     }
 }
 
@@ -406,9 +401,8 @@ static int worker_replay_skip_load(worker_t *w, worker_topic_t *t, int32_t id, i
         log_warn("cannot read dead-letter offsets for a replay; retrying",
                  "topic=%s partition=%d error=\"%s\" retry_ms=%d", t->name, (int)id,
                  log_quote(err, q, sizeof(q)), backoff);
-        if (worker_stopping(w) || worker_backoff(w, backoff) != 0)
+        if (worker_stopping(w) || worker_backoff(w, &backoff) != 0)
             return -1;
-        backoff = worker_next_backoff(w, backoff);
     }
 }
 
@@ -422,9 +416,8 @@ static int worker_low_watermark(worker_t *w, worker_topic_t *t, int32_t id, int6
         log_warn("cannot read the partition's low watermark; retrying",
                  "topic=%s partition=%d error=\"%s\" retry_ms=%d", t->name, (int)id,
                  log_quote(err, q, sizeof(q)), backoff);
-        if (worker_stopping(w) || worker_backoff(w, backoff) != 0)
+        if (worker_stopping(w) || worker_backoff(w, &backoff) != 0)
             return -1;
-        backoff = worker_next_backoff(w, backoff);
     }
     return 0;
 }
@@ -472,9 +465,8 @@ static int worker_state_resume(worker_t *w, worker_topic_t *t, int32_t id)
         log_warn("cannot read the entity state checkpoint; retrying",
                  "topic=%s partition=%d error=\"%s\" retry_ms=%d", t->name, (int)id,
                  log_quote(err, q, sizeof(q)), backoff);
-        if (worker_stopping(w) || worker_backoff(w, backoff) != 0)
+        if (worker_stopping(w) || worker_backoff(w, &backoff) != 0)
             return -1;
-        backoff = worker_next_backoff(w, backoff);
     }
     if (!state) {
         if (p->expected != SINK_PG_OFFSET_NONE)
@@ -597,9 +589,8 @@ static int worker_write(worker_t *w, const sink_batch_t *batch, char *err, size_
                  "rows=%zu dead=%zu error=\"%s\" retry_ms=%d",
                  batch->rows.n_risk + batch->rows.n_articles + batch->rows.n_labels, batch->n_dead,
                  log_quote(err, q, sizeof(q)), backoff);
-        if (worker_backoff(w, backoff) != 0)
+        if (worker_backoff(w, &backoff) != 0)
             return SINK_PG_ERR;
-        backoff = worker_next_backoff(w, backoff);
     }
 }
 
@@ -670,9 +661,8 @@ static int worker_batch_isolate(worker_t *w)
             log_error("dead letter refused by PostgreSQL; retrying until fixed",
                       "partition=%d offset=%lld error=\"%s\" retry_ms=%d", (int)it->msg->partition,
                       (long long)it->msg->offset, log_quote(err, q, sizeof(q)), backoff);
-            if (worker_backoff(w, backoff) != 0)
+            if (worker_backoff(w, &backoff) != 0)
                 return -1;
-            backoff = worker_next_backoff(w, backoff);
         }
         part->expected = adv.next;
         worker_count_committed(it);
@@ -953,9 +943,8 @@ static int worker_decode_retry(worker_t *w, worker_item_t **itp)
     }
     worker_pause(w, 1);
     while (rc == INGEST_AVRO_RETRY && !worker_stopping(w)) {
-        if (worker_backoff(w, backoff) != 0)
+        if (worker_backoff(w, &backoff) != 0)
             break;
-        backoff = worker_next_backoff(w, backoff);
         rc = ingest_avro_decode(it->topic->decoder, msg->payload, msg->len, &it->rec, it->reason,
                                 sizeof(it->reason));
         if (rc == INGEST_AVRO_RETRY)
@@ -1011,8 +1000,7 @@ static void worker_replay(worker_t *w, worker_topic_t *topic, worker_partition_t
         rc = ingest_avro_decode(topic->decoder, msg->payload, msg->len, &w->replay_rec, reason,
                                 sizeof(reason));
         /* It decoded once; a registry outage now must not change what the state saw. */
-        while (rc == INGEST_AVRO_RETRY && !worker_stopping(w) && worker_backoff(w, backoff) == 0) {
-            backoff = worker_next_backoff(w, backoff);
+        while (rc == INGEST_AVRO_RETRY && !worker_stopping(w) && worker_backoff(w, &backoff) == 0) {
             rc = ingest_avro_decode(topic->decoder, msg->payload, msg->len, &w->replay_rec, reason,
                                     sizeof(reason));
         }
@@ -1258,9 +1246,8 @@ static int worker_open_pg(worker_t *w)
         metrics_add(&metrics.pg_errors, 1);
         log_warn("PostgreSQL not ready; retrying", "error=\"%s\" retry_ms=%d",
                  log_quote(err, q, sizeof(q)), backoff);
-        if (worker_backoff(w, backoff) != 0)
+        if (worker_backoff(w, &backoff) != 0)
             break;
-        backoff = worker_next_backoff(w, backoff);
     }
     return -1;
 }
