@@ -1,11 +1,13 @@
 /* `vigil produce`: deterministic synthetic records (BehaviorEvents, news articles, fraud and
- * news labels), Avro-encoded and sent to Kafka.
+ * news labels), Avro-encoded and sent to Kafka, or events with their labels written to a file.
  *
  * Two halves. The generator (produce_gen_*) is pure: every random choice for message i comes from
- * a PRNG seeded with (seed, i), so the i-th message is the same on every run and any message can
- * be regenerated on its own. produce_main parses the command line, then drives an idempotent
- * librdkafka producer with the generator, optionally paced to a fixed rate, and prints a one-line
- * summary a script can parse. */
+ * a PRNG seeded with (seed, i), or for the events of a fraud episode from one seeded with (seed,
+ * the window of indices holding it), so the i-th message is the same on every run and any message
+ * can be regenerated on its own. What it makes, fraud included, is in docs/synthetic-data.md.
+ * produce_main parses the command line, then drives an idempotent librdkafka producer with the
+ * generator, optionally paced to a fixed rate, or an event file writer (event_file.h), and prints
+ * a one-line summary a script can parse. */
 #include "produce.h"
 
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "event_file.h"
 #include "log.h"
 
 /* ---- PRNG: splitmix64, one independent stream per (seed, purpose, index). ---- */
@@ -39,7 +42,12 @@ enum {
     PRODUCE_STREAM_NOISE,
     PRODUCE_STREAM_ARTICLE,
     PRODUCE_STREAM_FRAUD_LABEL,
-    PRODUCE_STREAM_NEWS_LABEL
+    PRODUCE_STREAM_NEWS_LABEL,
+    PRODUCE_STREAM_EPISODE,     /* a window's fraud episodes */
+    PRODUCE_STREAM_FRAUD_EVENT, /* an event of an episode */
+    PRODUCE_STREAM_USER_BLOCK,  /* a user's trip or new device in a block of indices */
+    PRODUCE_STREAM_CARRIER,     /* a user's mobile carrier address */
+    PRODUCE_STREAM_REGULAR      /* a user's regular merchants */
 };
 
 static uint64_t produce_mix(uint64_t z)
@@ -116,29 +124,136 @@ static const produce_city_t produce_cities[] = {
 };
 #define PRODUCE_N_CITIES (sizeof produce_cities / sizeof produce_cities[0])
 
-static const char *const produce_categories[] = {
-    "grocery", "electronics", "travel",   "fuel",          "restaurants",
-    "gaming",  "apparel",     "pharmacy", "entertainment", "utilities",
+/* Merchant categories, and what a purchase in each costs relative to the buyer's typical spend. */
+enum {
+    PRODUCE_CAT_GROCERY,
+    PRODUCE_CAT_ELECTRONICS,
+    PRODUCE_CAT_TRAVEL,
+    PRODUCE_CAT_FUEL,
+    PRODUCE_CAT_RESTAURANTS,
+    PRODUCE_CAT_GAMING,
+    PRODUCE_CAT_APPAREL,
+    PRODUCE_CAT_PHARMACY,
+    PRODUCE_CAT_ENTERTAINMENT,
+    PRODUCE_CAT_UTILITIES,
+    PRODUCE_CAT_DIGITAL_GOODS,
+    PRODUCE_CAT_GIFT_CARDS,
+    PRODUCE_N_CATEGORIES
 };
-#define PRODUCE_N_CATEGORIES (sizeof produce_categories / sizeof produce_categories[0])
+
+static const struct {
+    const char *name;
+    double spend_factor;
+} produce_categories[PRODUCE_N_CATEGORIES] = {
+    {"grocery", 1.0},       {"electronics", 3.0}, {"travel", 4.0},        {"fuel", 1.2},
+    {"restaurants", 0.8},   {"gaming", 0.5},      {"apparel", 1.5},       {"pharmacy", 0.6},
+    {"entertainment", 0.6}, {"utilities", 2.0},   {"digital_goods", 0.3}, {"gift_cards", 1.0},
+};
+
+/* Where each kind of purchase happens. */
+static const uint8_t produce_cats_card_test[] = {PRODUCE_CAT_DIGITAL_GOODS, PRODUCE_CAT_GIFT_CARDS,
+                                                 PRODUCE_CAT_GAMING, PRODUCE_CAT_ENTERTAINMENT};
+static const uint8_t produce_cats_cash_out[] = {PRODUCE_CAT_ELECTRONICS, PRODUCE_CAT_GIFT_CARDS};
+static const uint8_t produce_cats_takeover[] = {PRODUCE_CAT_ELECTRONICS, PRODUCE_CAT_TRAVEL,
+                                                PRODUCE_CAT_GAMING, PRODUCE_CAT_GIFT_CARDS};
+static const uint8_t produce_cats_spike[] = {PRODUCE_CAT_ELECTRONICS, PRODUCE_CAT_TRAVEL,
+                                             PRODUCE_CAT_GIFT_CARDS, PRODUCE_CAT_APPAREL,
+                                             PRODUCE_CAT_GAMING};
+static const uint8_t produce_cats_big[] = {PRODUCE_CAT_ELECTRONICS, PRODUCE_CAT_TRAVEL,
+                                           PRODUCE_CAT_APPAREL};
+static const uint8_t produce_cats_trip[] = {PRODUCE_CAT_RESTAURANTS, PRODUCE_CAT_TRAVEL,
+                                            PRODUCE_CAT_ENTERTAINMENT};
+#define PRODUCE_PICK(r, set) ((set)[produce_rng_below((r), sizeof(set))])
 
 #define PRODUCE_N_MERCHANTS 2000
 #define PRODUCE_MAX_DEVICES 3
+/* Merchants a user goes back to; each is in one of the user's categories. */
+#define PRODUCE_REGULAR_MERCHANTS 6
 
-/* float coordinates are ~1 m precise, and keep a 10-million-user table near 300 MB. */
+/* float coordinates are ~1 m precise, and keep a 10-million-user table near 320 MB. */
 typedef struct produce_user {
-    float lat, lon; /* home, near the city */
-    uint32_t ip;
+    float lat, lon;  /* home, near the city */
+    float spend_usd; /* median of the user's everyday purchases, in US dollars */
+    uint32_t ip;     /* home broadband */
     uint32_t devices[PRODUCE_MAX_DEVICES];
+    uint16_t categories; /* bit k: the user shops in category k */
     uint8_t n_devices;
     uint8_t city;
 } produce_user_t;
+
+/* ---- Fraud episodes, laid out over fixed windows of the index space. ----
+ *
+ * Window w holds the events [w * PRODUCE_WINDOW, (w + 1) * PRODUCE_WINDOW). Its episodes (how
+ * many of each pattern, fixed per window; their victims, devices, places; which indices their
+ * events take) are drawn from one stream seeded with (seed, w), so event i depends on i and on its
+ * window's plan only: any event can be regenerated alone. An index no episode takes is a
+ * legitimate event drawn from (seed, i), as before. docs/synthetic-data.md has the figures. */
+#define PRODUCE_WINDOW_BITS 16
+#define PRODUCE_WINDOW ((uint32_t)1 << PRODUCE_WINDOW_BITS)
+#define PRODUCE_CARD_TESTS_PER_WINDOW 40
+#define PRODUCE_TAKEOVERS_PER_WINDOW 40
+#define PRODUCE_SPIKES_PER_WINDOW 250
+#define PRODUCE_EPISODES_MAX                                                                       \
+    (PRODUCE_CARD_TESTS_PER_WINDOW + PRODUCE_TAKEOVERS_PER_WINDOW + PRODUCE_SPIKES_PER_WINDOW)
+#define PRODUCE_EPISODE_STEPS_MAX 16 /* 15 card tests and a cash-out */
+#define PRODUCE_STEPS_MAX                                                                          \
+    (PRODUCE_CARD_TESTS_PER_WINDOW * 16 + PRODUCE_TAKEOVERS_PER_WINDOW * 11 +                      \
+     PRODUCE_SPIKES_PER_WINDOW)
+
+/* Legitimate noise: per user and per block of PRODUCE_BLOCK indices, a trip abroad or a new
+ * device, in per mille. */
+#define PRODUCE_BLOCK_BITS 16
+#define PRODUCE_TRIP_PER_MILLE 30
+#define PRODUCE_NEW_DEVICE_PER_MILLE 20
+/* A legitimate large purchase (5-30x the user's typical spend), per 10,000 transactions. */
+#define PRODUCE_BIG_PURCHASE_PER_10K 50
+
+typedef enum produce_step_kind {
+    PRODUCE_STEP_CARD_TEST,  /* card testing: a small web purchase */
+    PRODUCE_STEP_CASH_OUT,   /* card testing: the larger purchase that may end a burst */
+    PRODUCE_STEP_ATO_FAILED, /* account takeover: LOGIN_FAILED */
+    PRODUCE_STEP_ATO_LOGIN,
+    PRODUCE_STEP_ATO_PASSWORD,
+    PRODUCE_STEP_ATO_TXN,
+    PRODUCE_STEP_SPIKE
+} produce_step_kind_t;
+
+typedef struct produce_episode {
+    uint32_t user;   /* the victim */
+    uint32_t device; /* the device the episode's events come from */
+    uint32_t ip;
+    float lat, lon;  /* where they come from */
+    uint8_t pattern; /* produce_fraud_pattern_t */
+    uint8_t city;    /* index of the city they come from (country, currency) */
+    uint8_t channel; /* index into produce_channels */
+    uint8_t unusual; /* spike: at a category the user does not shop in */
+    uint8_t foreign; /* spike: in another country, paid in its currency */
+} produce_episode_t;
+
+typedef struct produce_step {
+    uint16_t episode; /* index into the window's episodes */
+    uint8_t kind;     /* produce_step_kind_t */
+} produce_step_t;
+
+static const char *const produce_channels[] = {"pos", "web", "mobile", "atm"};
+enum { PRODUCE_CH_POS, PRODUCE_CH_WEB, PRODUCE_CH_MOBILE, PRODUCE_CH_ATM };
 
 struct produce_gen {
     uint64_t seed;
     int n_users;
     produce_user_t *users; /* owned */
     uint8_t merchant_category[PRODUCE_N_MERCHANTS];
+    /* Merchants by category: those of category c are by_category[cat_first[c] .. cat_first[c+1]).
+     */
+    uint16_t by_category[PRODUCE_N_MERCHANTS];
+    uint16_t cat_first[PRODUCE_N_CATEGORIES + 1];
+
+    /* The plan of window plan_window (UINT64_MAX: none yet). */
+    uint64_t plan_window;
+    uint16_t *slot; /* owned, PRODUCE_WINDOW entries: 1 + index into steps, 0 for legitimate */
+    produce_step_t steps[PRODUCE_STEPS_MAX];
+    produce_episode_t episodes[PRODUCE_EPISODES_MAX];
+    int n_steps, n_episodes;
 
     /* The strings of the last event; sized for the widest value each printf can produce. */
     char event_id[48];
@@ -153,6 +268,15 @@ struct produce_gen {
     char body[768];
     const char *tickers[3];
 };
+
+/* A public-looking IPv4 address: first octet 11..210, never loopback. */
+static uint32_t produce_random_ip(produce_rng_t *r)
+{
+    uint32_t first = 11 + produce_rng_below(r, 200);
+    if (first == 127)
+        first = 128;
+    return (first << 24) | (uint32_t)(produce_rng_next(r) & 0xFFFFFF);
+}
 
 produce_gen_t *produce_gen_new(uint64_t seed, int n_users, char *err, size_t errlen)
 {
@@ -170,8 +294,10 @@ produce_gen_t *produce_gen_new(uint64_t seed, int n_users, char *err, size_t err
     }
     g->seed = seed;
     g->n_users = n_users;
+    g->plan_window = UINT64_MAX;
+    g->slot = calloc(PRODUCE_WINDOW, sizeof *g->slot);
     g->users = calloc((size_t)n_users, sizeof *g->users);
-    if (!g->users) {
+    if (!g->slot || !g->users) {
         snprintf(err, errlen, "out of memory allocating %d users: use a smaller --users", n_users);
         goto err;
     }
@@ -183,18 +309,32 @@ produce_gen_t *produce_gen_new(uint64_t seed, int n_users, char *err, size_t err
         u->city = (uint8_t)produce_rng_below(&r, PRODUCE_N_CITIES);
         u->lat = (float)(produce_cities[u->city].lat + (produce_rng_uniform(&r) - 0.5) * 0.3);
         u->lon = (float)(produce_cities[u->city].lon + (produce_rng_uniform(&r) - 0.5) * 0.3);
-        /* A public-looking address: first octet 11..210, never loopback. */
-        uint32_t first = 11 + produce_rng_below(&r, 200);
-        if (first == 127)
-            first = 128;
-        u->ip = (first << 24) | (uint32_t)(produce_rng_next(&r) & 0xFFFFFF);
+        u->ip = produce_random_ip(&r);
         u->n_devices = (uint8_t)(1 + produce_rng_below(&r, PRODUCE_MAX_DEVICES));
         for (int d = 0; d < u->n_devices; d++)
             u->devices[d] = (uint32_t)produce_rng_next(&r);
+        /* Typical spend: log-normal across users around $35, within $3..$1,500. */
+        double spend = exp(log(35.0) + 0.8 * produce_rng_normal(&r));
+        u->spend_usd = (float)(spend < 3.0 ? 3.0 : spend > 1500.0 ? 1500.0 : spend);
+        /* Groceries and three other categories (fewer when draws repeat). */
+        u->categories = 1u << PRODUCE_CAT_GROCERY;
+        for (int c = 0; c < 3; c++)
+            u->categories |= (uint16_t)(1u << produce_rng_below(&r, PRODUCE_N_CATEGORIES));
     }
     for (int m = 0; m < PRODUCE_N_MERCHANTS; m++) {
         produce_rng_t r = produce_rng_for(seed, PRODUCE_STREAM_MERCHANT, (uint64_t)m);
         g->merchant_category[m] = (uint8_t)produce_rng_below(&r, PRODUCE_N_CATEGORIES);
+    }
+    /* A counting sort of the merchants by category. */
+    for (int m = 0; m < PRODUCE_N_MERCHANTS; m++)
+        g->cat_first[g->merchant_category[m] + 1]++;
+    for (int c = 0; c < PRODUCE_N_CATEGORIES; c++)
+        g->cat_first[c + 1] += g->cat_first[c];
+    {
+        uint16_t next[PRODUCE_N_CATEGORIES];
+        memcpy(next, g->cat_first, sizeof next);
+        for (int m = 0; m < PRODUCE_N_MERCHANTS; m++)
+            g->by_category[next[g->merchant_category[m]]++] = (uint16_t)m;
     }
     return g;
 
@@ -208,7 +348,216 @@ void produce_gen_free(produce_gen_t *g)
     if (!g)
         return;
     free(g->users);
+    free(g->slot);
     free(g);
+}
+
+/* A merchant of category cat (any merchant if the seed gave the category none). */
+static uint32_t produce_pick_merchant(const produce_gen_t *g, produce_rng_t *r, unsigned cat)
+{
+    uint32_t n = (uint32_t)(g->cat_first[cat + 1] - g->cat_first[cat]);
+    if (n == 0)
+        return produce_rng_below(r, PRODUCE_N_MERCHANTS);
+    return g->by_category[g->cat_first[cat] + produce_rng_below(r, n)];
+}
+
+/* The k-th (mod their count) category the user shops in. */
+static unsigned produce_user_category(const produce_user_t *u, unsigned k)
+{
+    unsigned n = (unsigned)__builtin_popcount(u->categories);
+    k %= n;
+    for (unsigned c = 0; c < PRODUCE_N_CATEGORIES; c++)
+        if (u->categories & (1u << c) && k-- == 0)
+            return c;
+    return PRODUCE_CAT_GROCERY; /* not reached: groceries are always in the set */
+}
+
+static double produce_distance_km(const produce_city_t *a, const produce_city_t *b)
+{
+    double rad = M_PI / 180.0;
+    double dlat = (b->lat - a->lat) * rad, dlon = (b->lon - a->lon) * rad;
+    double h = sin(dlat / 2) * sin(dlat / 2) +
+               cos(a->lat * rad) * cos(b->lat * rad) * sin(dlon / 2) * sin(dlon / 2);
+    return 2.0 * 6371.0 * asin(sqrt(h < 1.0 ? h : 1.0));
+}
+
+/* A city other than home; far: in another country and at least 2,000 km away. */
+static uint8_t produce_other_city(produce_rng_t *r, unsigned home, int far)
+{
+    uint32_t c = 0;
+    for (int tries = 0; tries < 64; tries++) {
+        c = produce_rng_below(r, PRODUCE_N_CITIES - 1);
+        if (c >= home)
+            c++;
+        if (!far || (strcmp(produce_cities[c].country, produce_cities[home].country) != 0 &&
+                     produce_distance_km(&produce_cities[c], &produce_cities[home]) >= 2000.0))
+            break;
+    }
+    return (uint8_t)c;
+}
+
+/* Puts the steps of one episode at free indices of the window: step k at gaps[0] + ... +
+ * gaps[k] after a random start, moved on to the next free index when another episode has it. */
+static void produce_place(produce_gen_t *g, produce_rng_t *r, const uint8_t *kinds,
+                          const uint32_t *gaps, int n)
+{
+    uint32_t span = 0;
+    for (int k = 0; k < n; k++)
+        span += gaps[k];
+    /* Every pattern's span is well below the window (the longest takeover is 51,000). */
+    uint32_t pos = produce_rng_below(r, PRODUCE_WINDOW - span - 256);
+    for (int k = 0; k < n; k++) {
+        pos += gaps[k];
+        while (pos < PRODUCE_WINDOW && g->slot[pos] != 0)
+            pos++;
+        if (pos >= PRODUCE_WINDOW)
+            break; /* cannot happen with the densities above; the episode is cut short */
+        g->steps[g->n_steps].episode = (uint16_t)g->n_episodes;
+        g->steps[g->n_steps].kind = kinds[k];
+        g->slot[pos] = (uint16_t)++g->n_steps;
+    }
+    g->n_episodes++;
+}
+
+/* Near the centre of city c, as an IP geolocation puts it. */
+static void produce_near_city(produce_episode_t *e, produce_rng_t *r, unsigned c)
+{
+    e->city = (uint8_t)c;
+    e->lat = (float)(produce_cities[c].lat + (produce_rng_uniform(r) - 0.5) * 0.3);
+    e->lon = (float)(produce_cities[c].lon + (produce_rng_uniform(r) - 0.5) * 0.3);
+}
+
+static produce_episode_t *produce_episode_begin(produce_gen_t *g, produce_rng_t *r,
+                                                produce_fraud_pattern_t pattern)
+{
+    produce_episode_t *e = &g->episodes[g->n_episodes];
+    memset(e, 0, sizeof *e);
+    e->pattern = (uint8_t)pattern;
+    e->user = produce_rng_below(r, (uint32_t)g->n_users);
+    return e;
+}
+
+/* Card testing: 5-15 small web purchases at different merchants, seconds apart, often from a
+ * device the user never had; 40% end with a larger purchase. */
+static void produce_plan_card_testing(produce_gen_t *g, produce_rng_t *r)
+{
+    produce_episode_t *e = produce_episode_begin(g, r, PRODUCE_FRAUD_CARD_TESTING);
+    const produce_user_t *u = &g->users[e->user];
+    uint8_t kinds[PRODUCE_EPISODE_STEPS_MAX];
+    uint32_t gaps[PRODUCE_EPISODE_STEPS_MAX];
+    int n = 5 + (int)produce_rng_below(r, 11);
+
+    e->device = produce_rng_below(r, 10) < 7 ? (uint32_t)produce_rng_next(r)
+                                             : u->devices[produce_rng_below(r, u->n_devices)];
+    e->ip = produce_random_ip(r);
+    produce_near_city(e, r, produce_rng_below(r, 2) ? u->city : produce_other_city(r, u->city, 0));
+    e->channel = PRODUCE_CH_WEB;
+    for (int k = 0; k < n; k++) {
+        kinds[k] = PRODUCE_STEP_CARD_TEST;
+        gaps[k] = k == 0 ? 0 : 50 + produce_rng_below(r, 551);
+    }
+    if (produce_rng_below(r, 10) < 4) {
+        kinds[n] = PRODUCE_STEP_CASH_OUT;
+        gaps[n++] = 1000 + produce_rng_below(r, 9001);
+    }
+    produce_place(g, r, kinds, gaps, n);
+}
+
+/* Account takeover: 2-6 failed logins, a login from a new device in a far-away country, a
+ * password change (70%), then 1-3 large purchases from there. */
+static void produce_plan_takeover(produce_gen_t *g, produce_rng_t *r)
+{
+    produce_episode_t *e = produce_episode_begin(g, r, PRODUCE_FRAUD_ACCOUNT_TAKEOVER);
+    const produce_user_t *u = &g->users[e->user];
+    uint8_t kinds[PRODUCE_EPISODE_STEPS_MAX];
+    uint32_t gaps[PRODUCE_EPISODE_STEPS_MAX];
+    int n = 0;
+
+    e->device = (uint32_t)produce_rng_next(r);
+    e->ip = produce_random_ip(r);
+    produce_near_city(e, r, produce_other_city(r, u->city, 1));
+    e->channel = produce_rng_below(r, 10) < 6 ? PRODUCE_CH_WEB : PRODUCE_CH_MOBILE;
+    for (int k = 2 + (int)produce_rng_below(r, 5); k > 0; k--) {
+        kinds[n] = PRODUCE_STEP_ATO_FAILED;
+        gaps[n] = n == 0 ? 0 : 200 + produce_rng_below(r, 1801);
+        n++;
+    }
+    kinds[n] = PRODUCE_STEP_ATO_LOGIN;
+    gaps[n++] = 500 + produce_rng_below(r, 2501);
+    if (produce_rng_below(r, 10) < 7) {
+        kinds[n] = PRODUCE_STEP_ATO_PASSWORD;
+        gaps[n++] = 1000 + produce_rng_below(r, 7001);
+    }
+    for (int k = 1 + (int)produce_rng_below(r, 3); k > 0; k--) {
+        kinds[n] = PRODUCE_STEP_ATO_TXN;
+        gaps[n++] = 1000 + produce_rng_below(r, 9001);
+    }
+    produce_place(g, r, kinds, gaps, n);
+}
+
+/* Amount spike: one purchase at 10-50x the user's typical spend. */
+static void produce_plan_spike(produce_gen_t *g, produce_rng_t *r)
+{
+    produce_episode_t *e = produce_episode_begin(g, r, PRODUCE_FRAUD_AMOUNT_SPIKE);
+    const produce_user_t *u = &g->users[e->user];
+    static const uint8_t kind = PRODUCE_STEP_SPIKE;
+    static const uint32_t gap = 0;
+    uint32_t p = produce_rng_below(r, 10);
+
+    e->channel = p < 5 ? PRODUCE_CH_WEB : p < 8 ? PRODUCE_CH_POS : PRODUCE_CH_MOBILE;
+    e->unusual = produce_rng_below(r, 2) == 0;
+    e->foreign = produce_rng_below(r, 10) < 3;
+    int own_device = produce_rng_below(r, 10) < 7;
+    e->device =
+        own_device ? u->devices[produce_rng_below(r, u->n_devices)] : (uint32_t)produce_rng_next(r);
+    if (e->foreign) {
+        produce_near_city(e, r, produce_other_city(r, u->city, 0));
+        e->ip = produce_random_ip(r);
+    } else {
+        e->city = u->city;
+        e->lat = u->lat;
+        e->lon = u->lon;
+        e->ip = own_device ? u->ip : produce_random_ip(r);
+    }
+    produce_place(g, r, &kind, &gap, 1);
+}
+
+/* Makes window w's plan the current one. */
+static void produce_plan(produce_gen_t *g, uint64_t w)
+{
+    if (g->plan_window == w)
+        return;
+    produce_rng_t r = produce_rng_for(g->seed, PRODUCE_STREAM_EPISODE, w);
+    memset(g->slot, 0, PRODUCE_WINDOW * sizeof *g->slot);
+    g->n_steps = g->n_episodes = 0;
+    for (int k = 0; k < PRODUCE_CARD_TESTS_PER_WINDOW; k++)
+        produce_plan_card_testing(g, &r);
+    for (int k = 0; k < PRODUCE_TAKEOVERS_PER_WINDOW; k++)
+        produce_plan_takeover(g, &r);
+    for (int k = 0; k < PRODUCE_SPIKES_PER_WINDOW; k++)
+        produce_plan_spike(g, &r);
+    g->plan_window = w;
+}
+
+/* The fraud step event i is, or NULL for a legitimate event. */
+static const produce_step_t *produce_step_of(produce_gen_t *g, uint64_t i)
+{
+    produce_plan(g, i >> PRODUCE_WINDOW_BITS);
+    uint16_t s = g->slot[i & (PRODUCE_WINDOW - 1)];
+    return s ? &g->steps[s - 1] : NULL;
+}
+
+produce_fraud_pattern_t produce_gen_event_pattern(produce_gen_t *g, uint64_t i, uint64_t *episode)
+{
+    const produce_step_t *s = produce_step_of(g, i);
+    if (episode)
+        *episode = s ? (i >> PRODUCE_WINDOW_BITS) * PRODUCE_EPISODES_MAX + s->episode : 0;
+    return s ? (produce_fraud_pattern_t)g->episodes[s->episode].pattern : PRODUCE_FRAUD_NONE;
+}
+
+int produce_gen_event_is_fraud(produce_gen_t *g, uint64_t i)
+{
+    return produce_step_of(g, i) != NULL;
 }
 
 /* Per mille thresholds: TRANSACTION 60%, LOGIN 20%, CLICK 15%, LOGIN_FAILED 4%,
@@ -227,58 +576,207 @@ static const char *produce_pick_type(produce_rng_t *r)
     return "PASSWORD_CHANGE";
 }
 
-void produce_gen_event(produce_gen_t *g, uint64_t i, int64_t now_ms, ingest_event_t *ev)
+/* The fields every event has, for user uidx. */
+static void produce_fill_common(produce_gen_t *g, uint32_t uidx, uint32_t device, uint32_t ip,
+                                ingest_event_t *ev)
 {
-    produce_rng_t r = produce_rng_for(g->seed, PRODUCE_STREAM_EVENT, i);
-    uint32_t uidx = produce_rng_below(&r, (uint32_t)g->n_users);
-    const produce_user_t *u = &g->users[uidx];
-    const produce_city_t *city = &produce_cities[u->city];
-    const char *type = produce_pick_type(&r);
-    int is_txn = strcmp(type, "TRANSACTION") == 0;
-
-    snprintf(g->event_id, sizeof g->event_id, "e%" PRIu64 "-%" PRIu64, g->seed, i);
     snprintf(g->user_id, sizeof g->user_id, "u%06" PRIu32, uidx);
     snprintf(g->account_id, sizeof g->account_id, "a%06" PRIu32, uidx);
-    snprintf(g->device_id, sizeof g->device_id, "d%08" PRIx32,
-             u->devices[produce_rng_below(&r, u->n_devices)]);
-    snprintf(g->ip, sizeof g->ip, "%" PRIu32 ".%" PRIu32 ".%" PRIu32 ".%" PRIu32, u->ip >> 24,
-             (u->ip >> 16) & 0xFF, (u->ip >> 8) & 0xFF, u->ip & 0xFF);
-
-    ev->event_id = g->event_id;
-    ev->event_type = type;
+    snprintf(g->device_id, sizeof g->device_id, "d%08" PRIx32, device);
+    snprintf(g->ip, sizeof g->ip, "%" PRIu32 ".%" PRIu32 ".%" PRIu32 ".%" PRIu32, ip >> 24,
+             (ip >> 16) & 0xFF, (ip >> 8) & 0xFF, ip & 0xFF);
     ev->user_id = g->user_id;
     ev->account_id = g->account_id;
     ev->device_id = g->device_id;
     ev->ip = g->ip;
-    ev->country = city->country;
     ev->has_geo = 1;
-    ev->latitude = u->lat + (produce_rng_uniform(&r) - 0.5) * 0.02;
-    ev->longitude = u->lon + (produce_rng_uniform(&r) - 0.5) * 0.02;
-    ev->event_time_ms = now_ms;
+    ev->n_extra = 0;
+    ev->extra_num = NULL;
+    ev->extra_str = NULL;
+}
 
+static void produce_fill_no_amount(ingest_event_t *ev)
+{
+    ev->has_amount = 0;
+    ev->amount = 0.0;
+    ev->currency = NULL;
+    ev->merchant_id = NULL;
+    ev->merchant_category = NULL;
+}
+
+/* A purchase of usd US dollars at merchant m, paid in the currency of city c. */
+static void produce_fill_purchase(produce_gen_t *g, uint32_t m, double usd, unsigned c,
+                                  ingest_event_t *ev)
+{
+    if (usd > 20000.0)
+        usd = 20000.0; /* so a tail draw stays plausible */
+    double amount = round(usd * produce_cities[c].per_usd * 100.0) / 100.0;
+    ev->event_type = "TRANSACTION";
+    ev->has_amount = 1;
+    ev->amount = amount < 0.01 ? 0.01 : amount;
+    ev->currency = produce_cities[c].currency;
+    snprintf(g->merchant_id, sizeof g->merchant_id, "m%05" PRIu32, m);
+    ev->merchant_id = g->merchant_id;
+    ev->merchant_category = produce_categories[g->merchant_category[m]].name;
+}
+
+/* What a user does in block b of the index space besides the everyday: a trip, a new device. */
+typedef struct produce_block {
+    int trip, new_device;
+    uint8_t city; /* trip destination */
+    float lat, lon;
+    uint32_t ip;     /* the hotel's, on a trip */
+    uint32_t device; /* the new device */
+} produce_block_t;
+
+static void produce_user_block(const produce_gen_t *g, uint32_t uidx, uint64_t b,
+                               produce_block_t *out)
+{
+    produce_rng_t r = produce_rng_for(g->seed, PRODUCE_STREAM_USER_BLOCK, produce_mix(b) ^ uidx);
+    const produce_user_t *u = &g->users[uidx];
+    out->trip = produce_rng_below(&r, 1000) < PRODUCE_TRIP_PER_MILLE;
+    out->new_device = produce_rng_below(&r, 1000) < PRODUCE_NEW_DEVICE_PER_MILLE;
+    out->city = produce_other_city(&r, u->city, 0);
+    out->lat = (float)(produce_cities[out->city].lat + (produce_rng_uniform(&r) - 0.5) * 0.3);
+    out->lon = (float)(produce_cities[out->city].lon + (produce_rng_uniform(&r) - 0.5) * 0.3);
+    out->ip = produce_random_ip(&r);
+    out->device = (uint32_t)produce_rng_next(&r);
+}
+
+/* A legitimate event: a uniformly chosen user doing something ordinary, with the noise that
+ * makes fraud hard to tell from it (trips abroad, new devices, large purchases). */
+static void produce_gen_legit(produce_gen_t *g, uint64_t i, ingest_event_t *ev)
+{
+    produce_rng_t r = produce_rng_for(g->seed, PRODUCE_STREAM_EVENT, i);
+    uint32_t uidx = produce_rng_below(&r, (uint32_t)g->n_users);
+    const produce_user_t *u = &g->users[uidx];
+    const char *type = produce_pick_type(&r);
+    int is_txn = strcmp(type, "TRANSACTION") == 0;
+    produce_block_t b;
+    unsigned channel;
+
+    produce_user_block(g, uidx, i >> PRODUCE_BLOCK_BITS, &b);
     if (is_txn) {
-        static const char *const txn_channels[] = {"pos", "pos", "web", "mobile", "atm"};
-        ev->channel = txn_channels[produce_rng_below(&r, 5)];
-        /* Log-normal around a median of $35, capped so a tail draw stays plausible. */
-        double usd = exp(log(35.0) + 1.1 * produce_rng_normal(&r));
-        if (usd > 20000.0)
-            usd = 20000.0;
-        double amount = round(usd * city->per_usd * 100.0) / 100.0;
-        ev->has_amount = 1;
-        ev->amount = amount < 0.01 ? 0.01 : amount;
-        ev->currency = city->currency;
-        uint32_t m = produce_rng_below(&r, PRODUCE_N_MERCHANTS);
-        snprintf(g->merchant_id, sizeof g->merchant_id, "m%05" PRIu32, m);
-        ev->merchant_id = g->merchant_id;
-        ev->merchant_category = produce_categories[g->merchant_category[m]];
+        static const uint8_t txn_channels[] = {PRODUCE_CH_POS, PRODUCE_CH_POS, PRODUCE_CH_WEB,
+                                               PRODUCE_CH_MOBILE, PRODUCE_CH_ATM};
+        channel = PRODUCE_PICK(&r, txn_channels);
     } else {
-        ev->channel = produce_rng_below(&r, 2) ? "web" : "mobile";
-        ev->has_amount = 0;
-        ev->amount = 0.0;
-        ev->currency = NULL;
-        ev->merchant_id = NULL;
-        ev->merchant_category = NULL;
+        channel = produce_rng_below(&r, 2) ? PRODUCE_CH_WEB : PRODUCE_CH_MOBILE;
     }
+    uint32_t device = b.new_device && produce_rng_below(&r, 2)
+                          ? b.device
+                          : u->devices[produce_rng_below(&r, u->n_devices)];
+    uint32_t ip = u->ip;
+    if (b.trip) {
+        ip = b.ip;
+    } else if (channel == PRODUCE_CH_MOBILE) {
+        /* The user's mobile carrier. */
+        produce_rng_t c = produce_rng_for(g->seed, PRODUCE_STREAM_CARRIER, uidx);
+        ip = produce_random_ip(&c);
+    }
+    unsigned here = b.trip ? b.city : u->city;
+
+    produce_fill_common(g, uidx, device, ip, ev);
+    ev->event_type = type;
+    ev->channel = produce_channels[channel];
+    ev->country = produce_cities[here].country;
+    ev->latitude = (b.trip ? b.lat : u->lat) + (produce_rng_uniform(&r) - 0.5) * 0.02;
+    ev->longitude = (b.trip ? b.lon : u->lon) + (produce_rng_uniform(&r) - 0.5) * 0.02;
+    if (!is_txn) {
+        produce_fill_no_amount(ev);
+        return;
+    }
+
+    uint32_t m;
+    double usd;
+    if (produce_rng_below(&r, 10000) < PRODUCE_BIG_PURCHASE_PER_10K) {
+        /* A laptop, a holiday: a large purchase that is not fraud. */
+        m = produce_pick_merchant(g, &r, PRODUCE_PICK(&r, produce_cats_big));
+        usd = u->spend_usd * (5.0 + 25.0 * produce_rng_uniform(&r));
+    } else {
+        uint32_t p = produce_rng_below(&r, 10);
+        if (b.trip && p < 5) {
+            m = produce_pick_merchant(g, &r, PRODUCE_PICK(&r, produce_cats_trip));
+        } else if (p < 6) {
+            /* One of the user's regular merchants. */
+            uint32_t k = produce_rng_below(&r, PRODUCE_REGULAR_MERCHANTS);
+            produce_rng_t rm = produce_rng_for(g->seed, PRODUCE_STREAM_REGULAR,
+                                               (uint64_t)uidx * PRODUCE_REGULAR_MERCHANTS + k);
+            m = produce_pick_merchant(g, &rm, produce_user_category(u, k));
+        } else if (p < 9) {
+            m = produce_pick_merchant(g, &r, produce_user_category(u, produce_rng_below(&r, 16)));
+        } else {
+            m = produce_pick_merchant(g, &r, produce_rng_below(&r, PRODUCE_N_CATEGORIES));
+        }
+        usd = u->spend_usd * produce_categories[g->merchant_category[m]].spend_factor *
+              exp(0.7 * produce_rng_normal(&r));
+    }
+    produce_fill_purchase(g, m, usd, here, ev);
+}
+
+/* Event i is step s of a fraud episode. */
+static void produce_gen_fraud(produce_gen_t *g, uint64_t i, const produce_step_t *s,
+                              ingest_event_t *ev)
+{
+    produce_rng_t r = produce_rng_for(g->seed, PRODUCE_STREAM_FRAUD_EVENT, i);
+    const produce_episode_t *e = &g->episodes[s->episode];
+    const produce_user_t *u = &g->users[e->user];
+    uint32_t m;
+
+    produce_fill_common(g, e->user, e->device, e->ip, ev);
+    ev->channel = produce_channels[e->channel];
+    ev->country = produce_cities[e->city].country;
+    ev->latitude = e->lat + (produce_rng_uniform(&r) - 0.5) * 0.02;
+    ev->longitude = e->lon + (produce_rng_uniform(&r) - 0.5) * 0.02;
+    produce_fill_no_amount(ev);
+    switch ((produce_step_kind_t)s->kind) {
+    case PRODUCE_STEP_CARD_TEST:
+        m = produce_pick_merchant(g, &r,
+                                  produce_rng_below(&r, 10) < 7
+                                      ? PRODUCE_PICK(&r, produce_cats_card_test)
+                                      : produce_rng_below(&r, PRODUCE_N_CATEGORIES));
+        produce_fill_purchase(g, m, 0.5 + 2.5 * produce_rng_uniform(&r), u->city, ev);
+        break;
+    case PRODUCE_STEP_CASH_OUT:
+        m = produce_pick_merchant(g, &r, PRODUCE_PICK(&r, produce_cats_cash_out));
+        produce_fill_purchase(g, m, 150.0 + 1050.0 * produce_rng_uniform(&r), u->city, ev);
+        break;
+    case PRODUCE_STEP_ATO_FAILED:
+        ev->event_type = "LOGIN_FAILED";
+        break;
+    case PRODUCE_STEP_ATO_LOGIN:
+        ev->event_type = "LOGIN";
+        break;
+    case PRODUCE_STEP_ATO_PASSWORD:
+        ev->event_type = "PASSWORD_CHANGE";
+        break;
+    case PRODUCE_STEP_ATO_TXN:
+        /* Charged to the account, in its home currency. */
+        m = produce_pick_merchant(g, &r, PRODUCE_PICK(&r, produce_cats_takeover));
+        produce_fill_purchase(g, m, u->spend_usd * (5.0 + 35.0 * produce_rng_uniform(&r)), u->city,
+                              ev);
+        break;
+    case PRODUCE_STEP_SPIKE:
+        m = produce_pick_merchant(g, &r,
+                                  e->unusual ? PRODUCE_PICK(&r, produce_cats_spike)
+                                             : produce_user_category(u, produce_rng_below(&r, 16)));
+        produce_fill_purchase(g, m, u->spend_usd * (10.0 + 40.0 * produce_rng_uniform(&r)), e->city,
+                              ev);
+        break;
+    }
+}
+
+void produce_gen_event(produce_gen_t *g, uint64_t i, int64_t now_ms, ingest_event_t *ev)
+{
+    const produce_step_t *s = produce_step_of(g, i);
+
+    snprintf(g->event_id, sizeof g->event_id, "e%" PRIu64 "-%" PRIu64, g->seed, i);
+    ev->event_id = g->event_id;
+    if (s)
+        produce_gen_fraud(g, i, s, ev);
+    else
+        produce_gen_legit(g, i, ev);
+    ev->event_time_ms = now_ms;
 }
 
 /* ---- News articles and labels. ---- */
@@ -372,7 +870,8 @@ static void produce_gen_article(produce_gen_t *g, uint64_t i, int64_t now_ms, in
     a->tickers = g->tickers;
 }
 
-/* Label i is about event i of the same seed (the event_id "e<seed>-<i>" produce writes). */
+/* Label i is about event i of the same seed (the event_id "e<seed>-<i>" produce writes) and says
+ * its ground truth. */
 static void produce_gen_fraud_label(produce_gen_t *g, uint64_t i, int64_t now_ms,
                                     ingest_fraud_label_t *l)
 {
@@ -381,7 +880,7 @@ static void produce_gen_fraud_label(produce_gen_t *g, uint64_t i, int64_t now_ms
 
     snprintf(g->event_id, sizeof g->event_id, "e%" PRIu64 "-%" PRIu64, g->seed, i);
     l->event_id = g->event_id;
-    l->is_fraud = produce_rng_below(&r, 100) < 3;
+    l->is_fraud = produce_gen_event_is_fraud(g, i);
     l->label_time_ms = now_ms;
     l->label_source = produce_rng_below(&r, 10) == 0 ? NULL : sources[produce_rng_below(&r, 3)];
 }
@@ -530,6 +1029,9 @@ typedef struct produce_opts {
     int32_t schema_id;
     const char *schema_path;
     const char *output_dir; /* write one file per message instead of producing */
+    const char *output;     /* write events and labels to this event file instead */
+    int64_t start_ms;       /* --output: event_time of event 0 */
+    int rate_set;           /* --rate was given */
     const char **x_args;    /* owned array of argv pointers, "key=value" */
     int n_x;
 } produce_opts_t;
@@ -541,6 +1043,10 @@ typedef struct produce_stats {
     uint64_t failed;
     int fatal;
 } produce_stats_t;
+
+/* --output defaults: the first event at 2026-01-01T00:00:00Z, 1000 events a second. */
+#define PRODUCE_FILE_START_MS INT64_C(1767225600000)
+#define PRODUCE_FILE_RATE 1000.0
 
 static void produce_usage(FILE *f)
 {
@@ -566,9 +1072,16 @@ static void produce_usage(FILE *f)
             "  -X KEY=VALUE             librdkafka setting, repeatable (as kcat)\n"
             "      --output-dir DIR     write each message value to DIR/NNNNNNNN.avro instead of\n"
             "                           producing (for other producers, e.g. kcat -P FILE...)\n"
+            "      --output FILE        write --count events with their fraud label to FILE\n"
+            "                           (.csv, .jsonl, .ndjson or .avro) instead of producing;\n"
+            "                           kind events only; the summary adds fraud=N. Event times\n"
+            "                           are simulated: --start-ms + i * 1000 / --rate\n"
+            "      --start-ms N         with --output: event_time of event 0, epoch ms (default\n"
+            "                           %" PRId64 ", 2026-01-01T00:00:00Z)\n"
+            "                           (--rate defaults to %g events/s with --output)\n"
             "  -h, --help               this text\n"
             "Exit status: 0 all delivered, 1 failure or undelivered messages, 2 usage.\n",
-            PRODUCE_USERS_MAX);
+            PRODUCE_USERS_MAX, PRODUCE_FILE_START_MS, PRODUCE_FILE_RATE);
 }
 
 /* Digits only: strtoull would accept "-1" as a huge number and " 5" with a space. */
@@ -615,7 +1128,9 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
         OPT_FORMAT,
         OPT_SCHEMA_ID,
         OPT_SCHEMA,
-        OPT_OUTPUT_DIR
+        OPT_OUTPUT_DIR,
+        OPT_OUTPUT,
+        OPT_START_MS
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, 'b'},
@@ -630,13 +1145,15 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
         {"schema-id", required_argument, NULL, OPT_SCHEMA_ID},
         {"schema", required_argument, NULL, OPT_SCHEMA},
         {"output-dir", required_argument, NULL, OPT_OUTPUT_DIR},
+        {"output", required_argument, NULL, OPT_OUTPUT},
+        {"start-ms", required_argument, NULL, OPT_START_MS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     uint64_t u;
     int c;
 
-    int schema_id_set = 0;
+    int schema_id_set = 0, start_set = 0;
 
     o->kind = INGEST_KIND_EVENT;
     o->topic = NULL;
@@ -644,6 +1161,7 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
     o->seed = 1;
     o->users = 10000;
     o->format = INGEST_FORMAT_CONFLUENT;
+    o->start_ms = PRODUCE_FILE_START_MS;
     o->x_args = calloc((size_t)argc + 1, sizeof *o->x_args);
     if (!o->x_args) {
         fprintf(stderr, "vigil produce: out of memory parsing arguments\n");
@@ -675,6 +1193,7 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
         case 'r':
             if (produce_parse_double(optarg, 0.0, 1e9, &o->rate) < 0)
                 goto bad_value;
+            o->rate_set = 1;
             break;
         case OPT_MALFORMED:
             if (produce_parse_double(optarg, 0.0, 1.0, &o->malformed) < 0)
@@ -709,6 +1228,26 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
                 goto bad_value;
             o->output_dir = optarg;
             break;
+        case OPT_OUTPUT: {
+            event_file_format_t fmt;
+            if (event_file_format_from_name(optarg, &fmt) < 0) {
+                fprintf(stderr,
+                        "vigil produce: --output %s: the name must end in .csv, .jsonl, .ndjson "
+                        "or .avro\n",
+                        optarg);
+                return 2;
+            }
+            o->output = optarg;
+            break;
+        }
+        case OPT_START_MS:
+            /* Digits only, so epoch milliseconds from 1970 on; INT64_MAX / 2 leaves room for
+             * the events after it. */
+            if (produce_parse_u64(optarg, &u) < 0 || u > (uint64_t)INT64_MAX / 2)
+                goto bad_value;
+            o->start_ms = (int64_t)u;
+            start_set = 1;
+            break;
         case 'X': {
             const char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg || eq[1] == '\0')
@@ -740,6 +1279,33 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
         const char *env = getenv("VIGIL_KAFKA_BOOTSTRAP_SERVERS");
         if (env && env[0] != '\0')
             o->brokers = env;
+    }
+    if (o->output) {
+        const char *why = o->kind != INGEST_KIND_EVENT ? "writes events only (no --kind)"
+                          : o->output_dir              ? "and --output-dir exclude each other"
+                          : o->malformed > 0           ? "writes no malformed events"
+                          : o->count == 0              ? "needs --count N of at least 1"
+                          : o->rate_set && o->rate == 0
+                              ? "needs a --rate above 0 (it sets the events' spacing)"
+                              : NULL;
+        if (why) {
+            fprintf(stderr, "vigil produce: --output %s; see --help\n", why);
+            return 2;
+        }
+        if (!o->rate_set)
+            o->rate = PRODUCE_FILE_RATE;
+        if ((double)o->count * 1000.0 / o->rate > 4e18) {
+            fprintf(stderr,
+                    "vigil produce: --output: --count %" PRIu64 " at --rate %g puts event "
+                    "times past the year 100 million; see --help\n",
+                    o->count, o->rate);
+            return 2;
+        }
+        return 0;
+    }
+    if (start_set) {
+        fprintf(stderr, "vigil produce: --start-ms goes with --output; see --help\n");
+        return 2;
     }
     if (!o->brokers && !o->output_dir && !produce_x_has_key(o, "bootstrap.servers") &&
         !produce_x_has_key(o, "test.mock.num.brokers")) {
@@ -963,6 +1529,77 @@ static rd_kafka_resp_err_t produce_send(rd_kafka_t *rk, const char *topic, const
     }
 }
 
+/* --output: count events of the seed, with their ground truth, into an event file; simulated
+ * event times. Prints the summary line; returns the exit status. */
+static int produce_to_file(const produce_opts_t *o)
+{
+    produce_gen_t *g = NULL;
+    event_file_writer_t *w = NULL;
+    event_file_format_t fmt;
+    ingest_event_t ev = {0};
+    uint64_t written = 0, fraud = 0, per_pattern[PRODUCE_FRAUD_PATTERNS] = {0};
+    char err[1024], q[1024];
+    int status = 1;
+
+    if (event_file_format_from_name(o->output, &fmt) < 0) /* checked by the parser */
+        return 2;
+    g = produce_gen_new(o->seed, o->users, err, sizeof err);
+    if (!g) {
+        log_error("cannot create the event generator", "error=\"%s\"", log_quote(err, q, sizeof q));
+        return 1;
+    }
+    w = event_file_writer_new(o->output, fmt, err, sizeof err);
+    if (!w) {
+        log_error("cannot create the output file", "error=\"%s\"", log_quote(err, q, sizeof q));
+        goto out;
+    }
+    log_info("writing events",
+             "file=\"%s\" count=%" PRIu64 " seed=%" PRIu64 " users=%d start_ms=%" PRId64 " rate=%g",
+             log_quote(o->output, q, sizeof q), o->count, o->seed, o->users, o->start_ms, o->rate);
+    for (uint64_t i = 0; i < o->count; i++) {
+        int64_t t = o->start_ms + (int64_t)((double)i * 1000.0 / o->rate);
+        produce_fraud_pattern_t p = produce_gen_event_pattern(g, i, NULL);
+        produce_gen_event(g, i, t, &ev);
+        if (event_file_write(w, &ev, p != PRODUCE_FRAUD_NONE, err, sizeof err) < 0) {
+            log_error("cannot write an event", "error=\"%s\"", log_quote(err, q, sizeof q));
+            goto out;
+        }
+        written++;
+        fraud += p != PRODUCE_FRAUD_NONE;
+        per_pattern[p]++;
+    }
+    int rc = event_file_writer_close(w, err, sizeof err);
+    w = NULL;
+    if (rc < 0) {
+        log_error("cannot write the output file", "error=\"%s\"", log_quote(err, q, sizeof q));
+        goto out;
+    }
+    log_info("wrote events",
+             "file=\"%s\" events=%" PRIu64 " fraud=%" PRIu64 " card_testing=%" PRIu64
+             " account_takeover=%" PRIu64 " amount_spike=%" PRIu64,
+             log_quote(o->output, q, sizeof q), written, fraud,
+             per_pattern[PRODUCE_FRAUD_CARD_TESTING], per_pattern[PRODUCE_FRAUD_ACCOUNT_TAKEOVER],
+             per_pattern[PRODUCE_FRAUD_AMOUNT_SPIKE]);
+    status = 0;
+
+out:
+    if (w) {
+        /* Already failing: the file is incomplete whatever close says. */
+        event_file_writer_close(w, err, sizeof err);
+        if (remove(o->output) != 0)
+            log_warn("cannot remove the incomplete output file", "error=\"%s\"", strerror(errno));
+    }
+    printf("produced=%" PRIu64 " good=%" PRIu64 " malformed=0 delivered=%" PRIu64 " failed=%" PRIu64
+           " fraud=%" PRIu64 "\n",
+           written, written, status == 0 ? written : 0, status == 0 ? 0 : written, fraud);
+    if (fflush(stdout) != 0) {
+        log_error("cannot write the summary to stdout", "error=\"%s\"", strerror(errno));
+        status = 1;
+    }
+    produce_gen_free(g);
+    return status;
+}
+
 int produce_main(int argc, char **argv)
 {
     produce_opts_t o = {0};
@@ -983,6 +1620,10 @@ int produce_main(int argc, char **argv)
     int rc = produce_parse_args(argc, argv, &o);
     if (rc != 0) {
         status = rc == 1 ? 0 : 2;
+        goto out;
+    }
+    if (o.output) {
+        status = produce_to_file(&o);
         goto out;
     }
 

@@ -1,11 +1,13 @@
 /* `vigil produce`: a synthetic record producer (BehaviorEvents, news articles, fraud and news
- * labels) for demos, load tests and integration tests.
+ * labels) for demos, load tests, integration tests and training data.
  *
  * The generator is pure and deterministic: message i of a run with a given seed is the same on
  * every run (except event_time, which the caller passes), so a test can predict what a consumer
- * must see. A chosen fraction of messages is deliberately malformed, in kinds a consumer always
- * fails to decode, to exercise the dead-letter path. produce_main wraps the generator in a
- * librdkafka idempotent producer. */
+ * must see. About 1.5% of events belong to fraud episodes (card testing, account takeover,
+ * amount spikes; docs/synthetic-data.md), and fraud label i says whether event i does. A chosen
+ * fraction of messages is deliberately malformed, in kinds a consumer always fails to decode, to
+ * exercise the dead-letter path. produce_main wraps the generator in a librdkafka idempotent
+ * producer, or writes events with their labels to a file (--output, event_file.h). */
 #ifndef VIGIL_PRODUCE_H
 #define VIGIL_PRODUCE_H
 
@@ -17,25 +19,46 @@
 
 /* `vigil produce [options]` (argv[0] is the subcommand name): returns the process exit status
  * (0 ok, 1 runtime failure, 2 usage). Prints exactly one summary line on stdout:
- *     produced=<total> good=<n> malformed=<n> delivered=<n> failed=<n> */
+ *     produced=<total> good=<n> malformed=<n> delivered=<n> failed=<n>
+ * and with --output FILE, " fraud=<n>" (the fraudulent events written) at its end. */
 int produce_main(int argc, char **argv);
 
-/* Upper bound of --users; each user costs about 28 bytes. */
+/* Upper bound of --users; each user costs 32 bytes. */
 #define PRODUCE_USERS_MAX 10000000
 
-/* Seeded state: users (home city, devices, ip), merchants and the strings of the last event. */
+/* Seeded state: users (home city, devices, ip, typical spend, categories), merchants, the fraud
+ * episodes of the current window of indices, and the strings of the last event. */
 typedef struct produce_gen produce_gen_t;
 
 /* n_users: 1..PRODUCE_USERS_MAX. Returns NULL and fills err on a bad count or out of memory. */
 produce_gen_t *produce_gen_new(uint64_t seed, int n_users, char *err, size_t errlen);
 void produce_gen_free(produce_gen_t *g);
 
-/* Fills ev for message number i. Its strings point into g's buffers, valid until the next call. */
+/* Fills ev for message number i, with event_time now_ms. Its strings point into g's buffers,
+ * valid until the next call. */
 void produce_gen_event(produce_gen_t *g, uint64_t i, int64_t now_ms, ingest_event_t *ev);
+
+/* Ground truth: 1 when event i of g's seed is fraudulent (it belongs to a fraud episode), else 0.
+ */
+int produce_gen_event_is_fraud(produce_gen_t *g, uint64_t i);
+
+typedef enum produce_fraud_pattern {
+    PRODUCE_FRAUD_NONE = 0,         /* a legitimate event */
+    PRODUCE_FRAUD_CARD_TESTING,     /* a burst of small web purchases, maybe a cash-out */
+    PRODUCE_FRAUD_ACCOUNT_TAKEOVER, /* failed logins, a login and purchases from a new device */
+    PRODUCE_FRAUD_AMOUNT_SPIKE,     /* one purchase at 10-50x the user's typical spend */
+    PRODUCE_FRAUD_PATTERNS
+} produce_fraud_pattern_t;
+
+/* The pattern of the episode event i belongs to (PRODUCE_FRAUD_NONE: legitimate) and, when
+ * episode is not NULL, a number for that episode, the same for all its events and different for
+ * every other episode of the seed (0 for a legitimate event). For tests and statistics. */
+produce_fraud_pattern_t produce_gen_event_pattern(produce_gen_t *g, uint64_t i, uint64_t *episode);
 
 /* Fills rec with record number i of kind (rec->kind set). Strings as produce_gen_event's;
  * rec->buf and rec->list are left untouched (they belong to a decoder, if any). A fraud label i
- * is about event i of the same seed, a news label i about article i. */
+ * is about event i of the same seed (its is_fraud is produce_gen_event_is_fraud(g, i)), a news
+ * label i about article i. */
 void produce_gen_record(produce_gen_t *g, ingest_kind_t kind, uint64_t i, int64_t now_ms,
                         ingest_record_t *rec);
 
