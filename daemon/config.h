@@ -61,6 +61,11 @@ typedef struct daemon_config {
     int features_ttl_s;                  /* event-time TTL of an entity; 0 never */
     int features_checkpoint_interval_ms; /* least time between a partition's checkpoints */
 
+    char *model_backend;   /* kernels backend: auto | cpu | cuda | cuda:N */
+    int model_threads;     /* CPU backend threads */
+    char *model_risk_path; /* risk model file; "" none; reread on SIGHUP (hot swap) */
+    int model_max_batch;   /* most rows per model call */
+
     char *postgres_conninfo;   /* libpq conninfo; default "dbname=vigil" */
     int postgres_retry_max_ms; /* cap of the reconnect backoff, 100..600000, default 5000,
                                   reloadable */

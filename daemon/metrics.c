@@ -64,6 +64,11 @@ void metrics_init(void)
                            "(a partition's batch over its events), in seconds.",
                            metrics_decode_seconds_bounds,
                            (int)(sizeof(metrics_decode_seconds_bounds) / sizeof(double)));
+    metrics_histogram_init(&metrics.infer_seconds, "vigil_infer_seconds",
+                           "Time per event to score feature vectors with the risk model (a "
+                           "batch's inference over its events), in seconds.",
+                           metrics_decode_seconds_bounds,
+                           (int)(sizeof(metrics_decode_seconds_bounds) / sizeof(double)));
     for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
         metrics_topic_t *m = &metrics.topics[i];
         metrics_histogram_init(&m->decode_seconds, "vigil_decode_seconds",
@@ -312,6 +317,15 @@ int metrics_render(char **out, size_t *out_len)
                          "Memory the entity state of the assigned partitions holds.",
                          &m->entity_state_bytes);
     metrics_render_histogram(&t, &m->featurize_seconds, NULL, 1);
+    metrics_render_histogram(&t, &m->infer_seconds, NULL, 1);
+    metrics_render_counter(&t, "vigil_inference_errors_total",
+                           "Batches written unscored because the model failed.",
+                           &m->inference_errors);
+    metrics_render_counter(&t, "vigil_model_reloads_total", "Models swapped in by a reload.",
+                           &m->model_reloads);
+    metrics_render_counter(&t, "vigil_model_reload_errors_total",
+                           "Model files refused by a reload (the running model kept serving).",
+                           &m->model_reload_errors);
     for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
         if (m->topics[i].name[0]) {
             metrics_render_histogram(&t, &m->topics[i].decode_seconds, m->topics[i].name, header);

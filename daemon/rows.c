@@ -62,6 +62,8 @@ static void rows_risk_from_event(const ingest_event_t *e, sink_risk_row_t *r)
     r->features = NULL; /* the worker adds them (rows_batch_set_features) */
     r->n_features = 0;
     r->feature_spec = NULL;
+    r->score = 0.0f; /* and the score (rows_batch_set_score) */
+    r->model_version = NULL;
 }
 
 void rows_batch_set_features(rows_batch_t *b, const float *features, size_t n,
@@ -71,6 +73,13 @@ void rows_batch_set_features(rows_batch_t *b, const float *features, size_t n,
     r->features = features;
     r->n_features = n;
     r->feature_spec = spec_hash;
+}
+
+void rows_batch_set_score(rows_batch_t *b, float score, const char *model_version)
+{
+    sink_risk_row_t *r = &b->risk[b->view.n_risk - 1];
+    r->score = score;
+    r->model_version = model_version;
 }
 
 void rows_batch_add(rows_batch_t *b, const ingest_record_t *rec, const char *topic,

@@ -44,6 +44,8 @@ void rows_batch_add(rows_batch_t *b, const ingest_record_t *rec, const char *top
 /* Gives the last risk row added its feature vector (borrowed) and the spec's hash. */
 void rows_batch_set_features(rows_batch_t *b, const float *features, size_t n,
                              const char *spec_hash);
+/* Gives the last risk row added its score and the version (borrowed) of the model that made it. */
+void rows_batch_set_score(rows_batch_t *b, float score, const char *model_version);
 void rows_batch_free(rows_batch_t *b);
 
 #endif

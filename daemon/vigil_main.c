@@ -23,6 +23,7 @@
 #include "ingest_mock.h"
 #include "produce.h"
 #include "sink_pg.h"
+#include "train_risk.h"
 
 extern char **environ;
 
@@ -34,6 +35,7 @@ static void vigil_usage(FILE *out)
             "  migrate       apply PostgreSQL migrations [--config FILE] [--set K=V ...]\n"
             "  check-config  validate a configuration [--config FILE] [--set K=V ...]\n"
             "  dlq           list or replay dead letters (vigil dlq --help)\n"
+            "  train         train a model from files: train risk --data FILE ... (--help)\n"
             "  kafka-mock    run the embedded Kafka: --brokers N --partitions N --topic T ...\n"
             "                [--bootstrap-file FILE] [--control FIFO: fault injection]\n");
 }
@@ -267,6 +269,15 @@ out:
     return rc;
 }
 
+/* `vigil train risk|news ...`: each model kind has its own trainer and options. */
+static int vigil_train(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "risk") == 0)
+        return train_risk_main(argc - 1, argv + 1);
+    fprintf(stderr, "usage: vigil train risk --data FILE ... (vigil train risk --help)\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd;
@@ -280,6 +291,8 @@ int main(int argc, char **argv)
         return produce_main(argc - 1, argv + 1);
     if (strcmp(cmd, "dlq") == 0)
         return dlq_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "train") == 0)
+        return vigil_train(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
         return vigil_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "check-config") == 0)

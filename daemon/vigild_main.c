@@ -46,6 +46,7 @@ typedef struct vigild {
     daemon_http_t *http;
     ingest_mock_t *mock;
     worker_t *worker;
+    model_runtime_t *runtime; /* NULL: no features, so nothing to score */
     uint64_t watchdog_usec;
     int stopping;
     int timed_out;
@@ -220,6 +221,36 @@ static void vigild_status_timer(vigild_t *d)
         event_add(d->ev_status, &tv);
 }
 
+/* SIGHUP: the risk model file is read again, changed or not (operators replace the file in place
+ * and signal). The inference thread swaps it in between two batches; a file it refuses leaves the
+ * running model serving. */
+static void vigild_reload_model(vigild_t *d, daemon_config_t *next)
+{
+    char err[1024], q[1100];
+    const char *version;
+
+    if (!d->runtime)
+        return;
+    if (next->model_risk_path[0] == '\0') {
+        if (d->cfg.model_risk_path[0] != '\0')
+            log_warn("model.risk_path emptied; the running model keeps scoring until a restart",
+                     "model=%s", d->cfg.model_risk_path);
+        return;
+    }
+    if (model_runtime_risk_reload(d->runtime, next->model_risk_path, &version, err, sizeof err) !=
+        0) {
+        metrics_add(&metrics.model_reload_errors, 1);
+        log_error("risk model refused; the running model keeps scoring", "path=%s error=\"%s\"",
+                  next->model_risk_path, log_quote(err, q, sizeof q));
+        return;
+    }
+    metrics_add(&metrics.model_reloads, 1);
+    log_info("risk model loaded", "path=%s version=%s", next->model_risk_path, version);
+    char *swap = d->cfg.model_risk_path;
+    d->cfg.model_risk_path = next->model_risk_path;
+    next->model_risk_path = swap;
+}
+
 static void vigild_on_hup(evutil_socket_t sig, short what, void *arg)
 {
     vigild_t *d = arg;
@@ -241,6 +272,7 @@ static void vigild_on_hup(evutil_socket_t sig, short what, void *arg)
         log_set_level(level);
     worker_set_limits(d->worker, next.ingest_batch_max, next.ingest_batch_max_delay_ms,
                       next.postgres_retry_max_ms);
+    vigild_reload_model(d, &next);
     d->cfg.ingest_batch_max = next.ingest_batch_max;
     d->cfg.ingest_batch_max_delay_ms = next.ingest_batch_max_delay_ms;
     d->cfg.postgres_retry_max_ms = next.postgres_retry_max_ms;
@@ -422,8 +454,33 @@ static int vigild_run(vigild_t *d, int embedded)
                  featurize_spec_hash(fz), features_spec_width(featurize_spec(fz)),
                  d->cfg.features_max_entities, d->cfg.features_ttl_s);
     }
+    /* The models score the features: without features there is nothing to score. */
+    if (fz) {
+        model_runtime_options_t mo = {.backend = d->cfg.model_backend,
+                                      .threads = d->cfg.model_threads,
+                                      .risk_path = d->cfg.model_risk_path,
+                                      .spec_hash = featurize_spec_hash(fz),
+                                      .max_batch = (size_t)d->cfg.model_max_batch};
+        d->runtime = model_runtime_new(&mo, err, sizeof(err));
+        if (!d->runtime) {
+            log_error("cannot start the model runtime", "error=\"%s\"",
+                      log_quote(err, q, sizeof(q)));
+            featurize_free(fz);
+            for (size_t j = 0; j < n_inputs; j++)
+                ingest_avro_free(wi[j].decoder);
+            goto out;
+        }
+        const char *rv = model_runtime_risk_version(d->runtime);
+        log_info("model runtime", "backend=\"%s\" risk_model=%s version=%s",
+                 model_runtime_backend(d->runtime),
+                 d->cfg.model_risk_path[0] ? d->cfg.model_risk_path : "none", rv ? rv : "none");
+    } else if (d->cfg.model_risk_path[0]) {
+        log_warn("model.risk_path is set but features.spec is off: events are stored unscored",
+                 "model=%s", d->cfg.model_risk_path);
+    }
     wo = (worker_options_t){
         .featurize = fz,
+        .runtime = d->runtime,
         .features_max_entities = (uint32_t)d->cfg.features_max_entities,
         .features_ttl_ms = (int64_t)d->cfg.features_ttl_s * 1000,
         .features_checkpoint_interval_ms = d->cfg.features_checkpoint_interval_ms,
@@ -470,6 +527,7 @@ static int vigild_run(vigild_t *d, int embedded)
 
 out:
     worker_free(d->worker);
+    model_runtime_free(d->runtime);
 out_nojoin:
     vigild_kafka_kv_free(&kv);
     return rc;

@@ -43,9 +43,11 @@ typedef struct worker_item {
     rd_kafka_message_t *msg; /* owned */
     struct worker_topic *topic;
     int dead;
-    float *features;     /* (features width) the event's vector, when its topic is featurised */
-    int featured;        /* computed (at the flush; a flush tried again does not redo them) */
-    ingest_record_t rec; /* rec.buf is reused from batch to batch */
+    float *features; /* (features width) the event's vector, when its topic is featurised */
+    int featured;    /* computed (at the flush; a flush tried again does not redo them) */
+    float score;     /* the risk model's score, when model_version is set */
+    const char *model_version; /* borrowed from the model runtime; NULL: not scored */
+    ingest_record_t rec;       /* rec.buf is reused from batch to batch */
     char reason[WORKER_REASON_MAX];
 } worker_item_t;
 
@@ -88,6 +90,7 @@ struct worker {
     uint32_t max_entities;
     int64_t ttl_ms;
     int checkpoint_interval_ms;
+    model_runtime_t *rt; /* borrowed; NULL: no models */
     void (*on_ready)(void *ctx);
     void (*on_exit)(void *ctx);
     void *ctx;
@@ -120,6 +123,9 @@ struct worker {
     /* (cap_items) scratch of worker_batch_featurise: one partition's events at a time */
     features_event_t *fz_events;
     float **fz_outs;
+    float *score_x;      /* (cap_items, fz_width) the batch's vectors, contiguous for the model */
+    float *score_out;    /* (cap_items) */
+    size_t *score_item;  /* (cap_items) which item each row of score_x is */
     double *fz_num;      /* (cap_items, featurize_fields) */
     const char **fz_str; /* (cap_items, featurize_fields) */
     int64_t batch_deadline_ms;
@@ -307,7 +313,16 @@ static int worker_batch_reserve(worker_t *w, size_t need)
         void *fs = realloc(w->fz_str, cap * nf * sizeof(*w->fz_str));
         if (fs)
             w->fz_str = fs;
-        feats &= fe && fo && fn && fs;
+        void *sx = realloc(w->score_x, cap * w->fz_width * sizeof(*w->score_x));
+        if (sx)
+            w->score_x = sx;
+        void *so = realloc(w->score_out, cap * sizeof(*w->score_out));
+        if (so)
+            w->score_out = so;
+        void *si = realloc(w->score_item, cap * sizeof(*w->score_item));
+        if (si)
+            w->score_item = si;
+        feats &= fe && fo && fn && fs && sx && so && si;
     }
     if (!rows || !dead || !adv || !ct || !cp || !cn || !ck || !feats) {
         for (size_t i = w->cap_items; i < cap; i++) {
@@ -345,8 +360,10 @@ static void worker_fill_row(worker_t *w, const worker_item_t *it)
 {
     rows_batch_add(&w->rows, &it->rec, it->topic->name, it->msg->partition, it->msg->offset,
                    worker_kafka_timestamp(it->msg));
-    if (it->topic->featurised)
+    if (it->topic->featurised) {
         rows_batch_set_features(&w->rows, it->features, w->fz_width, featurize_spec_hash(w->fz));
+        rows_batch_set_score(&w->rows, it->score, it->model_version);
+    }
 }
 
 static void worker_fill_dead(const worker_item_t *it, sink_dead_letter_t *d)
@@ -746,6 +763,44 @@ static int worker_batch_featurise(worker_t *w)
     return 0;
 }
 
+/* Scores the batch's feature vectors with the active risk model (one job for the inference
+ * thread), recording score and model version in each item. When no model is active, or the
+ * model fails, the rows are written unscored (score and model_version NULL), never with an
+ * invented score; a failure is logged. @locality: worker thread. */
+static void worker_batch_score(worker_t *w)
+{
+    size_t n = 0;
+    const char *version = NULL;
+    char err[512], q[600];
+
+    for (size_t i = 0; i < w->n_items; i++) {
+        worker_item_t *it = &w->items[i];
+        it->model_version = NULL;
+        if (it->dead || !it->topic->featurised || !it->featured)
+            continue;
+        memcpy(w->score_x + n * w->fz_width, it->features, w->fz_width * sizeof(float));
+        w->score_item[n++] = i;
+    }
+    if (n == 0 || !w->rt)
+        return;
+    int64_t t0 = worker_now_ns();
+    int rc = model_runtime_risk_score(w->rt, w->score_x, n, w->fz_width, w->score_out, &version,
+                                      err, sizeof err);
+    if (rc < 0) {
+        log_error("risk model failed; writing the batch unscored", "events=%zu error=\"%s\"", n,
+                  log_quote(err, q, sizeof q));
+        metrics_add(&metrics.inference_errors, 1);
+        return;
+    }
+    if (rc > 0)
+        return; /* no risk model active */
+    metrics_observe(&metrics.infer_seconds, (double)(worker_now_ns() - t0) / 1e9 / (double)n);
+    for (size_t r = 0; r < n; r++) {
+        w->items[w->score_item[r]].score = w->score_out[r];
+        w->items[w->score_item[r]].model_version = version;
+    }
+}
+
 /* Snapshots the entity state of every featurised partition in the batch that is due a
  * checkpoint (none committed since it was assigned, or the interval has passed) into
  * w->checkpoints. Returns how many. A partition whose state is not exactly at the batch's end
@@ -835,6 +890,8 @@ static int worker_batch_flush(worker_t *w)
         return 0;
     if (worker_batch_featurise(w) != 0)
         return -1;
+    if (w->fz)
+        worker_batch_score(w);
     rows_batch_reset(&w->rows);
     for (size_t i = 0; i < w->n_items; i++) {
         if (w->items[i].dead) {
@@ -1405,6 +1462,7 @@ worker_t *worker_new(const worker_options_t *o, char *err, size_t errlen)
     }
     /* The decoders and the feature spec are ours from here on, whatever happens next. */
     w->fz = o->featurize;
+    w->rt = o->runtime;
     for (size_t i = 0; i < o->n_inputs && i < WORKER_INPUTS_MAX; i++)
         w->topics[w->n_topics++].decoder = o->inputs[i].decoder;
     for (size_t i = WORKER_INPUTS_MAX; i < o->n_inputs; i++)
@@ -1550,6 +1608,9 @@ void worker_free(worker_t *w)
     free(w->replay_features);
     free(w->fz_events);
     free(w->fz_outs);
+    free(w->score_x);
+    free(w->score_out);
+    free(w->score_item);
     free(w->fz_num);
     free(w->fz_str);
     free(w->checkpoints);

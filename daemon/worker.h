@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "featurize.h"
+#include "model_runtime.h"
 #include "ingest_avro.h"
 
 /* Most input topics one worker reads: behavior events, news articles, fraud and news labels. */
@@ -46,6 +47,9 @@ typedef struct worker_options {
     uint32_t features_max_entities; /* per partition and entity type */
     int64_t features_ttl_ms;        /* 0: entities never expire */
     int features_checkpoint_interval_ms;
+    /* Scores the features with the active risk model; NULL: rows stay unscored. Borrowed: it
+     * must outlive the worker. */
+    model_runtime_t *runtime;
     void (*on_ready)(void *ctx); /* subscribed and consuming */
     void (*on_exit)(void *ctx);  /* the thread is about to return */
     void *ctx;

@@ -156,10 +156,19 @@ int model_risk_save(const char *path, const model_risk_weights_t *w, const model
                           "vigil.feature_columns",
                           "vigil.norm_mean",
                           "vigil.norm_std",
-                          "vigil.training"};
-    const char *vals[] = {
-        "risk_mlp",      version, layers, "relu", info->spec_text,
-        info->spec_hash, cols,    mean,   std,    info->training_json ? info->training_json : "{}"};
+                          "vigil.training",
+                          "vigil.norm_clip"};
+    const char *vals[] = {"risk_mlp",
+                          version,
+                          layers,
+                          "relu",
+                          info->spec_text,
+                          info->spec_hash,
+                          cols,
+                          mean,
+                          std,
+                          info->training_json ? info->training_json : "{}",
+                          "10"};
     if (model_file_write(path, keys, vals, sizeof keys / sizeof keys[0], t, nt, NULL, err,
                          errlen) != 0)
         goto out;
@@ -276,7 +285,7 @@ model_risk_t *model_risk_load(kernels_backend_t *be, const char *path, char *err
 {
     model_file_t *mf = model_file_read(path, err, errlen);
     model_risk_t *m = NULL;
-    const char *arch, *version, *hash, *act, *cols;
+    const char *arch, *version, *hash, *act, *cols, *clip;
     json_value_t *cv = NULL;
     char jerr[200];
 
@@ -292,9 +301,14 @@ model_risk_t *model_risk_load(kernels_backend_t *be, const char *path, char *err
     if (!(version = model_file_meta_need(mf, "vigil.version", err, errlen)) ||
         !(hash = model_file_meta_need(mf, "vigil.feature_spec_hash", err, errlen)) ||
         !(act = model_file_meta_need(mf, "vigil.activation", err, errlen)) ||
+        !(clip = model_file_meta_need(mf, "vigil.norm_clip", err, errlen)) ||
         !model_file_meta_need(mf, "vigil.feature_spec", err, errlen) ||
         !(cols = model_file_meta_need(mf, "vigil.feature_columns", err, errlen)))
         goto err;
+    if (strcmp(clip, "10") != 0) {
+        risk_err(err, errlen, "%s: vigil.norm_clip \"%s\" is not supported (10)", path, clip);
+        goto err;
+    }
     if (strcmp(act, "relu") != 0) {
         risk_err(err, errlen, "%s: vigil.activation \"%s\" is not supported (relu)", path, act);
         goto err;
@@ -400,7 +414,7 @@ int model_risk_score(model_risk_t *m, const float *x, size_t n, float *scores, c
         const float *in = x + r * d;
         float *out = m->xn + r * d;
         for (size_t i = 0; i < d; i++)
-            out[i] = (in[i] - m->mean[i]) * m->inv_std[i];
+            out[i] = model_risk_normalise(in[i], m->mean[i], m->inv_std[i]);
     }
     if (kernels_copy_to_backend(m->be, m->act[0], m->xn, n * d, err, errlen) != 0)
         return -1;
@@ -434,7 +448,8 @@ void model_risk_score_ref(const model_risk_weights_t *w, const float *x, size_t 
     }
     for (size_t r = 0; r < n; r++) {
         for (size_t i = 0; i < w->dims[0]; i++)
-            a[i] = (float)((x[r * w->dims[0] + i] - w->mean[i]) / w->std[i]);
+            a[i] = model_risk_normalise(x[r * w->dims[0] + i], (float)w->mean[i],
+                                        (float)(1.0 / w->std[i]));
         for (size_t l = 0; l < w->n_layers; l++) {
             size_t in = w->dims[l], out = w->dims[l + 1];
             for (size_t j = 0; j < out; j++) {

@@ -21,6 +21,10 @@
 #include "kernels.h"
 
 #define MODEL_RISK_HIDDEN_MAX 4
+/* Normalised inputs are clipped to +-MODEL_RISK_CLIP, in training and serving alike: a column
+ * that barely varied in the training data (the hour, in data that spans minutes) must not turn a
+ * live value into a z-score of thousands that saturates the output. */
+#define MODEL_RISK_CLIP 10.0f
 
 /* The weights on the host, as training makes them. dims[0] is the input width, dims[n_layers]
  * is 1; layer l maps dims[l] to dims[l + 1]. */
@@ -68,5 +72,12 @@ int model_risk_score(model_risk_t *m, const float *x, size_t n, float *scores, c
 /* The same on the host in plain C, from weights: the reference the tests hold the kernels to,
  * and the trainer's evaluation. */
 void model_risk_score_ref(const model_risk_weights_t *w, const float *x, size_t n, float *scores);
+
+/* (x - mean) / std, clipped to +-MODEL_RISK_CLIP: the input the MLP sees. */
+static inline float model_risk_normalise(float x, float mean, float inv_std)
+{
+    float z = (x - mean) * inv_std;
+    return z > MODEL_RISK_CLIP ? MODEL_RISK_CLIP : z < -MODEL_RISK_CLIP ? -MODEL_RISK_CLIP : z;
+}
 
 #endif

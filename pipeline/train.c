@@ -113,7 +113,8 @@ int train_mlp_fit(model_risk_weights_t *w, const float *x, const uint8_t *y, siz
         goto oom;
     for (size_t r = 0; r < n; r++) {
         for (size_t i = 0; i < d; i++)
-            xn[r * d + i] = (float)((x[r * d + i] - w->mean[i]) / w->std[i]);
+            xn[r * d + i] =
+                model_risk_normalise(x[r * d + i], (float)w->mean[i], (float)(1.0 / w->std[i]));
         idx[r] = r;
         pos += y[r] != 0;
     }

@@ -631,7 +631,8 @@ static const struct {
                          "COPY vigil.risk_scores (topic, partition, kafka_offset, kafka_timestamp, "
                          "event_id, event_type, user_id, account_id, device_id, ip, amount, "
                          "currency, merchant_id, merchant_category, country, latitude, longitude, "
-                         "event_time, channel, features, feature_spec) FROM STDIN (FORMAT binary)",
+                         "event_time, channel, features, feature_spec, score, model_version) "
+                         "FROM STDIN (FORMAT binary)",
                          1},
     [SINK_TABLE_NEWS] = {"vigil.news_scores",
                          "COPY vigil.news_scores (topic, partition, kafka_offset, kafka_timestamp, "
@@ -748,7 +749,17 @@ static int sink_pg_bin_float4_array(sink_pg_buf_t *b, const float *v, size_t n)
     return 0;
 }
 
-#define SINK_PG_RISK_COLUMNS 21
+/* real: length 4 and the float's bits; NULL when not present. */
+static int sink_pg_bin_float4(sink_pg_buf_t *b, int present, float v)
+{
+    uint32_t bits;
+    if (!present)
+        return sink_pg_bin_i32(b, -1);
+    memcpy(&bits, &v, sizeof bits);
+    return sink_pg_bin_i32(b, 4) || sink_pg_bin_i32(b, (int32_t)bits);
+}
+
+#define SINK_PG_RISK_COLUMNS 23
 
 /* Appends one vigil.risk_scores tuple (binary COPY). Returns 0, -1 out of memory, -2 event time
  * out of range (the decoder refuses those, so it means a caller's bug). */
@@ -774,7 +785,9 @@ static int sink_pg_risk_add(sink_pg_buf_t *b, const sink_risk_row_t *r)
     }
     if (sink_pg_bin_text(b, r->channel) ||
         sink_pg_bin_float4_array(b, r->features, r->n_features) ||
-        sink_pg_bin_text(b, r->features ? r->feature_spec : NULL))
+        sink_pg_bin_text(b, r->features ? r->feature_spec : NULL) ||
+        sink_pg_bin_float4(b, r->model_version != NULL, r->score) ||
+        sink_pg_bin_text(b, r->model_version))
         goto fail;
     return 0;
 fail:

@@ -56,7 +56,10 @@ typedef struct sink_risk_row {
     const float *features; /* (n_features) the event's feature vector; NULL: none */
     size_t n_features;
     const char *feature_spec; /* hash of the spec the vector follows (vigil.feature_specs) */
-    /* Not scored yet: score and model_version stay NULL until the model runtime lands. */
+    /* The risk model's verdict and the version of the model that gave it; model_version NULL:
+     * not scored (no risk model configured), and score is then stored NULL too. */
+    float score;
+    const char *model_version;
 } sink_risk_row_t;
 
 /* One decoded news article, as it goes into vigil.news_scores (model columns NULL: not scored

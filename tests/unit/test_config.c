@@ -237,7 +237,7 @@ static void test_file_errors(void)
                     "2: value of 'conninfo' opens a quote it does not close");
     expect_file_err(
         "[ingest]\n[nope]\n",
-        "2: unknown section '[nope]'; sections are ingest, features, postgres, http, daemon, "
+        "2: unknown section '[nope]'; sections are ingest, features, model, postgres, http, daemon, "
         "log, embedded_kafka, kafka");
     expect_file_err("[kafka]\n= x\n", "2: expected 'key = value' or '[section]'");
 }
@@ -447,7 +447,7 @@ static void test_print_defaults(void)
         o += (size_t)snprintf(uncommented + o, sizeof(uncommented) - o, "%s\n", out);
     }
     CHECK(o < sizeof(uncommented));
-    CHECK(keys == 29); /* every key of the table, each printed once */
+    CHECK(keys == 33); /* every key of the table, each printed once */
     free(text);
 
     const char *path = write_conf(uncommented);

@@ -86,7 +86,8 @@ static void write_variant(const char *path, const char *layers, const char *arch
                           "vigil.feature_spec_hash",
                           "vigil.feature_columns",
                           "vigil.norm_mean",
-                          "vigil.norm_std"};
+                          "vigil.norm_std",
+                          "vigil.norm_clip"};
     const char *vals[] = {arch,
                           "v",
                           layers,
@@ -95,7 +96,8 @@ static void write_variant(const char *path, const char *layers, const char *arch
                           "0123456789abcdef",
                           "[\"a\",\"b\",\"c\",\"d\",\"e\"]",
                           "[0,0,0,0,0]",
-                          "[1,1,1,1,1]"};
+                          "[1,1,1,1,1]",
+                          "10"};
     model_file_tensor_out_t t[5] = {{"layers.0.weight", w0, 2, {D, 3}},
                                     {"layers.1.weight", w1, 2, {3, 1}},
                                     {"layers.1.bias", b1, 1, {1}},
@@ -103,7 +105,7 @@ static void write_variant(const char *path, const char *layers, const char *arch
                                     {"junk", junk, 1, {2}}};
     char err[512];
     size_t nt = drop_bias ? 3 : extra ? 5 : 4;
-    CHECK_MSG(model_file_write(path, keys, vals, 9, t, nt, NULL, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(model_file_write(path, keys, vals, 10, t, nt, NULL, err, sizeof err) == 0, "%s", err);
 }
 
 static void test_refusals(kernels_backend_t *be)
