@@ -119,7 +119,7 @@ int model_risk_save(const char *path, const model_risk_weights_t *w, const model
                     char *version_out, size_t version_cap, char *err, size_t errlen)
 {
     model_file_tensor_out_t t[2 * (MODEL_RISK_HIDDEN_MAX + 1)];
-    char names[2 * (MODEL_RISK_HIDDEN_MAX + 1)][32], sha[65], version[128];
+    char names[2 * (MODEL_RISK_HIDDEN_MAX + 1)][48], sha[65], version[128];
     char *layers = risk_json_numbers(NULL, w->dims, w->n_layers + 1);
     char *mean = risk_json_numbers(w->mean, NULL, w->dims[0]);
     char *std = risk_json_numbers(w->std, NULL, w->dims[0]);
@@ -334,7 +334,7 @@ model_risk_t *model_risk_load(kernels_backend_t *be, const char *path, char *err
         goto err;
     }
     for (size_t l = 0; l < m->n_layers; l++) {
-        char name[32];
+        char name[48];
         int64_t ws[2] = {(int64_t)m->dims[l], (int64_t)m->dims[l + 1]}, bs[1] = {ws[1]};
         size_t nw = m->dims[l] * m->dims[l + 1];
         snprintf(name, sizeof name, "layers.%zu.weight", l);
