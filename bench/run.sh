@@ -5,7 +5,8 @@
 # Figure 0, decode_behavior: BehaviorEvents decoded per second on one core (bench_decode);
 # features_*: featurisation on one core and entity state memory (bench_features); tokenizer_*:
 # WordPiece MB/s against the Rust tokenizers library (bench/tokenizer.sh); kernels_*: tensor ops
-# against the measured sgemm and copy ceilings (kernels/bench_kernels.c).
+# against the measured sgemm and copy ceilings (kernels/bench_kernels.c); risk_mlp_* and encoder_*:
+# the models against PyTorch (bench/bench_models.c, bench/encoder_torch.sh).
 # Figure 1, e2e_skeleton: end-to-end events/s from Kafka to committed PostgreSQL rows, with a
 # throwaway PostgreSQL (fsync off, unix socket) and the embedded Kafka in its own process. N
 # events are produced first; the clock runs from vigild's first committed batch to its last, so
@@ -32,6 +33,17 @@ now_s() { date +%s.%N; }
 "$BUILD_DIR/kernels/bench_kernels" 1 cuda || echo "# kernels: CUDA backend not benchmarked (reason above)"
 # Tokenizer MB/s, C against the Rust tokenizers library, side by side (bench/tokenizer.sh).
 bash "$SRC/bench/tokenizer.sh" "$BUILD_DIR"
+# Models: the risk MLP's events/s and the encoder's articles/s at batch 1, 16, 64 (64 tokens),
+# vigil (bench/bench_models.c) and sentence-transformers on PyTorch (bench/encoder_torch.sh) side
+# by side, same thread counts.
+MODEL_DIR=${VIGIL_MODEL_DIR:-$SRC/.cache/models/all-MiniLM-L6-v2}
+for t in 1 2; do
+    "$BUILD_DIR/bench_models" "$t" cpu "$MODEL_DIR"
+    bash "$SRC/bench/encoder_torch.sh" --model "$MODEL_DIR" \
+        --sentences "$SRC/tests/fixtures/encoder/sentences.txt" --threads "$t" --batch 1 16 64 ||
+        echo "# encoder: PyTorch side not benchmarked (reason above)"
+done
+"$BUILD_DIR/bench_models" 1 cuda "$MODEL_DIR" || echo "# models: CUDA backend not benchmarked (reason above)"
 
 harness_init
 pg_start
