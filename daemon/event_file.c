@@ -1439,6 +1439,20 @@ event_file_reader_t *event_file_reader_new(const char *path, char *err, size_t e
             goto fail;
         return r;
     }
+    /* The magic first: Avro C's reader leaks when the header is not there. */
+    char magic[4];
+    size_t got = fread(magic, 1, sizeof magic, f);
+    if (ferror(f) || fseek(f, 0, SEEK_SET) != 0) {
+        snprintf(err, errlen, "cannot read %.900s: %s", path, strerror(errno));
+        fclose(f); /* read-only: nothing to lose */
+        goto fail;
+    }
+    if (got != sizeof magic || memcmp(magic, "Obj\x01", 4) != 0) {
+        snprintf(err, errlen,
+                 "%.900s: not an Avro object container file (it does not start with Obj 1)", path);
+        fclose(f);
+        goto fail;
+    }
     /* Avro C takes the FILE (should_close 1) whatever happens. It reads the header and the first
      * block of records here. */
     if (avro_file_reader_fp(f, path, 1, &r->ar) != 0) {

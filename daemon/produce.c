@@ -1052,8 +1052,10 @@ static void produce_usage(FILE *f)
 {
     fprintf(f,
             "usage: vigil produce -b BROKERS [options]\n"
-            "Sends synthetic records (Avro) to Kafka; prints one summary line:\n"
-            "  produced=N good=N malformed=N delivered=N failed=N\n"
+            "       vigil produce --output FILE [options]\n"
+            "Sends synthetic records (Avro) to Kafka, or writes labelled events to a file\n"
+            "(docs/synthetic-data.md); prints one summary line:\n"
+            "  produced=N good=N malformed=N delivered=N failed=N [fraud=N]\n"
             "\n"
             "  -b, --brokers LIST       bootstrap servers (or VIGIL_KAFKA_BOOTSTRAP_SERVERS)\n"
             "  -k, --kind KIND          events | news | fraud-labels | news-labels (default\n"
@@ -1061,7 +1063,8 @@ static void produce_usage(FILE *f)
             "  -t, --topic NAME         topic (default behavior-events, news-articles,\n"
             "                           fraud-labels or news-labels, by kind)\n"
             "  -n, --count N            messages to send, 0 = until interrupted (default 10000)\n"
-            "  -r, --rate N             events per second, 0 = as fast as possible (default 0)\n"
+            "  -r, --rate N             events per second, 0 = as fast as possible (default 0);\n"
+            "                           with --output the simulated rate (default %g)\n"
             "      --malformed F        fraction 0..1 of undecodable messages (default 0)\n"
             "      --seed N             generator seed (default 1)\n"
             "      --users N            distinct users, 1..%d (default 10000)\n"
@@ -1072,16 +1075,15 @@ static void produce_usage(FILE *f)
             "  -X KEY=VALUE             librdkafka setting, repeatable (as kcat)\n"
             "      --output-dir DIR     write each message value to DIR/NNNNNNNN.avro instead of\n"
             "                           producing (for other producers, e.g. kcat -P FILE...)\n"
-            "      --output FILE        write --count events with their fraud label to FILE\n"
+            "      --output FILE        write --count events and their fraud labels to FILE\n"
             "                           (.csv, .jsonl, .ndjson or .avro) instead of producing;\n"
-            "                           kind events only; the summary adds fraud=N. Event times\n"
-            "                           are simulated: --start-ms + i * 1000 / --rate\n"
+            "                           events only, no --malformed; adds fraud=N to the summary;\n"
+            "                           event i happens at --start-ms + i * 1000 / --rate ms\n"
             "      --start-ms N         with --output: event_time of event 0, epoch ms (default\n"
             "                           %" PRId64 ", 2026-01-01T00:00:00Z)\n"
-            "                           (--rate defaults to %g events/s with --output)\n"
             "  -h, --help               this text\n"
             "Exit status: 0 all delivered, 1 failure or undelivered messages, 2 usage.\n",
-            PRODUCE_USERS_MAX, PRODUCE_FILE_START_MS, PRODUCE_FILE_RATE);
+            PRODUCE_FILE_RATE, PRODUCE_USERS_MAX, PRODUCE_FILE_START_MS);
 }
 
 /* Digits only: strtoull would accept "-1" as a huge number and " 5" with a space. */

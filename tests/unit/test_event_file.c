@@ -444,7 +444,7 @@ static void test_refusals(void)
                    0, WANT(":1:", "event_id appears twice"));
 
     /* Avro: not Avro at all, then a good file cut short. */
-    expect_refusal("text.avro", "event_id\n", 1, WANT("not a readable Avro"));
+    expect_refusal("text.avro", "event_id\n", 1, WANT("not an Avro object container file"));
     {
         char err[1024];
         const char *path = path_in_dir("cut.avro");
