@@ -229,8 +229,12 @@ static void vigild_reload_model(vigild_t *d, daemon_config_t *next)
     char err[1024], q[1100];
     const char *version;
 
-    if (!d->runtime)
+    if (!d->runtime) {
+        if (next->model_risk_path[0] != '\0')
+            log_warn("model.risk_path set on reload; starting to score needs a restart", "model=%s",
+                     next->model_risk_path);
         return;
+    }
     if (next->model_risk_path[0] == '\0') {
         if (d->cfg.model_risk_path[0] != '\0')
             log_warn("model.risk_path emptied; the running model keeps scoring until a restart",
@@ -454,8 +458,9 @@ static int vigild_run(vigild_t *d, int embedded)
                  featurize_spec_hash(fz), features_spec_width(featurize_spec(fz)),
                  d->cfg.features_max_entities, d->cfg.features_ttl_s);
     }
-    /* The models score the features: without features there is nothing to score. */
-    if (fz) {
+    /* The models score the features: without features there is nothing to score, and without a
+     * model nothing to load (no backend, no BLAS threads, no device probe). */
+    if (fz && d->cfg.model_risk_path[0]) {
         model_runtime_options_t mo = {.backend = d->cfg.model_backend,
                                       .threads = d->cfg.model_threads,
                                       .risk_path = d->cfg.model_risk_path,
