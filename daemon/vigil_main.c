@@ -23,6 +23,7 @@
 #include "ingest_mock.h"
 #include "produce.h"
 #include "sink_pg.h"
+#include "train_news.h"
 #include "train_risk.h"
 
 extern char **environ;
@@ -35,7 +36,8 @@ static void vigil_usage(FILE *out)
             "  migrate       apply PostgreSQL migrations [--config FILE] [--set K=V ...]\n"
             "  check-config  validate a configuration [--config FILE] [--set K=V ...]\n"
             "  dlq           list or replay dead letters (vigil dlq --help)\n"
-            "  train         train a model from files: train risk --data FILE ... (--help)\n"
+            "  train         train a model from files: train risk --data FILE ..., train news\n"
+            "                --data DIR (--help for each)\n"
             "  kafka-mock    run the embedded Kafka: --brokers N --partitions N --topic T ...\n"
             "                [--bootstrap-file FILE] [--control FIFO: fault injection]\n");
 }
@@ -274,7 +276,10 @@ static int vigil_train(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "risk") == 0)
         return train_risk_main(argc - 1, argv + 1);
-    fprintf(stderr, "usage: vigil train risk --data FILE ... (vigil train risk --help)\n");
+    if (argc >= 2 && strcmp(argv[1], "news") == 0)
+        return train_news_main(argc - 1, argv + 1);
+    fprintf(stderr, "usage: vigil train risk --data FILE ... | vigil train news --data DIR ... "
+                    "(--help for each)\n");
     return 2;
 }
 
