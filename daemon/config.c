@@ -95,6 +95,14 @@ static const config_key_t config_keys[] = {
      "SIGHUP: the new model replaces the old between two batches, a bad file is refused."},
     {"model.max_batch", CONFIG_INT, FIELD(model_max_batch), 1, 1000000, NULL, "4096", 0,
      "Most rows one model call takes; a bigger batch is scored in several calls."},
+    {"model.news_path", CONFIG_STRING, FIELD(model_news_path), 0, 0, NULL, "", 1,
+     "News model heads (vigil train news); empty: articles are stored unscored. Read again on "
+     "SIGHUP, like model.risk_path."},
+    {"model.encoder_dir", CONFIG_STRING, FIELD(model_encoder_dir), 0, 0, NULL, "", 0,
+     "BERT encoder folder (config.json, model.safetensors, vocab.txt) for heads trained on it; "
+     "empty: only heads trained on the hashed n-gram encoder can be used."},
+    {"model.max_seq", CONFIG_INT, FIELD(model_max_seq), 2, 512, NULL, "256", 0,
+     "Longest encoder input in tokens; longer articles are truncated."},
     {"postgres.conninfo", CONFIG_STRING, FIELD(postgres_conninfo), 0, 0, NULL, "dbname=vigil", 0,
      "libpq connection string (keywords or URI); PG* environment variables also apply."},
     {"postgres.retry_max_ms", CONFIG_INT, FIELD(postgres_retry_max_ms), 100, 600000, NULL, "5000",

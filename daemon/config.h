@@ -65,6 +65,9 @@ typedef struct daemon_config {
     int model_threads;     /* CPU backend threads */
     char *model_risk_path; /* risk model file; "" none; reread on SIGHUP (hot swap) */
     int model_max_batch;   /* most rows per model call */
+    char *model_news_path;   /* news heads file; "" none; reread on SIGHUP */
+    char *model_encoder_dir; /* BERT folder (config.json, model.safetensors, vocab.txt); "" none */
+    int model_max_seq;       /* encoder input limit in tokens */
 
     char *postgres_conninfo;   /* libpq conninfo; default "dbname=vigil" */
     int postgres_retry_max_ms; /* cap of the reconnect backoff, 100..600000, default 5000,

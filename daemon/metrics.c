@@ -69,6 +69,11 @@ void metrics_init(void)
                            "batch's inference over its events), in seconds.",
                            metrics_decode_seconds_bounds,
                            (int)(sizeof(metrics_decode_seconds_bounds) / sizeof(double)));
+    metrics_histogram_init(&metrics.news_infer_seconds, "vigil_news_infer_seconds",
+                           "Time per article to encode and classify it with the news model (a "
+                           "batch's inference over its articles), in seconds.",
+                           metrics_write_seconds_bounds,
+                           (int)(sizeof(metrics_write_seconds_bounds) / sizeof(double)));
     for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
         metrics_topic_t *m = &metrics.topics[i];
         metrics_histogram_init(&m->decode_seconds, "vigil_decode_seconds",
@@ -318,6 +323,7 @@ int metrics_render(char **out, size_t *out_len)
                          &m->entity_state_bytes);
     metrics_render_histogram(&t, &m->featurize_seconds, NULL, 1);
     metrics_render_histogram(&t, &m->infer_seconds, NULL, 1);
+    metrics_render_histogram(&t, &m->news_infer_seconds, NULL, 1);
     metrics_render_counter(&t, "vigil_inference_errors_total",
                            "Batches written unscored because the model failed.",
                            &m->inference_errors);

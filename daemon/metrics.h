@@ -73,11 +73,12 @@ typedef struct metrics {
     _Atomic int64_t checkpoint_bytes;   /* gauge vigil_entity_checkpoint_bytes: the last one */
     _Atomic int64_t entities;           /* gauge vigil_entities: live, all partitions and types */
     _Atomic int64_t entity_state_bytes; /* gauge vigil_entity_state_bytes: memory they hold */
-    metrics_histogram_t featurize_seconds; /* vigil_featurize_seconds: one event */
-    metrics_histogram_t infer_seconds;     /* vigil_infer_seconds: one event, risk model */
-    _Atomic uint64_t inference_errors;     /* vigil_inference_errors_total: batches unscored */
-    _Atomic uint64_t model_reloads;        /* vigil_model_reloads_total: models swapped in */
-    _Atomic uint64_t model_reload_errors;  /* vigil_model_reload_errors_total: files refused */
+    metrics_histogram_t featurize_seconds;  /* vigil_featurize_seconds: one event */
+    metrics_histogram_t infer_seconds;      /* vigil_infer_seconds: one event, risk model */
+    metrics_histogram_t news_infer_seconds; /* vigil_news_infer_seconds: one article */
+    _Atomic uint64_t inference_errors;      /* vigil_inference_errors_total: batches unscored */
+    _Atomic uint64_t model_reloads;         /* vigil_model_reloads_total: models swapped in */
+    _Atomic uint64_t model_reload_errors;   /* vigil_model_reload_errors_total: files refused */
     metrics_topic_t topics[METRICS_TOPICS_MAX];
 } metrics_t;
 

@@ -265,6 +265,9 @@ struct produce_gen {
     /* The last article or label. */
     char article_id[48];
     char headline[256];
+    /* --headlines: article i takes line i % n_headlines as its headline, with no body. */
+    char **headlines;
+    size_t n_headlines;
     char body[768];
     const char *tickers[3];
 };
@@ -343,10 +346,52 @@ err:
     return NULL;
 }
 
+int produce_gen_load_headlines(produce_gen_t *g, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char line[256];
+    if (!f) {
+        snprintf(err, errlen, "--headlines %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof line, f)) {
+        size_t len = strcspn(line, "\r\n");
+        if (line[len] == '\0' && !feof(f)) {
+            snprintf(err, errlen, "--headlines %s: line %zu is longer than %zu bytes", path,
+                     g->n_headlines + 1, sizeof line - 2);
+            fclose(f);
+            return -1;
+        }
+        line[len] = '\0';
+        if (len == 0)
+            continue; /* a headline is never empty */
+        char **h = realloc(g->headlines, (g->n_headlines + 1) * sizeof *h);
+        char *copy = strdup(line);
+        if (h)
+            g->headlines = h;
+        if (!h || !copy) {
+            free(copy);
+            snprintf(err, errlen, "--headlines %s: out of memory", path);
+            fclose(f);
+            return -1;
+        }
+        g->headlines[g->n_headlines++] = copy;
+    }
+    fclose(f);
+    if (g->n_headlines == 0) {
+        snprintf(err, errlen, "--headlines %s: no headline in the file", path);
+        return -1;
+    }
+    return 0;
+}
+
 void produce_gen_free(produce_gen_t *g)
 {
     if (!g)
         return;
+    for (size_t i = 0; i < g->n_headlines; i++)
+        free(g->headlines[i]);
+    free(g->headlines);
     free(g->users);
     free(g->slot);
     free(g);
@@ -843,6 +888,19 @@ static void produce_gen_article(produce_gen_t *g, uint64_t i, int64_t now_ms, in
     int chinese = produce_rng_below(&r, 10) == 0;
 
     snprintf(g->article_id, sizeof g->article_id, "n%" PRIu64 "-%" PRIu64, g->seed, i);
+    if (g->n_headlines > 0) {
+        /* A known text, for tests of what the news model makes of it. */
+        snprintf(g->headline, sizeof g->headline, "%s", g->headlines[i % g->n_headlines]);
+        a->article_id = g->article_id;
+        a->published_time_ms = now_ms;
+        a->source = produce_sources[0];
+        a->language = "en";
+        a->headline = g->headline;
+        a->body = NULL;
+        a->n_tickers = 0;
+        a->tickers = g->tickers;
+        return;
+    }
     if (chinese)
         snprintf(g->headline, sizeof g->headline, "%s第三季度利润增长%u%%，股价上涨", c->name, n);
     else
@@ -1030,6 +1088,7 @@ typedef struct produce_opts {
     const char *schema_path;
     const char *output_dir; /* write one file per message instead of producing */
     const char *output;     /* write events and labels to this event file instead */
+    const char *headlines;  /* news: headlines from this file, one per line */
     int64_t start_ms;       /* --output: event_time of event 0 */
     int rate_set;           /* --rate was given */
     const char **x_args;    /* owned array of argv pointers, "key=value" */
@@ -1050,40 +1109,43 @@ typedef struct produce_stats {
 
 static void produce_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: vigil produce -b BROKERS [options]\n"
-            "       vigil produce --output FILE [options]\n"
-            "Sends synthetic records (Avro) to Kafka, or writes labelled events to a file\n"
-            "(docs/synthetic-data.md); prints one summary line:\n"
-            "  produced=N good=N malformed=N delivered=N failed=N [fraud=N]\n"
-            "\n"
-            "  -b, --brokers LIST       bootstrap servers (or VIGIL_KAFKA_BOOTSTRAP_SERVERS)\n"
-            "  -k, --kind KIND          events | news | fraud-labels | news-labels (default\n"
-            "                           events); label i is about event or article i of the seed\n"
-            "  -t, --topic NAME         topic (default behavior-events, news-articles,\n"
-            "                           fraud-labels or news-labels, by kind)\n"
-            "  -n, --count N            messages to send, 0 = until interrupted (default 10000)\n"
-            "  -r, --rate N             events per second, 0 = as fast as possible (default 0);\n"
-            "                           with --output the simulated rate (default %g)\n"
-            "      --malformed F        fraction 0..1 of undecodable messages (default 0)\n"
-            "      --seed N             generator seed (default 1)\n"
-            "      --users N            distinct users, 1..%d (default 10000)\n"
-            "      --format FMT         confluent | plain (default confluent)\n"
-            "      --schema-id N        Confluent schema id, 0..2147483647 (default 1, 2, 3 or 4:\n"
-            "                           the ids of ingest/schemas/<id>.avsc, by kind)\n"
-            "      --schema FILE        the kind's .avsc to encode with (BehaviorEvent.avsc, ...)\n"
-            "  -X KEY=VALUE             librdkafka setting, repeatable (as kcat)\n"
-            "      --output-dir DIR     write each message value to DIR/NNNNNNNN.avro instead of\n"
-            "                           producing (for other producers, e.g. kcat -P FILE...)\n"
-            "      --output FILE        write --count events and their fraud labels to FILE\n"
-            "                           (.csv, .jsonl, .ndjson or .avro) instead of producing;\n"
-            "                           events only, no --malformed; adds fraud=N to the summary;\n"
-            "                           event i happens at --start-ms + i * 1000 / --rate ms\n"
-            "      --start-ms N         with --output: event_time of event 0, epoch ms (default\n"
-            "                           %" PRId64 ", 2026-01-01T00:00:00Z)\n"
-            "  -h, --help               this text\n"
-            "Exit status: 0 all delivered, 1 failure or undelivered messages, 2 usage.\n",
-            PRODUCE_FILE_RATE, PRODUCE_USERS_MAX, PRODUCE_FILE_START_MS);
+    fprintf(
+        f,
+        "usage: vigil produce -b BROKERS [options]\n"
+        "       vigil produce --output FILE [options]\n"
+        "Sends synthetic records (Avro) to Kafka, or writes labelled events to a file\n"
+        "(docs/synthetic-data.md); prints one summary line:\n"
+        "  produced=N good=N malformed=N delivered=N failed=N [fraud=N]\n"
+        "\n"
+        "  -b, --brokers LIST       bootstrap servers (or VIGIL_KAFKA_BOOTSTRAP_SERVERS)\n"
+        "  -k, --kind KIND          events | news | fraud-labels | news-labels (default\n"
+        "                           events); label i is about event or article i of the seed\n"
+        "  -t, --topic NAME         topic (default behavior-events, news-articles,\n"
+        "                           fraud-labels or news-labels, by kind)\n"
+        "  -n, --count N            messages to send, 0 = until interrupted (default 10000)\n"
+        "  -r, --rate N             events per second, 0 = as fast as possible (default 0);\n"
+        "                           with --output the simulated rate (default %g)\n"
+        "      --malformed F        fraction 0..1 of undecodable messages (default 0)\n"
+        "      --seed N             generator seed (default 1)\n"
+        "      --users N            distinct users, 1..%d (default 10000)\n"
+        "      --format FMT         confluent | plain (default confluent)\n"
+        "      --schema-id N        Confluent schema id, 0..2147483647 (default 1, 2, 3 or 4:\n"
+        "                           the ids of ingest/schemas/<id>.avsc, by kind)\n"
+        "      --schema FILE        the kind's .avsc to encode with (BehaviorEvent.avsc, ...)\n"
+        "  -X KEY=VALUE             librdkafka setting, repeatable (as kcat)\n"
+        "      --headlines FILE     kind news: article i's headline is line i of FILE (cycled),\n"
+        "                           with no body (known texts, for tests)\n"
+        "      --output-dir DIR     write each message value to DIR/NNNNNNNN.avro instead of\n"
+        "                           producing (for other producers, e.g. kcat -P FILE...)\n"
+        "      --output FILE        write --count events and their fraud labels to FILE\n"
+        "                           (.csv, .jsonl, .ndjson or .avro) instead of producing;\n"
+        "                           events only, no --malformed; adds fraud=N to the summary;\n"
+        "                           event i happens at --start-ms + i * 1000 / --rate ms\n"
+        "      --start-ms N         with --output: event_time of event 0, epoch ms (default\n"
+        "                           %" PRId64 ", 2026-01-01T00:00:00Z)\n"
+        "  -h, --help               this text\n"
+        "Exit status: 0 all delivered, 1 failure or undelivered messages, 2 usage.\n",
+        PRODUCE_FILE_RATE, PRODUCE_USERS_MAX, PRODUCE_FILE_START_MS);
 }
 
 /* Digits only: strtoull would accept "-1" as a huge number and " 5" with a space. */
@@ -1132,7 +1194,8 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
         OPT_SCHEMA,
         OPT_OUTPUT_DIR,
         OPT_OUTPUT,
-        OPT_START_MS
+        OPT_START_MS,
+        OPT_HEADLINES
     };
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, 'b'},
@@ -1149,6 +1212,7 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
         {"output-dir", required_argument, NULL, OPT_OUTPUT_DIR},
         {"output", required_argument, NULL, OPT_OUTPUT},
         {"start-ms", required_argument, NULL, OPT_START_MS},
+        {"headlines", required_argument, NULL, OPT_HEADLINES},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1229,6 +1293,11 @@ static int produce_parse_args(int argc, char **argv, produce_opts_t *o)
             if (optarg[0] == '\0')
                 goto bad_value;
             o->output_dir = optarg;
+            break;
+        case OPT_HEADLINES:
+            if (optarg[0] == '\0')
+                goto bad_value;
+            o->headlines = optarg;
             break;
         case OPT_OUTPUT: {
             event_file_format_t fmt;
@@ -1645,6 +1714,11 @@ int produce_main(int argc, char **argv)
     g = produce_gen_new(o.seed, o.users, err, sizeof err);
     if (!g) {
         log_error("cannot create the event generator", "error=\"%s\"", log_quote(err, q, sizeof q));
+        goto out;
+    }
+    if (o.headlines && produce_gen_load_headlines(g, o.headlines, err, sizeof err) != 0) {
+        fprintf(stderr, "vigil produce: %s\n", err);
+        status = 2;
         goto out;
     }
     if (!o.output_dir)

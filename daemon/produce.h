@@ -33,6 +33,9 @@ typedef struct produce_gen produce_gen_t;
 /* n_users: 1..PRODUCE_USERS_MAX. Returns NULL and fills err on a bad count or out of memory. */
 produce_gen_t *produce_gen_new(uint64_t seed, int n_users, char *err, size_t errlen);
 void produce_gen_free(produce_gen_t *g);
+/* Articles take their headlines from the file at path (one per line, blank lines skipped, at
+ * most 254 bytes each), cycled, with no body. Returns 0, or -1 with err. */
+int produce_gen_load_headlines(produce_gen_t *g, const char *path, char *err, size_t errlen);
 
 /* Fills ev for message number i, with event_time now_ms. Its strings point into g's buffers,
  * valid until the next call. */

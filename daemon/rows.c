@@ -82,6 +82,20 @@ void rows_batch_set_score(rows_batch_t *b, float score, const char *model_versio
     r->model_version = model_version;
 }
 
+void rows_batch_set_news(rows_batch_t *b, const rows_news_result_t *r)
+{
+    sink_article_row_t *a = &b->articles[b->view.n_articles - 1];
+    a->sentiment = r->sentiment;
+    a->sentiment_probs = r->sentiment_probs;
+    a->n_sentiment = r->n_sentiment;
+    a->topic_label = r->topic_label;
+    a->topic_probs = r->topic_probs;
+    a->n_topics = r->n_topics;
+    a->embedding = r->embedding;
+    a->n_embedding = r->n_embedding;
+    a->model_version = r->model_version;
+}
+
 void rows_batch_add(rows_batch_t *b, const ingest_record_t *rec, const char *topic,
                     int32_t partition, int64_t offset, int64_t kafka_timestamp_ms)
 {

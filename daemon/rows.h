@@ -46,6 +46,21 @@ void rows_batch_set_features(rows_batch_t *b, const float *features, size_t n,
                              const char *spec_hash);
 /* Gives the last risk row added its score and the version (borrowed) of the model that made it. */
 void rows_batch_set_score(rows_batch_t *b, float score, const char *model_version);
+/* What the news model said of an article (all borrowed until the batch is written). */
+typedef struct rows_news_result {
+    const char *sentiment;
+    const float *sentiment_probs;
+    size_t n_sentiment;
+    const char *topic_label;
+    const float *topic_probs;
+    size_t n_topics;
+    const float *embedding;
+    size_t n_embedding;
+    const char *model_version; /* NULL: not scored */
+} rows_news_result_t;
+
+/* Gives the last article row added the news model's output. */
+void rows_batch_set_news(rows_batch_t *b, const rows_news_result_t *r);
 void rows_batch_free(rows_batch_t *b);
 
 #endif

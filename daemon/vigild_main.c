@@ -46,7 +46,8 @@ typedef struct vigild {
     daemon_http_t *http;
     ingest_mock_t *mock;
     worker_t *worker;
-    model_runtime_t *runtime; /* NULL: no features, so nothing to score */
+    model_runtime_t *runtime; /* NULL: no model configured at start */
+    int worker_has_features;  /* risk scoring possible (features.spec is not off) */
     uint64_t watchdog_usec;
     int stopping;
     int timed_out;
@@ -221,38 +222,46 @@ static void vigild_status_timer(vigild_t *d)
         event_add(d->ev_status, &tv);
 }
 
-/* SIGHUP: the risk model file is read again, changed or not (operators replace the file in place
- * and signal). The inference thread swaps it in between two batches; a file it refuses leaves the
- * running model serving. */
-static void vigild_reload_model(vigild_t *d, daemon_config_t *next)
+/* SIGHUP: a model file is read again, changed or not (operators replace the file in place and
+ * signal). The inference thread swaps it in between two batches; a file it refuses leaves the
+ * running model serving. kind: "risk" or "news"; *running and *wanted the paths in the running
+ * and the new configuration (swapped when the new one is in force). */
+static void vigild_reload_one(vigild_t *d, const char *kind, char **running, char **wanted)
 {
     char err[1024], q[1100];
     const char *version;
+    int news = strcmp(kind, "news") == 0;
 
-    if (!d->runtime) {
-        if (next->model_risk_path[0] != '\0')
-            log_warn("model.risk_path set on reload; starting to score needs a restart", "model=%s",
-                     next->model_risk_path);
+    if ((*wanted)[0] == '\0') {
+        if ((*running)[0] != '\0')
+            log_warn("model path emptied; the running model keeps scoring until a restart",
+                     "model=%s path=%s", kind, *running);
         return;
     }
-    if (next->model_risk_path[0] == '\0') {
-        if (d->cfg.model_risk_path[0] != '\0')
-            log_warn("model.risk_path emptied; the running model keeps scoring until a restart",
-                     "model=%s", d->cfg.model_risk_path);
+    if (!d->runtime || (!news && !d->worker_has_features)) {
+        log_warn("model path set on reload; starting to score needs a restart", "model=%s path=%s",
+                 kind, *wanted);
         return;
     }
-    if (model_runtime_risk_reload(d->runtime, next->model_risk_path, &version, err, sizeof err) !=
-        0) {
+    int rc = news ? model_runtime_news_reload(d->runtime, *wanted, &version, err, sizeof err)
+                  : model_runtime_risk_reload(d->runtime, *wanted, &version, err, sizeof err);
+    if (rc != 0) {
         metrics_add(&metrics.model_reload_errors, 1);
-        log_error("risk model refused; the running model keeps scoring", "path=%s error=\"%s\"",
-                  next->model_risk_path, log_quote(err, q, sizeof q));
+        log_error("model refused; the running model keeps scoring", "model=%s path=%s error=\"%s\"",
+                  kind, *wanted, log_quote(err, q, sizeof q));
         return;
     }
     metrics_add(&metrics.model_reloads, 1);
-    log_info("risk model loaded", "path=%s version=%s", next->model_risk_path, version);
-    char *swap = d->cfg.model_risk_path;
-    d->cfg.model_risk_path = next->model_risk_path;
-    next->model_risk_path = swap;
+    log_info("model loaded", "model=%s path=%s version=%s", kind, *wanted, version);
+    char *swap = *running;
+    *running = *wanted;
+    *wanted = swap;
+}
+
+static void vigild_reload_model(vigild_t *d, daemon_config_t *next)
+{
+    vigild_reload_one(d, "risk", &d->cfg.model_risk_path, &next->model_risk_path);
+    vigild_reload_one(d, "news", &d->cfg.model_news_path, &next->model_news_path);
 }
 
 static void vigild_on_hup(evutil_socket_t sig, short what, void *arg)
@@ -460,12 +469,15 @@ static int vigild_run(vigild_t *d, int embedded)
     }
     /* The models score the features: without features there is nothing to score, and without a
      * model nothing to load (no backend, no BLAS threads, no device probe). */
-    if (fz && d->cfg.model_risk_path[0]) {
+    if ((fz && d->cfg.model_risk_path[0]) || d->cfg.model_news_path[0]) {
         model_runtime_options_t mo = {.backend = d->cfg.model_backend,
                                       .threads = d->cfg.model_threads,
-                                      .risk_path = d->cfg.model_risk_path,
-                                      .spec_hash = featurize_spec_hash(fz),
-                                      .max_batch = (size_t)d->cfg.model_max_batch};
+                                      .risk_path = fz ? d->cfg.model_risk_path : "",
+                                      .spec_hash = fz ? featurize_spec_hash(fz) : NULL,
+                                      .max_batch = (size_t)d->cfg.model_max_batch,
+                                      .news_path = d->cfg.model_news_path,
+                                      .encoder_dir = d->cfg.model_encoder_dir,
+                                      .max_seq = d->cfg.model_max_seq};
         d->runtime = model_runtime_new(&mo, err, sizeof(err));
         if (!d->runtime) {
             log_error("cannot start the model runtime", "error=\"%s\"",
@@ -476,13 +488,19 @@ static int vigild_run(vigild_t *d, int embedded)
             goto out;
         }
         const char *rv = model_runtime_risk_version(d->runtime);
-        log_info("model runtime", "backend=\"%s\" risk_model=%s version=%s",
+        const char *nv = model_runtime_news_version(d->runtime);
+        log_info("model runtime",
+                 "backend=\"%s\" risk_model=%s version=%s news_model=%s news_version=%s "
+                 "encoder=%s",
                  model_runtime_backend(d->runtime),
-                 d->cfg.model_risk_path[0] ? d->cfg.model_risk_path : "none", rv ? rv : "none");
+                 d->cfg.model_risk_path[0] ? d->cfg.model_risk_path : "none", rv ? rv : "none",
+                 d->cfg.model_news_path[0] ? d->cfg.model_news_path : "none", nv ? nv : "none",
+                 nv ? model_runtime_news_encoder(d->runtime) : "none");
     } else if (d->cfg.model_risk_path[0]) {
         log_warn("model.risk_path is set but features.spec is off: events are stored unscored",
                  "model=%s", d->cfg.model_risk_path);
     }
+    d->worker_has_features = fz != NULL;
     wo = (worker_options_t){
         .featurize = fz,
         .runtime = d->runtime,

@@ -47,6 +47,7 @@ typedef struct worker_item {
     int featured;    /* computed (at the flush; a flush tried again does not redo them) */
     float score;     /* the risk model's score, when model_version is set */
     const char *model_version; /* borrowed from the model runtime; NULL: not scored */
+    long news_row;             /* article: its row in w->news, -1 when not scored */
     ingest_record_t rec;       /* rec.buf is reused from batch to batch */
     char reason[WORKER_REASON_MAX];
 } worker_item_t;
@@ -123,9 +124,15 @@ struct worker {
     /* (cap_items) scratch of worker_batch_featurise: one partition's events at a time */
     features_event_t *fz_events;
     float **fz_outs;
-    float *score_x;      /* (cap_items, fz_width) the batch's vectors, contiguous for the model */
-    float *score_out;    /* (cap_items) */
-    size_t *score_item;  /* (cap_items) which item each row of score_x is */
+    float *score_x;     /* (cap_items, fz_width) the batch's vectors, contiguous for the model */
+    float *score_out;   /* (cap_items) */
+    size_t *score_item; /* (cap_items) which item each row of score_x is */
+    /* News scoring of the batch's articles: their texts and the runtime's answer. */
+    char *news_text; /* headline, newline, body of each article, one after the other */
+    size_t news_text_cap;
+    const char **news_texts;
+    size_t *news_lens, news_cap;
+    model_runtime_news_t news;
     double *fz_num;      /* (cap_items, featurize_fields) */
     const char **fz_str; /* (cap_items, featurize_fields) */
     int64_t batch_deadline_ms;
@@ -363,6 +370,20 @@ static void worker_fill_row(worker_t *w, const worker_item_t *it)
     if (it->topic->featurised) {
         rows_batch_set_features(&w->rows, it->features, w->fz_width, featurize_spec_hash(w->fz));
         rows_batch_set_score(&w->rows, it->score, it->model_version);
+    }
+    if (it->rec.kind == INGEST_KIND_ARTICLE && it->news_row >= 0) {
+        const model_runtime_news_t *nr = &w->news;
+        size_t r = (size_t)it->news_row;
+        rows_news_result_t res = {nr->sentiment[r],
+                                  nr->sentiment_probs + r * nr->n_sentiment,
+                                  nr->n_sentiment,
+                                  nr->topic[r],
+                                  nr->topic_probs + r * nr->n_topics,
+                                  nr->n_topics,
+                                  nr->embedding + r * nr->dim,
+                                  nr->dim,
+                                  nr->version};
+        rows_batch_set_news(&w->rows, &res);
     }
 }
 
@@ -801,6 +822,86 @@ static void worker_batch_score(worker_t *w)
     }
 }
 
+/* Makes room for n article texts of total bytes (NULs included). */
+static int worker_news_reserve(worker_t *w, size_t n, size_t bytes)
+{
+    if (n > w->news_cap) {
+        const char **t = realloc(w->news_texts, n * sizeof *t);
+        if (t)
+            w->news_texts = t;
+        size_t *l = realloc(w->news_lens, n * sizeof *l);
+        if (l)
+            w->news_lens = l;
+        if (!t || !l)
+            return -1;
+        w->news_cap = n;
+    }
+    if (bytes > w->news_text_cap) {
+        char *p = realloc(w->news_text, bytes);
+        if (!p)
+            return -1;
+        w->news_text = p;
+        w->news_text_cap = bytes;
+    }
+    return 0;
+}
+
+/* Scores the batch's articles with the active news model (one job for the inference thread):
+ * the text is the headline, a line break, then the body. As for risk, articles are written
+ * unscored when no news model is active or it fails. @locality: worker thread. */
+static void worker_batch_news(worker_t *w)
+{
+    size_t n = 0, bytes = 0, at = 0;
+    char err[512], q[600];
+
+    for (size_t i = 0; i < w->n_items; i++) {
+        worker_item_t *it = &w->items[i];
+        it->news_row = -1;
+        if (it->dead || it->rec.kind != INGEST_KIND_ARTICLE)
+            continue;
+        n++;
+        bytes += strlen(it->rec.article.headline) + 2 +
+                 (it->rec.article.body ? strlen(it->rec.article.body) : 0);
+    }
+    if (n == 0 || !w->rt)
+        return;
+    if (worker_news_reserve(w, n, bytes) != 0) {
+        log_error("out of memory gathering article texts; writing the batch unscored",
+                  "articles=%zu", n);
+        return;
+    }
+    n = 0;
+    for (size_t i = 0; i < w->n_items; i++) {
+        const worker_item_t *it = &w->items[i];
+        if (it->dead || it->rec.kind != INGEST_KIND_ARTICLE)
+            continue;
+        const ingest_article_t *a = &it->rec.article;
+        int len =
+            snprintf(w->news_text + at, bytes - at, "%s\n%s", a->headline, a->body ? a->body : "");
+        w->news_texts[n] = w->news_text + at;
+        w->news_lens[n++] = (size_t)len;
+        at += (size_t)len + 1;
+    }
+    int64_t t0 = worker_now_ns();
+    int rc =
+        model_runtime_news_score(w->rt, w->news_texts, w->news_lens, n, &w->news, err, sizeof err);
+    if (rc < 0) {
+        log_error("news model failed; writing the batch unscored", "articles=%zu error=\"%s\"", n,
+                  log_quote(err, q, sizeof q));
+        metrics_add(&metrics.inference_errors, 1);
+        return;
+    }
+    if (rc > 0)
+        return; /* no news model active */
+    metrics_observe(&metrics.news_infer_seconds, (double)(worker_now_ns() - t0) / 1e9 / (double)n);
+    n = 0;
+    for (size_t i = 0; i < w->n_items; i++) {
+        worker_item_t *it = &w->items[i];
+        if (!it->dead && it->rec.kind == INGEST_KIND_ARTICLE)
+            it->news_row = (long)n++;
+    }
+}
+
 /* Snapshots the entity state of every featurised partition in the batch that is due a
  * checkpoint (none committed since it was assigned, or the interval has passed) into
  * w->checkpoints. Returns how many. A partition whose state is not exactly at the batch's end
@@ -892,6 +993,7 @@ static int worker_batch_flush(worker_t *w)
         return -1;
     if (w->fz)
         worker_batch_score(w);
+    worker_batch_news(w);
     rows_batch_reset(&w->rows);
     for (size_t i = 0; i < w->n_items; i++) {
         if (w->items[i].dead) {
@@ -1611,6 +1713,9 @@ void worker_free(worker_t *w)
     free(w->score_x);
     free(w->score_out);
     free(w->score_item);
+    free(w->news_text);
+    free(w->news_texts);
+    free(w->news_lens);
     free(w->fz_num);
     free(w->fz_str);
     free(w->checkpoints);

@@ -8,12 +8,20 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "model_bert.h"
+#include "model_news.h"
+#include "model_ngram.h"
 #include "model_risk.h"
 
 #define RUNTIME_QUEUE 8
 #define RUNTIME_ERR_MAX 512
 
-typedef enum job_kind { JOB_RISK_SCORE, JOB_RISK_RELOAD } job_kind_t;
+typedef enum job_kind {
+    JOB_RISK_SCORE,
+    JOB_RISK_RELOAD,
+    JOB_NEWS_SCORE,
+    JOB_NEWS_RELOAD
+} job_kind_t;
 
 /* A request and its answer; lives on the submitter's stack until done. */
 typedef struct runtime_job {
@@ -22,11 +30,20 @@ typedef struct runtime_job {
     size_t n, width;
     float *scores;
     const char *path;
-    const char *version; /* out */
-    int rc;              /* out */
+    const char *const *texts;
+    const size_t *lens;
+    model_runtime_news_t *news; /* out, JOB_NEWS_SCORE */
+    const char *version;        /* out */
+    int rc;                     /* out */
     int done;
     char err[RUNTIME_ERR_MAX];
 } runtime_job_t;
+
+/* A news model that served: kept until the runtime is freed, since rows borrow its labels. */
+typedef struct runtime_news {
+    struct runtime_news *next;
+    model_news_t *m;
+} runtime_news_t;
 
 /* An interned version string: kept until the runtime is freed, so rows may borrow it. */
 typedef struct runtime_version {
@@ -52,6 +69,18 @@ struct model_runtime {
     model_risk_t *risk;
     const char *risk_version; /* interned; read under mu by model_runtime_risk_version */
     runtime_version_t *versions;
+
+    /* News: the encoders and the active heads (the newest of `retired`). */
+    model_bert_t *bert;                      /* NULL: no BERT encoder configured */
+    model_ngram_t *ngram;                    /* made for heads trained on the n-gram encoder */
+    model_news_t *news;                      /* NULL: none active */
+    const char *news_version, *news_encoder; /* read under mu */
+    runtime_news_t *retired;                 /* every news model loaded, news included */
+    /* Outputs of the last news job (n x ...), grown on demand. */
+    size_t news_cap, news_cap_topics, news_cap_dim;
+    float *emb, *sent_probs, *topic_probs;
+    int32_t *sent_idx, *topic_idx;
+    const char **sent_label, **topic_label;
 };
 
 static void rt_err(char *err, size_t errlen, const char *fmt, ...)
@@ -111,6 +140,149 @@ static int rt_risk_load(model_runtime_t *rt, const char *path, const char **vers
     return 0;
 }
 
+/* Loads and checks news heads against the encoders this runtime has; on success they become
+ * the active heads (the previous ones stay allocated: rows may still borrow their labels).
+ * @locality: the inference thread (or model_runtime_new before it starts). */
+static int rt_news_load(model_runtime_t *rt, const char *path, const char **version, char *err,
+                        size_t errlen)
+{
+    model_news_t *m = model_news_load(path, NULL, err, errlen);
+    model_ngram_t *ng = NULL;
+    runtime_news_t *keep = NULL;
+    const char *v, *enc;
+
+    if (!m)
+        return -1;
+    enc = model_news_encoder(m);
+    if (strcmp(enc, "bert") == 0) {
+        if (!rt->bert) {
+            rt_err(err, errlen,
+                   "%s: heads trained on the BERT encoder, but no encoder is configured (set "
+                   "model.encoder_dir)",
+                   path);
+            goto err;
+        }
+        if (strcmp(model_news_encoder_sha256(m), model_bert_weights_sha256(rt->bert)) != 0) {
+            rt_err(err, errlen,
+                   "%s: heads trained on encoder weights %.12s..., the configured encoder is "
+                   "%.12s...; retrain them (vigil train news) on this encoder",
+                   path, model_news_encoder_sha256(m), model_bert_weights_sha256(rt->bert));
+            goto err;
+        }
+        if (model_news_dim(m) != model_bert_dim(rt->bert)) {
+            rt_err(err, errlen, "%s: heads take %zu-wide embeddings, the encoder makes %zu", path,
+                   model_news_dim(m), model_bert_dim(rt->bert));
+            goto err;
+        }
+    } else {
+        uint32_t buckets;
+        uint64_t seed;
+        model_news_ngram_params(m, &buckets, &seed);
+        if (!(ng = model_ngram_new(buckets, model_news_dim(m), seed, err, errlen)))
+            goto err;
+    }
+    keep = malloc(sizeof *keep);
+    if (!keep || !(v = rt_intern(rt, model_news_version(m)))) {
+        rt_err(err, errlen, "out of memory");
+        goto err;
+    }
+    keep->m = m;
+    keep->next = rt->retired;
+    rt->retired = keep;
+    if (ng) {
+        model_ngram_free(rt->ngram);
+        rt->ngram = ng;
+    }
+    rt->news = m;
+    pthread_mutex_lock(&rt->mu);
+    rt->news_version = v;
+    rt->news_encoder = enc;
+    pthread_mutex_unlock(&rt->mu);
+    if (version)
+        *version = v;
+    return 0;
+err:
+    free(keep);
+    model_ngram_free(ng);
+    model_news_free(m);
+    return -1;
+}
+
+/* Output arrays for n articles of the active heads' shape. */
+static int rt_news_reserve(model_runtime_t *rt, size_t n, size_t dim, size_t topics)
+{
+    if (n <= rt->news_cap && dim <= rt->news_cap_dim && topics <= rt->news_cap_topics)
+        return 0;
+    n = n > rt->news_cap ? n : rt->news_cap;
+    dim = dim > rt->news_cap_dim ? dim : rt->news_cap_dim;
+    topics = topics > rt->news_cap_topics ? topics : rt->news_cap_topics;
+    free(rt->emb);
+    free(rt->sent_probs);
+    free(rt->topic_probs);
+    free(rt->sent_idx);
+    free(rt->topic_idx);
+    free(rt->sent_label);
+    free(rt->topic_label);
+    rt->emb = malloc(n * dim * sizeof *rt->emb);
+    rt->sent_probs = malloc(n * MODEL_NEWS_N_SENTIMENT * sizeof *rt->sent_probs);
+    rt->topic_probs = malloc(n * topics * sizeof *rt->topic_probs);
+    rt->sent_idx = malloc(n * sizeof *rt->sent_idx);
+    rt->topic_idx = malloc(n * sizeof *rt->topic_idx);
+    rt->sent_label = malloc(n * sizeof *rt->sent_label);
+    rt->topic_label = malloc(n * sizeof *rt->topic_label);
+    if (!rt->emb || !rt->sent_probs || !rt->topic_probs || !rt->sent_idx || !rt->topic_idx ||
+        !rt->sent_label || !rt->topic_label) {
+        rt->news_cap = rt->news_cap_dim = rt->news_cap_topics = 0;
+        return -1;
+    }
+    rt->news_cap = n;
+    rt->news_cap_dim = dim;
+    rt->news_cap_topics = topics;
+    return 0;
+}
+
+static void rt_news_score(model_runtime_t *rt, runtime_job_t *j)
+{
+    model_news_t *m = rt->news;
+    size_t n = j->n, dim, topics;
+    if (!m) {
+        j->rc = 1;
+        return;
+    }
+    dim = model_news_dim(m);
+    topics = model_news_n_topics(m);
+    if (rt_news_reserve(rt, n, dim, topics) != 0) {
+        rt_err(j->err, sizeof j->err, "out of memory for %zu articles", n);
+        j->rc = -1;
+        return;
+    }
+    int rc =
+        strcmp(model_news_encoder(m), "bert") == 0
+            ? model_bert_encode(rt->bert, j->texts, j->lens, n, 1, rt->emb, j->err, sizeof j->err)
+            : model_ngram_encode(rt->ngram, j->texts, j->lens, n, rt->emb, j->err, sizeof j->err);
+    if (rc != 0) {
+        j->rc = -1;
+        return;
+    }
+    model_news_classify(m, rt->emb, n, rt->sent_idx, rt->sent_probs, rt->topic_idx,
+                        rt->topic_probs);
+    for (size_t i = 0; i < n; i++) {
+        rt->sent_label[i] = model_news_sentiment_label(m, (size_t)rt->sent_idx[i]);
+        rt->topic_label[i] = model_news_topic_label(m, (size_t)rt->topic_idx[i]);
+    }
+    *j->news = (model_runtime_news_t){n,
+                                      dim,
+                                      MODEL_NEWS_N_SENTIMENT,
+                                      topics,
+                                      rt->sent_label,
+                                      rt->sent_probs,
+                                      rt->topic_label,
+                                      rt->topic_probs,
+                                      rt->emb,
+                                      rt->news_version};
+    j->version = rt->news_version;
+}
+
 static void rt_run(model_runtime_t *rt, runtime_job_t *j)
 {
     j->rc = 0;
@@ -141,6 +313,12 @@ static void rt_run(model_runtime_t *rt, runtime_job_t *j)
         return;
     case JOB_RISK_RELOAD:
         j->rc = rt_risk_load(rt, j->path, &j->version, j->err, sizeof j->err);
+        return;
+    case JOB_NEWS_SCORE:
+        rt_news_score(rt, j);
+        return;
+    case JOB_NEWS_RELOAD:
+        j->rc = rt_news_load(rt, j->path, &j->version, j->err, sizeof j->err);
         return;
     }
 }
@@ -203,6 +381,12 @@ model_runtime_t *model_runtime_new(const model_runtime_options_t *o, char *err, 
         goto err;
     if (o->risk_path && o->risk_path[0] && rt_risk_load(rt, o->risk_path, NULL, err, errlen) != 0)
         goto err;
+    if (o->encoder_dir && o->encoder_dir[0] &&
+        !(rt->bert =
+              model_bert_load(rt->be, o->encoder_dir, o->max_seq ? o->max_seq : 256, err, errlen)))
+        goto err;
+    if (o->news_path && o->news_path[0] && rt_news_load(rt, o->news_path, NULL, err, errlen) != 0)
+        goto err;
     if (pthread_create(&rt->thread, NULL, rt_main, rt) != 0) {
         rt_err(err, errlen, "cannot start the inference thread");
         goto err;
@@ -226,6 +410,21 @@ void model_runtime_free(model_runtime_t *rt)
         pthread_join(rt->thread, NULL);
     }
     model_risk_free(rt->risk);
+    model_bert_free(rt->bert);
+    model_ngram_free(rt->ngram);
+    while (rt->retired) {
+        runtime_news_t *r = rt->retired;
+        rt->retired = r->next;
+        model_news_free(r->m);
+        free(r);
+    }
+    free(rt->emb);
+    free(rt->sent_probs);
+    free(rt->topic_probs);
+    free(rt->sent_idx);
+    free(rt->topic_idx);
+    free(rt->sent_label);
+    free(rt->topic_label);
     kernels_backend_free(rt->be);
     while (rt->versions) {
         runtime_version_t *v = rt->versions;
@@ -273,4 +472,42 @@ int model_runtime_risk_reload(model_runtime_t *rt, const char *path, const char 
     if (j.rc != 0)
         rt_err(err, errlen, "%s", j.err);
     return j.rc;
+}
+
+int model_runtime_news_score(model_runtime_t *rt, const char *const *texts, const size_t *lens,
+                             size_t n, model_runtime_news_t *out, char *err, size_t errlen)
+{
+    runtime_job_t j = {.kind = JOB_NEWS_SCORE, .texts = texts, .lens = lens, .n = n, .news = out};
+    rt_submit(rt, &j);
+    if (j.rc < 0)
+        rt_err(err, errlen, "%s", j.err);
+    return j.rc;
+}
+
+int model_runtime_news_reload(model_runtime_t *rt, const char *path, const char **version,
+                              char *err, size_t errlen)
+{
+    runtime_job_t j = {.kind = JOB_NEWS_RELOAD, .path = path};
+    rt_submit(rt, &j);
+    if (version)
+        *version = j.version;
+    if (j.rc != 0)
+        rt_err(err, errlen, "%s", j.err);
+    return j.rc;
+}
+
+const char *model_runtime_news_version(model_runtime_t *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    const char *v = rt->news_version;
+    pthread_mutex_unlock(&rt->mu);
+    return v;
+}
+
+const char *model_runtime_news_encoder(model_runtime_t *rt)
+{
+    pthread_mutex_lock(&rt->mu);
+    const char *v = rt->news_encoder;
+    pthread_mutex_unlock(&rt->mu);
+    return v;
 }

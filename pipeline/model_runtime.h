@@ -16,11 +16,14 @@
 #include <stddef.h>
 
 typedef struct model_runtime_options {
-    const char *backend;   /* kernels backend: "auto", "cpu", "cuda", "cuda:N" */
-    int threads;           /* CPU backend threads (0: OpenBLAS's default) */
-    const char *risk_path; /* risk model file; NULL or "": none (rows stay unscored) */
-    const char *spec_hash; /* the feature spec the daemon computes: the risk model must match */
-    size_t max_batch;      /* most rows one model call takes; bigger jobs are split */
+    const char *backend;     /* kernels backend: "auto", "cpu", "cuda", "cuda:N" */
+    int threads;             /* CPU backend threads (0: OpenBLAS's default) */
+    const char *risk_path;   /* risk model file; NULL or "": none (rows stay unscored) */
+    const char *spec_hash;   /* the feature spec the daemon computes: the risk model must match */
+    size_t max_batch;        /* most rows one model call takes; bigger jobs are split */
+    const char *news_path;   /* news heads file; NULL or "": articles stay unscored */
+    const char *encoder_dir; /* BERT model folder for heads trained on it; NULL or "": none */
+    int max_seq;             /* encoder input limit in tokens (2..512; 0: 256) */
 } model_runtime_options_t;
 
 typedef struct model_runtime model_runtime_t;
@@ -48,5 +51,28 @@ int model_runtime_risk_score(model_runtime_t *rt, const float *x, size_t n, size
  * (the previous model, if any, stays active). Blocks until the inference thread has done it. */
 int model_runtime_risk_reload(model_runtime_t *rt, const char *path, const char **version,
                               char *err, size_t errlen);
+
+/* What the news model made of a batch of articles; runtime-owned, valid until the next
+ * model_runtime_news_score. Label strings and the version stay valid until model_runtime_free. */
+typedef struct model_runtime_news {
+    size_t n, dim, n_sentiment, n_topics;
+    const char *const *sentiment; /* (n) labels */
+    const float *sentiment_probs; /* (n, n_sentiment) */
+    const char *const *topic;     /* (n) labels */
+    const float *topic_probs;     /* (n, n_topics) */
+    const float *embedding;       /* (n, dim), L2-normalised */
+    const char *version;
+} model_runtime_news_t;
+
+/* Encodes and classifies n texts (texts[i], lens[i] bytes of UTF-8). Returns 0 with *out filled,
+ * 1 when no news model is active, or -1 with err. Blocks until done. */
+int model_runtime_news_score(model_runtime_t *rt, const char *const *texts, const size_t *lens,
+                             size_t n, model_runtime_news_t *out, char *err, size_t errlen);
+/* Replaces the news heads with the file at path, as model_runtime_risk_reload. */
+int model_runtime_news_reload(model_runtime_t *rt, const char *path, const char **version,
+                              char *err, size_t errlen);
+/* The active news model's version and encoder ("bert" or "ngram"), or NULL when none. */
+const char *model_runtime_news_version(model_runtime_t *rt);
+const char *model_runtime_news_encoder(model_runtime_t *rt);
 
 #endif

@@ -526,6 +526,24 @@ static int sink_pg_buf_add_text_array(sink_pg_buf_t *b, const char *const *items
     return sink_pg_buf_addc(b, '}');
 }
 
+/* A real[] field in COPY text format: {v1,v2,...} with %.9g, which round-trips a float exactly;
+ * \N for NULL. Non-finite values never reach here (the models' outputs are probabilities and
+ * normalised embeddings). */
+static int sink_pg_buf_add_real_array(sink_pg_buf_t *b, const float *v, size_t n)
+{
+    char num[32];
+    if (!v)
+        return sink_pg_buf_add(b, "\\N", 2);
+    if (sink_pg_buf_addc(b, '{') != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int len = snprintf(num, sizeof num, "%s%.9g", i ? "," : "", (double)v[i]);
+        if (sink_pg_buf_add(b, num, (size_t)len) != 0)
+            return -1;
+    }
+    return sink_pg_buf_addc(b, '}');
+}
+
 /* An array literal {"a","b"} for a text[] parameter (no COPY escaping), NUL-terminated. */
 static int sink_pg_array_literal(sink_pg_buf_t *b, const char *const *items, size_t n)
 {
@@ -636,8 +654,9 @@ static const struct {
                          1},
     [SINK_TABLE_NEWS] = {"vigil.news_scores",
                          "COPY vigil.news_scores (topic, partition, kafka_offset, kafka_timestamp, "
-                         "article_id, published_time, source, language, headline, body, tickers) "
-                         "FROM STDIN"},
+                         "article_id, published_time, source, language, headline, body, tickers, "
+                         "sentiment, sentiment_probs, topic_label, topic_probs, embedding, "
+                         "model_version) FROM STDIN"},
     [SINK_TABLE_LABELS] = {"vigil.labels",
                            "COPY vigil.labels (topic, partition, kafka_offset, kafka_timestamp, "
                            "label_kind, event_id, is_fraud, label_source, article_id, sentiment, "
@@ -811,7 +830,18 @@ static int sink_pg_article_add(sink_pg_buf_t *b, const sink_article_row_t *r)
         sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->language) ||
         sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->headline) ||
         sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->body) ||
-        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text_array(b, r->tickers, r->n_tickers) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text_array(b, r->tickers, r->n_tickers))
+        return -1;
+    int scored = r->model_version != NULL;
+    if (sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, scored ? r->sentiment : NULL) ||
+        sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_real_array(b, scored ? r->sentiment_probs : NULL, r->n_sentiment) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, scored ? r->topic_label : NULL) ||
+        sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_real_array(b, scored ? r->topic_probs : NULL, r->n_topics) ||
+        sink_pg_buf_addc(b, '\t') ||
+        sink_pg_buf_add_real_array(b, scored ? r->embedding : NULL, r->n_embedding) ||
+        sink_pg_buf_addc(b, '\t') || sink_pg_buf_add_text(b, r->model_version) ||
         sink_pg_buf_addc(b, '\n'))
         return -1;
     return 0;

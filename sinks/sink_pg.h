@@ -62,8 +62,8 @@ typedef struct sink_risk_row {
     const char *model_version;
 } sink_risk_row_t;
 
-/* One decoded news article, as it goes into vigil.news_scores (model columns NULL: not scored
- * yet). Borrowed, as sink_risk_row_t. */
+/* One decoded news article, as it goes into vigil.news_scores with the news model's output.
+ * Borrowed, as sink_risk_row_t. */
 typedef struct sink_article_row {
     sink_coords_t at;
     const char *article_id;
@@ -74,6 +74,17 @@ typedef struct sink_article_row {
     const char *body;
     const char *const *tickers; /* n_tickers strings, none NULL */
     size_t n_tickers;
+    /* The news model's output. model_version NULL: not scored, and the columns below are then
+     * stored NULL whatever they hold. */
+    const char *sentiment;        /* a sentiment label */
+    const float *sentiment_probs; /* (n_sentiment) */
+    size_t n_sentiment;
+    const char *topic_label;
+    const float *topic_probs; /* (n_topics) */
+    size_t n_topics;
+    const float *embedding; /* (n_embedding) the pooled sentence embedding */
+    size_t n_embedding;
+    const char *model_version;
 } sink_article_row_t;
 
 typedef enum sink_label_kind { SINK_LABEL_FRAUD, SINK_LABEL_NEWS } sink_label_kind_t;

@@ -67,7 +67,7 @@ wait_until 30 "stream flowing" committed_at_least 4000
 cp "$models/risk-b.safetensors" "$models/risk.safetensors.new"
 mv "$models/risk.safetensors.new" "$models/risk.safetensors"
 kill -HUP "$VIGILD_PID"
-wait_until 10 "swap logged" grep -q "msg=\"risk model loaded\".*version=$v2" "$log"
+wait_until 10 "swap logged" grep -q "msg=\"model loaded\" model=risk.*version=$v2" "$log"
 # A corrupt file (one flipped byte in the tensors) is refused; $v2 keeps scoring.
 python3 - "$models/risk-b.safetensors" "$models/risk.safetensors.new" <<'PY'
 import sys
@@ -77,7 +77,7 @@ open(sys.argv[2], "wb").write(data)
 PY
 mv "$models/risk.safetensors.new" "$models/risk.safetensors"
 kill -HUP "$VIGILD_PID"
-wait_until 10 "refusal logged" grep -q 'msg="risk model refused; the running model keeps scoring".*checksum mismatch' "$log"
+wait_until 10 "refusal logged" grep -q 'msg="model refused; the running model keeps scoring" model=risk.*checksum mismatch' "$log"
 producer_wait
 wait_until 60 "all events committed" committed_at_least 23000
 vigild_term "$VIGILD_PID" 30
