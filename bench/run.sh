@@ -37,6 +37,9 @@ bash "$SRC/bench/tokenizer.sh" "$BUILD_DIR"
 # vigil (bench/bench_models.c) and sentence-transformers on PyTorch (bench/encoder_torch.sh) side
 # by side, same thread counts.
 MODEL_DIR=${VIGIL_MODEL_DIR:-$SRC/.cache/models/all-MiniLM-L6-v2}
+# Idle OpenMP threads sleep instead of spinning: with 2 threads, spinning ones took the cores from
+# OpenBLAS's (docs/benchmarks.md). As the systemd unit sets it for vigild.
+export OMP_WAIT_POLICY=passive
 for t in 1 2; do
     "$BUILD_DIR/bench_models" "$t" cpu "$MODEL_DIR"
     bash "$SRC/bench/encoder_torch.sh" --model "$MODEL_DIR" \

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -487,6 +488,12 @@ static int vigild_run(vigild_t *d, int embedded)
                 ingest_avro_free(wi[j].decoder);
             goto out;
         }
+        const char *wp = getenv("OMP_WAIT_POLICY");
+        if (d->cfg.model_threads != 1 && (!wp || strcasecmp(wp, "passive") != 0))
+            log_warn("model.threads is not 1 and OMP_WAIT_POLICY is not passive: OpenMP's "
+                     "spinning threads will contend with OpenBLAS's; set OMP_WAIT_POLICY=passive "
+                     "in vigild's environment (the systemd unit does)",
+                     "threads=%d", d->cfg.model_threads);
         const char *rv = model_runtime_risk_version(d->runtime);
         const char *nv = model_runtime_news_version(d->runtime);
         log_info("model runtime",
