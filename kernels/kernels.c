@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef VIGIL_KERNELS_CUDA
+#include <dlfcn.h>
+#include <pthread.h>
+#endif
+
 #include "kernels_impl.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -98,6 +103,64 @@ static int cuda_device_of(const char *name)
     return *end == 0 && dev < 1024 ? (int)dev : -1;
 }
 
+#ifdef VIGIL_KERNELS_CUDA
+/* The CUDA backend lives in a module (libvigil_kernels_cuda.so) loaded the first time a CUDA
+ * backend is probed, so a process that never asks for one never maps cuBLAS and the CUDA runtime
+ * (about 160 MB resident). Looked for at $VIGIL_KERNELS_CUDA_MODULE, then where the build put
+ * it, then where `cmake --install` puts it. Never unloaded: the CUDA runtime does not support
+ * that. */
+static pthread_once_t cuda_once = PTHREAD_ONCE_INIT;
+static int (*cuda_probe_fn)(int device, char *why, size_t whylen);
+static int (*cuda_init_fn)(kernels_backend_t *be, int device, char *err, size_t errlen);
+static char cuda_load_error[768];
+
+static void cuda_module_load(void)
+{
+    const char *paths[3] = {getenv("VIGIL_KERNELS_CUDA_MODULE"), VIGIL_KERNELS_CUDA_BUILT,
+                            VIGIL_KERNELS_CUDA_INSTALLED};
+    size_t at = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!paths[i] || !paths[i][0])
+            continue;
+        void *h = dlopen(paths[i], RTLD_NOW | RTLD_LOCAL);
+        if (h) {
+            /* POSIX's way to turn dlsym's object pointer into a function pointer. */
+            *(void **)&cuda_probe_fn = dlsym(h, "kernels_cuda_probe");
+            *(void **)&cuda_init_fn = dlsym(h, "kernels_cuda_init");
+            if (cuda_probe_fn && cuda_init_fn)
+                return;
+            cuda_probe_fn = NULL;
+            cuda_init_fn = NULL;
+        }
+        const char *e = h ? "its entry points are missing" : dlerror();
+        int n = snprintf(cuda_load_error + at, sizeof cuda_load_error - at, "%s%s: %s",
+                         at ? "; " : "", paths[i], e ? e : "?");
+        if (n > 0 && (size_t)n < sizeof cuda_load_error - at)
+            at += (size_t)n;
+    }
+}
+
+/* 1 when the module is loaded, else 0 with why. */
+static int cuda_module(char *why, size_t whylen)
+{
+    pthread_once(&cuda_once, cuda_module_load);
+    if (cuda_probe_fn)
+        return 1;
+    fail(why, whylen, "the CUDA backend module could not be loaded (%s)", cuda_load_error);
+    return 0;
+}
+
+static int cuda_probe(int device, char *why, size_t whylen)
+{
+    return cuda_module(why, whylen) && cuda_probe_fn(device, why, whylen);
+}
+
+static int cuda_init(kernels_backend_t *be, int device, char *err, size_t errlen)
+{
+    return cuda_module(err, errlen) ? cuda_init_fn(be, device, err, errlen) : -1;
+}
+#endif
+
 int kernels_backend_available(const char *name, char *why, size_t whylen)
 {
     if (!name) {
@@ -114,7 +177,7 @@ int kernels_backend_available(const char *name, char *why, size_t whylen)
         return 0;
     }
 #ifdef VIGIL_KERNELS_CUDA
-    return kernels_cuda_probe(dev, why, whylen);
+    return cuda_probe(dev, why, whylen);
 #else
     fail(why, whylen,
          "this build has no CUDA backend (nvcc was not found at configure time, or "
@@ -144,7 +207,7 @@ kernels_backend_t *kernels_backend_new(const char *name, int threads, char *err,
     int want_cuda = dev >= 0, is_auto = strcmp(name, "auto") == 0;
     if (is_auto) {
 #ifdef VIGIL_KERNELS_CUDA
-        want_cuda = kernels_cuda_probe(0, why, sizeof(why));
+        want_cuda = cuda_probe(0, why, sizeof(why));
 #else
         want_cuda = 0;
         snprintf(why, sizeof(why), "this build has no CUDA backend");
@@ -152,7 +215,7 @@ kernels_backend_t *kernels_backend_new(const char *name, int threads, char *err,
     }
     if (want_cuda) {
 #ifdef VIGIL_KERNELS_CUDA
-        if (kernels_cuda_init(be, dev >= 0 ? dev : 0, why, sizeof(why)) == 0)
+        if (cuda_init(be, dev >= 0 ? dev : 0, why, sizeof(why)) == 0)
             return be; /* the CUDA init wrote the reason: the device it uses */
         if (!is_auto) {
             fail(err, errlen, "%s", why);
