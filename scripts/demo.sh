@@ -19,8 +19,13 @@ echo "== starting a throwaway PostgreSQL in $HARNESS_TMP"
 pg_start
 
 echo "== starting vigild with its embedded Kafka (librdkafka mock cluster, 3 brokers, 8 partitions)"
+# The shipped models (docs/models.md): the risk MLP, and the news heads on the MiniLM encoder
+# that `make demo` fetched.
+MODEL_DIR=${VIGIL_MODEL_DIR:-$SRC/.cache/models/all-MiniLM-L6-v2}
 VIGIL_POSTGRES_CONNINFO=$TEST_CONNINFO VIGIL_INGEST_SCHEMA_DIR=$SRC/ingest/schemas \
-    VIGIL_HTTP_LISTEN=127.0.0.1:0 "$VIGILD" --embedded-kafka \
+    VIGIL_HTTP_LISTEN=127.0.0.1:0 VIGIL_MODEL_RISK_PATH=$SRC/models/risk.safetensors \
+    VIGIL_MODEL_NEWS_PATH=$SRC/models/news-heads.safetensors VIGIL_MODEL_ENCODER_DIR=$MODEL_DIR \
+    VIGIL_MODEL_BACKEND=cpu "$VIGILD" --embedded-kafka \
     >"$HARNESS_TMP/vigild.out" 2>"$HARNESS_TMP/vigild.log" &
 pid=$!
 HARNESS_PIDS+=($pid)
@@ -46,8 +51,11 @@ psql -X -q -P pager=off -c "SELECT 'vigil.risk_scores' AS table, count(*) AS row
     UNION ALL SELECT 'vigil.dead_letters', count(*) FROM vigil.dead_letters
     UNION ALL SELECT 'vigil.kafka_offsets', count(*) FROM vigil.kafka_offsets"
 psql -X -q -P pager=off -c "SELECT partition, kafka_offset, event_id, event_type, user_id, amount, currency,
-    country, event_time, score, model_version FROM vigil.risk_scores ORDER BY kafka_offset, partition LIMIT 5"
-echo "   (score and model_version are NULL: no model runs yet, so nothing is scored)"
+    country, event_time, round(score::numeric, 4) AS score, model_version FROM vigil.risk_scores
+    ORDER BY kafka_offset, partition LIMIT 5"
+echo "== the riskiest events (the risk model, models/risk.safetensors)"
+psql -X -q -P pager=off -c "SELECT event_id, event_type, user_id, amount, currency, country, merchant_category,
+    round(score::numeric, 4) AS score FROM vigil.risk_scores ORDER BY score DESC NULLS LAST LIMIT 8"
 echo "== one event's features, by name (vigil.feature_specs names the columns)"
 psql -X -q -P pager=off -c "SELECT c.name, r.features[c.i] AS value
     FROM (SELECT * FROM vigil.risk_scores WHERE features IS NOT NULL ORDER BY kafka_offset DESC,
@@ -57,8 +65,8 @@ psql -X -q -P pager=off -c "SELECT c.name, r.features[c.i] AS value
     WHERE c.name NOT LIKE '%#%' OR r.features[c.i] <> 0"
 psql -X -q -P pager=off -c "SELECT topic, partition, next_offset, entities,
     pg_size_pretty(length(state)::bigint) AS state FROM vigil.entity_state ORDER BY 1, 2 LIMIT 4"
-psql -X -q -P pager=off -c "SELECT article_id, language, left(headline, 60) AS headline, tickers, sentiment,
-    model_version FROM vigil.news_scores ORDER BY kafka_offset, partition LIMIT 5"
+psql -X -q -P pager=off -c "SELECT article_id, language, left(headline, 50) AS headline, tickers, sentiment,
+    topic_label, model_version FROM vigil.news_scores ORDER BY kafka_offset, partition LIMIT 5"
 psql -X -q -P pager=off -c "SELECT label_kind, count(*), count(*) FILTER (WHERE is_fraud) AS fraud,
     count(sentiment) AS with_sentiment, count(topic_label) AS with_topic FROM vigil.labels GROUP BY 1"
 psql -X -q -P pager=off -c "SELECT regexp_replace(reason, ':.*', '') AS kind, count(*),
