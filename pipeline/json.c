@@ -741,3 +741,22 @@ size_t json_escape(const char *s, char *out, size_t cap)
         out[n < cap ? n : cap - 1] = '\0';
     return n;
 }
+
+char *json_string_array(const char *const *v, size_t n)
+{
+    size_t cap = 3, at = 0; /* brackets and the NUL */
+    for (size_t i = 0; i < n; i++)
+        cap += json_escape(v[i], NULL, 0) + 1; /* and a comma */
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    s[at++] = '[';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            s[at++] = ',';
+        at += json_escape(v[i], s + at, cap - at);
+    }
+    s[at++] = ']';
+    s[at] = '\0';
+    return s;
+}

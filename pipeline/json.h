@@ -54,4 +54,8 @@ const json_value_t *json_get(const json_value_t *v, const char *key);
  * (without the NUL), like snprintf; the output is complete only when that is < cap. */
 size_t json_escape(const char *s, char *out, size_t cap);
 
+/* The n strings as one JSON array text ["a","b"], malloc'ed (the caller frees it); NULL when out
+ * of memory. */
+char *json_string_array(const char *const *v, size_t n);
+
 #endif

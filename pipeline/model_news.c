@@ -79,26 +79,6 @@ static const char *news_check_topics(const char *const *labels, size_t n)
 
 /* ---- writing ---- */
 
-/* A JSON array of the n strings, malloc'ed. */
-static char *news_json_strings(const char *const *v, size_t n)
-{
-    size_t cap = 3, at = 0;
-    for (size_t i = 0; i < n; i++)
-        cap += json_escape(v[i], NULL, 0) + 1;
-    char *s = malloc(cap);
-    if (!s)
-        return NULL;
-    s[at++] = '[';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            s[at++] = ',';
-        at += json_escape(v[i], s + at, cap - at);
-    }
-    s[at++] = ']';
-    s[at] = '\0';
-    return s;
-}
-
 static int news_check_heads(const char *path, const model_news_heads_t *h, char *err, size_t errlen)
 {
     const char *why;
@@ -182,8 +162,8 @@ static int news_save(const char *path, const model_news_heads_t *h, const char *
             goto out;
         snprintf(ver, sizeof ver, "news-%.12s", sha);
     }
-    sent_labels = news_json_strings((const char *const *)h->sentiment_labels, h->n_sentiment);
-    topic_labels = news_json_strings((const char *const *)h->topic_labels, h->n_topic);
+    sent_labels = json_string_array((const char *const *)h->sentiment_labels, h->n_sentiment);
+    topic_labels = json_string_array((const char *const *)h->topic_labels, h->n_topic);
     if (!sent_labels || !topic_labels) {
         news_err(err, errlen, "%s: out of memory", path);
         goto out;

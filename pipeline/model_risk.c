@@ -96,25 +96,6 @@ static char *risk_json_numbers(const double *v, const size_t *sv, size_t n)
     return s;
 }
 
-static char *risk_json_strings(const char *const *v, size_t n)
-{
-    size_t cap = 3, at = 0;
-    for (size_t i = 0; i < n; i++)
-        cap += json_escape(v[i], NULL, 0) + 2;
-    char *s = malloc(cap);
-    if (!s)
-        return NULL;
-    s[at++] = '[';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            s[at++] = ',';
-        at += json_escape(v[i], s + at, cap - at);
-    }
-    s[at++] = ']';
-    s[at] = '\0';
-    return s;
-}
-
 int model_risk_save(const char *path, const model_risk_weights_t *w, const model_risk_info_t *info,
                     char *version_out, size_t version_cap, char *err, size_t errlen)
 {
@@ -123,7 +104,7 @@ int model_risk_save(const char *path, const model_risk_weights_t *w, const model
     char *layers = risk_json_numbers(NULL, w->dims, w->n_layers + 1);
     char *mean = risk_json_numbers(w->mean, NULL, w->dims[0]);
     char *std = risk_json_numbers(w->std, NULL, w->dims[0]);
-    char *cols = risk_json_strings(info->columns, w->dims[0]);
+    char *cols = json_string_array(info->columns, w->dims[0]);
     size_t nt = 0;
     int rc = -1;
 

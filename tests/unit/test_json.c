@@ -488,6 +488,26 @@ static void test_fuzz(void)
     CHECK_MSG(accepted > 0 && accepted < 5000, "%d of 5000 mutants accepted", accepted);
 }
 
+/* json_string_array: what it writes parses back to the same strings, escapes included. */
+static void test_string_array(void)
+{
+    const char *v[] = {"plain", "quote \" backslash \\", "line\nbreak", "", "caf\xc3\xa9"};
+    char err[128];
+    char *text = json_string_array(v, 5);
+    CHECK(text != NULL);
+    if (!text)
+        return;
+    json_value_t *a = json_parse(text, strlen(text), err, sizeof err);
+    CHECK_MSG(a && a->type == JSON_ARRAY && a->n == 5, "%s", text);
+    for (size_t i = 0; a && i < a->n && i < 5; i++)
+        CHECK_STR(a->items[i].string, v[i]);
+    json_free(a);
+    free(text);
+    text = json_string_array(v, 0);
+    CHECK(text && strcmp(text, "[]") == 0);
+    free(text);
+}
+
 int main(void)
 {
     test_good_docs();
@@ -500,6 +520,7 @@ int main(void)
     test_large_object();
     test_get();
     test_escape();
+    test_string_array();
     test_fuzz();
     return TEST_DONE();
 }
