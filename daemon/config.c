@@ -101,6 +101,9 @@ static const config_key_t config_keys[] = {
     {"model.encoder_dir", CONFIG_STRING, FIELD(model_encoder_dir), 0, 0, NULL, "", 0,
      "BERT encoder folder (config.json, model.safetensors, vocab.txt) for heads trained on it; "
      "empty: only heads trained on the hashed n-gram encoder can be used."},
+    {"model.news_max_batch", CONFIG_INT, FIELD(model_news_max_batch), 1, 100000, NULL, "32", 0,
+     "A batch is written when it holds this many articles, so that encoding them (tens of ms "
+     "each on a CPU) stays short: the worker waits for it."},
     {"model.max_seq", CONFIG_INT, FIELD(model_max_seq), 2, 512, NULL, "256", 0,
      "Longest encoder input in tokens; longer articles are truncated."},
     {"postgres.conninfo", CONFIG_STRING, FIELD(postgres_conninfo), 0, 0, NULL, "dbname=vigil", 0,

@@ -61,13 +61,14 @@ typedef struct daemon_config {
     int features_ttl_s;                  /* event-time TTL of an entity; 0 never */
     int features_checkpoint_interval_ms; /* least time between a partition's checkpoints */
 
-    char *model_backend;   /* kernels backend: auto | cpu | cuda | cuda:N */
-    int model_threads;     /* CPU backend threads */
-    char *model_risk_path; /* risk model file; "" none; reread on SIGHUP (hot swap) */
-    int model_max_batch;   /* most rows per model call */
-    char *model_news_path;   /* news heads file; "" none; reread on SIGHUP */
-    char *model_encoder_dir; /* BERT folder (config.json, model.safetensors, vocab.txt); "" none */
-    int model_max_seq;       /* encoder input limit in tokens */
+    char *model_backend;      /* kernels backend: auto | cpu | cuda | cuda:N */
+    int model_threads;        /* CPU backend threads */
+    char *model_risk_path;    /* risk model file; "" none; reread on SIGHUP (hot swap) */
+    int model_max_batch;      /* most rows per model call */
+    char *model_news_path;    /* news heads file; "" none; reread on SIGHUP */
+    char *model_encoder_dir;  /* BERT folder (config.json, model.safetensors, vocab.txt); "" none */
+    int model_max_seq;        /* encoder input limit in tokens */
+    int model_news_max_batch; /* a batch closes at this many articles */
 
     char *postgres_conninfo;   /* libpq conninfo; default "dbname=vigil" */
     int postgres_retry_max_ms; /* cap of the reconnect backoff, 100..600000, default 5000,

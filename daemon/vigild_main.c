@@ -511,6 +511,8 @@ static int vigild_run(vigild_t *d, int embedded)
     wo = (worker_options_t){
         .featurize = fz,
         .runtime = d->runtime,
+        .news_batch_max =
+            d->runtime && d->cfg.model_news_path[0] ? (size_t)d->cfg.model_news_max_batch : 0,
         .features_max_entities = (uint32_t)d->cfg.features_max_entities,
         .features_ttl_ms = (int64_t)d->cfg.features_ttl_s * 1000,
         .features_checkpoint_interval_ms = d->cfg.features_checkpoint_interval_ms,

@@ -91,7 +91,8 @@ struct worker {
     uint32_t max_entities;
     int64_t ttl_ms;
     int checkpoint_interval_ms;
-    model_runtime_t *rt; /* borrowed; NULL: no models */
+    model_runtime_t *rt;   /* borrowed; NULL: no models */
+    size_t news_batch_max; /* a batch closes at this many articles (0: no such limit) */
     void (*on_ready)(void *ctx);
     void (*on_exit)(void *ctx);
     void *ctx;
@@ -136,8 +137,9 @@ struct worker {
     double *fz_num;      /* (cap_items, featurize_fields) */
     const char **fz_str; /* (cap_items, featurize_fields) */
     int64_t batch_deadline_ms;
-    int paused;      /* fetching paused because the sink is failing */
-    uint64_t fences; /* batches dropped as fenced, so far */
+    size_t n_articles; /* items of the batch from an article topic */
+    int paused;        /* fetching paused because the sink is failing */
+    uint64_t fences;   /* batches dropped as fenced, so far */
 };
 
 static int64_t worker_now_ns(void)
@@ -350,6 +352,7 @@ static void worker_batch_discard(worker_t *w)
         w->items[i].msg = NULL;
     }
     w->n_items = 0;
+    w->n_articles = 0;
     for (size_t t = 0; t < w->n_topics; t++)
         for (size_t p = 0; p < w->topics[t].n_parts; p++)
             w->topics[t].parts[p].batch_next = -1;
@@ -1224,6 +1227,8 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
     }
     if (w->n_items == 0)
         w->batch_deadline_ms = worker_now_ms() + atomic_load(&w->batch_max_delay_ms);
+    if (ingest_avro_kind(topic->decoder) == INGEST_KIND_ARTICLE)
+        w->n_articles++;
     it = &w->items[w->n_items++];
     it->msg = msg;
     it->topic = topic;
@@ -1499,7 +1504,8 @@ static void *worker_main(void *arg)
             last_second = now;
         }
         if (w->n_items > 0 &&
-            ((int)w->n_items >= atomic_load(&w->batch_max) || now >= w->batch_deadline_ms)) {
+            ((int)w->n_items >= atomic_load(&w->batch_max) || now >= w->batch_deadline_ms ||
+             (w->news_batch_max > 0 && w->n_articles >= w->news_batch_max))) {
             if (worker_batch_flush(w) != 0)
                 break;
             last_ping = now;
@@ -1565,6 +1571,7 @@ worker_t *worker_new(const worker_options_t *o, char *err, size_t errlen)
     /* The decoders and the feature spec are ours from here on, whatever happens next. */
     w->fz = o->featurize;
     w->rt = o->runtime;
+    w->news_batch_max = o->news_batch_max;
     for (size_t i = 0; i < o->n_inputs && i < WORKER_INPUTS_MAX; i++)
         w->topics[w->n_topics++].decoder = o->inputs[i].decoder;
     for (size_t i = WORKER_INPUTS_MAX; i < o->n_inputs; i++)

@@ -15,8 +15,8 @@
 #include <stdint.h>
 
 #include "featurize.h"
-#include "model_runtime.h"
 #include "ingest_avro.h"
+#include "model_runtime.h"
 
 /* Most input topics one worker reads: behavior events, news articles, fraud and news labels. */
 #define WORKER_INPUTS_MAX 4
@@ -50,6 +50,9 @@ typedef struct worker_options {
     /* Scores the features with the active risk model; NULL: rows stay unscored. Borrowed: it
      * must outlive the worker. */
     model_runtime_t *runtime;
+    /* A batch also closes when it holds this many articles (0: no such limit): the news encoder
+     * takes tens of milliseconds per article, and a batch waits for all of its articles. */
+    size_t news_batch_max;
     void (*on_ready)(void *ctx); /* subscribed and consuming */
     void (*on_exit)(void *ctx);  /* the thread is about to return */
     void *ctx;

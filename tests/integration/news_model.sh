@@ -51,7 +51,7 @@ The company's products are sold in more than 40 countries
 EOF
 
 conf=$HARNESS_TMP/vigild.conf
-printf '[model]\nbackend = cpu\nthreads = 2\nencoder_dir = %s\nnews_path = %s\n[ingest]\nbatch_max = 10\n' \
+printf '[model]\nbackend = cpu\nthreads = 2\nencoder_dir = %s\nnews_path = %s\nnews_max_batch = 8\n' \
     "$MODEL_DIR" "$BERT_HEADS" >"$conf"
 vigild_start v --config "$conf"
 log=$HARNESS_TMP/v.log
@@ -115,5 +115,10 @@ vigild_term "$VIGILD_PID" 30
 [ "$(sql "SELECT count(*) FROM vigil.news_scores WHERE article_id LIKE 'n6-%' AND
     (model_version <> '$v_ngram' OR array_length(embedding, 1) <> 512)")" = 0 ] ||
     fail "articles after the swap not scored by the n-gram heads"
+# A batch closes at model.news_max_batch articles (ingest.batch_max is the default 5000): the rows
+# of one transaction share written_at (now() is the transaction's start).
+read -r biggest full < <(sql "SELECT max(n), count(*) FILTER (WHERE n = 8) FROM (SELECT count(*) n
+    FROM vigil.news_scores GROUP BY written_at) b" | tr '|' ' ')
+[ "$biggest" -le 8 ] && [ "$full" -ge 1 ] || fail "article batches: largest $biggest, $full of exactly 8"
 note "versions: $(sql "SELECT string_agg(model_version || '=' || n, ' ') FROM (SELECT model_version, count(*) n FROM vigil.news_scores GROUP BY 1) s")"
 note "ok"
