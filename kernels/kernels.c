@@ -107,8 +107,8 @@ static int cuda_device_of(const char *name)
 /* The CUDA backend lives in a module (libvigil_kernels_cuda.so) loaded the first time a CUDA
  * backend is probed, so a process that never asks for one never maps cuBLAS and the CUDA runtime
  * (about 160 MB resident). Looked for at $VIGIL_KERNELS_CUDA_MODULE, then where the build put
- * it, then where `cmake --install` puts it. Never unloaded: the CUDA runtime does not support
- * that. */
+ * it, then where `cmake --install` puts it; a module whose backend struct differs from this
+ * build's is skipped. Once in use it is never unloaded: the CUDA runtime does not support that. */
 static pthread_once_t cuda_once = PTHREAD_ONCE_INIT;
 static int (*cuda_probe_fn)(int device, char *why, size_t whylen);
 static int (*cuda_init_fn)(kernels_backend_t *be, int device, char *err, size_t errlen);
@@ -123,16 +123,23 @@ static void cuda_module_load(void)
         if (!paths[i] || !paths[i][0])
             continue;
         void *h = dlopen(paths[i], RTLD_NOW | RTLD_LOCAL);
+        const char *e = h ? NULL : dlerror();
         if (h) {
+            size_t (*abi)(void);
             /* POSIX's way to turn dlsym's object pointer into a function pointer. */
+            *(void **)&abi = dlsym(h, "kernels_cuda_abi");
             *(void **)&cuda_probe_fn = dlsym(h, "kernels_cuda_probe");
             *(void **)&cuda_init_fn = dlsym(h, "kernels_cuda_init");
-            if (cuda_probe_fn && cuda_init_fn)
+            /* A module from another build (a stale install) would fill a backend struct of
+             * another layout: refused, and the next place is tried. */
+            if (abi && cuda_probe_fn && cuda_init_fn && abi() == sizeof(kernels_backend_t))
                 return;
+            e = abi && cuda_probe_fn && cuda_init_fn ? "built from other sources (layout differs)"
+                                                     : "its entry points are missing";
             cuda_probe_fn = NULL;
             cuda_init_fn = NULL;
+            dlclose(h); /* do not keep cuBLAS mapped for a module that is not used */
         }
-        const char *e = h ? "its entry points are missing" : dlerror();
         int n = snprintf(cuda_load_error + at, sizeof cuda_load_error - at, "%s%s: %s",
                          at ? "; " : "", paths[i], e ? e : "?");
         if (n > 0 && (size_t)n < sizeof cuda_load_error - at)

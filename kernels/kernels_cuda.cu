@@ -831,6 +831,11 @@ static void cuda_destroy(kernels_backend_t *be)
     be->ctx = NULL;
 }
 
+extern "C" size_t kernels_cuda_abi(void)
+{
+    return sizeof(kernels_backend_t);
+}
+
 extern "C" int kernels_cuda_probe(int device, char *why, size_t whylen)
 {
     int n = 0;

@@ -68,6 +68,9 @@ int kernels_cpu_init(kernels_backend_t *be, int threads, char *err, size_t errle
 int kernels_cuda_probe(int device, char *why, size_t whylen);
 /* Fills be with the CUDA backend on `device` (a stream, a cuBLAS handle, staging buffers). */
 int kernels_cuda_init(kernels_backend_t *be, int device, char *err, size_t errlen);
+/* sizeof(kernels_backend_t) as the module was built: the loader refuses a module of another
+ * build whose backend struct has another layout. */
+size_t kernels_cuda_abi(void);
 #endif
 
 /* Row r (0 .. batch * rows - 1) of t. */
