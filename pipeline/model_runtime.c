@@ -351,8 +351,14 @@ static void rt_submit(model_runtime_t *rt, runtime_job_t *j)
     j->done = 0;
     j->err[0] = '\0';
     pthread_mutex_lock(&rt->mu);
-    while (rt->count == RUNTIME_QUEUE)
+    while (rt->count == RUNTIME_QUEUE && !rt->stop)
         pthread_cond_wait(&rt->done, &rt->mu);
+    if (rt->stop) { /* the thread is gone or going: nobody would answer */
+        pthread_mutex_unlock(&rt->mu);
+        j->rc = -1;
+        snprintf(j->err, sizeof j->err, "the model runtime is stopping");
+        return;
+    }
     rt->queue[(rt->head + rt->count) % RUNTIME_QUEUE] = j;
     rt->count++;
     pthread_cond_signal(&rt->wake);
@@ -406,6 +412,7 @@ void model_runtime_free(model_runtime_t *rt)
         pthread_mutex_lock(&rt->mu);
         rt->stop = 1;
         pthread_cond_signal(&rt->wake);
+        pthread_cond_broadcast(&rt->done); /* submitters waiting for room give up */
         pthread_mutex_unlock(&rt->mu);
         pthread_join(rt->thread, NULL);
     }
