@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "csv.h"
 #include "ingest_json.h"
 
 /* ---- The fields, in file order (also the Avro schema's field order). ---- */
@@ -816,7 +817,8 @@ static int ef_fill(const char *loc, const ef_value_t *v, ingest_event_t *ev, int
 static int csv_next(event_file_reader_t *r, uint64_t *first_line, char *err, size_t errlen)
 {
     for (;;) {
-        enum { CSV_FIELD_START, CSV_UNQUOTED, CSV_QUOTED, CSV_QUOTE_SEEN } state = CSV_FIELD_START;
+        size_t len = 0, breaks;
+        const char *next;
         r->rec_len = 0;
         *first_line = r->line_no + 1;
         for (;;) {
@@ -849,100 +851,25 @@ static int csv_next(event_file_reader_t *r, uint64_t *first_line, char *err, siz
             }
             memcpy(r->rec + r->rec_len, r->line, (size_t)n);
             r->rec_len += (size_t)n;
-            /* Only a quote that opens a field opens a quoted field ("" inside one is a quote);
-             * one elsewhere is left to csv_split to refuse. */
-            for (long k = 0; k < n; k++) {
-                char c = r->line[k];
-                switch (state) {
-                case CSV_FIELD_START:
-                    state = c == '"' ? CSV_QUOTED : c == ',' ? CSV_FIELD_START : CSV_UNQUOTED;
-                    break;
-                case CSV_UNQUOTED:
-                    state = c == ',' ? CSV_FIELD_START : CSV_UNQUOTED;
-                    break;
-                case CSV_QUOTED:
-                    state = c == '"' ? CSV_QUOTE_SEEN : CSV_QUOTED;
-                    break;
-                case CSV_QUOTE_SEEN: /* closed, unless this is the second quote of "" */
-                    state = c == '"' ? CSV_QUOTED : c == ',' ? CSV_FIELD_START : CSV_UNQUOTED;
-                    break;
-                }
-            }
-            if (state != CSV_QUOTED)
-                break;
+            if (csv_record(r->rec, r->rec + r->rec_len, &len, &next, &breaks) == 0)
+                break; /* else a quoted field holds the line break: read on */
         }
-        r->rec_len = ef_strip_eol(r->rec, r->rec_len);
-        if (r->rec_len > 0)
+        r->rec_len = len;
+        r->rec[len] = '\0';
+        if (len > 0)
             return 1;
     }
 }
 
-typedef struct csv_field {
-    char *s; /* NUL-terminated, unescaped */
-    int quoted;
-} csv_field_t;
-
-/* Splits r->rec into at most max fields, unescaping in place. Returns the count, or -1. */
-static int csv_split(event_file_reader_t *r, uint64_t line, csv_field_t *out, int max, char *err,
-                     size_t errlen)
+/* Splits r->rec into fields (csv_split), naming the file and line in an error. */
+static int ef_csv_split(event_file_reader_t *r, uint64_t line, csv_field_t *out, char *err,
+                        size_t errlen)
 {
-    char *p = r->rec, *end = r->rec + r->rec_len;
-    int n = 0;
-
-    for (;;) {
-        char *start = p, *stop;
-        int quoted = p < end && *p == '"';
-        if (n == max) {
-            snprintf(err, errlen, "%.900s:%" PRIu64 ": more than %d fields", r->path, line, max);
-            return -1;
-        }
-        if (quoted) {
-            char *o = ++p;
-            start = o;
-            for (;;) {
-                if (p >= end) { /* cannot happen: csv_next read on until the field closed */
-                    snprintf(err, errlen, "%.900s:%" PRIu64 ": a quoted field is not closed",
-                             r->path, line);
-                    return -1;
-                }
-                if (*p == '"') {
-                    if (p + 1 < end && p[1] == '"') {
-                        *o++ = '"';
-                        p += 2;
-                        continue;
-                    }
-                    p++;
-                    break;
-                }
-                *o++ = *p++;
-            }
-            stop = o;
-            if (p < end && *p != ',') {
-                snprintf(err, errlen, "%.900s:%" PRIu64 ": field %d: text after a closing quote",
-                         r->path, line, n + 1);
-                return -1;
-            }
-        } else {
-            while (p < end && *p != ',') {
-                if (*p == '"') {
-                    snprintf(err, errlen,
-                             "%.900s:%" PRIu64 ": field %d: a quote inside an unquoted field",
-                             r->path, line, n + 1);
-                    return -1;
-                }
-                p++;
-            }
-            stop = p;
-        }
-        int more = p < end; /* *p is the comma */
-        *stop = '\0';
-        out[n].s = start;
-        out[n].quoted = quoted;
-        n++;
-        if (!more)
-            return n;
-        p++;
-    }
+    char what[128];
+    int n = csv_split(r->rec, r->rec_len, out, EF_MAX_COLUMNS, what, sizeof what);
+    if (n < 0)
+        snprintf(err, errlen, "%.900s:%" PRIu64 ": %s", r->path, line, what);
+    return n;
 }
 
 static int csv_header(event_file_reader_t *r, char *err, size_t errlen)
@@ -961,7 +888,7 @@ static int csv_header(event_file_reader_t *r, char *err, size_t errlen)
         memmove(r->rec, r->rec + 3, r->rec_len - 3 + 1);
         r->rec_len -= 3;
     }
-    int n = csv_split(r, line, cols, EF_MAX_COLUMNS, err, errlen);
+    int n = ef_csv_split(r, line, cols, err, errlen);
     if (n < 0)
         return -1;
     /* More than EF_NFIELDS columns: one is unknown or repeated, which the loop says. */
@@ -1003,7 +930,7 @@ static int csv_read(event_file_reader_t *r, ingest_event_t *ev, int *is_fraud, c
     if (rc <= 0)
         return rc;
     snprintf(loc, sizeof loc, "%.900s:%" PRIu64, r->path, line);
-    int n = csv_split(r, line, cols, EF_MAX_COLUMNS, err, errlen);
+    int n = ef_csv_split(r, line, cols, err, errlen);
     if (n < 0)
         return -1;
     if (n != r->n_cols) {

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "csv.h"
 #include "json.h"
 #include "kernels.h"
 #include "model_bert.h"
@@ -137,66 +138,6 @@ static int news_csv_push(news_csv_t *c, char *label, char *text, size_t text_len
     return 0;
 }
 
-/* Parses the field at *pp (buf ends at end, where a NUL is), unquoting a quoted one in place.
- * Returns the delimiter that ended it (',', '\n', or 0 at the end of the file; "\r\n" counts as
- * '\n') with *pp past it, the field NUL-terminated in *out, or -1 with err. */
-static int news_csv_field(const char *name, char **pp, char *end, size_t *line, char **out,
-                          size_t *out_len, char *err, size_t errlen)
-{
-    char *p = *pp, *field = p, *w;
-    int delim;
-
-    if (p < end && *p == '"') {
-        size_t first = *line;
-        w = p++;
-        for (;;) {
-            if (p == end) {
-                news_err(err, errlen, "%s:%zu: a quoted field is never closed", name, first);
-                return -1;
-            }
-            if (*p == '"') {
-                if (p + 1 < end && p[1] == '"') {
-                    *w++ = '"';
-                    p += 2;
-                    continue;
-                }
-                p++;
-                break;
-            }
-            if (*p == '\n')
-                (*line)++;
-            *w++ = *p++;
-        }
-        if (p < end && *p != ',' && *p != '\n' && !(*p == '\r' && p + 1 < end && p[1] == '\n')) {
-            news_err(err, errlen, "%s:%zu: text after the closing quote of a field", name, *line);
-            return -1;
-        }
-    } else {
-        while (p < end && *p != ',' && *p != '\n' && *p != '\r') {
-            if (*p == '"') {
-                news_err(err, errlen,
-                         "%s:%zu: a quote inside an unquoted field (quote the field and double "
-                         "the quote)",
-                         name, *line);
-                return -1;
-            }
-            p++;
-        }
-        if (p < end && *p == '\r' && !(p + 1 < end && p[1] == '\n')) {
-            news_err(err, errlen, "%s:%zu: a carriage return outside a quoted field", name, *line);
-            return -1;
-        }
-        w = p;
-    }
-    delim = p == end ? 0 : *p == ',' ? ',' : '\n';
-    p += p == end ? 0 : *p == '\r' ? 2 : 1;
-    *w = '\0'; /* w <= the delimiter's position: nothing still to read is overwritten */
-    *out = field;
-    *out_len = (size_t)(w - field);
-    *pp = p;
-    return delim;
-}
-
 /* Reads dir/name into c: the header label,text, then label,text records (empty lines skipped). */
 static int news_csv_read(news_csv_t *c, const char *dir, const char *name, char *err, size_t errlen)
 {
@@ -246,39 +187,36 @@ static int news_csv_read(news_csv_t *c, const char *dir, const char *name, char 
         p += 3; /* a UTF-8 byte order mark */
     int header = 1;
     while (p < end) {
-        char *fields[2] = {NULL, NULL};
-        size_t lens[2] = {0, 0}, n_fields = 0, first = line;
-        int delim;
-        do {
-            char *v;
-            size_t vl;
-            if ((delim = news_csv_field(c->name, &p, end, &line, &v, &vl, err, errlen)) < 0)
-                return -1;
-            if (n_fields < 2) {
-                fields[n_fields] = v;
-                lens[n_fields] = vl;
-            }
-            n_fields++;
-        } while (delim == ',');
-        if (delim == '\n')
-            line++;
-        if (n_fields == 1 && lens[0] == 0)
+        csv_field_t fld[3];
+        char what[128], *rec = p;
+        const char *next;
+        size_t rec_len, breaks, first = line;
+        if (csv_record(p, end, &rec_len, &next, &breaks) != 0) {
+            news_err(err, errlen, "%s:%zu: a quoted field is never closed", c->name, first);
+            return -1;
+        }
+        p = (char *)next; /* the record is split in place below: it is ours */
+        line += breaks;
+        if (rec_len == 0)
             continue; /* an empty line */
+        int n = csv_split(rec, rec_len, fld, 3, what, sizeof what);
+        if (n < 0) {
+            news_err(err, errlen, "%s:%zu: %s", c->name, first, what);
+            return -1;
+        }
         if (header) {
-            if (n_fields != 2 || strcmp(fields[0], "label") != 0 ||
-                strcmp(fields[1], "text") != 0) {
+            if (n != 2 || strcmp(fld[0].s, "label") != 0 || strcmp(fld[1].s, "text") != 0) {
                 news_err(err, errlen, "%s:%zu: the header must be label,text", c->name, first);
                 return -1;
             }
             header = 0;
             continue;
         }
-        if (n_fields != 2) {
-            news_err(err, errlen, "%s:%zu: %zu fields, expected 2 (label,text)", c->name, first,
-                     n_fields);
+        if (n != 2) {
+            news_err(err, errlen, "%s:%zu: %d fields, expected 2 (label,text)", c->name, first, n);
             return -1;
         }
-        if (news_csv_push(c, fields[0], fields[1], lens[1], first) != 0) {
+        if (news_csv_push(c, fld[0].s, fld[1].s, fld[1].len, first) != 0) {
             news_err(err, errlen, "%s: out of memory", c->name);
             return -1;
         }
