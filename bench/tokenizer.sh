@@ -25,11 +25,8 @@ for f in fpb/train.csv topics/train.csv; do
     [ -f "$DATA_DIR/$f" ] || die "$DATA_DIR/$f missing (set VIGIL_SHARED_DATA to the data folder)"
 done
 
-if ! "$VENV/bin/python" -c 'import tokenizers' 2>/dev/null; then
-    python3 -m venv "$VENV" || die "cannot create $VENV (install python3-venv)"
-    "$VENV/bin/pip" install --quiet -r "$REPO_ROOT/bench/requirements-tokenizer.txt" ||
-        die "pip install of bench/requirements-tokenizer.txt failed (is PyPI reachable?)"
-fi
+source "$REPO_ROOT/bench/venv.sh"
+bench_venv "$VENV" "$REPO_ROOT/bench/requirements-tokenizer.txt"
 
 TEXTS="$(mktemp "${TMPDIR:-/tmp}/vigil-tokenizer-texts.XXXXXX")" || die "mktemp failed"
 trap 'rm -f "$TEXTS"' EXIT
