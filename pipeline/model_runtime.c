@@ -345,8 +345,8 @@ static void *rt_main(void *arg)
     return NULL;
 }
 
-/* Queues j and waits for its answer. */
-static void rt_submit(model_runtime_t *rt, runtime_job_t *j)
+/* Queues j and waits for its answer: j->rc, with the job's message in err when it is < 0. */
+static int rt_submit(model_runtime_t *rt, runtime_job_t *j, char *err, size_t errlen)
 {
     j->done = 0;
     j->err[0] = '\0';
@@ -355,9 +355,8 @@ static void rt_submit(model_runtime_t *rt, runtime_job_t *j)
         pthread_cond_wait(&rt->done, &rt->mu);
     if (rt->stop) { /* the thread is gone or going: nobody would answer */
         pthread_mutex_unlock(&rt->mu);
-        j->rc = -1;
-        snprintf(j->err, sizeof j->err, "the model runtime is stopping");
-        return;
+        rt_err(err, errlen, "the model runtime is stopping");
+        return -1;
     }
     rt->queue[(rt->head + rt->count) % RUNTIME_QUEUE] = j;
     rt->count++;
@@ -365,6 +364,9 @@ static void rt_submit(model_runtime_t *rt, runtime_job_t *j)
     while (!j->done)
         pthread_cond_wait(&rt->done, &rt->mu);
     pthread_mutex_unlock(&rt->mu);
+    if (j->rc < 0)
+        rt_err(err, errlen, "%s", j->err);
+    return j->rc;
 }
 
 model_runtime_t *model_runtime_new(const model_runtime_options_t *o, char *err, size_t errlen)
@@ -450,71 +452,62 @@ const char *model_runtime_backend(const model_runtime_t *rt)
     return kernels_backend_reason(rt->be);
 }
 
-const char *model_runtime_risk_version(model_runtime_t *rt)
+/* A field the inference thread sets under mu, read under it. */
+static const char *rt_snapshot(model_runtime_t *rt, const char *const *field)
 {
     pthread_mutex_lock(&rt->mu);
-    const char *v = rt->risk_version;
+    const char *v = *field;
     pthread_mutex_unlock(&rt->mu);
     return v;
+}
+
+const char *model_runtime_risk_version(model_runtime_t *rt)
+{
+    return rt_snapshot(rt, &rt->risk_version);
 }
 
 int model_runtime_risk_score(model_runtime_t *rt, const float *x, size_t n, size_t width,
                              float *scores, const char **version, char *err, size_t errlen)
 {
     runtime_job_t j = {.kind = JOB_RISK_SCORE, .x = x, .n = n, .width = width, .scores = scores};
-    rt_submit(rt, &j);
+    int rc = rt_submit(rt, &j, err, errlen);
     *version = j.version;
-    if (j.rc < 0)
-        rt_err(err, errlen, "%s", j.err);
-    return j.rc;
+    return rc;
 }
 
 int model_runtime_risk_reload(model_runtime_t *rt, const char *path, const char **version,
                               char *err, size_t errlen)
 {
     runtime_job_t j = {.kind = JOB_RISK_RELOAD, .path = path};
-    rt_submit(rt, &j);
+    int rc = rt_submit(rt, &j, err, errlen);
     if (version)
         *version = j.version;
-    if (j.rc != 0)
-        rt_err(err, errlen, "%s", j.err);
-    return j.rc;
+    return rc;
 }
 
 int model_runtime_news_score(model_runtime_t *rt, const char *const *texts, const size_t *lens,
                              size_t n, model_runtime_news_t *out, char *err, size_t errlen)
 {
     runtime_job_t j = {.kind = JOB_NEWS_SCORE, .texts = texts, .lens = lens, .n = n, .news = out};
-    rt_submit(rt, &j);
-    if (j.rc < 0)
-        rt_err(err, errlen, "%s", j.err);
-    return j.rc;
+    return rt_submit(rt, &j, err, errlen);
 }
 
 int model_runtime_news_reload(model_runtime_t *rt, const char *path, const char **version,
                               char *err, size_t errlen)
 {
     runtime_job_t j = {.kind = JOB_NEWS_RELOAD, .path = path};
-    rt_submit(rt, &j);
+    int rc = rt_submit(rt, &j, err, errlen);
     if (version)
         *version = j.version;
-    if (j.rc != 0)
-        rt_err(err, errlen, "%s", j.err);
-    return j.rc;
+    return rc;
 }
 
 const char *model_runtime_news_version(model_runtime_t *rt)
 {
-    pthread_mutex_lock(&rt->mu);
-    const char *v = rt->news_version;
-    pthread_mutex_unlock(&rt->mu);
-    return v;
+    return rt_snapshot(rt, &rt->news_version);
 }
 
 const char *model_runtime_news_encoder(model_runtime_t *rt)
 {
-    pthread_mutex_lock(&rt->mu);
-    const char *v = rt->news_encoder;
-    pthread_mutex_unlock(&rt->mu);
-    return v;
+    return rt_snapshot(rt, &rt->news_encoder);
 }
