@@ -64,12 +64,11 @@ struct model_bert {
     float *pooled;  /* (n_seq, H) */
 
     /* Host staging for model_bert_encode. */
-    int32_t *ids;  /* (BERT_CHUNK, max_seq) */
-    uint8_t *mask; /* (BERT_CHUNK, max_seq) */
-    float *maskf;  /* (BERT_CHUNK, max_seq) */
+    int32_t *ids;     /* (BERT_CHUNK, max_seq) */
+    float *chunk_out; /* (BERT_CHUNK, H) one chunk's embeddings, before reordering */
+    float *maskf;     /* (BERT_CHUNK, max_seq) */
     int32_t *tok_ids;
-    uint8_t *tok_mask; /* (n texts, max_seq) wordpiece output, grown on demand */
-    size_t *tok_len;
+    uint8_t *tok_mask;   /* (n texts, max_seq) wordpiece output, grown on demand */
     bert_order_t *order; /* (n texts) by length */
     size_t cap_texts;
 };
@@ -329,11 +328,10 @@ void model_bert_free(model_bert_t *m)
     wordpiece_free(m->wp);
     wordpiece_scratch_free(m->ws);
     free(m->ids);
-    free(m->mask);
     free(m->maskf);
     free(m->tok_ids);
     free(m->tok_mask);
-    free(m->tok_len);
+    free(m->chunk_out);
     free(m->order);
     free(m);
 }
@@ -374,10 +372,10 @@ model_bert_t *model_bert_load(kernels_backend_t *be, const char *dir, int max_se
     }
     m->ws = wordpiece_scratch_new();
     m->ids = malloc(BERT_CHUNK * (size_t)max_seq * sizeof *m->ids);
-    m->mask = malloc(BERT_CHUNK * (size_t)max_seq);
+    m->chunk_out = malloc(BERT_CHUNK * (size_t)m->cfg.hidden * sizeof *m->chunk_out);
     m->maskf = malloc(BERT_CHUNK * (size_t)max_seq * sizeof *m->maskf);
     m->layer = calloc((size_t)m->cfg.layers, sizeof *m->layer);
-    if (!m->ws || !m->ids || !m->mask || !m->maskf || !m->layer) {
+    if (!m->ws || !m->ids || !m->chunk_out || !m->maskf || !m->layer) {
         bert_err(err, errlen, "out of memory loading the encoder");
         goto err;
     }
@@ -555,13 +553,10 @@ static int bert_texts_reserve(model_bert_t *m, size_t n, char *err, size_t errle
     uint8_t *mask = realloc(m->tok_mask, n * ms);
     if (mask)
         m->tok_mask = mask;
-    size_t *len = realloc(m->tok_len, n * sizeof *len);
-    if (len)
-        m->tok_len = len;
     bert_order_t *order = realloc(m->order, n * sizeof *order);
     if (order)
         m->order = order;
-    if (!ids || !mask || !len || !order) {
+    if (!ids || !mask || !order) {
         bert_err(err, errlen, "out of memory tokenizing %zu texts", n);
         return -1;
     }
@@ -581,27 +576,19 @@ int model_bert_encode(model_bert_t *m, const char *const *texts, const size_t *l
                       int normalize, float *out, char *err, size_t errlen)
 {
     size_t ms = (size_t)m->max_seq, h = (size_t)m->cfg.hidden;
-    float *chunk_out = NULL;
-    int rc = -1;
-
     if (n == 0)
         return 0;
     if (bert_texts_reserve(m, n, err, errlen) != 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        size_t n_full;
+        size_t n_out, n_full;
         if (wordpiece_encode(m->wp, m->ws, texts[i], lens[i], ms, m->tok_ids + i * ms,
-                             m->tok_mask + i * ms, &m->tok_len[i], &n_full, err, errlen) != 0)
+                             m->tok_mask + i * ms, &n_out, &n_full, err, errlen) != 0)
             return -1;
-        m->order[i] = (bert_order_t){m->tok_len[i], i};
+        m->order[i] = (bert_order_t){n_out, i};
     }
     /* Similar lengths together, so a chunk pads little (sentence-transformers does the same). */
     qsort(m->order, n, sizeof *m->order, bert_cmp_len);
-    chunk_out = malloc(BERT_CHUNK * h * sizeof *chunk_out);
-    if (!chunk_out) {
-        bert_err(err, errlen, "out of memory encoding %zu texts", n);
-        return -1;
-    }
     for (size_t s0 = 0; s0 < n; s0 += BERT_CHUNK) {
         size_t ns = n - s0 < BERT_CHUNK ? n - s0 : BERT_CHUNK, len = 0;
         for (size_t j = 0; j < ns; j++)
@@ -613,13 +600,10 @@ int model_bert_encode(model_bert_t *m, const char *const *texts, const size_t *l
             for (size_t p = 0; p < len; p++)
                 m->maskf[j * len + p] = m->tok_mask[src * ms + p] ? 1.0f : 0.0f;
         }
-        if (bert_forward(m, m->ids, m->maskf, ns, len, normalize, chunk_out, err, errlen) != 0)
-            goto out;
+        if (bert_forward(m, m->ids, m->maskf, ns, len, normalize, m->chunk_out, err, errlen) != 0)
+            return -1;
         for (size_t j = 0; j < ns; j++)
-            memcpy(out + m->order[s0 + j].index * h, chunk_out + j * h, h * sizeof *out);
+            memcpy(out + m->order[s0 + j].index * h, m->chunk_out + j * h, h * sizeof *out);
     }
-    rc = 0;
-out:
-    free(chunk_out);
-    return rc;
+    return 0;
 }
