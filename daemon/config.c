@@ -75,6 +75,8 @@ static const config_key_t config_keys[] = {
      "Most messages written to PostgreSQL in one transaction."},
     {"ingest.batch_max_delay_ms", CONFIG_INT, FIELD(ingest_batch_max_delay_ms), 1, 60000, NULL,
      "200", 1, "Longest a message waits for its batch to fill before the batch is written."},
+    {"ingest.batch_linger_ms", CONFIG_INT, FIELD(ingest_batch_linger_ms), 0, 60000, NULL, "0", 1,
+     "How long an open batch waits for more messages once none is waiting (0: written at once)."},
     {"features.spec", CONFIG_STRING, FIELD(features_spec), 0, 0, NULL, "", 0,
      "Feature spec file for BehaviorEvents (docs/features.md); empty: the built-in spec; off: "
      "no features."},

@@ -53,6 +53,7 @@ typedef struct daemon_config {
     char *ingest_dlq_topic;                /* "" = dead letters only in vigil.dead_letters */
     int ingest_batch_max;                  /* 1..100000, default 5000, reloadable */
     int ingest_batch_max_delay_ms;         /* 1..60000, default 200, reloadable */
+    int ingest_batch_linger_ms;            /* 0..60000, default 0, reloadable */
 
     /* [postgres] */
     /* [features] behavior features of the events topic (docs/features.md) */

@@ -61,17 +61,17 @@ void metrics_init(void)
                            (int)(sizeof(metrics_write_seconds_bounds) / sizeof(double)));
     metrics_histogram_init(&metrics.featurize_seconds, "vigil_featurize_seconds",
                            "Time per event to compute feature vectors and update the entity state "
-                           "(a partition's batch over its events), in seconds.",
+                           "(a partition's batch over its events), in seconds; _sum is the total.",
                            metrics_decode_seconds_bounds,
                            (int)(sizeof(metrics_decode_seconds_bounds) / sizeof(double)));
     metrics_histogram_init(&metrics.infer_seconds, "vigil_infer_seconds",
                            "Time per event to score feature vectors with the risk model (a "
-                           "batch's inference over its events), in seconds.",
+                           "batch's inference over its events), in seconds; _sum is the total.",
                            metrics_decode_seconds_bounds,
                            (int)(sizeof(metrics_decode_seconds_bounds) / sizeof(double)));
     metrics_histogram_init(&metrics.news_infer_seconds, "vigil_news_infer_seconds",
                            "Time per article to encode and classify it with the news model (a "
-                           "batch's inference over its articles), in seconds.",
+                           "batch's inference over its articles), in seconds; _sum is the total.",
                            metrics_write_seconds_bounds,
                            (int)(sizeof(metrics_write_seconds_bounds) / sizeof(double)));
     for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
@@ -136,20 +136,25 @@ metrics_dead_reason_t metrics_dead_reason_of(const char *reason)
     return METRICS_DEAD_MALFORMED;
 }
 
-void metrics_observe(metrics_histogram_t *h, double value)
+void metrics_observe_n(metrics_histogram_t *h, double value, uint64_t n)
 {
     int i = 0;
 
-    if (isnan(value))
-        return; /* it would land in no bucket and poison _sum */
+    if (isnan(value) || n == 0)
+        return; /* NaN would land in no bucket and poison _sum */
     /* Prometheus buckets are "less than or equal to" their bound. */
     while (i < h->n_bounds && value > h->bounds[i])
         i++;
-    atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->buckets[i], n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, n, memory_order_relaxed);
     if (value > 0)
-        atomic_fetch_add_explicit(&h->sum_nanos, (uint64_t)llround(value * 1e9),
+        atomic_fetch_add_explicit(&h->sum_nanos, (uint64_t)llround(value * 1e9 * (double)n),
                                   memory_order_relaxed);
+}
+
+void metrics_observe(metrics_histogram_t *h, double value)
+{
+    metrics_observe_n(h, value, 1);
 }
 
 /* A growing text buffer; a failed append leaves failed set and the rest become no-ops. */

@@ -91,6 +91,9 @@ static inline void metrics_add(_Atomic uint64_t *c, uint64_t n)
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 void metrics_observe(metrics_histogram_t *h, double value);
+/* n observations of the same value: a batch's time spread over its n events, so that the
+ * histogram counts events and its _sum is the whole time spent. */
+void metrics_observe_n(metrics_histogram_t *h, double value, uint64_t n);
 
 /* The label of a dead letter's reason text (the decoder's and the worker's wording). */
 metrics_dead_reason_t metrics_dead_reason_of(const char *reason);

@@ -285,10 +285,11 @@ static void vigild_on_hup(evutil_socket_t sig, short what, void *arg)
     if (log_level_parse(next.log_level, &level) == 0)
         log_set_level(level);
     worker_set_limits(d->worker, next.ingest_batch_max, next.ingest_batch_max_delay_ms,
-                      next.postgres_retry_max_ms);
+                      next.ingest_batch_linger_ms, next.postgres_retry_max_ms);
     vigild_reload_model(d, &next);
     d->cfg.ingest_batch_max = next.ingest_batch_max;
     d->cfg.ingest_batch_max_delay_ms = next.ingest_batch_max_delay_ms;
+    d->cfg.ingest_batch_linger_ms = next.ingest_batch_linger_ms;
     d->cfg.postgres_retry_max_ms = next.postgres_retry_max_ms;
     if (d->cfg.daemon_status_interval_ms != next.daemon_status_interval_ms) {
         d->cfg.daemon_status_interval_ms = next.daemon_status_interval_ms;
@@ -527,6 +528,7 @@ static int vigild_run(vigild_t *d, int embedded)
         .n_kafka = kv.n,
         .batch_max = d->cfg.ingest_batch_max,
         .batch_max_delay_ms = d->cfg.ingest_batch_max_delay_ms,
+        .batch_linger_ms = d->cfg.ingest_batch_linger_ms,
         .retry_max_ms = d->cfg.postgres_retry_max_ms,
         .shutdown_timeout_ms = d->cfg.daemon_shutdown_timeout_ms,
         .on_ready = vigild_worker_ready,

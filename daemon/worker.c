@@ -101,7 +101,7 @@ struct worker {
     pthread_t thread;
     int started;
     atomic_int stop;
-    atomic_int batch_max, batch_max_delay_ms, retry_max_ms;
+    atomic_int batch_max, batch_max_delay_ms, batch_linger_ms, retry_max_ms;
     _Atomic int64_t heartbeat_ms;
     _Atomic int64_t stop_deadline_ms; /* when a stop must be done by; 0 until asked to stop */
     atomic_int drained;               /* stopping, and everything consumed is committed */
@@ -137,9 +137,10 @@ struct worker {
     double *fz_num;      /* (cap_items, featurize_fields) */
     const char **fz_str; /* (cap_items, featurize_fields) */
     int64_t batch_deadline_ms;
-    size_t n_articles; /* items of the batch from an article topic */
-    int paused;        /* fetching paused because the sink is failing */
-    uint64_t fences;   /* batches dropped as fenced, so far */
+    int64_t batch_last_add_ms; /* when the open batch last took a message */
+    size_t n_articles;         /* items of the batch from an article topic */
+    int paused;                /* fetching paused because the sink is failing */
+    uint64_t fences;           /* batches dropped as fenced, so far */
 };
 
 static int64_t worker_now_ns(void)
@@ -612,7 +613,7 @@ static int worker_write(worker_t *w, const sink_batch_t *batch, char *err, size_
     int backoff = 100;
 
     for (;;) {
-        int64_t t0 = worker_now_ms();
+        int64_t t0 = worker_now_ns();
         int rc = sink_pg_reconnect(w->pg, err, errlen);
         if (rc == SINK_PG_OK)
             rc = sink_pg_write(w->pg, batch, err, errlen);
@@ -620,7 +621,7 @@ static int worker_write(worker_t *w, const sink_batch_t *batch, char *err, size_
             worker_pause(w, 0);
             atomic_store(&metrics.pg_up, 1);
             if (rc == SINK_PG_OK)
-                metrics_observe(&metrics.write_seconds, (double)(worker_now_ms() - t0) / 1000.0);
+                metrics_observe(&metrics.write_seconds, (double)(worker_now_ns() - t0) / 1e9);
             return rc;
         }
         metrics_add(&metrics.pg_errors, 1);
@@ -779,8 +780,8 @@ static int worker_batch_featurise(worker_t *w)
                 return -1;
             }
             if (n > 0) /* per event: the batch's time spread over its events */
-                metrics_observe(&metrics.featurize_seconds,
-                                (double)(worker_now_ns() - t0) / 1e9 / (double)n);
+                metrics_observe_n(&metrics.featurize_seconds,
+                                  (double)(worker_now_ns() - t0) / 1e9 / (double)n, n);
             part->state_next = part->batch_next;
         }
     }
@@ -818,7 +819,7 @@ static void worker_batch_score(worker_t *w)
     }
     if (rc > 0)
         return; /* no risk model active */
-    metrics_observe(&metrics.infer_seconds, (double)(worker_now_ns() - t0) / 1e9 / (double)n);
+    metrics_observe_n(&metrics.infer_seconds, (double)(worker_now_ns() - t0) / 1e9 / (double)n, n);
     for (size_t r = 0; r < n; r++) {
         w->items[w->score_item[r]].score = w->score_out[r];
         w->items[w->score_item[r]].model_version = version;
@@ -896,7 +897,8 @@ static void worker_batch_news(worker_t *w)
     }
     if (rc > 0)
         return; /* no news model active */
-    metrics_observe(&metrics.news_infer_seconds, (double)(worker_now_ns() - t0) / 1e9 / (double)n);
+    metrics_observe_n(&metrics.news_infer_seconds, (double)(worker_now_ns() - t0) / 1e9 / (double)n,
+                      n);
     n = 0;
     for (size_t i = 0; i < w->n_items; i++) {
         worker_item_t *it = &w->items[i];
@@ -905,45 +907,63 @@ static void worker_batch_news(worker_t *w)
     }
 }
 
-/* Snapshots the entity state of every featurised partition in the batch that is due a
- * checkpoint (none committed since it was assigned, or the interval has passed) into
- * w->checkpoints. Returns how many. A partition whose state is not exactly at the batch's end
- * (or is broken) is skipped. @locality: worker thread. */
+/* Snapshots partition p of topic tp into w->checkpoints[*n]; a failure is logged and skipped. */
+static void worker_checkpoint_add(worker_t *w, worker_topic_t *tp, size_t p, size_t *n)
+{
+    worker_partition_t *part = &tp->parts[p];
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    features_stats_t st;
+
+    if (features_state_save(part->state, &buf, &len, &cap) != 0) {
+        free(buf);
+        log_warn("out of memory taking an entity state checkpoint; skipped",
+                 "topic=%s partition=%d", tp->name, (int)p);
+        return;
+    }
+    if (len > SINK_PG_CHECKPOINT_MAX) {
+        free(buf);
+        log_warn("entity state too large to checkpoint; skipped (lower features.max_entities)",
+                 "topic=%s partition=%d bytes=%zu", tp->name, (int)p, len);
+        return;
+    }
+    features_state_stats(part->state, &st);
+    /* Ownership of buf passes to the checkpoint; worker_checkpoints_done frees it. */
+    w->checkpoints[(*n)++] = (sink_checkpoint_t){
+        tp->name, (int32_t)p, part->batch_next, featurize_spec_hash(w->fz), st.entities, buf, len};
+}
+
+/* Snapshots into w->checkpoints the entity state of the featurised partitions in the batch that
+ * are due a checkpoint, and returns how many: every partition with none committed since it was
+ * assigned, and of those whose interval has passed only the one waiting longest. A snapshot is
+ * as large as its partition's state (tens of MB), and partitions assigned together come due
+ * together: one per batch spreads them over consecutive transactions instead of holding one
+ * batch (and the latency of its events) for all of them. A partition whose state is not exactly
+ * at the batch's end (or is broken) is skipped. @locality: worker thread. */
 static size_t worker_checkpoints_take(worker_t *w)
 {
-    size_t n = 0;
-    int64_t now = worker_now_ms();
+    size_t n = 0, due_p = 0;
+    worker_topic_t *due_tp = NULL;
+    int64_t now = worker_now_ms(), due_ms = 0;
 
     for (size_t t = 0; t < w->n_topics; t++) {
         worker_topic_t *tp = &w->topics[t];
         for (size_t p = 0; tp->featurised && p < tp->n_parts; p++) {
             worker_partition_t *part = &tp->parts[p];
-            uint8_t *buf = NULL;
-            size_t len = 0, cap = 0;
-            features_stats_t st;
-            if (part->batch_next < 0 || part->state_broken ||
-                part->state_next != part->batch_next ||
-                (part->checkpoint_ms != 0 && now - part->checkpoint_ms < w->checkpoint_interval_ms))
+            if (part->batch_next < 0 || part->state_broken || part->state_next != part->batch_next)
                 continue;
-            if (features_state_save(part->state, &buf, &len, &cap) != 0) {
-                free(buf);
-                log_warn("out of memory taking an entity state checkpoint; skipped",
-                         "topic=%s partition=%d", tp->name, (int)p);
-                continue;
+            if (part->checkpoint_ms == 0) {
+                worker_checkpoint_add(w, tp, p, &n);
+            } else if (now - part->checkpoint_ms >= w->checkpoint_interval_ms &&
+                       (!due_tp || part->checkpoint_ms < due_ms)) {
+                due_tp = tp;
+                due_p = p;
+                due_ms = part->checkpoint_ms;
             }
-            if (len > SINK_PG_CHECKPOINT_MAX) {
-                free(buf);
-                log_warn("entity state too large to checkpoint; skipped (lower "
-                         "features.max_entities)",
-                         "topic=%s partition=%d bytes=%zu", tp->name, (int)p, len);
-                continue;
-            }
-            features_state_stats(part->state, &st);
-            w->checkpoints[n++] = (sink_checkpoint_t){
-                tp->name, (int32_t)p, part->batch_next, featurize_spec_hash(w->fz), st.entities,
-                buf,      len};
         }
     }
+    if (due_tp)
+        worker_checkpoint_add(w, due_tp, due_p, &n);
     return n;
 }
 
@@ -1227,6 +1247,7 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
     }
     if (w->n_items == 0)
         w->batch_deadline_ms = worker_now_ms() + atomic_load(&w->batch_max_delay_ms);
+    w->batch_last_add_ms = worker_now_ms();
     if (ingest_avro_kind(topic->decoder) == INGEST_KIND_ARTICLE)
         w->n_articles++;
     it = &w->items[w->n_items++];
@@ -1469,14 +1490,22 @@ static void *worker_main(void *arg)
         w->on_ready(w->ctx);
 
     while (w->kafka && !worker_stopping(w)) {
-        int64_t now = worker_now_ms();
         int timeout = 100;
         rd_kafka_message_t *msg;
+        int64_t now;
 
         worker_beat(w);
+        /* With a batch open, wait for more only until it lingers long enough (batch_linger_ms
+         * since its last message, 0 by default) or reaches its deadline: by default a batch is
+         * written as soon as no message is waiting. Under light load each message is then
+         * written within about one transaction's time; under heavy load the queue never runs
+         * dry and batches fill to batch_max. */
+        now = worker_now_ms();
         if (w->n_items > 0) {
-            int64_t left = w->batch_deadline_ms - now;
-            timeout = left <= 0 ? 0 : left < 100 ? (int)left : 100;
+            int64_t until = w->batch_last_add_ms + atomic_load(&w->batch_linger_ms);
+            if (until > w->batch_deadline_ms)
+                until = w->batch_deadline_ms;
+            timeout = until <= now ? 0 : until - now < 100 ? (int)(until - now) : 100;
         }
         msg = ingest_kafka_poll(w->kafka, timeout);
         if (msg && msg->err) {
@@ -1504,7 +1533,8 @@ static void *worker_main(void *arg)
             last_second = now;
         }
         if (w->n_items > 0 &&
-            ((int)w->n_items >= atomic_load(&w->batch_max) || now >= w->batch_deadline_ms ||
+            ((!msg && now >= w->batch_last_add_ms + atomic_load(&w->batch_linger_ms)) ||
+             (int)w->n_items >= atomic_load(&w->batch_max) || now >= w->batch_deadline_ms ||
              (w->news_batch_max > 0 && w->n_articles >= w->news_batch_max))) {
             if (worker_batch_flush(w) != 0)
                 break;
@@ -1641,7 +1671,7 @@ worker_t *worker_new(const worker_options_t *o, char *err, size_t errlen)
     w->on_ready = o->on_ready;
     w->on_exit = o->on_exit;
     w->ctx = o->ctx;
-    worker_set_limits(w, o->batch_max, o->batch_max_delay_ms, o->retry_max_ms);
+    worker_set_limits(w, o->batch_max, o->batch_max_delay_ms, o->batch_linger_ms, o->retry_max_ms);
     if (worker_batch_reserve(w, (size_t)o->batch_max) != 0)
         goto oom;
     return w;
@@ -1680,10 +1710,12 @@ int worker_join(worker_t *w)
     return w->failed ? -1 : 0;
 }
 
-void worker_set_limits(worker_t *w, int batch_max, int batch_max_delay_ms, int retry_max_ms)
+void worker_set_limits(worker_t *w, int batch_max, int batch_max_delay_ms, int batch_linger_ms,
+                       int retry_max_ms)
 {
     atomic_store(&w->batch_max, batch_max);
     atomic_store(&w->batch_max_delay_ms, batch_max_delay_ms);
+    atomic_store(&w->batch_linger_ms, batch_linger_ms);
     atomic_store(&w->retry_max_ms, retry_max_ms);
 }
 

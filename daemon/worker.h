@@ -39,6 +39,7 @@ typedef struct worker_options {
     size_t n_kafka;
     int batch_max;
     int batch_max_delay_ms;
+    int batch_linger_ms;
     int retry_max_ms;
     int shutdown_timeout_ms;
     /* Behavior features of the BehaviorEvent topic; NULL: none. Ownership passes to the worker
@@ -75,7 +76,8 @@ int worker_join(worker_t *w);
 void worker_free(worker_t *w);
 
 /* Run-time changes from a SIGHUP reload; applied at the next batch. */
-void worker_set_limits(worker_t *w, int batch_max, int batch_max_delay_ms, int retry_max_ms);
+void worker_set_limits(worker_t *w, int batch_max, int batch_max_delay_ms, int batch_linger_ms,
+                       int retry_max_ms);
 /* Whether a stopping worker has committed everything it consumed (it may still be leaving the
  * Kafka group): past the shutdown bound, the process may then exit 0. Safe from any thread. */
 int worker_drained(const worker_t *w);

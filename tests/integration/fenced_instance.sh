@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A fenced instance cannot commit: v1 holds a batch it has not written (long batch delay), is
+# A fenced instance cannot commit: v1 holds a batch it has not written (long batch delay and linger), is
 # frozen (SIGSTOP) until the group evicts it, v2 takes the partitions and commits the same
 # events; when v1 wakes up and tries to write what it holds, PostgreSQL's offset condition
 # refuses it. Every event is in PostgreSQL once.
@@ -12,7 +12,7 @@ summary=$("$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n 1000 --seed 51)
 [ "$(summary_field "$summary" delivered)" = 1000 ] || fail "producer: $summary"
 
 VIGIL_HTTP_LISTEN=127.0.0.1:0 vigild_start v1 --set ingest.batch_max=100000 \
-    --set ingest.batch_max_delay_ms=60000
+    --set ingest.batch_max_delay_ms=60000 --set ingest.batch_linger_ms=60000
 v1=$VIGILD_PID
 port=$(vigild_http_port v1)
 consumed_all() { http_get "$port" /metrics | grep -q '^vigil_messages_consumed_total{topic="behavior-events"} 1000$'; }

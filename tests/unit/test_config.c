@@ -77,6 +77,7 @@ static void test_defaults(void)
     CHECK_STR(cfg.ingest_reader_schema, VIGIL_DEFAULT_SCHEMA_DIR "/BehaviorEvent.avsc");
     CHECK(cfg.ingest_batch_max == 5000);
     CHECK(cfg.ingest_batch_max_delay_ms == 200);
+    CHECK(cfg.ingest_batch_linger_ms == 0);
     CHECK_STR(cfg.postgres_conninfo, "dbname=vigil");
     CHECK(cfg.postgres_retry_max_ms == 5000);
     CHECK_STR(cfg.http_listen, "127.0.0.1:9187");
@@ -447,7 +448,7 @@ static void test_print_defaults(void)
         o += (size_t)snprintf(uncommented + o, sizeof(uncommented) - o, "%s\n", out);
     }
     CHECK(o < sizeof(uncommented));
-    CHECK(keys == 37); /* every key of the table, each printed once */
+    CHECK(keys == 38); /* every key of the table, each printed once */
     free(text);
 
     const char *path = write_conf(uncommented);

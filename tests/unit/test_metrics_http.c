@@ -380,6 +380,23 @@ static void test_observe_concurrent(void)
           (uint64_t)OBSERVERS * (6667 + 2 * 6666) * 1000000000);
 }
 
+/* A batch's time spread over its events: n observations of one value, _sum the whole time. */
+static void test_observe_n(void)
+{
+    static const double bounds[] = {0.001, 0.01};
+    metrics_histogram_t h = {.name = "test_n", .help = "test", .bounds = bounds, .n_bounds = 2};
+
+    metrics_observe_n(&h, 0.002, 5000); /* 10 s over 5000 events: each in le="0.01" */
+    metrics_observe_n(&h, 0.0005, 4);
+    metrics_observe_n(&h, 0.5, 0); /* no events: nothing */
+    metrics_observe_n(&h, NAN, 3); /* dropped */
+    CHECK(atomic_load(&h.count) == 5004);
+    CHECK(atomic_load(&h.buckets[0]) == 4);
+    CHECK(atomic_load(&h.buckets[1]) == 5000);
+    CHECK(atomic_load(&h.buckets[2]) == 0);
+    CHECK(atomic_load(&h.sum_nanos) == 10002000000u);
+}
+
 static void test_http(void)
 {
     struct event_base *base = event_base_new();
@@ -500,6 +517,7 @@ int main(void)
 
     test_metrics_render();
     test_observe_concurrent();
+    test_observe_n();
     test_dead_reason_labels();
     test_http();
     return TEST_DONE();
