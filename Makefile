@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps model build test demo bench sanitize format clean
+.PHONY: all deps model build test demo bench bench-e2e sanitize format clean
 
 all: build
 
@@ -27,6 +27,11 @@ demo: build model
 
 bench: build model
 	@bash bench/run.sh $(BUILD)
+
+# End to end against the raw I/O ceiling and the Python peer (bench/e2e.sh --help); options go
+# in ARGS, e.g. make bench-e2e ARGS="--events 100000 --runs 1".
+bench-e2e: build
+	@bash bench/e2e.sh --build $(BUILD) $(ARGS)
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build and tests, in its own build folder.
 sanitize: deps model

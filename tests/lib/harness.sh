@@ -57,7 +57,8 @@ pg_run() {
 }
 
 # Starts a private cluster listening only on a unix socket in the test's own directory, so no
-# port can clash with anything. Exports PGHOST, PGPORT, PGDATABASE, PGUSER; sets TEST_CONNINFO.
+# port can clash with anything. $PG_OPTS adds server settings ("-c name=value ..."). Exports
+# PGHOST, PGPORT, PGDATABASE, PGUSER; sets TEST_CONNINFO.
 pg_start() {
     PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
     [ -x "$PG_BIN/initdb" ] || fail "PostgreSQL server not installed (run scripts/deps.sh)"
@@ -71,7 +72,7 @@ pg_start() {
         { cat "$HARNESS_TMP/initdb.log" >&2; fail "initdb failed"; }
     export PGPORT=$((20000 + RANDOM % 20000))
     pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -w -t 60 -l "$HARNESS_TMP/postgres.log" \
-        -o "-k $sock -p $PGPORT -c listen_addresses='' -c fsync=off -c max_connections=50" start >/dev/null ||
+        -o "-k $sock -p $PGPORT -c listen_addresses='' -c fsync=off -c max_connections=50 ${PG_OPTS:-}" start >/dev/null ||
         fail "pg_ctl start failed"
     export PGHOST=$sock PGUSER=vigil PGDATABASE=vigil
     psql -X -q -d postgres -c "CREATE DATABASE vigil" >/dev/null || fail "CREATE DATABASE failed"
@@ -82,7 +83,7 @@ pg_stop() { pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null; }
 # Starts the cluster pg_start made again, on the same socket and port (after pg_stop).
 pg_restart() {
     pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -w -t 60 -l "$HARNESS_TMP/postgres.log" \
-        -o "-k $PGHOST -p $PGPORT -c listen_addresses='' -c fsync=off -c max_connections=50" start >/dev/null ||
+        -o "-k $PGHOST -p $PGPORT -c listen_addresses='' -c fsync=off -c max_connections=50 ${PG_OPTS:-}" start >/dev/null ||
         fail "pg_ctl restart failed"
 }
 # Resident set size of a process in KiB.
