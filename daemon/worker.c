@@ -137,10 +137,11 @@ struct worker {
     double *fz_num;      /* (cap_items, featurize_fields) */
     const char **fz_str; /* (cap_items, featurize_fields) */
     int64_t batch_deadline_ms;
-    int64_t batch_last_add_ms; /* when the open batch last took a message */
-    size_t n_articles;         /* items of the batch from an article topic */
-    int paused;                /* fetching paused because the sink is failing */
-    uint64_t fences;           /* batches dropped as fenced, so far */
+    int64_t batch_last_add_ms;   /* when the open batch last took a message */
+    int64_t checkpoint_paced_ms; /* when the last interval-driven checkpoint was taken */
+    size_t n_articles;           /* items of the batch from an article topic */
+    int paused;                  /* fetching paused because the sink is failing */
+    uint64_t fences;             /* batches dropped as fenced, so far */
 };
 
 static int64_t worker_now_ns(void)
@@ -935,14 +936,16 @@ static void worker_checkpoint_add(worker_t *w, worker_topic_t *tp, size_t p, siz
 
 /* Snapshots into w->checkpoints the entity state of the featurised partitions in the batch that
  * are due a checkpoint, and returns how many: every partition with none committed since it was
- * assigned, and of those whose interval has passed only the one waiting longest. A snapshot is
- * as large as its partition's state (tens of MB), and partitions assigned together come due
- * together: one per batch spreads them over consecutive transactions instead of holding one
- * batch (and the latency of its events) for all of them. A partition whose state is not exactly
- * at the batch's end (or is broken) is skipped. @locality: worker thread. */
+ * assigned, and of those whose interval has passed only the one waiting longest, and only when
+ * interval / (assigned featurised partitions) has passed since the last such one. A snapshot is
+ * as large as its partition's state (megabytes to tens of MB) and holds its batch, and the
+ * latency of that batch's events, while it is written; partitions assigned together come due
+ * together. Paced this way the partitions' checkpoints spread evenly over the interval and each
+ * still comes about once per interval. A partition whose state is not exactly at the batch's
+ * end (or is broken) is skipped. @locality: worker thread. */
 static size_t worker_checkpoints_take(worker_t *w)
 {
-    size_t n = 0, due_p = 0;
+    size_t n = 0, due_p = 0, assigned = 0;
     worker_topic_t *due_tp = NULL;
     int64_t now = worker_now_ms(), due_ms = 0;
 
@@ -950,6 +953,7 @@ static size_t worker_checkpoints_take(worker_t *w)
         worker_topic_t *tp = &w->topics[t];
         for (size_t p = 0; tp->featurised && p < tp->n_parts; p++) {
             worker_partition_t *part = &tp->parts[p];
+            assigned += part->assigned != 0;
             if (part->batch_next < 0 || part->state_broken || part->state_next != part->batch_next)
                 continue;
             if (part->checkpoint_ms == 0) {
@@ -962,8 +966,11 @@ static size_t worker_checkpoints_take(worker_t *w)
             }
         }
     }
-    if (due_tp)
+    if (due_tp && now - w->checkpoint_paced_ms >=
+                      w->checkpoint_interval_ms / (int64_t)(assigned > 0 ? assigned : 1)) {
         worker_checkpoint_add(w, due_tp, due_p, &n);
+        w->checkpoint_paced_ms = now;
+    }
     return n;
 }
 
