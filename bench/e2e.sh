@@ -5,16 +5,17 @@
 # plot into the output folder; --append adds the report to docs/benchmarks.md and the plot to
 # docs/img/. Benchmarks measure; they assert nothing.
 #
-# What is measured (each throughput figure is the median of --runs runs, with min and max):
-#   vigild   N BehaviorEvents are produced first (--users distinct users, seed 1). vigild, with the
-#            shipped risk model and the built-in feature spec, runs against a fresh database and a
-#            new consumer group; the clock runs from its first consumed message (the
-#            vigil_messages_consumed_total counter leaving 0, polled every 10 ms) to the moment
-#            every row is committed (stored offsets sum to N, polled every 10 ms). CPU seconds
-#            per million events are vigild's own, and separately PostgreSQL's (all its
-#            processes, exited backends included). Peak RSS is vigild's VmHWM; the live entities
-#            are its vigil_entities gauge. The per-stage breakdown is each stage histogram's sum
-#            over the events: decode, featurise, infer, write (COPY and commit).
+# What is measured (each figure is the median of --runs runs, with min and max):
+#   vigild   N BehaviorEvents are produced first (--users distinct users, seed 1) into a topic
+#            with enough partitions to hold them all. vigild, with the shipped risk model and the
+#            built-in feature spec, runs against a fresh database and a new consumer group; the
+#            clock runs from its first consumed message (vigil_messages_consumed_total leaving 0)
+#            to its N-th committed row (vigil_rows_written_total reaching N), both polled every
+#            20 ms through its metrics. CPU seconds per million events are vigild's own, and
+#            separately PostgreSQL's (all its processes, exited backends included). Peak RSS is
+#            vigild's VmHWM; the live entities are its vigil_entities gauge. The per-stage
+#            breakdown is each stage histogram's sum: decode, featurise, infer, write (COPY and
+#            commit, mostly waiting on PostgreSQL).
 #   ceiling  The same messages consumed by kcat (every partition from the beginning, to the end,
 #            payloads read and discarded) while psql \copy loads the rows vigild wrote (dumped in
 #            binary COPY format beforehand) into a table of the same shape (LIKE
@@ -23,10 +24,12 @@
 #            decoding, no features, no model: what Kafka and PostgreSQL allow on this machine.
 #   peer     bench/peer (Python: confluent-kafka, fastavro, numpy, psycopg) on the same messages
 #            into a fresh database, timed by itself from its first batch to its last commit.
-#   latency  vigild idle and assigned on an empty topic; `vigil produce --rate R` offers R
-#            events/s for --latency-seconds after a warm-up of 1,000 events that is not counted; each row's latency is its transaction's commit time
-#            (track_commit_timestamp) minus its Kafka message timestamp (set when the producer
-#            created it). p50, p99 and max over all the rows, for each rate, median of the runs.
+#   latency  vigild running on an empty topic (8 partitions), warmed up with 1,000 events; then
+#            `vigil produce --rate R` offers R events/s for 3 + --latency-seconds s, and the rows
+#            of the last --latency-seconds are counted. A row's latency is its transaction's
+#            commit time (track_commit_timestamp) minus its Kafka message timestamp (set when the
+#            producer created it). p50, p99 and max over those rows, per rate; per-second figures
+#            go to latency-RATE-RUN.tsv in the output folder.
 #
 # Usage: bash bench/e2e.sh [--build DIR] [--events N] [--users N] [--runs R]
 #                          [--rates "1000 10000 50000"] [--latency-seconds S]
@@ -203,6 +206,9 @@ fi
 if wants peer; then
     for run in $(seq 1 "$RUNS"); do
         fresh_db
+        # vigild's schema, which the peer copies its tables' shape from.
+        VIGIL_POSTGRES_CONNINFO=$TEST_CONNINFO "$VIGIL" migrate >"$HARNESS_TMP/migrate.log" 2>&1 ||
+            fail "vigil migrate failed: $(tail -n 3 "$HARNESS_TMP/migrate.log")"
         pg0=$(pg_cpu_s)
         line=$(bash "$SRC/bench/peer/run.sh" --brokers "$KAFKA_BOOTSTRAP" --dsn "$TEST_CONNINFO" \
             --count "$N" --group "bench-peer-$run" --idle-s 30 --model "$MODEL" 2>"$HARNESS_TMP/peer$run.log" |

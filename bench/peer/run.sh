@@ -4,8 +4,10 @@
 # while it holds exactly the pinned versions.
 #
 # Usage: bash bench/peer/run.sh --brokers HOST:PORT --dsn CONNINFO --count N
-#                               [--group G] [--batch 1000] [--idle-s 30] [--seed 1]
-# Prints: peer events=N seconds=S events_per_s=R cpu_s=C (see peer.py's header).
+#                               [--group G] [--batch 5000] [--idle-s 30]
+#                               [--model models/risk.safetensors]
+# Writes peer.risk_scores and peer.kafka_offsets (the shape of vigild's tables) in that database.
+# Prints: peer events=N seconds=S events_per_s=R cpu_s=C batch=B (see peer.py's header).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
