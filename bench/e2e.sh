@@ -90,7 +90,8 @@ metric() { # metric PORT NAME: the sum of a metric's samples (every label set)
 }
 written_at_least() { [ "$(metric "$1" vigil_rows_written_total | cut -d. -f1)" -ge "$2" ]; }
 fresh_db() {
-    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS vigil" -c "CREATE DATABASE vigil" >/dev/null
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS vigil" -c "CREATE DATABASE vigil" \
+        -c "CHECKPOINT" >/dev/null
 }
 # Stops every server but PostgreSQL (Kafka, a vigild left behind) between phases.
 stop_others() {
@@ -107,8 +108,10 @@ VIGILD_ARGS=(--set log.level=info --set "model.risk_path=$MODEL" --set http.list
     --set kafka.fetch.wait.max.ms=5 "${EXTRA_SET[@]}")
 
 harness_init
-# Commit timestamps are what the latency phase measures against.
-PG_OPTS="-c track_commit_timestamp=on ${E2E_PG_OPTS:-}" pg_start
+# Commit timestamps are what the latency phase measures against. A run writes about 1.5 GB of
+# WAL; with the default max_wal_size (1 GB) PostgreSQL checkpointed in the middle of some runs
+# and not others. Each run starts after a CHECKPOINT instead (fresh_db), with room for its WAL.
+PG_OPTS="-c track_commit_timestamp=on -c max_wal_size=16GB -c checkpoint_timeout=1h ${E2E_PG_OPTS:-}" pg_start
 export OMP_WAIT_POLICY=passive
 
 # librdkafka's mock cluster keeps about 5 MB of messages per partition and deletes the oldest

@@ -71,7 +71,7 @@ static const config_key_t config_keys[] = {
      NULL, "3", 0, "Retries of a failed registry request (backoff from 100 ms, doubling)."},
     {"ingest.dlq_topic", CONFIG_STRING, FIELD(ingest_dlq_topic), 0, 0, NULL, "", 0,
      "Kafka topic that also receives every dead letter (a best-effort copy); empty: none."},
-    {"ingest.batch_max", CONFIG_INT, FIELD(ingest_batch_max), 1, 100000, NULL, "5000", 1,
+    {"ingest.batch_max", CONFIG_INT, FIELD(ingest_batch_max), 1, 100000, NULL, "20000", 1,
      "Most messages written to PostgreSQL in one transaction."},
     {"ingest.batch_max_delay_ms", CONFIG_INT, FIELD(ingest_batch_max_delay_ms), 1, 60000, NULL,
      "200", 1, "Longest a message waits for its batch to fill before the batch is written."},

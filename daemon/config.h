@@ -51,7 +51,7 @@ typedef struct daemon_config {
     int ingest_schema_registry_timeout_ms; /* per request, 100..60000, default 5000 */
     int ingest_schema_registry_retries;    /* 0..10, default 3 */
     char *ingest_dlq_topic;                /* "" = dead letters only in vigil.dead_letters */
-    int ingest_batch_max;                  /* 1..100000, default 5000, reloadable */
+    int ingest_batch_max;                  /* 1..100000, default 20000, reloadable */
     int ingest_batch_max_delay_ms;         /* 1..60000, default 200, reloadable */
     int ingest_batch_linger_ms;            /* 0..60000, default 0, reloadable */
 

@@ -75,7 +75,7 @@ static void test_defaults(void)
     CHECK_STR(cfg.ingest_format, "confluent");
     CHECK_STR(cfg.ingest_schema_dir, VIGIL_DEFAULT_SCHEMA_DIR);
     CHECK_STR(cfg.ingest_reader_schema, VIGIL_DEFAULT_SCHEMA_DIR "/BehaviorEvent.avsc");
-    CHECK(cfg.ingest_batch_max == 5000);
+    CHECK(cfg.ingest_batch_max == 20000);
     CHECK(cfg.ingest_batch_max_delay_ms == 200);
     CHECK(cfg.ingest_batch_linger_ms == 0);
     CHECK_STR(cfg.postgres_conninfo, "dbname=vigil");
@@ -431,7 +431,7 @@ static void test_print_defaults(void)
     daemon_config_print_defaults(mem);
     CHECK(fclose(mem) == 0);
     CHECK(strstr(text, "[ingest]\n") != NULL);
-    CHECK(strstr(text, "#batch_max = 5000\n") != NULL);
+    CHECK(strstr(text, "#batch_max = 20000\n") != NULL);
     CHECK(strstr(text, "integer 1..100000; reloadable; env VIGIL_INGEST_BATCH_MAX") != NULL);
     CHECK(strstr(text, "one of debug, info, warn, error; reloadable; env VIGIL_LOG_LEVEL") != NULL);
     CHECK(strstr(text, "#schema_dir = " VIGIL_DEFAULT_SCHEMA_DIR "\n") != NULL);
