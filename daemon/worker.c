@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "checkpointer.h"
 #include "ingest_avro.h"
 #include "ingest_dlq.h"
 #include "ingest_kafka.h"
@@ -120,6 +121,7 @@ struct worker {
     int32_t *commit_parts;
     int64_t *commit_next;
     sink_checkpoint_t *checkpoints; /* (cap_items) of the batch being written */
+    checkpointer_t *ckpt;           /* writes them once committed; made at the first one */
     ingest_record_t replay_rec;     /* decodes replayed events */
     float *replay_features;         /* (fz_width) their vectors, unused */
     /* (cap_items) scratch of worker_batch_featurise: one partition's events at a time */
@@ -945,9 +947,24 @@ static void worker_checkpoint_add(worker_t *w, worker_topic_t *tp, size_t p, siz
  * end (or is broken) is skipped. @locality: worker thread. */
 static size_t worker_checkpoints_take(worker_t *w)
 {
-    size_t n = 0, due_p = 0, assigned = 0;
+    size_t n = 0, due_p = 0, assigned = 0, room;
     worker_topic_t *due_tp = NULL;
     int64_t now = worker_now_ms(), due_ms = 0;
+
+    if (!w->fz)
+        return 0;
+    if (!w->ckpt) {
+        char err[512], q[600];
+        w->ckpt = checkpointer_new(w->pg_conninfo, ingest_kafka_group(w->kafka), w->instance_id,
+                                   err, sizeof err);
+        if (!w->ckpt) {
+            log_warn("cannot start the checkpoint writer; no checkpoint this batch", "error=\"%s\"",
+                     log_quote(err, q, sizeof q));
+            return 0;
+        }
+    }
+    /* No more snapshots than the writer can queue: the others stay due for the next batches. */
+    room = checkpointer_room(w->ckpt);
 
     for (size_t t = 0; t < w->n_topics; t++) {
         worker_topic_t *tp = &w->topics[t];
@@ -956,6 +973,8 @@ static size_t worker_checkpoints_take(worker_t *w)
             assigned += part->assigned != 0;
             if (part->batch_next < 0 || part->state_broken || part->state_next != part->batch_next)
                 continue;
+            if (n == room)
+                return n;
             if (part->checkpoint_ms == 0) {
                 worker_checkpoint_add(w, tp, p, &n);
             } else if (now - part->checkpoint_ms >= w->checkpoint_interval_ms &&
@@ -966,8 +985,9 @@ static size_t worker_checkpoints_take(worker_t *w)
             }
         }
     }
-    if (due_tp && now - w->checkpoint_paced_ms >=
-                      w->checkpoint_interval_ms / (int64_t)(assigned > 0 ? assigned : 1)) {
+    if (due_tp && n < room &&
+        now - w->checkpoint_paced_ms >=
+            w->checkpoint_interval_ms / (int64_t)(assigned > 0 ? assigned : 1)) {
         worker_checkpoint_add(w, due_tp, due_p, &n);
         w->checkpoint_paced_ms = now;
     }
@@ -991,17 +1011,17 @@ static void worker_entities_publish(worker_t *w)
     atomic_store(&metrics.entity_state_bytes, bytes);
 }
 
-/* After the write: frees the snapshots; when committed, the partitions' clocks restart. */
+/* After the write: when the batch committed, hands the snapshots to the checkpoint writer and
+ * restarts those partitions' clocks; whatever it does not take is freed (and stays due). */
 static void worker_checkpoints_done(worker_t *w, size_t n, int committed)
 {
     int64_t now = worker_now_ms();
     for (size_t i = 0; i < n; i++) {
         const sink_checkpoint_t *c = &w->checkpoints[i];
-        if (committed) {
+        if (committed && checkpointer_offer(w->ckpt, c) == 0) {
             worker_topic_t *tp = worker_topic_find(w, c->topic);
             tp->parts[c->partition].checkpoint_ms = now;
-            metrics_add(&metrics.checkpoints, 1);
-            atomic_store(&metrics.checkpoint_bytes, (int64_t)c->state_len);
+            continue; /* c->state is the writer's now */
         }
         free((void *)c->state);
     }
@@ -1015,6 +1035,7 @@ static int worker_batch_flush(worker_t *w)
     char err[1024];
     size_t n_rows = 0, n_dead = 0, n_adv = 0;
     sink_batch_t batch;
+    size_t n_ckpt;
     int rc;
 
     if (w->n_items == 0)
@@ -1053,12 +1074,12 @@ static int worker_batch_flush(worker_t *w)
                            .dead = w->dead,
                            .n_dead = n_dead,
                            .offsets = w->advances,
-                           .n_offsets = n_adv,
-                           .checkpoints = w->checkpoints,
-                           .n_checkpoints = worker_checkpoints_take(w)};
+                           .n_offsets = n_adv};
+    /* Snapshots of the state as of this batch's end, written once the batch has committed. */
+    n_ckpt = worker_checkpoints_take(w);
 
     rc = worker_write(w, &batch, err, sizeof(err));
-    worker_checkpoints_done(w, batch.n_checkpoints, rc == SINK_PG_OK);
+    worker_checkpoints_done(w, n_ckpt, rc == SINK_PG_OK);
     if (w->fz)
         worker_entities_publish(w);
     if (rc == SINK_PG_ERR)
@@ -1573,6 +1594,11 @@ out:
         }
         ingest_kafka_close(w->kafka);
     }
+    if (w->ckpt) {
+        /* The write in progress ends; a queued checkpoint is dropped (the older one stands). */
+        checkpointer_free(w->ckpt);
+        w->ckpt = NULL;
+    }
     if (w->dlq) {
         int64_t left = atomic_load(&w->stop_deadline_ms) - worker_now_ms();
         int unsent = ingest_dlq_flush(w->dlq, left > 0 ? (int)left : 0);
@@ -1764,6 +1790,7 @@ void worker_free(worker_t *w)
     free(w->news_lens);
     free(w->fz_num);
     free(w->fz_str);
+    checkpointer_free(w->ckpt);
     free(w->checkpoints);
     featurize_free(w->fz);
     free(w->items);

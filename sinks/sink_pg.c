@@ -1214,46 +1214,57 @@ static int sink_pg_offset_advance(PGconn *conn, const sink_batch_t *batch,
     return rc;
 }
 
-/* Upserts a partition's entity state checkpoint (the state as binary bytea). Returns 0 or -1. */
-static int sink_pg_checkpoint_write(PGconn *conn, const sink_batch_t *batch,
-                                    const sink_checkpoint_t *c, char *err, size_t errlen)
+int sink_pg_checkpoint_save(sink_pg_t *pg, const char *group, const char *instance_id,
+                            const sink_checkpoint_t *c, char *err, size_t errlen)
 {
     char part[16], next[32], entities[32], msg[512];
     const char *params[8] = {
-        batch->group,           c->topic,          part, next, c->spec_hash, entities,
-        (const char *)c->state, batch->instance_id};
+        group, c->topic, part, next, c->spec_hash, entities, (const char *)c->state, instance_id};
     int lengths[8] = {0, 0, 0, 0, 0, 0, (int)c->state_len, 0};
     int formats[8] = {0, 0, 0, 0, 0, 0, 1, 0};
     PGresult *res;
+    int rc;
 
     if (c->state_len > SINK_PG_CHECKPOINT_MAX) { /* the worker skips those; a caller's bug */
         sink_pg_errf(err, errlen,
                      "PostgreSQL sink: entity state of %s/%" PRId32 " is %zu bytes, over the "
                      "1 GB PostgreSQL holds in one value; lower features.max_entities",
                      c->topic, c->partition, c->state_len);
-        return -1;
+        return SINK_PG_ERR;
     }
+    if (sink_pg_check_conn(pg, "entity state checkpoint", err, errlen) != 0)
+        return SINK_PG_ERR;
     snprintf(part, sizeof part, "%" PRId32, c->partition);
     snprintf(next, sizeof next, "%" PRId64, c->next_offset);
     snprintf(entities, sizeof entities, "%" PRIu64, c->entities);
-    res = PQexecParams(conn,
+    /* Never over a later checkpoint: one written after this one was taken (by this instance or
+     * by the partition's next owner) stays. */
+    res = PQexecParams(pg->conn,
                        "INSERT INTO vigil.entity_state (consumer_group, topic, partition, "
                        "next_offset, spec_hash, entities, state, updated_by) VALUES ($1::text, "
                        "$2::text, $3::int4, $4::int8, $5::text, $6::int8, $7::bytea, $8::text) "
                        "ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = "
                        "excluded.next_offset, spec_hash = excluded.spec_hash, entities = "
                        "excluded.entities, state = excluded.state, updated_at = now(), "
-                       "updated_by = excluded.updated_by",
+                       "updated_by = excluded.updated_by "
+                       "WHERE vigil.entity_state.next_offset <= excluded.next_offset",
                        8, NULL, params, lengths, formats, 0);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
         sink_pg_errf(err, errlen,
                      "PostgreSQL: writing the entity state checkpoint of %s/%" PRId32 " failed: %s",
-                     c->topic, c->partition, sink_pg_result_error(conn, res, msg, sizeof msg));
-        PQclear(res);
-        return -1;
+                     c->topic, c->partition, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        rc = SINK_PG_ERR;
+    } else if (strcmp(PQcmdTuples(res), "1") != 0) {
+        sink_pg_errf(err, errlen,
+                     "PostgreSQL: the entity state checkpoint of %s/%" PRId32 " at %" PRId64
+                     " was not written: a later one is stored",
+                     c->topic, c->partition, c->next_offset);
+        rc = SINK_PG_FENCED;
+    } else {
+        rc = SINK_PG_OK;
     }
     PQclear(res);
-    return 0;
+    return rc;
 }
 
 int sink_pg_checkpoint_load(sink_pg_t *pg, const char *group, const char *topic, int32_t partition,
@@ -1440,9 +1451,6 @@ int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t er
                      batch->group, o->topic, o->partition, expected, stored);
         return SINK_PG_FENCED;
     }
-    for (i = 0; i < batch->n_checkpoints; i++)
-        if (sink_pg_checkpoint_write(pg->conn, batch, &batch->checkpoints[i], err, errlen) != 0)
-            goto err;
     snprintf(what, sizeof what, "a batch (%zu rows, %zu dead letters)",
              batch->rows.n_risk + batch->rows.n_articles + batch->rows.n_labels, batch->n_dead);
     if (sink_pg_commit(pg->conn, what, err, errlen) != 0)

@@ -133,7 +133,7 @@ typedef struct sink_offset_advance {
     int64_t next;
 } sink_offset_advance_t;
 
-/* The entity state of a partition after the batch (next_offset: where a replay starts). */
+/* The entity state of a partition as of next_offset (where a replay starts). */
 typedef struct sink_checkpoint {
     const char *topic;
     int32_t partition;
@@ -152,9 +152,14 @@ typedef struct sink_batch {
     size_t n_dead;
     const sink_offset_advance_t *offsets;
     size_t n_offsets;
-    const sink_checkpoint_t *checkpoints; /* written after the offsets, same transaction */
-    size_t n_checkpoints;
 } sink_batch_t;
+
+/* Upserts the entity state checkpoint of (group, c->topic, c->partition) in a transaction of its
+ * own, once the events before c->next_offset are committed. SINK_PG_OK when written,
+ * SINK_PG_FENCED when a checkpoint at a later offset is stored already (left as it is),
+ * SINK_PG_ERR on a database error (call sink_pg_reconnect before the next). */
+int sink_pg_checkpoint_save(sink_pg_t *pg, const char *group, const char *instance_id,
+                            const sink_checkpoint_t *c, char *err, size_t errlen);
 
 /* The entity state checkpoint of (group, topic, partition), if any: *state (malloc'ed, the
  * caller frees it) and *state_len, the offset it reflects in *next_offset and the spec it was

@@ -714,9 +714,9 @@ static void test_kafka_timestamp_unstorable(sink_pg_t *pg)
                  "kafka_timestamp IS NULL") == 1);
 }
 
-/* Feature vectors travel as float bits (binary COPY) and come back bit for bit; checkpoints are
- * written in the batch's transaction and read back as they were; dead-letter offsets of a range
- * come back sorted without PostgreSQL's refusals; a feature spec is registered once. */
+/* Feature vectors travel as float bits (binary COPY) and come back bit for bit; a checkpoint is
+ * read back as it was saved, and never replaced by one at an earlier offset; dead-letter offsets of
+ * a range come back sorted without PostgreSQL's refusals; a feature spec is registered once. */
 static void test_features_and_checkpoints(sink_pg_t *pg)
 {
     const float v[6] = {0.1f, -2.5f, 1e-45f, 3.4028235e38f, 42.0f, 0.0f};
@@ -746,10 +746,14 @@ static void test_features_and_checkpoints(sink_pg_t *pg)
     }
     sink_checkpoint_t cp = {"t.feat", 0, 5, "00ff00ff00ff00ff", 12, state, sizeof state};
     batch = batch_g1("inst-feat", rows, 2, dead, 3, &adv);
-    batch.checkpoints = &cp;
-    batch.n_checkpoints = 1;
     CHECK(sink_pg_offsets_load(pg, "g1", "t.feat", &part, 1, &next, err, sizeof err) == SINK_PG_OK);
     CHECK_MSG(sink_pg_write(pg, &batch, err, sizeof err) == SINK_PG_OK, "%s", err);
+    CHECK_MSG(sink_pg_checkpoint_save(pg, "g1", "inst-feat", &cp, err, sizeof err) == SINK_PG_OK,
+              "%s", err);
+    /* An older snapshot arriving late (a slow writer, a fenced instance) leaves the stored one. */
+    sink_checkpoint_t older = {"t.feat", 0, 3, "1111111111111111", 1, state, 10};
+    CHECK(sink_pg_checkpoint_save(pg, "g1", "inst-old", &older, err, sizeof err) == SINK_PG_FENCED);
+    CHECK(strstr(err, "a later one is stored") != NULL);
     for (int i = 0; i < 6; i++) {
         char q[200];
         snprintf(q, sizeof q,
