@@ -365,6 +365,9 @@ static int utf8_valid(const char *str, size_t len)
 static int scan_long(scan_t *s, int64_t *out)
 {
     uint64_t value = 0;
+    /* Set on every path: at -O3 GCC cannot see that callers never read it after an error, and
+     * -Werror=maybe-uninitialized stopped Release builds. */
+    *out = 0;
     for (int shift = 0; shift < 70; shift += 7) {
         if (s->p == s->end) {
             return reason_bad(s->reason, s->reason_len, "truncated: message ends inside field %s",
@@ -517,6 +520,7 @@ static int scan_blocks(scan_t *s, avro_schema_t items, int is_map, int depth)
 static int scan_bool(scan_t *s, int64_t *out)
 {
     const uint8_t *b = s->p;
+    *out = 0; /* as scan_long: set on every path */
     int rc = scan_skip(s, 1, "boolean");
     if (rc != 0) {
         return rc;
