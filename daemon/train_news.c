@@ -18,7 +18,6 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +28,7 @@
 #include <unistd.h>
 
 #include "csv.h"
+#include "errbuf.h"
 #include "json.h"
 #include "kernels.h"
 #include "model_bert.h"
@@ -67,16 +67,6 @@ static void train_news_usage(FILE *f)
             "  --version NAME     model version (default news-<sha256 prefix>)\n"
             "Exit status: 0 written, 1 failure, 2 usage.\n",
             news_default_model_dir);
-}
-
-static void news_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void news_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 static double news_now(void)
@@ -151,27 +141,27 @@ static int news_csv_read(news_csv_t *c, const char *dir, const char *name, char 
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s", name);
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
-        news_err(err, errlen, "%s/%s: path too long", dir, name);
+        errbuf_printf(err, errlen, "%s/%s: path too long", dir, name);
         return -1;
     }
     if (!(f = fopen(path, "rb"))) {
-        news_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
         (size_t)size > NEWS_FILE_MAX) {
-        news_err(err, errlen, "%s: cannot size it, or larger than 1 GiB", path);
+        errbuf_printf(err, errlen, "%s: cannot size it, or larger than 1 GiB", path);
         fclose(f);
         return -1;
     }
     len = (size_t)size;
     if (!(c->buf = malloc(len + 1))) {
-        news_err(err, errlen, "%s: out of memory for %zu bytes", path, len);
+        errbuf_printf(err, errlen, "%s: out of memory for %zu bytes", path, len);
         fclose(f);
         return -1;
     }
     if (fread(c->buf, 1, len, f) != len) {
-        news_err(err, errlen, "%s: read failed", path);
+        errbuf_printf(err, errlen, "%s: read failed", path);
         fclose(f);
         return -1;
     }
@@ -192,7 +182,7 @@ static int news_csv_read(news_csv_t *c, const char *dir, const char *name, char 
         const char *next;
         size_t rec_len, breaks, first = line;
         if (csv_record(p, end, &rec_len, &next, &breaks) != 0) {
-            news_err(err, errlen, "%s:%zu: a quoted field is never closed", c->name, first);
+            errbuf_printf(err, errlen, "%s:%zu: a quoted field is never closed", c->name, first);
             return -1;
         }
         p = (char *)next; /* the record is split in place below: it is ours */
@@ -201,33 +191,34 @@ static int news_csv_read(news_csv_t *c, const char *dir, const char *name, char 
             continue; /* an empty line */
         int n = csv_split(rec, rec_len, fld, 3, what, sizeof what);
         if (n < 0) {
-            news_err(err, errlen, "%s:%zu: %s", c->name, first, what);
+            errbuf_printf(err, errlen, "%s:%zu: %s", c->name, first, what);
             return -1;
         }
         if (header) {
             if (n != 2 || strcmp(fld[0].s, "label") != 0 || strcmp(fld[1].s, "text") != 0) {
-                news_err(err, errlen, "%s:%zu: the header must be label,text", c->name, first);
+                errbuf_printf(err, errlen, "%s:%zu: the header must be label,text", c->name, first);
                 return -1;
             }
             header = 0;
             continue;
         }
         if (n != 2) {
-            news_err(err, errlen, "%s:%zu: %d fields, expected 2 (label,text)", c->name, first, n);
+            errbuf_printf(err, errlen, "%s:%zu: %d fields, expected 2 (label,text)", c->name, first,
+                          n);
             return -1;
         }
         if (news_csv_push(c, fld[0].s, fld[1].s, fld[1].len, first) != 0) {
-            news_err(err, errlen, "%s: out of memory", c->name);
+            errbuf_printf(err, errlen, "%s: out of memory", c->name);
             return -1;
         }
     }
     if (c->n == 0) {
-        news_err(err, errlen, "%s: %s", c->name,
-                 header ? "empty (no header label,text)" : "no rows");
+        errbuf_printf(err, errlen, "%s: %s", c->name,
+                      header ? "empty (no header label,text)" : "no rows");
         return -1;
     }
     if (!(c->y = malloc(c->n * sizeof *c->y))) {
-        news_err(err, errlen, "%s: out of memory", c->name);
+        errbuf_printf(err, errlen, "%s: out of memory", c->name);
         return -1;
     }
     return 0;
@@ -272,8 +263,8 @@ static int news_map_labels(news_csv_t *c, char *const *names, size_t n, int sort
                 ;
         }
         if (j == n) {
-            news_err(err, errlen, "%s:%zu: label \"%.80s\" is not %s", c->name, c->line[r],
-                     c->label[r], what);
+            errbuf_printf(err, errlen, "%s:%zu: label \"%.80s\" is not %s", c->name, c->line[r],
+                          c->label[r], what);
             return -1;
         }
         c->y[r] = (int32_t)j;
@@ -292,7 +283,8 @@ static int news_encode(model_bert_t *m, const news_csv_t *c, float *out, size_t 
         size_t nb = c->n - s0 < NEWS_ENCODE_BATCH ? c->n - s0 : NEWS_ENCODE_BATCH;
         if (model_bert_encode(m, (const char *const *)c->text + s0, c->text_len + s0, nb, 1,
                               out + s0 * h, e, sizeof e) != 0) {
-            news_err(err, errlen, "%s: encoding rows %zu..%zu: %s", c->name, s0 + 1, s0 + nb, e);
+            errbuf_printf(err, errlen, "%s: encoding rows %zu..%zu: %s", c->name, s0 + 1, s0 + nb,
+                          e);
             return -1;
         }
         *done += nb;
@@ -310,7 +302,7 @@ static int news_encode_ngram(model_ngram_t *m, const news_csv_t *c, float *out, 
     char e[512];
     if (model_ngram_encode(m, (const char *const *)c->text, c->text_len, c->n, out, e, sizeof e) !=
         0) {
-        news_err(err, errlen, "%s: %s", c->name, e);
+        errbuf_printf(err, errlen, "%s: %s", c->name, e);
         return -1;
     }
     return 0;
@@ -400,7 +392,7 @@ static int news_choose(const char *head, const news_csv_t *csv, const float *x, 
         n_val += news_is_valid_row(csv->text[r], csv->text_len[r], o->seed);
     n_fit = n - n_val;
     if (n_val < 10 || n_fit < 10) {
-        news_err(err, errlen, "%s: too few rows (%zu) to choose the options on", csv->name, n);
+        errbuf_printf(err, errlen, "%s: too few rows (%zu) to choose the options on", csv->name, n);
         return -1;
     }
     x_fit = malloc(n_fit * d * sizeof *x_fit);
@@ -408,7 +400,7 @@ static int news_choose(const char *head, const news_csv_t *csv, const float *x, 
     y_fit = malloc(n_fit * sizeof *y_fit);
     y_val = malloc(n_val * sizeof *y_val);
     if (!x_fit || !x_val || !y_fit || !y_val) {
-        news_err(err, errlen, "out of memory");
+        errbuf_printf(err, errlen, "out of memory");
         goto out;
     }
     for (size_t r = 0, i = 0, k = 0; r < n; r++) {
@@ -459,7 +451,7 @@ static int news_choose(const char *head, const news_csv_t *csv, const float *x, 
     size_t best = n_cand;
     for (size_t j = 0; j < n_cand; j++) {
         if (cand[j].rc != 0) {
-            news_err(err, errlen, "%s head: %s", head, cand[j].err);
+            errbuf_printf(err, errlen, "%s head: %s", head, cand[j].err);
             goto out;
         }
         fprintf(stderr,
@@ -507,7 +499,7 @@ static int news_train_head(const char *head, const news_csv_t *train, const floa
                                .weight_decay = NEWS_WEIGHT_DECAY,
                                .seed = seed};
     if (!pred) {
-        news_err(err, errlen, "out of memory");
+        errbuf_printf(err, errlen, "out of memory");
         return -1;
     }
     if (news_choose(head, train, x_train, d, c, try_balanced, fixed_epochs, threads, &res->o,
@@ -680,12 +672,12 @@ int train_news_main(int argc, char **argv)
                             sizeof err) != 0)
             goto fail;
     if (news_topic_names(&csv[2], &topics, &n_topics) != 0) {
-        news_err(err, sizeof err, "out of memory");
+        errbuf_printf(err, sizeof err, "out of memory");
         goto fail;
     }
     if (n_topics < 2 || n_topics > MODEL_NEWS_TOPICS_MAX) {
-        news_err(err, sizeof err, "%s: %zu topics; a topic head needs 2..%d", csv[2].name, n_topics,
-                 MODEL_NEWS_TOPICS_MAX);
+        errbuf_printf(err, sizeof err, "%s: %zu topics; a topic head needs 2..%d", csv[2].name,
+                      n_topics, MODEL_NEWS_TOPICS_MAX);
         goto fail;
     }
     if (news_map_labels(&csv[2], topics, n_topics, 1, "a topic", err, sizeof err) != 0 ||
@@ -719,7 +711,7 @@ int train_news_main(int argc, char **argv)
     t_enc0 = news_now();
     for (int i = 0; i < 4; i++) {
         if (!(emb[i] = malloc(csv[i].n * d * sizeof *emb[i]))) {
-            news_err(err, sizeof err, "out of memory for %zu embeddings", csv[i].n);
+            errbuf_printf(err, sizeof err, "out of memory for %zu embeddings", csv[i].n);
             goto fail;
         }
         if (use_ngram
@@ -740,7 +732,7 @@ int train_news_main(int argc, char **argv)
     h.topic_w = malloc(d * n_topics * sizeof *h.topic_w);
     h.topic_b = malloc(n_topics * sizeof *h.topic_b);
     if (!h.sent_w || !h.sent_b || !h.topic_w || !h.topic_b) {
-        news_err(err, sizeof err, "out of memory for the heads");
+        errbuf_printf(err, sizeof err, "out of memory for the heads");
         goto fail;
     }
     double t_train0 = news_now();
@@ -773,7 +765,7 @@ int train_news_main(int argc, char **argv)
                          "\"sentiment\": %s, \"topic\": %s}",
                          enc_name, NEWS_MAX_SEQ, seed, NEWS_VALID_MOD, head_s,
                          head_t) >= sizeof training) {
-        news_err(err, sizeof err, "the training record is too long");
+        errbuf_printf(err, sizeof err, "the training record is too long");
         goto fail;
     }
     news_make_parent(out);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "entity_store.h"
+#include "errbuf.h"
 
 #define SPEC_ENTITIES_MAX 8
 #define SPEC_WINDOWS_MAX 4 /* distinct window lengths per entity type */
@@ -150,16 +151,6 @@ typedef struct geo_block {
     float lat, lon;
 } geo_block_t;
 
-static void spec_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void spec_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
 {
     const uint8_t *p = data;
@@ -189,7 +180,7 @@ typedef struct parser {
     do {                                                                                           \
         char m_[400];                                                                              \
         snprintf(m_, sizeof m_, __VA_ARGS__);                                                      \
-        spec_err((p)->err, (p)->errlen, "%s:%d: %s", (p)->origin, (p)->line, m_);                  \
+        errbuf_printf((p)->err, (p)->errlen, "%s:%d: %s", (p)->origin, (p)->line, m_);             \
         return -1;                                                                                 \
     } while (0)
 
@@ -325,8 +316,8 @@ static spec_item_t *new_item(parser_t *p, item_kind_t kind)
 {
     features_spec_t *s = p->spec;
     if (s->n_items == SPEC_ITEMS_MAX) {
-        spec_err(p->err, p->errlen, "%s:%d: more than %d feature lines", p->origin, p->line,
-                 SPEC_ITEMS_MAX);
+        errbuf_printf(p->err, p->errlen, "%s:%d: more than %d feature lines", p->origin, p->line,
+                      SPEC_ITEMS_MAX);
         return NULL;
     }
     spec_item_t *it = &s->items[s->n_items++];
@@ -592,7 +583,7 @@ features_spec_t *features_spec_new(const char *text, const char *origin,
     p.spec = calloc(1, sizeof(*p.spec));
     copy = strdup(text);
     if (!p.spec || !copy) {
-        spec_err(err, errlen, "%s: out of memory", origin);
+        errbuf_printf(err, errlen, "%s: out of memory", origin);
         goto err;
     }
     p.fields = fields;
@@ -609,8 +600,8 @@ features_spec_t *features_spec_new(const char *text, const char *origin,
         p.line++;
         n = tokenize(line, tok, SPEC_TOKENS_MAX);
         if (n < 0) {
-            spec_err(err, errlen, "%s:%d: more than %d words on a line", origin, p.line,
-                     SPEC_TOKENS_MAX);
+            errbuf_printf(err, errlen, "%s:%d: more than %d words on a line", origin, p.line,
+                          SPEC_TOKENS_MAX);
             goto err;
         }
         if (n == 0)
@@ -623,7 +614,7 @@ features_spec_t *features_spec_new(const char *text, const char *origin,
             goto err;
     }
     if (p.spec->width == 0) {
-        spec_err(err, errlen, "%s: the spec defines no feature", origin);
+        errbuf_printf(err, errlen, "%s: the spec defines no feature", origin);
         goto err;
     }
     spec_layout(p.spec, &p);
@@ -701,7 +692,7 @@ features_state_t *features_state_new(const features_spec_t *spec, uint32_t max_e
 {
     features_state_t *st = calloc(1, sizeof(*st));
     if (!st) {
-        spec_err(err, errlen, "feature state: out of memory");
+        errbuf_printf(err, errlen, "feature state: out of memory");
         return NULL;
     }
     st->spec = spec;
@@ -771,17 +762,17 @@ int features_state_load(features_state_t *st, const uint8_t *data, size_t len, c
 
     features_state_clear(st);
     if (len < sizeof(hdr) + sizeof(tail)) {
-        spec_err(err, errlen, "feature state checkpoint truncated (%zu bytes)", len);
+        errbuf_printf(err, errlen, "feature state checkpoint truncated (%zu bytes)", len);
         return -1;
     }
     memcpy(hdr, data, sizeof(hdr));
     memcpy(tail, data + sizeof(hdr), sizeof(tail));
     if (hdr[0] != STATE_MAGIC || hdr[1] != STATE_VERSION) {
-        spec_err(err, errlen, "not a feature state checkpoint of this version");
+        errbuf_printf(err, errlen, "not a feature state checkpoint of this version");
         return -1;
     }
     if (tail[0] != st->spec->hash || hdr[2] != (uint32_t)st->spec->n_ent) {
-        spec_err(err, errlen, "feature state checkpoint was taken under another feature spec");
+        errbuf_printf(err, errlen, "feature state checkpoint was taken under another feature spec");
         return -1;
     }
     data += sizeof(hdr) + sizeof(tail);
@@ -793,7 +784,7 @@ int features_state_load(features_state_t *st, const uint8_t *data, size_t len, c
         }
     }
     if (len != 0) {
-        spec_err(err, errlen, "feature state checkpoint has %zu trailing bytes", len);
+        errbuf_printf(err, errlen, "feature state checkpoint has %zu trailing bytes", len);
         features_state_clear(st);
         return -1;
     }

@@ -3,11 +3,12 @@
 #define _GNU_SOURCE /* mremap */
 #include "entity_store.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+#include "errbuf.h"
 
 #define STORE_MAGIC 0x4f545345u /* "ESTO" */
 #define STORE_FIRST_SLOTS 1024u
@@ -31,18 +32,6 @@ struct entity_store {
     uint32_t head, tail; /* most and least recently seen */
     uint64_t evictions;
 };
-
-static void store_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void store_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 uint64_t entity_key_hash(const char *key)
 {
@@ -128,8 +117,8 @@ entity_store_t *entity_store_new(size_t slot_size, uint32_t max_entities, int64_
     slot_size = (slot_size + 7) & ~(size_t)7;
     if (slot_size < sizeof(entity_header_t) || max_entities == 0 ||
         max_entities >= ENTITY_NONE / 2 || ttl_ms < 0) {
-        store_err(err, errlen, "entity store: bad arguments (slot %zu bytes, max %u entities)",
-                  slot_size, max_entities);
+        errbuf_printf(err, errlen, "entity store: bad arguments (slot %zu bytes, max %u entities)",
+                      slot_size, max_entities);
         return NULL;
     }
     s = calloc(1, sizeof(*s));
@@ -144,7 +133,7 @@ entity_store_t *entity_store_new(size_t slot_size, uint32_t max_entities, int64_
         goto oom;
     return s;
 oom:
-    store_err(err, errlen, "entity store: out of memory");
+    errbuf_printf(err, errlen, "entity store: out of memory");
     entity_store_free(s);
     return NULL;
 }
@@ -388,25 +377,25 @@ int entity_store_load(entity_store_t *s, const uint8_t **p, size_t *n, char *err
 
     entity_store_clear(s);
     if (*n < sizeof(hdr) + sizeof(clock_ms)) {
-        store_err(err, errlen, "entity store snapshot truncated in its header");
+        errbuf_printf(err, errlen, "entity store snapshot truncated in its header");
         return -1;
     }
     memcpy(hdr, *p, sizeof(hdr));
     memcpy(&clock_ms, *p + sizeof(hdr), sizeof(clock_ms));
     if (hdr[0] != STORE_MAGIC || hdr[1] != s->slot_size) {
-        store_err(err, errlen,
-                  "entity store snapshot does not fit (magic %08x, slot %u bytes; "
-                  "this store has %zu-byte slots)",
-                  hdr[0], hdr[1], s->slot_size);
+        errbuf_printf(err, errlen,
+                      "entity store snapshot does not fit (magic %08x, slot %u bytes; "
+                      "this store has %zu-byte slots)",
+                      hdr[0], hdr[1], s->slot_size);
         return -1;
     }
     if (hdr[2] > s->max_entities) {
-        store_err(err, errlen, "entity store snapshot has %u entities, more than the bound %u",
-                  hdr[2], s->max_entities);
+        errbuf_printf(err, errlen, "entity store snapshot has %u entities, more than the bound %u",
+                      hdr[2], s->max_entities);
         return -1;
     }
     if ((*n - sizeof(hdr) - sizeof(clock_ms)) / s->slot_size < hdr[2]) {
-        store_err(err, errlen, "entity store snapshot truncated: %u records announced", hdr[2]);
+        errbuf_printf(err, errlen, "entity store snapshot truncated: %u records announced", hdr[2]);
         return -1;
     }
     *p += sizeof(hdr) + sizeof(clock_ms);
@@ -424,14 +413,14 @@ int entity_store_load(entity_store_t *s, const uint8_t **p, size_t *n, char *err
         *n -= s->slot_size;
         /* Event times are never negative: anything else would index windows out of range. */
         if (h->key == 0 || (h->last_ms < 0 && h->last_ms != INT64_MIN)) {
-            store_err(err, errlen, "entity store snapshot holds an impossible record");
+            errbuf_printf(err, errlen, "entity store snapshot holds an impossible record");
             entity_store_clear(s);
             return -1;
         }
         for (pos = store_home(s, h->key); s->index[pos] != ENTITY_NONE;
              pos = (pos + 1) & s->index_mask) {
             if (store_rec(s, s->index[pos])->key == h->key) {
-                store_err(err, errlen, "entity store snapshot holds a key twice");
+                errbuf_printf(err, errlen, "entity store snapshot holds a key twice");
                 entity_store_clear(s);
                 return -1;
             }
@@ -443,7 +432,8 @@ int entity_store_load(entity_store_t *s, const uint8_t **p, size_t *n, char *err
     s->clock_ms = clock_ms;
     return 0;
 oom:
-    store_err(err, errlen, "entity store: out of memory loading a snapshot of %u entities", hdr[2]);
+    errbuf_printf(err, errlen, "entity store: out of memory loading a snapshot of %u entities",
+                  hdr[2]);
     entity_store_clear(s);
     return -1;
 }

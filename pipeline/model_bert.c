@@ -9,11 +9,11 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "json.h"
 #include "model_file.h"
 #include "sha256.h"
@@ -73,16 +73,6 @@ struct model_bert {
     size_t cap_texts;
 };
 
-static void bert_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void bert_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* The whole file at path, NUL-terminated, into *out (malloc'ed) and *len. */
 static int bert_read_text(const char *path, char **out, size_t *len, char *err, size_t errlen)
 {
@@ -91,18 +81,18 @@ static int bert_read_text(const char *path, char **out, size_t *len, char *err, 
     long size;
 
     if (!f) {
-        bert_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
         size > 16 * 1024 * 1024) {
-        bert_err(err, errlen, "%s: cannot read (or larger than 16 MiB)", path);
+        errbuf_printf(err, errlen, "%s: cannot read (or larger than 16 MiB)", path);
         fclose(f);
         return -1;
     }
     buf = malloc((size_t)size + 1);
     if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        bert_err(err, errlen, "%s: %s", path, buf ? "read failed" : "out of memory");
+        errbuf_printf(err, errlen, "%s: %s", path, buf ? "read failed" : "out of memory");
         free(buf);
         fclose(f);
         return -1;
@@ -119,8 +109,8 @@ static int bert_config_int(const json_value_t *root, const char *path, const cha
 {
     const json_value_t *v = json_get(root, key);
     if (!v || v->type != JSON_NUMBER || !v->is_integer || v->integer < lo || v->integer > hi) {
-        bert_err(err, errlen, "%s: %s must be an integer in %lld..%lld", path, key, (long long)lo,
-                 (long long)hi);
+        errbuf_printf(err, errlen, "%s: %s must be an integer in %lld..%lld", path, key,
+                      (long long)lo, (long long)hi);
         return -1;
     }
     *out = v->integer;
@@ -141,22 +131,22 @@ static int bert_config_read(const char *path, model_bert_config_t *c, char *err,
         return -1;
     root = json_parse(text, len, jerr, sizeof jerr);
     if (!root) {
-        bert_err(err, errlen, "%s: %s", path, jerr);
+        errbuf_printf(err, errlen, "%s: %s", path, jerr);
         goto out;
     }
     v = json_get(root, "model_type");
     if (!v || v->type != JSON_STRING || strcmp(v->string, "bert") != 0) {
-        bert_err(err, errlen, "%s: model_type must be \"bert\"", path);
+        errbuf_printf(err, errlen, "%s: model_type must be \"bert\"", path);
         goto out;
     }
     v = json_get(root, "hidden_act");
     if (!v || v->type != JSON_STRING || strcmp(v->string, "gelu") != 0) {
-        bert_err(err, errlen, "%s: hidden_act must be \"gelu\" (exact erf GELU)", path);
+        errbuf_printf(err, errlen, "%s: hidden_act must be \"gelu\" (exact erf GELU)", path);
         goto out;
     }
     v = json_get(root, "position_embedding_type");
     if (v && (v->type != JSON_STRING || strcmp(v->string, "absolute") != 0)) {
-        bert_err(err, errlen, "%s: position_embedding_type must be \"absolute\"", path);
+        errbuf_printf(err, errlen, "%s: position_embedding_type must be \"absolute\"", path);
         goto out;
     }
     if (bert_config_int(root, path, "vocab_size", 5, 1 << 22, &c->vocab, err, errlen) != 0 ||
@@ -170,13 +160,14 @@ static int bert_config_read(const char *path, model_bert_config_t *c, char *err,
         bert_config_int(root, path, "type_vocab_size", 1, 1024, &c->type_vocab, err, errlen) != 0)
         goto out;
     if (c->hidden % c->heads != 0) {
-        bert_err(err, errlen, "%s: hidden_size %lld is not a multiple of num_attention_heads %lld",
-                 path, (long long)c->hidden, (long long)c->heads);
+        errbuf_printf(err, errlen,
+                      "%s: hidden_size %lld is not a multiple of num_attention_heads %lld", path,
+                      (long long)c->hidden, (long long)c->heads);
         goto out;
     }
     v = json_get(root, "layer_norm_eps");
     if (!v || v->type != JSON_NUMBER || !(v->number > 0) || v->number > 1) {
-        bert_err(err, errlen, "%s: layer_norm_eps must be a number in (0, 1]", path);
+        errbuf_printf(err, errlen, "%s: layer_norm_eps must be a number in (0, 1]", path);
         goto out;
     }
     c->ln_eps = (float)v->number;
@@ -347,7 +338,7 @@ model_bert_t *model_bert_load(kernels_backend_t *be, const char *dir, int max_se
     int64_t h;
 
     if (!m) {
-        bert_err(err, errlen, "out of memory loading the encoder");
+        errbuf_printf(err, errlen, "out of memory loading the encoder");
         return NULL;
     }
     m->be = be;
@@ -356,8 +347,9 @@ model_bert_t *model_bert_load(kernels_backend_t *be, const char *dir, int max_se
         goto err;
     h = m->cfg.hidden;
     if (max_seq < 2 || max_seq > m->cfg.max_pos) {
-        bert_err(err, errlen, "%s: max_seq %d is out of range 2..%lld (max_position_embeddings)",
-                 dir, max_seq, (long long)m->cfg.max_pos);
+        errbuf_printf(err, errlen,
+                      "%s: max_seq %d is out of range 2..%lld (max_position_embeddings)", dir,
+                      max_seq, (long long)m->cfg.max_pos);
         goto err;
     }
     m->max_seq = max_seq;
@@ -366,8 +358,8 @@ model_bert_t *model_bert_load(kernels_backend_t *be, const char *dir, int max_se
     if (!m->wp)
         goto err;
     if ((int64_t)wordpiece_vocab_size(m->wp) != m->cfg.vocab) {
-        bert_err(err, errlen, "%s: %zu tokens, but config.json says vocab_size %lld", path,
-                 wordpiece_vocab_size(m->wp), (long long)m->cfg.vocab);
+        errbuf_printf(err, errlen, "%s: %zu tokens, but config.json says vocab_size %lld", path,
+                      wordpiece_vocab_size(m->wp), (long long)m->cfg.vocab);
         goto err;
     }
     m->ws = wordpiece_scratch_new();
@@ -376,7 +368,7 @@ model_bert_t *model_bert_load(kernels_backend_t *be, const char *dir, int max_se
     m->maskf = malloc(BERT_CHUNK * (size_t)max_seq * sizeof *m->maskf);
     m->layer = calloc((size_t)m->cfg.layers, sizeof *m->layer);
     if (!m->ws || !m->ids || !m->chunk_out || !m->maskf || !m->layer) {
-        bert_err(err, errlen, "out of memory loading the encoder");
+        errbuf_printf(err, errlen, "out of memory loading the encoder");
         goto err;
     }
 
@@ -404,8 +396,9 @@ model_bert_t *model_bert_load(kernels_backend_t *be, const char *dir, int max_se
     snprintf(path, sizeof path, "encoder.layer.%lld.output.dense.weight", (long long)m->cfg.layers);
     for (size_t i = 0; i < mf->n_tensors; i++)
         if (strcmp(mf->tensors[i].name, path) == 0) {
-            bert_err(err, errlen, "%s/model.safetensors has more layers than config.json's %lld",
-                     dir, (long long)m->cfg.layers);
+            errbuf_printf(err, errlen,
+                          "%s/model.safetensors has more layers than config.json's %lld", dir,
+                          (long long)m->cfg.layers);
             goto err;
         }
     if (kernels_sync(be, err, errlen) != 0)
@@ -523,12 +516,14 @@ int model_bert_encode_ids(model_bert_t *m, const int32_t *ids, const uint8_t *ma
     size_t h = (size_t)m->cfg.hidden;
 
     if (seq_len < 1 || seq_len > (size_t)m->max_seq) {
-        bert_err(err, errlen, "sequence length %zu is out of range 1..%d", seq_len, m->max_seq);
+        errbuf_printf(err, errlen, "sequence length %zu is out of range 1..%d", seq_len,
+                      m->max_seq);
         return -1;
     }
     for (size_t i = 0; i < n_seq * seq_len; i++)
         if (ids[i] < 0 || ids[i] >= m->cfg.vocab) {
-            bert_err(err, errlen, "token id %d at %zu is outside the vocabulary", (int)ids[i], i);
+            errbuf_printf(err, errlen, "token id %d at %zu is outside the vocabulary", (int)ids[i],
+                          i);
             return -1;
         }
     for (size_t s0 = 0; s0 < n_seq; s0 += BERT_CHUNK) {
@@ -557,7 +552,7 @@ static int bert_texts_reserve(model_bert_t *m, size_t n, char *err, size_t errle
     if (order)
         m->order = order;
     if (!ids || !mask || !order) {
-        bert_err(err, errlen, "out of memory tokenizing %zu texts", n);
+        errbuf_printf(err, errlen, "out of memory tokenizing %zu texts", n);
         return -1;
     }
     m->cap_texts = n;

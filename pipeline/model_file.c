@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "json.h"
 #include "sha256.h"
-
-static void mf_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void mf_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const struct {
     const char *name;
@@ -81,23 +71,24 @@ static int mf_parse_tensor(const char *path, const char *name, const json_value_
     uint64_t elems = 1, size;
 
     if (v->type != JSON_OBJECT || !dtype || !shape || !offs || v->n != 3) {
-        mf_err(err, errlen,
-               "%s: bad header: tensor %s must be an object of exactly dtype, shape and "
-               "data_offsets",
-               path, name);
+        errbuf_printf(err, errlen,
+                      "%s: bad header: tensor %s must be an object of exactly dtype, shape and "
+                      "data_offsets",
+                      path, name);
         return -1;
     }
     for (d = 0; d < MF_N_DTYPES; d++)
         if (dtype->type == JSON_STRING && strcmp(dtype->string, mf_dtypes[d].name) == 0)
             break;
     if (d == MF_N_DTYPES) {
-        mf_err(err, errlen, "%s: bad header: tensor %s has an unknown dtype", path, name);
+        errbuf_printf(err, errlen, "%s: bad header: tensor %s has an unknown dtype", path, name);
         return -1;
     }
     t->dtype = (model_dtype_t)d;
     if (shape->type != JSON_ARRAY || shape->n > MODEL_FILE_NDIM_MAX) {
-        mf_err(err, errlen, "%s: bad header: tensor %s: shape must be an array of at most %d sizes",
-               path, name, MODEL_FILE_NDIM_MAX);
+        errbuf_printf(err, errlen,
+                      "%s: bad header: tensor %s: shape must be an array of at most %d sizes", path,
+                      name, MODEL_FILE_NDIM_MAX);
         return -1;
     }
     t->ndim = (int)shape->n;
@@ -105,8 +96,8 @@ static int mf_parse_tensor(const char *path, const char *name, const json_value_
         const json_value_t *s = &shape->items[i];
         if (s->type != JSON_NUMBER || !s->is_integer || s->integer < 0 ||
             (s->integer > 0 && elems > UINT64_MAX / (uint64_t)s->integer)) {
-            mf_err(err, errlen, "%s: bad header: tensor %s: shape[%zu] is not a size", path, name,
-                   i);
+            errbuf_printf(err, errlen, "%s: bad header: tensor %s: shape[%zu] is not a size", path,
+                          name, i);
             return -1;
         }
         t->shape[i] = s->integer;
@@ -116,22 +107,22 @@ static int mf_parse_tensor(const char *path, const char *name, const json_value_
         offs->items[1].type != JSON_NUMBER || !offs->items[0].is_integer ||
         !offs->items[1].is_integer || offs->items[0].integer < 0 ||
         offs->items[1].integer < offs->items[0].integer) {
-        mf_err(err, errlen, "%s: bad header: tensor %s: data_offsets must be [begin, end]", path,
-               name);
+        errbuf_printf(err, errlen, "%s: bad header: tensor %s: data_offsets must be [begin, end]",
+                      path, name);
         return -1;
     }
     t->begin = (uint64_t)offs->items[0].integer;
     t->end = (uint64_t)offs->items[1].integer;
     if (elems > UINT64_MAX / mf_dtypes[d].size) {
-        mf_err(err, errlen, "%s: bad header: tensor %s is impossibly large", path, name);
+        errbuf_printf(err, errlen, "%s: bad header: tensor %s is impossibly large", path, name);
         return -1;
     }
     size = elems * mf_dtypes[d].size;
     if (t->end - t->begin != size) {
-        mf_err(err, errlen,
-               "%s: bad header: tensor %s: its shape and dtype make %" PRIu64
-               " bytes but data_offsets span %" PRIu64,
-               path, name, size, t->end - t->begin);
+        errbuf_printf(err, errlen,
+                      "%s: bad header: tensor %s: its shape and dtype make %" PRIu64
+                      " bytes but data_offsets span %" PRIu64,
+                      path, name, size, t->end - t->begin);
         return -1;
     }
     return 0;
@@ -156,7 +147,7 @@ static int mf_check_cover(model_file_t *mf, char *err, size_t errlen)
     if (mf->n_tensors > 0) {
         order = malloc(mf->n_tensors * sizeof *order);
         if (!order) {
-            mf_err(err, errlen, "%s: out of memory", mf->path);
+            errbuf_printf(err, errlen, "%s: out of memory", mf->path);
             return -1;
         }
     }
@@ -166,26 +157,26 @@ static int mf_check_cover(model_file_t *mf, char *err, size_t errlen)
         qsort(order, mf->n_tensors, sizeof *order, mf_cmp_begin);
     for (size_t i = 0; i < mf->n_tensors; i++) {
         if (order[i]->end > mf->data_len) {
-            mf_err(err, errlen,
-                   "%s: truncated: tensor %s ends at data byte %" PRIu64
-                   " but the file has %zu data bytes",
-                   mf->path, order[i]->name, order[i]->end, mf->data_len);
+            errbuf_printf(err, errlen,
+                          "%s: truncated: tensor %s ends at data byte %" PRIu64
+                          " but the file has %zu data bytes",
+                          mf->path, order[i]->name, order[i]->end, mf->data_len);
             goto out;
         }
         if (order[i]->begin != at) {
-            mf_err(err, errlen,
-                   "%s: bad header: tensor %s starts at data byte %" PRIu64 " where %" PRIu64
-                   " was expected (tensors overlap or leave a hole)",
-                   mf->path, order[i]->name, order[i]->begin, at);
+            errbuf_printf(err, errlen,
+                          "%s: bad header: tensor %s starts at data byte %" PRIu64 " where %" PRIu64
+                          " was expected (tensors overlap or leave a hole)",
+                          mf->path, order[i]->name, order[i]->begin, at);
             goto out;
         }
         at = order[i]->end;
     }
     if (at != mf->data_len) {
-        mf_err(err, errlen,
-               "%s: bad file: %zu data bytes but the tensors cover %" PRIu64
-               " (trailing bytes or a corrupt header)",
-               mf->path, mf->data_len, at);
+        errbuf_printf(err, errlen,
+                      "%s: bad file: %zu data bytes but the tensors cover %" PRIu64
+                      " (trailing bytes or a corrupt header)",
+                      mf->path, mf->data_len, at);
         goto out;
     }
     rc = 0;
@@ -210,11 +201,11 @@ static int mf_parse_header(model_file_t *mf, const char *text, size_t len, char 
     int rc = -1;
 
     if (!root) {
-        mf_err(err, errlen, "%s: bad header: %s", mf->path, jerr);
+        errbuf_printf(err, errlen, "%s: bad header: %s", mf->path, jerr);
         return -1;
     }
     if (root->type != JSON_OBJECT) {
-        mf_err(err, errlen, "%s: bad header: not a JSON object", mf->path);
+        errbuf_printf(err, errlen, "%s: bad header: not a JSON object", mf->path);
         goto out;
     }
     mf->tensors = calloc(root->n ? root->n : 1, sizeof *mf->tensors);
@@ -225,7 +216,8 @@ static int mf_parse_header(model_file_t *mf, const char *text, size_t len, char 
         const json_value_t *v = &root->items[i];
         if (strcmp(key, "__metadata__") == 0) {
             if (v->type != JSON_OBJECT) {
-                mf_err(err, errlen, "%s: bad header: __metadata__ is not an object", mf->path);
+                errbuf_printf(err, errlen, "%s: bad header: __metadata__ is not an object",
+                              mf->path);
                 goto out;
             }
             mf->meta_keys = calloc(v->n ? v->n : 1, sizeof *mf->meta_keys);
@@ -234,8 +226,8 @@ static int mf_parse_header(model_file_t *mf, const char *text, size_t len, char 
                 goto oom;
             for (size_t m = 0; m < v->n; m++) {
                 if (v->items[m].type != JSON_STRING) {
-                    mf_err(err, errlen, "%s: bad header: metadata %s is not a string", mf->path,
-                           v->keys[m]);
+                    errbuf_printf(err, errlen, "%s: bad header: metadata %s is not a string",
+                                  mf->path, v->keys[m]);
                     goto out;
                 }
                 mf->meta_keys[m] = mf_strdup(v->keys[m]);
@@ -257,7 +249,7 @@ static int mf_parse_header(model_file_t *mf, const char *text, size_t len, char 
     rc = 0;
     goto out;
 oom:
-    mf_err(err, errlen, "%s: out of memory reading the header", mf->path);
+    errbuf_printf(err, errlen, "%s: out of memory reading the header", mf->path);
 out:
     json_free(root);
     return rc;
@@ -274,51 +266,51 @@ model_file_t *model_file_read(const char *path, char *err, size_t errlen)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
 
     if (fd < 0) {
-        mf_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     mf = calloc(1, sizeof *mf);
     if (!mf || !(mf->path = mf_strdup(path))) {
-        mf_err(err, errlen, "%s: out of memory", path);
+        errbuf_printf(err, errlen, "%s: out of memory", path);
         goto err;
     }
     if (fstat(fd, &st) != 0) {
-        mf_err(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
         goto err;
     }
     if (!S_ISREG(st.st_mode)) {
-        mf_err(err, errlen, "%s: not a regular file", path);
+        errbuf_printf(err, errlen, "%s: not a regular file", path);
         goto err;
     }
     if (mf_read_full(fd, lenbuf, 8, &got) != 0) {
-        mf_err(err, errlen, "%s: truncated: %zu bytes, fewer than the 8 of the header length", path,
-               got);
+        errbuf_printf(err, errlen,
+                      "%s: truncated: %zu bytes, fewer than the 8 of the header length", path, got);
         goto err;
     }
     for (int i = 7; i >= 0; i--)
         hlen = hlen << 8 | lenbuf[i];
     if (hlen < 2 || hlen > MODEL_FILE_HEADER_MAX) {
-        mf_err(err, errlen,
-               "%s: bad header: header length %" PRIu64 " is out of range (2..%zu); not a "
-               "safetensors file?",
-               path, hlen, MODEL_FILE_HEADER_MAX);
+        errbuf_printf(err, errlen,
+                      "%s: bad header: header length %" PRIu64 " is out of range (2..%zu); not a "
+                      "safetensors file?",
+                      path, hlen, MODEL_FILE_HEADER_MAX);
         goto err;
     }
     if ((uint64_t)st.st_size < 8 + hlen) {
-        mf_err(err, errlen,
-               "%s: truncated: the header says %" PRIu64 " header bytes, the file has %" PRIu64
-               " after the length",
-               path, hlen, (uint64_t)st.st_size - 8);
+        errbuf_printf(err, errlen,
+                      "%s: truncated: the header says %" PRIu64
+                      " header bytes, the file has %" PRIu64 " after the length",
+                      path, hlen, (uint64_t)st.st_size - 8);
         goto err;
     }
     header = malloc((size_t)hlen);
     if (!header) {
-        mf_err(err, errlen, "%s: out of memory for a %" PRIu64 "-byte header", path, hlen);
+        errbuf_printf(err, errlen, "%s: out of memory for a %" PRIu64 "-byte header", path, hlen);
         goto err;
     }
     if (mf_read_full(fd, header, (size_t)hlen, &got) != 0) {
-        mf_err(err, errlen, "%s: truncated while reading the header: %s", path,
-               got < hlen ? "end of file" : strerror(errno));
+        errbuf_printf(err, errlen, "%s: truncated while reading the header: %s", path,
+                      got < hlen ? "end of file" : strerror(errno));
         goto err;
     }
     if (mf_parse_header(mf, header, (size_t)hlen, err, errlen) != 0)
@@ -327,12 +319,13 @@ model_file_t *model_file_read(const char *path, char *err, size_t errlen)
     /* Its own 64-byte-aligned buffer, whatever the header's length: floats are read in place. */
     mf->data = aligned_alloc(64, (mf->data_len + 63) / 64 * 64 + 64);
     if (!mf->data) {
-        mf_err(err, errlen, "%s: out of memory for %zu bytes of tensors", path, mf->data_len);
+        errbuf_printf(err, errlen, "%s: out of memory for %zu bytes of tensors", path,
+                      mf->data_len);
         goto err;
     }
     if (mf_read_full(fd, mf->data, mf->data_len, &got) != 0) {
-        mf_err(err, errlen, "%s: truncated while reading the tensors (%zu of %zu bytes)", path, got,
-               mf->data_len);
+        errbuf_printf(err, errlen, "%s: truncated while reading the tensors (%zu of %zu bytes)",
+                      path, got, mf->data_len);
         goto err;
     }
     if (mf_check_cover(mf, err, errlen) != 0)
@@ -360,7 +353,7 @@ const char *model_file_meta_need(const model_file_t *mf, const char *key, char *
 {
     const char *v = model_file_meta(mf, key);
     if (!v)
-        mf_err(err, errlen, "%s: metadata key %s is missing", mf->path, key);
+        errbuf_printf(err, errlen, "%s: metadata key %s is missing", mf->path, key);
     return v;
 }
 
@@ -385,23 +378,23 @@ const float *model_file_f32(model_file_t *mf, const char *name, int ndim, const 
         if (strcmp(t->name, name) != 0)
             continue;
         if (t->dtype != MODEL_DTYPE_F32) {
-            mf_err(err, errlen, "%s: tensor %s has dtype %s, expected F32", mf->path, name,
-                   mf_dtypes[t->dtype].name);
+            errbuf_printf(err, errlen, "%s: tensor %s has dtype %s, expected F32", mf->path, name,
+                          mf_dtypes[t->dtype].name);
             return NULL;
         }
         int same = t->ndim == ndim;
         for (int d = 0; same && d < ndim; d++)
             same = t->shape[d] == shape[d];
         if (!same) {
-            mf_err(err, errlen, "%s: tensor %s has shape %s, expected %s", mf->path, name,
-                   mf_shape_str(t->ndim, t->shape, have, sizeof have),
-                   mf_shape_str(ndim, shape, want, sizeof want));
+            errbuf_printf(err, errlen, "%s: tensor %s has shape %s, expected %s", mf->path, name,
+                          mf_shape_str(t->ndim, t->shape, have, sizeof have),
+                          mf_shape_str(ndim, shape, want, sizeof want));
             return NULL;
         }
         t->used = 1;
         return (const float *)(mf->data + t->begin);
     }
-    mf_err(err, errlen, "%s: tensor %s is missing", mf->path, name);
+    errbuf_printf(err, errlen, "%s: tensor %s is missing", mf->path, name);
     return NULL;
 }
 
@@ -416,8 +409,8 @@ int model_file_verify(const model_file_t *mf, char *err, size_t errlen)
     if (!format || !want)
         return -1;
     if (strcmp(format, "1") != 0) {
-        mf_err(err, errlen, "%s: vigil.format is \"%s\"; this vigil reads format 1", mf->path,
-               format);
+        errbuf_printf(err, errlen, "%s: vigil.format is \"%s\"; this vigil reads format 1",
+                      mf->path, format);
         return -1;
     }
     sha256_init(&s);
@@ -425,10 +418,11 @@ int model_file_verify(const model_file_t *mf, char *err, size_t errlen)
     sha256_final(&s, digest);
     sha256_hex(digest, hex);
     if (strcmp(hex, want) != 0) {
-        mf_err(err, errlen,
-               "%s: checksum mismatch: the tensors' sha256 is %s, the header says %s (the file "
-               "is corrupt or was edited)",
-               mf->path, hex, want);
+        errbuf_printf(
+            err, errlen,
+            "%s: checksum mismatch: the tensors' sha256 is %s, the header says %s (the file "
+            "is corrupt or was edited)",
+            mf->path, hex, want);
         return -1;
     }
     return 0;
@@ -438,8 +432,8 @@ int model_file_check_all_used(const model_file_t *mf, char *err, size_t errlen)
 {
     for (size_t i = 0; i < mf->n_tensors; i++)
         if (!mf->tensors[i].used) {
-            mf_err(err, errlen, "%s: unexpected tensor %s (a file for another model shape?)",
-                   mf->path, mf->tensors[i].name);
+            errbuf_printf(err, errlen, "%s: unexpected tensor %s (a file for another model shape?)",
+                          mf->path, mf->tensors[i].name);
             return -1;
         }
     return 0;
@@ -518,7 +512,7 @@ static int mf_order(const model_file_tensor_out_t *tensors, size_t n,
         qsort(order, n, sizeof *order, mf_cmp_name);
     for (size_t i = 1; i < n; i++)
         if (strcmp(order[i]->name, order[i - 1]->name) == 0) {
-            mf_err(err, errlen, "tensor %s is given twice", order[i]->name);
+            errbuf_printf(err, errlen, "tensor %s is given twice", order[i]->name);
             return -1;
         }
     return 0;
@@ -532,7 +526,7 @@ int model_file_tensors_sha256(const model_file_tensor_out_t *tensors, size_t n_t
     sha256_t s;
 
     if (!order) {
-        mf_err(err, errlen, "out of memory");
+        errbuf_printf(err, errlen, "out of memory");
         return -1;
     }
     if (mf_order(tensors, n_tensors, order, err, errlen) != 0) {
@@ -579,13 +573,13 @@ int model_file_write(const char *path, const char *const *meta_keys, const char 
         if (strcmp(meta_keys[i], "vigil.format") == 0 ||
             strcmp(meta_keys[i], "vigil.sha256") == 0 ||
             strcmp(meta_keys[i], "vigil.created") == 0) {
-            mf_err(err, errlen, "%s: metadata key %s is written by model_file_write itself", path,
-                   meta_keys[i]);
+            errbuf_printf(err, errlen, "%s: metadata key %s is written by model_file_write itself",
+                          path, meta_keys[i]);
             return -1;
         }
     order = malloc((n_tensors ? n_tensors : 1) * sizeof *order);
     if (!order) {
-        mf_err(err, errlen, "%s: out of memory", path);
+        errbuf_printf(err, errlen, "%s: out of memory", path);
         return -1;
     }
     if (mf_order(tensors, n_tensors, order, err, errlen) != 0 ||
@@ -624,19 +618,19 @@ int model_file_write(const char *path, const char *const *meta_keys, const char 
     while (!h.failed && (8 + h.len) % 64 != 0) /* spaces, so the tensors start 64-aligned */
         mf_buf_str(&h, " ");
     if (h.failed) {
-        mf_err(err, errlen, "%s: out of memory building the header", path);
+        errbuf_printf(err, errlen, "%s: out of memory building the header", path);
         goto out;
     }
 
     tmp = malloc(strlen(path) + 5);
     if (!tmp) {
-        mf_err(err, errlen, "%s: out of memory", path);
+        errbuf_printf(err, errlen, "%s: out of memory", path);
         goto out;
     }
     sprintf(tmp, "%s.tmp", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        mf_err(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
+        errbuf_printf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
         goto out;
     }
     for (int i = 0; i < 8; i++)
@@ -654,7 +648,7 @@ int model_file_write(const char *path, const char *const *meta_keys, const char 
     }
     fd = -1;
     if (rename(tmp, path) != 0) {
-        mf_err(err, errlen, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+        errbuf_printf(err, errlen, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
         unlink(tmp);
         goto out;
     }
@@ -664,7 +658,7 @@ int model_file_write(const char *path, const char *const *meta_keys, const char 
     goto out;
 
 write_err:
-    mf_err(err, errlen, "%s: write failed: %s", tmp, strerror(errno));
+    errbuf_printf(err, errlen, "%s: write failed: %s", tmp, strerror(errno));
     if (fd >= 0)
         close(fd);
     fd = -1;

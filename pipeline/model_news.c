@@ -4,11 +4,11 @@
 
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "json.h"
 #include "model_file.h"
 #include "train.h"
@@ -33,16 +33,6 @@ struct model_news {
     float *topic_w, *topic_b; /* (dim, n_topic), (n_topic) */
     char **topic_labels;      /* (n_topic) */
 };
-
-static void news_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void news_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int news_is_sha256(const char *s)
 {
@@ -83,40 +73,40 @@ static int news_check_heads(const char *path, const model_news_heads_t *h, char 
 {
     const char *why;
     if (h->dim < 1 || h->dim > NEWS_DIM_MAX) {
-        news_err(err, errlen, "%s: embedding width %zu is outside 1..%d", path, h->dim,
-                 NEWS_DIM_MAX);
+        errbuf_printf(err, errlen, "%s: embedding width %zu is outside 1..%d", path, h->dim,
+                      NEWS_DIM_MAX);
         return -1;
     }
     if (h->n_sentiment != MODEL_NEWS_N_SENTIMENT || !h->sentiment_labels) {
-        news_err(err, errlen, "%s: the sentiment head must have 3 classes, not %zu", path,
-                 h->n_sentiment);
+        errbuf_printf(err, errlen, "%s: the sentiment head must have 3 classes, not %zu", path,
+                      h->n_sentiment);
         return -1;
     }
     for (size_t i = 0; i < MODEL_NEWS_N_SENTIMENT; i++)
         if (!h->sentiment_labels[i] ||
             strcmp(h->sentiment_labels[i], model_news_sentiment_names[i]) != 0) {
-            news_err(err, errlen,
-                     "%s: the sentiment labels must be negative, neutral, positive in that order",
-                     path);
+            errbuf_printf(
+                err, errlen,
+                "%s: the sentiment labels must be negative, neutral, positive in that order", path);
             return -1;
         }
     if (!h->topic_labels) {
-        news_err(err, errlen, "%s: the topic labels are missing", path);
+        errbuf_printf(err, errlen, "%s: the topic labels are missing", path);
         return -1;
     }
     if ((why = news_check_topics((const char *const *)h->topic_labels, h->n_topic)) != NULL) {
-        news_err(err, errlen, "%s: the topic labels %s", path, why);
+        errbuf_printf(err, errlen, "%s: the topic labels %s", path, why);
         return -1;
     }
     if (!h->sent_w || !h->sent_b || !h->topic_w || !h->topic_b) {
-        news_err(err, errlen, "%s: a head's weights are missing", path);
+        errbuf_printf(err, errlen, "%s: a head's weights are missing", path);
         return -1;
     }
     if (!news_all_finite(h->sent_w, h->dim * MODEL_NEWS_N_SENTIMENT) ||
         !news_all_finite(h->sent_b, MODEL_NEWS_N_SENTIMENT) ||
         !news_all_finite(h->topic_w, h->dim * h->n_topic) ||
         !news_all_finite(h->topic_b, h->n_topic)) {
-        news_err(err, errlen, "%s: the weights hold a NaN or an infinity", path);
+        errbuf_printf(err, errlen, "%s: the weights hold a NaN or an infinity", path);
         return -1;
     }
     return 0;
@@ -139,13 +129,13 @@ static int news_save(const char *path, const model_news_heads_t *h, const char *
         training_json = "{}";
     tj = json_parse(training_json, strlen(training_json), jerr, sizeof jerr);
     if (!tj || tj->type != JSON_OBJECT) {
-        news_err(err, errlen, "%s: the training record is not a JSON object%s%s", path,
-                 tj ? "" : ": ", tj ? "" : jerr);
+        errbuf_printf(err, errlen, "%s: the training record is not a JSON object%s%s", path,
+                      tj ? "" : ": ", tj ? "" : jerr);
         goto out;
     }
     if (version && (!version[0] || strlen(version) >= NEWS_VERSION_MAX)) {
-        news_err(err, errlen, "%s: the version must be 1..%d characters", path,
-                 NEWS_VERSION_MAX - 1);
+        errbuf_printf(err, errlen, "%s: the version must be 1..%d characters", path,
+                      NEWS_VERSION_MAX - 1);
         goto out;
     }
     int64_t e = (int64_t)h->dim, t = (int64_t)h->n_topic;
@@ -165,7 +155,7 @@ static int news_save(const char *path, const model_news_heads_t *h, const char *
     sent_labels = json_string_array((const char *const *)h->sentiment_labels, h->n_sentiment);
     topic_labels = json_string_array((const char *const *)h->topic_labels, h->n_topic);
     if (!sent_labels || !topic_labels) {
-        news_err(err, errlen, "%s: out of memory", path);
+        errbuf_printf(err, errlen, "%s: out of memory", path);
         goto out;
     }
     snprintf(dim, sizeof dim, "%zu", h->dim);
@@ -204,7 +194,7 @@ int model_news_save(const char *path, const model_news_heads_t *h, const char *v
                     size_t cap, char *err, size_t errlen)
 {
     if (!encoder_sha256 || !news_is_sha256(encoder_sha256)) {
-        news_err(err, errlen, "%s: the encoder sha256 must be 64 lower-case hex digits", path);
+        errbuf_printf(err, errlen, "%s: the encoder sha256 must be 64 lower-case hex digits", path);
         return -1;
     }
     return news_save(path, h, version, encoder_sha256, 0, 0, training_json, version_out, cap, err,
@@ -216,14 +206,14 @@ int model_news_save_ngram(const char *path, const model_news_heads_t *h, const c
                           char *version_out, size_t cap, char *err, size_t errlen)
 {
     if (buckets == 0) {
-        news_err(err, errlen, "%s: the n-gram encoder needs at least one bucket", path);
+        errbuf_printf(err, errlen, "%s: the n-gram encoder needs at least one bucket", path);
         return -1;
     }
     if (h->dim < NEWS_NGRAM_DIM_MIN || h->dim > NEWS_NGRAM_DIM_MAX || h->dim % 64 != 0) {
-        news_err(err, errlen,
-                 "%s: heads for the n-gram encoder take a multiple of 64 in 64..4096 "
-                 "dimensions, not %zu",
-                 path, h->dim);
+        errbuf_printf(err, errlen,
+                      "%s: heads for the n-gram encoder take a multiple of 64 in 64..4096 "
+                      "dimensions, not %zu",
+                      path, h->dim);
         return -1;
     }
     return news_save(path, h, version, NULL, buckets, seed, training_json, version_out, cap, err,
@@ -272,14 +262,15 @@ static json_value_t *news_meta_strings(const model_file_t *mf, const char *key, 
     if (!s)
         return NULL;
     if (!(v = json_parse(s, strlen(s), jerr, sizeof jerr))) {
-        news_err(err, errlen, "%s: metadata %s: %s", mf->path, key, jerr);
+        errbuf_printf(err, errlen, "%s: metadata %s: %s", mf->path, key, jerr);
         return NULL;
     }
     int ok = v->type == JSON_ARRAY;
     for (size_t i = 0; ok && i < v->n; i++)
         ok = v->items[i].type == JSON_STRING;
     if (!ok) {
-        news_err(err, errlen, "%s: metadata %s must be a JSON array of strings", mf->path, key);
+        errbuf_printf(err, errlen, "%s: metadata %s must be a JSON array of strings", mf->path,
+                      key);
         json_free(v);
         return NULL;
     }
@@ -296,11 +287,11 @@ static float *news_tensor(model_file_t *mf, const char *name, int ndim, const in
     if (!src)
         return NULL;
     if (!news_all_finite(src, n)) {
-        news_err(err, errlen, "%s: tensor %s holds a NaN or an infinity", mf->path, name);
+        errbuf_printf(err, errlen, "%s: tensor %s holds a NaN or an infinity", mf->path, name);
         return NULL;
     }
     if (!(dst = malloc(n * sizeof *dst))) {
-        news_err(err, errlen, "%s: out of memory", mf->path);
+        errbuf_printf(err, errlen, "%s: out of memory", mf->path);
         return NULL;
     }
     memcpy(dst, src, n * sizeof *dst);
@@ -321,15 +312,15 @@ static int news_load_meta(model_news_t *m, model_file_t *mf, const char *encoder
         !(training = model_file_meta_need(mf, "vigil.training", err, errlen)))
         return -1;
     if (!version[0] || strlen(version) >= NEWS_VERSION_MAX) {
-        news_err(err, errlen, "%s: vigil.version must be 1..%d characters", path,
-                 NEWS_VERSION_MAX - 1);
+        errbuf_printf(err, errlen, "%s: vigil.version must be 1..%d characters", path,
+                      NEWS_VERSION_MAX - 1);
         return -1;
     }
     snprintf(m->version, sizeof m->version, "%s", version);
     unsigned long d = dim[0] >= '1' && dim[0] <= '9' ? strtoul(dim, &end, 10) : 0;
     if (d < 1 || d > NEWS_DIM_MAX || !end || *end) {
-        news_err(err, errlen, "%s: vigil.embedding_dim \"%s\" is not a width in 1..%d", path, dim,
-                 NEWS_DIM_MAX);
+        errbuf_printf(err, errlen, "%s: vigil.embedding_dim \"%s\" is not a width in 1..%d", path,
+                      dim, NEWS_DIM_MAX);
         return -1;
     }
     m->dim = d;
@@ -338,15 +329,15 @@ static int news_load_meta(model_news_t *m, model_file_t *mf, const char *encoder
         if (!enc_sha)
             return -1;
         if (!news_is_sha256(enc_sha)) {
-            news_err(err, errlen, "%s: vigil.encoder_sha256 must be 64 lower-case hex digits",
-                     path);
+            errbuf_printf(err, errlen, "%s: vigil.encoder_sha256 must be 64 lower-case hex digits",
+                          path);
             return -1;
         }
         if (encoder_sha256 && strcmp(enc_sha, encoder_sha256) != 0) {
-            news_err(err, errlen,
-                     "%s: the heads were trained on another encoder (weights sha256 %.12s..., "
-                     "this encoder's is %.12s...): retrain them with `vigil train news`",
-                     path, enc_sha, encoder_sha256);
+            errbuf_printf(err, errlen,
+                          "%s: the heads were trained on another encoder (weights sha256 %.12s..., "
+                          "this encoder's is %.12s...): retrain them with `vigil train news`",
+                          path, enc_sha, encoder_sha256);
             return -1;
         }
         m->encoder = "bert";
@@ -358,39 +349,43 @@ static int news_load_meta(model_news_t *m, model_file_t *mf, const char *encoder
         if (!ns)
             return -1;
         if (news_parse_u64(nb, &b) != 0 || b < 1 || b > UINT32_MAX) {
-            news_err(err, errlen, "%s: vigil.ngram_buckets \"%s\" is not a count in 1..%" PRIu32,
-                     path, nb, UINT32_MAX);
+            errbuf_printf(err, errlen,
+                          "%s: vigil.ngram_buckets \"%s\" is not a count in 1..%" PRIu32, path, nb,
+                          UINT32_MAX);
             return -1;
         }
         if (news_parse_u64(ns, &sd) != 0) {
-            news_err(err, errlen, "%s: vigil.ngram_seed \"%s\" is not a decimal 64-bit number",
-                     path, ns);
+            errbuf_printf(err, errlen, "%s: vigil.ngram_seed \"%s\" is not a decimal 64-bit number",
+                          path, ns);
             return -1;
         }
         if (d < NEWS_NGRAM_DIM_MIN || d > NEWS_NGRAM_DIM_MAX || d % 64 != 0) {
-            news_err(err, errlen,
-                     "%s: vigil.embedding_dim %lu: the n-gram encoder makes a multiple of 64 in "
-                     "64..4096",
-                     path, d);
+            errbuf_printf(
+                err, errlen,
+                "%s: vigil.embedding_dim %lu: the n-gram encoder makes a multiple of 64 in "
+                "64..4096",
+                path, d);
             return -1;
         }
         if (encoder_sha256) {
-            news_err(err, errlen,
-                     "%s: the heads were trained on the n-gram encoder, not a BERT encoder", path);
+            errbuf_printf(err, errlen,
+                          "%s: the heads were trained on the n-gram encoder, not a BERT encoder",
+                          path);
             return -1;
         }
         m->encoder = "ngram";
         m->ngram_buckets = (uint32_t)b;
         m->ngram_seed = sd;
     } else {
-        news_err(err, errlen, "%s: vigil.encoder \"%s\" is not supported (bert, ngram)", path, enc);
+        errbuf_printf(err, errlen, "%s: vigil.encoder \"%s\" is not supported (bert, ngram)", path,
+                      enc);
         return -1;
     }
     json_value_t *tr = json_parse(training, strlen(training), jerr, sizeof jerr);
     int tr_ok = tr && tr->type == JSON_OBJECT;
     json_free(tr);
     if (!tr_ok) {
-        news_err(err, errlen, "%s: metadata vigil.training must be a JSON object", path);
+        errbuf_printf(err, errlen, "%s: metadata vigil.training must be a JSON object", path);
         return -1;
     }
 
@@ -401,14 +396,14 @@ static int news_load_meta(model_news_t *m, model_file_t *mf, const char *encoder
     for (size_t i = 0; sent_ok && i < sv->n; i++)
         sent_ok = strcmp(sv->items[i].string, model_news_sentiment_names[i]) == 0;
     if (!sent_ok) {
-        news_err(err, errlen,
-                 "%s: vigil.labels.sentiment must be [\"negative\",\"neutral\",\"positive\"]",
-                 path);
+        errbuf_printf(err, errlen,
+                      "%s: vigil.labels.sentiment must be [\"negative\",\"neutral\",\"positive\"]",
+                      path);
         goto out;
     }
     const char **names = malloc((tv->n ? tv->n : 1) * sizeof *names);
     if (!names) {
-        news_err(err, errlen, "%s: out of memory", path);
+        errbuf_printf(err, errlen, "%s: out of memory", path);
         goto out;
     }
     for (size_t i = 0; i < tv->n; i++)
@@ -416,17 +411,17 @@ static int news_load_meta(model_news_t *m, model_file_t *mf, const char *encoder
     const char *why = news_check_topics(names, tv->n);
     free(names);
     if (why) {
-        news_err(err, errlen, "%s: vigil.labels.topic %s", path, why);
+        errbuf_printf(err, errlen, "%s: vigil.labels.topic %s", path, why);
         goto out;
     }
     if (!(m->topic_labels = calloc(tv->n, sizeof *m->topic_labels))) {
-        news_err(err, errlen, "%s: out of memory", path);
+        errbuf_printf(err, errlen, "%s: out of memory", path);
         goto out;
     }
     m->n_topic = tv->n;
     for (size_t i = 0; i < tv->n; i++)
         if (!(m->topic_labels[i] = strdup(tv->items[i].string))) {
-            news_err(err, errlen, "%s: out of memory", path);
+            errbuf_printf(err, errlen, "%s: out of memory", path);
             goto out;
         }
     rc = 0;
@@ -449,11 +444,12 @@ model_news_t *model_news_load(const char *path, const char *encoder_sha256, char
         !(arch = model_file_meta_need(mf, "vigil.arch", err, errlen)))
         goto err;
     if (strcmp(arch, "news_heads") != 0) {
-        news_err(err, errlen, "%s: vigil.arch is \"%s\", not news heads (news_heads)", path, arch);
+        errbuf_printf(err, errlen, "%s: vigil.arch is \"%s\", not news heads (news_heads)", path,
+                      arch);
         goto err;
     }
     if (!(m = calloc(1, sizeof *m))) {
-        news_err(err, errlen, "%s: out of memory", path);
+        errbuf_printf(err, errlen, "%s: out of memory", path);
         goto err;
     }
     if (news_load_meta(m, mf, encoder_sha256, err, errlen) != 0)

@@ -3,11 +3,11 @@
 #include "model_risk.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "json.h"
 #include "model_file.h"
 
@@ -25,16 +25,6 @@ struct model_risk {
     float *xn;                             /* host (cap, dims[0]) */
     float *act[MODEL_RISK_HIDDEN_MAX + 2]; /* backend (cap, dims[l]) */
 };
-
-static void risk_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void risk_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 int model_risk_weights_alloc(model_risk_weights_t *w, const size_t *dims, size_t n_layers)
 {
@@ -109,7 +99,7 @@ int model_risk_save(const char *path, const model_risk_weights_t *w, const model
     int rc = -1;
 
     if (!layers || !mean || !std || !cols) {
-        risk_err(err, errlen, "%s: out of memory", path);
+        errbuf_printf(err, errlen, "%s: out of memory", path);
         goto out;
     }
     for (size_t l = 0; l < w->n_layers; l++) {
@@ -176,15 +166,15 @@ static json_value_t *risk_meta_array(const model_file_t *mf, const char *key, si
     if (!s)
         return NULL;
     if (!v) {
-        risk_err(err, errlen, "%s: metadata %s: %s", mf->path, key, jerr);
+        errbuf_printf(err, errlen, "%s: metadata %s: %s", mf->path, key, jerr);
         return NULL;
     }
     int ok = v->type == JSON_ARRAY && (n == 0 || v->n == n);
     for (size_t i = 0; ok && i < v->n; i++)
         ok = v->items[i].type == JSON_NUMBER && isfinite(v->items[i].number);
     if (!ok) {
-        risk_err(err, errlen, "%s: metadata %s must be an array of %zu finite numbers", mf->path,
-                 key, n);
+        errbuf_printf(err, errlen, "%s: metadata %s must be an array of %zu finite numbers",
+                      mf->path, key, n);
         json_free(v);
         return NULL;
     }
@@ -219,9 +209,9 @@ static int risk_load_dims(model_risk_t *m, const model_file_t *mf, char *err, si
     if (ok)
         ok = v->items[v->n - 1].integer == 1;
     if (!ok) {
-        risk_err(err, errlen,
-                 "%s: metadata vigil.layers must list 2..%d widths in 1..65536, the last 1",
-                 mf->path, MODEL_RISK_HIDDEN_MAX + 2);
+        errbuf_printf(err, errlen,
+                      "%s: metadata vigil.layers must list 2..%d widths in 1..65536, the last 1",
+                      mf->path, MODEL_RISK_HIDDEN_MAX + 2);
         json_free(v);
         return -1;
     }
@@ -244,12 +234,13 @@ static int risk_load_norm(model_risk_t *m, const model_file_t *mf, char *err, si
     m->mean = malloc(d * sizeof *m->mean);
     m->inv_std = malloc(d * sizeof *m->inv_std);
     if (!m->mean || !m->inv_std) {
-        risk_err(err, errlen, "%s: out of memory", mf->path);
+        errbuf_printf(err, errlen, "%s: out of memory", mf->path);
         goto out;
     }
     for (size_t i = 0; i < d; i++) {
         if (!(std->items[i].number > 0)) {
-            risk_err(err, errlen, "%s: metadata vigil.norm_std[%zu] is not positive", mf->path, i);
+            errbuf_printf(err, errlen, "%s: metadata vigil.norm_std[%zu] is not positive", mf->path,
+                          i);
             goto out;
         }
         m->mean[i] = (float)mean->items[i].number;
@@ -276,7 +267,8 @@ model_risk_t *model_risk_load(kernels_backend_t *be, const char *path, char *err
         !(arch = model_file_meta_need(mf, "vigil.arch", err, errlen)))
         goto err;
     if (strcmp(arch, "risk_mlp") != 0) {
-        risk_err(err, errlen, "%s: vigil.arch is \"%s\", not a risk model (risk_mlp)", path, arch);
+        errbuf_printf(err, errlen, "%s: vigil.arch is \"%s\", not a risk model (risk_mlp)", path,
+                      arch);
         goto err;
     }
     if (!(version = model_file_meta_need(mf, "vigil.version", err, errlen)) ||
@@ -287,20 +279,21 @@ model_risk_t *model_risk_load(kernels_backend_t *be, const char *path, char *err
         !(cols = model_file_meta_need(mf, "vigil.feature_columns", err, errlen)))
         goto err;
     if (strcmp(clip, "10") != 0) {
-        risk_err(err, errlen, "%s: vigil.norm_clip \"%s\" is not supported (10)", path, clip);
+        errbuf_printf(err, errlen, "%s: vigil.norm_clip \"%s\" is not supported (10)", path, clip);
         goto err;
     }
     if (strcmp(act, "relu") != 0) {
-        risk_err(err, errlen, "%s: vigil.activation \"%s\" is not supported (relu)", path, act);
+        errbuf_printf(err, errlen, "%s: vigil.activation \"%s\" is not supported (relu)", path,
+                      act);
         goto err;
     }
     if (version[0] == '\0' || strlen(version) >= 128 || strlen(hash) >= 32) {
-        risk_err(err, errlen, "%s: vigil.version must be 1..127 characters", path);
+        errbuf_printf(err, errlen, "%s: vigil.version must be 1..127 characters", path);
         goto err;
     }
     m = calloc(1, sizeof *m);
     if (!m) {
-        risk_err(err, errlen, "%s: out of memory", path);
+        errbuf_printf(err, errlen, "%s: out of memory", path);
         goto err;
     }
     m->be = be;
@@ -310,8 +303,8 @@ model_risk_t *model_risk_load(kernels_backend_t *be, const char *path, char *err
         goto err;
     cv = json_parse(cols, strlen(cols), jerr, sizeof jerr);
     if (!cv || cv->type != JSON_ARRAY || cv->n != m->dims[0]) {
-        risk_err(err, errlen, "%s: vigil.feature_columns must list %zu column names", path,
-                 m->dims[0]);
+        errbuf_printf(err, errlen, "%s: vigil.feature_columns must list %zu column names", path,
+                      m->dims[0]);
         goto err;
     }
     for (size_t l = 0; l < m->n_layers; l++) {
@@ -372,7 +365,7 @@ static int risk_reserve(model_risk_t *m, size_t n, char *err, size_t errlen)
     m->cap = 0;
     m->xn = malloc(n * m->dims[0] * sizeof *m->xn);
     if (!m->xn) {
-        risk_err(err, errlen, "out of memory for %zu rows", n);
+        errbuf_printf(err, errlen, "out of memory for %zu rows", n);
         return -1;
     }
     for (size_t l = 0; l <= m->n_layers; l++)

@@ -2,11 +2,11 @@
 #include "model_runtime.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "kernels.h"
 #include "model_bert.h"
 #include "model_news.h"
@@ -83,16 +83,6 @@ struct model_runtime {
     const char **sent_label, **topic_label;
 };
 
-static void rt_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void rt_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static const char *rt_intern(model_runtime_t *rt, const char *name)
 {
     for (runtime_version_t *v = rt->versions; v; v = v->next)
@@ -118,15 +108,15 @@ static int rt_risk_load(model_runtime_t *rt, const char *path, const char **vers
     if (!m)
         return -1;
     if (rt->spec_hash && strcmp(model_risk_spec_hash(m), rt->spec_hash) != 0) {
-        rt_err(err, errlen,
-               "%s: trained with feature spec %s but this daemon computes spec %s; retrain "
-               "with this daemon's features.spec",
-               path, model_risk_spec_hash(m), rt->spec_hash);
+        errbuf_printf(err, errlen,
+                      "%s: trained with feature spec %s but this daemon computes spec %s; retrain "
+                      "with this daemon's features.spec",
+                      path, model_risk_spec_hash(m), rt->spec_hash);
         model_risk_free(m);
         return -1;
     }
     if (!(v = rt_intern(rt, model_risk_version(m)))) {
-        rt_err(err, errlen, "out of memory");
+        errbuf_printf(err, errlen, "out of memory");
         model_risk_free(m);
         return -1;
     }
@@ -156,22 +146,24 @@ static int rt_news_load(model_runtime_t *rt, const char *path, const char **vers
     enc = model_news_encoder(m);
     if (strcmp(enc, "bert") == 0) {
         if (!rt->bert) {
-            rt_err(err, errlen,
-                   "%s: heads trained on the BERT encoder, but no encoder is configured (set "
-                   "model.encoder_dir)",
-                   path);
+            errbuf_printf(
+                err, errlen,
+                "%s: heads trained on the BERT encoder, but no encoder is configured (set "
+                "model.encoder_dir)",
+                path);
             goto err;
         }
         if (strcmp(model_news_encoder_sha256(m), model_bert_weights_sha256(rt->bert)) != 0) {
-            rt_err(err, errlen,
-                   "%s: heads trained on encoder weights %.12s..., the configured encoder is "
-                   "%.12s...; retrain them (vigil train news) on this encoder",
-                   path, model_news_encoder_sha256(m), model_bert_weights_sha256(rt->bert));
+            errbuf_printf(
+                err, errlen,
+                "%s: heads trained on encoder weights %.12s..., the configured encoder is "
+                "%.12s...; retrain them (vigil train news) on this encoder",
+                path, model_news_encoder_sha256(m), model_bert_weights_sha256(rt->bert));
             goto err;
         }
         if (model_news_dim(m) != model_bert_dim(rt->bert)) {
-            rt_err(err, errlen, "%s: heads take %zu-wide embeddings, the encoder makes %zu", path,
-                   model_news_dim(m), model_bert_dim(rt->bert));
+            errbuf_printf(err, errlen, "%s: heads take %zu-wide embeddings, the encoder makes %zu",
+                          path, model_news_dim(m), model_bert_dim(rt->bert));
             goto err;
         }
     } else {
@@ -183,7 +175,7 @@ static int rt_news_load(model_runtime_t *rt, const char *path, const char **vers
     }
     keep = malloc(sizeof *keep);
     if (!keep || !(v = rt_intern(rt, model_news_version(m)))) {
-        rt_err(err, errlen, "out of memory");
+        errbuf_printf(err, errlen, "out of memory");
         goto err;
     }
     keep->m = m;
@@ -252,7 +244,7 @@ static void rt_news_score(model_runtime_t *rt, runtime_job_t *j)
     dim = model_news_dim(m);
     topics = model_news_n_topics(m);
     if (rt_news_reserve(rt, n, dim, topics) != 0) {
-        rt_err(j->err, sizeof j->err, "out of memory for %zu articles", n);
+        errbuf_printf(j->err, sizeof j->err, "out of memory for %zu articles", n);
         j->rc = -1;
         return;
     }
@@ -294,8 +286,8 @@ static void rt_run(model_runtime_t *rt, runtime_job_t *j)
             return;
         }
         if (j->width != model_risk_width(rt->risk)) {
-            rt_err(j->err, sizeof j->err, "feature vectors have %zu columns, the model %zu",
-                   j->width, model_risk_width(rt->risk));
+            errbuf_printf(j->err, sizeof j->err, "feature vectors have %zu columns, the model %zu",
+                          j->width, model_risk_width(rt->risk));
             j->rc = -1;
             return;
         }
@@ -355,7 +347,7 @@ static int rt_submit(model_runtime_t *rt, runtime_job_t *j, char *err, size_t er
         pthread_cond_wait(&rt->done, &rt->mu);
     if (rt->stop) { /* the thread is gone or going: nobody would answer */
         pthread_mutex_unlock(&rt->mu);
-        rt_err(err, errlen, "the model runtime is stopping");
+        errbuf_printf(err, errlen, "the model runtime is stopping");
         return -1;
     }
     rt->queue[(rt->head + rt->count) % RUNTIME_QUEUE] = j;
@@ -365,7 +357,7 @@ static int rt_submit(model_runtime_t *rt, runtime_job_t *j, char *err, size_t er
         pthread_cond_wait(&rt->done, &rt->mu);
     pthread_mutex_unlock(&rt->mu);
     if (j->rc < 0)
-        rt_err(err, errlen, "%s", j->err);
+        errbuf_printf(err, errlen, "%s", j->err);
     return j->rc;
 }
 
@@ -373,7 +365,7 @@ model_runtime_t *model_runtime_new(const model_runtime_options_t *o, char *err, 
 {
     model_runtime_t *rt = calloc(1, sizeof *rt);
     if (!rt) {
-        rt_err(err, errlen, "out of memory");
+        errbuf_printf(err, errlen, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&rt->mu, NULL);
@@ -381,7 +373,7 @@ model_runtime_t *model_runtime_new(const model_runtime_options_t *o, char *err, 
     pthread_cond_init(&rt->done, NULL);
     rt->max_batch = o->max_batch ? o->max_batch : 1024;
     if (o->spec_hash && !(rt->spec_hash = strdup(o->spec_hash))) {
-        rt_err(err, errlen, "out of memory");
+        errbuf_printf(err, errlen, "out of memory");
         goto err;
     }
     rt->be = kernels_backend_new(o->backend ? o->backend : "auto", o->threads, err, errlen);
@@ -396,7 +388,7 @@ model_runtime_t *model_runtime_new(const model_runtime_options_t *o, char *err, 
     if (o->news_path && o->news_path[0] && rt_news_load(rt, o->news_path, NULL, err, errlen) != 0)
         goto err;
     if (pthread_create(&rt->thread, NULL, rt_main, rt) != 0) {
-        rt_err(err, errlen, "cannot start the inference thread");
+        errbuf_printf(err, errlen, "cannot start the inference thread");
         goto err;
     }
     rt->started = 1;

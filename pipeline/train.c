@@ -2,21 +2,11 @@
 #include "train.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "behavior_features.h"
-
-static void train_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void train_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "errbuf.h"
 
 /* splitmix64: the trainer's only randomness, so a seed fixes the result. */
 static uint64_t train_rand(uint64_t *s)
@@ -94,8 +84,8 @@ int train_mlp_fit(model_risk_weights_t *w, const float *x, const uint8_t *y, siz
     int rc = -1;
 
     if (n == 0 || B == 0 || o->epochs < 1) {
-        train_err(err, errlen, "nothing to train on (%zu rows, batch %zu, %d epochs)", n, B,
-                  o->epochs);
+        errbuf_printf(err, errlen, "nothing to train on (%zu rows, batch %zu, %d epochs)", n, B,
+                      o->epochs);
         return -1;
     }
     for (size_t l = 0; l <= L; l++)
@@ -214,7 +204,7 @@ int train_mlp_fit(model_risk_weights_t *w, const float *x, const uint8_t *y, siz
     rc = 0;
     goto out;
 oom:
-    train_err(err, errlen, "out of memory training on %zu rows", n);
+    errbuf_printf(err, errlen, "out of memory training on %zu rows", n);
 out:
     for (size_t l = 0; l < MODEL_RISK_HIDDEN_MAX + 1; l++) {
         adam_free(&pw[l]);
@@ -265,17 +255,17 @@ int train_softmax_fit(float *W, float *b, size_t d, size_t c, const float *x, co
     int rc = -1;
 
     if (!p || !cw || !idx || adam_alloc(&pw, W, d * c) != 0 || adam_alloc(&pb, b, c) != 0) {
-        train_err(err, errlen, "out of memory training a %zu-class head", c);
+        errbuf_printf(err, errlen, "out of memory training a %zu-class head", c);
         goto out;
     }
     if (n == 0 || o->batch == 0 || o->epochs < 1) {
-        train_err(err, errlen, "nothing to train on (%zu rows)", n);
+        errbuf_printf(err, errlen, "nothing to train on (%zu rows)", n);
         goto out;
     }
     for (size_t r = 0; r < n; r++) {
         if (labels[r] < 0 || (size_t)labels[r] >= c) {
-            train_err(err, errlen, "label %d of row %zu is outside 0..%zu", (int)labels[r], r,
-                      c - 1);
+            errbuf_printf(err, errlen, "label %d of row %zu is outside 0..%zu", (int)labels[r], r,
+                          c - 1);
             goto out;
         }
         cw[labels[r]] += 1;
