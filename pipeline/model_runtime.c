@@ -200,6 +200,18 @@ err:
     return -1;
 }
 
+/* The news answer buffers (rt_news_reserve sizes them). */
+static void rt_news_buffers_free(model_runtime_t *rt)
+{
+    free(rt->emb);
+    free(rt->sent_probs);
+    free(rt->topic_probs);
+    free(rt->sent_idx);
+    free(rt->topic_idx);
+    free(rt->sent_label);
+    free(rt->topic_label);
+}
+
 /* Output arrays for n articles of the active heads' shape. */
 static int rt_news_reserve(model_runtime_t *rt, size_t n, size_t dim, size_t topics)
 {
@@ -208,13 +220,7 @@ static int rt_news_reserve(model_runtime_t *rt, size_t n, size_t dim, size_t top
     n = n > rt->news_cap ? n : rt->news_cap;
     dim = dim > rt->news_cap_dim ? dim : rt->news_cap_dim;
     topics = topics > rt->news_cap_topics ? topics : rt->news_cap_topics;
-    free(rt->emb);
-    free(rt->sent_probs);
-    free(rt->topic_probs);
-    free(rt->sent_idx);
-    free(rt->topic_idx);
-    free(rt->sent_label);
-    free(rt->topic_label);
+    rt_news_buffers_free(rt);
     rt->emb = malloc(n * dim * sizeof *rt->emb);
     rt->sent_probs = malloc(n * MODEL_NEWS_N_SENTIMENT * sizeof *rt->sent_probs);
     rt->topic_probs = malloc(n * topics * sizeof *rt->topic_probs);
@@ -419,13 +425,7 @@ void model_runtime_free(model_runtime_t *rt)
         model_news_free(r->m);
         free(r);
     }
-    free(rt->emb);
-    free(rt->sent_probs);
-    free(rt->topic_probs);
-    free(rt->sent_idx);
-    free(rt->topic_idx);
-    free(rt->sent_label);
-    free(rt->topic_label);
+    rt_news_buffers_free(rt);
     kernels_backend_free(rt->be);
     while (rt->versions) {
         runtime_version_t *v = rt->versions;
