@@ -133,6 +133,13 @@ static void write_variant(const char *path, variant_t v)
     CHECK_MSG(model_file_write(path, k, val, nk, t, nt, NULL, err, sizeof err) == 0, "%s", err);
 }
 
+/* Writes variant v to p and expects model_news_load to refuse it with want. */
+static void expect_variant_refused(const char *p, variant_t v, const char *sha, const char *want)
+{
+    write_variant(p, v);
+    expect_load_refused(p, sha, want);
+}
+
 static void test_refusals(void)
 {
     char p[512], err[512];
@@ -153,34 +160,28 @@ static void test_refusals(void)
     /* Another arch. */
     v = variant_ok();
     v.arch = "risk_mlp";
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "vigil.arch is \"risk_mlp\", not news heads");
+    expect_variant_refused(p, v, enc_sha, "vigil.arch is \"risk_mlp\", not news heads");
     /* Four topic names, five-class tensors. */
     v = variant_ok();
     v.topic_labels = "[\"a\",\"b\",\"c\",\"d\"]";
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "tensor topic.weight has shape [8, 5], expected [8, 4]");
+    expect_variant_refused(p, v, enc_sha, "tensor topic.weight has shape [8, 5], expected [8, 4]");
     /* Five topic names, six-class tensors. */
     v = variant_ok();
     v.topic_shape = T + 1;
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "tensor topic.weight has shape [8, 6], expected [8, 5]");
+    expect_variant_refused(p, v, enc_sha, "tensor topic.weight has shape [8, 6], expected [8, 5]");
     /* Two sentiment labels for a three-class head; or the right ones in another order. */
     v = variant_ok();
     v.sent_labels = "[\"negative\",\"positive\"]";
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "vigil.labels.sentiment must be");
+    expect_variant_refused(p, v, enc_sha, "vigil.labels.sentiment must be");
     v.sent_labels = "[\"positive\",\"neutral\",\"negative\"]";
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "vigil.labels.sentiment must be");
+    expect_variant_refused(p, v, enc_sha, "vigil.labels.sentiment must be");
     /* An embedding width other than the tensors'. */
     v = variant_ok();
     v.dim = "16";
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "tensor sentiment.weight has shape [8, 3], expected [16, 3]");
+    expect_variant_refused(p, v, enc_sha,
+                           "tensor sentiment.weight has shape [8, 3], expected [16, 3]");
     v.dim = "08";
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "vigil.embedding_dim \"08\" is not a width");
+    expect_variant_refused(p, v, enc_sha, "vigil.embedding_dim \"08\" is not a width");
     /* Missing tensors, one by one, and one too many. */
     const char *names[4] = {"sentiment.weight", "sentiment.bias", "topic.weight", "topic.bias"};
     for (int i = 0; i < 4; i++) {
@@ -193,43 +194,34 @@ static void test_refusals(void)
     }
     v = variant_ok();
     v.extra = 1;
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "unexpected tensor junk");
+    expect_variant_refused(p, v, enc_sha, "unexpected tensor junk");
     /* Metadata. */
     v = variant_ok();
     v.omit_key = "vigil.encoder_sha256";
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "metadata key vigil.encoder_sha256 is missing");
+    expect_variant_refused(p, v, enc_sha, "metadata key vigil.encoder_sha256 is missing");
     v = variant_ok();
     v.omit_key = "vigil.labels.topic";
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "metadata key vigil.labels.topic is missing");
+    expect_variant_refused(p, v, enc_sha, "metadata key vigil.labels.topic is missing");
     v = variant_ok();
     v.encoder = "word2vec";
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "vigil.encoder \"word2vec\" is not supported (bert, ngram)");
+    expect_variant_refused(p, v, enc_sha,
+                           "vigil.encoder \"word2vec\" is not supported (bert, ngram)");
     v = variant_ok();
     v.sha = "ABCDEF";
-    write_variant(p, v);
-    expect_load_refused(p, NULL, "vigil.encoder_sha256 must be 64 lower-case hex digits");
+    expect_variant_refused(p, v, NULL, "vigil.encoder_sha256 must be 64 lower-case hex digits");
     v = variant_ok();
     v.topic_labels = "[\"a\",\"b\",\"c\",\"d\",\"a\"]";
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "vigil.labels.topic names a topic twice");
+    expect_variant_refused(p, v, enc_sha, "vigil.labels.topic names a topic twice");
     v.topic_labels = "[\"a\",\"b\",\"c\",\"d\",5]";
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "vigil.labels.topic must be a JSON array of strings");
+    expect_variant_refused(p, v, enc_sha, "vigil.labels.topic must be a JSON array of strings");
     v.topic_labels = "[\"a\",\"b\",";
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "metadata vigil.labels.topic: json:");
+    expect_variant_refused(p, v, enc_sha, "metadata vigil.labels.topic: json:");
     v = variant_ok();
     v.training = "[1]";
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "vigil.training must be a JSON object");
+    expect_variant_refused(p, v, enc_sha, "vigil.training must be a JSON object");
     v = variant_ok();
     v.nan = 1;
-    write_variant(p, v);
-    expect_load_refused(p, enc_sha, "tensor topic.bias holds a NaN");
+    expect_variant_refused(p, v, enc_sha, "tensor topic.bias holds a NaN");
 }
 
 /* Heads for the n-gram encoder: their parameters round-trip; what the encoder could not make, or a
@@ -285,28 +277,21 @@ static void test_ngram(void)
     v.encoder = "ngram";
     v.ngram_buckets = "1024";
     v.ngram_seed = "7";
-    write_variant(p, v);
-    expect_load_refused(p, NULL,
-                        "vigil.embedding_dim 8: the n-gram encoder makes a multiple of 64");
+    expect_variant_refused(p, v, NULL,
+                           "vigil.embedding_dim 8: the n-gram encoder makes a multiple of 64");
     v.ngram_seed = NULL;
-    write_variant(p, v);
-    expect_load_refused(p, NULL, "metadata key vigil.ngram_seed is missing");
+    expect_variant_refused(p, v, NULL, "metadata key vigil.ngram_seed is missing");
     v.ngram_seed = "07";
-    write_variant(p, v);
-    expect_load_refused(p, NULL, "vigil.ngram_seed \"07\" is not a decimal 64-bit number");
+    expect_variant_refused(p, v, NULL, "vigil.ngram_seed \"07\" is not a decimal 64-bit number");
     v.ngram_seed = "18446744073709551616";
-    write_variant(p, v);
-    expect_load_refused(p, NULL, "vigil.ngram_seed \"18446744073709551616\" is not");
+    expect_variant_refused(p, v, NULL, "vigil.ngram_seed \"18446744073709551616\" is not");
     v.ngram_seed = "7";
     v.ngram_buckets = "4294967296";
-    write_variant(p, v);
-    expect_load_refused(p, NULL, "vigil.ngram_buckets \"4294967296\" is not a count");
+    expect_variant_refused(p, v, NULL, "vigil.ngram_buckets \"4294967296\" is not a count");
     v.ngram_buckets = "0";
-    write_variant(p, v);
-    expect_load_refused(p, NULL, "vigil.ngram_buckets \"0\" is not a count");
+    expect_variant_refused(p, v, NULL, "vigil.ngram_buckets \"0\" is not a count");
     v.ngram_buckets = NULL;
-    write_variant(p, v);
-    expect_load_refused(p, NULL, "metadata key vigil.ngram_buckets is missing");
+    expect_variant_refused(p, v, NULL, "metadata key vigil.ngram_buckets is missing");
 }
 
 /* A byte of the data section flipped: the checksum refuses it. Truncation too. */
