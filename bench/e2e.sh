@@ -111,7 +111,7 @@ harness_init
 # Commit timestamps are what the latency phase measures against. A run writes about 1.5 GB of
 # WAL; with the default max_wal_size (1 GB) PostgreSQL checkpointed in the middle of some runs
 # and not others. Each run starts after a CHECKPOINT instead (fresh_db), with room for its WAL.
-PG_OPTS="-c track_commit_timestamp=on -c max_wal_size=16GB -c checkpoint_timeout=1h ${E2E_PG_OPTS:-}" pg_start
+PG_OPTS="-c track_commit_timestamp=on -c max_wal_size=16GB -c checkpoint_timeout=1h" pg_start
 export OMP_WAIT_POLICY=passive
 
 # librdkafka's mock cluster keeps about 5 MB of messages per partition and deletes the oldest

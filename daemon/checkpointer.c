@@ -99,8 +99,17 @@ checkpointer_t *checkpointer_new(const char *conninfo, const char *group, const 
         snprintf(err, errlen, "checkpointer: out of memory");
         return NULL;
     }
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->wake, NULL);
+    if (pthread_mutex_init(&c->lock, NULL) != 0) {
+        snprintf(err, errlen, "checkpointer: cannot create its lock");
+        free(c);
+        return NULL;
+    }
+    if (pthread_cond_init(&c->wake, NULL) != 0) {
+        snprintf(err, errlen, "checkpointer: cannot create its condition variable");
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+        return NULL;
+    }
     c->group = strdup(group);
     c->instance_id = strdup(instance_id);
     if (!c->group || !c->instance_id) {

@@ -139,7 +139,7 @@ struct worker {
     double *fz_num;      /* (cap_items, featurize_fields) */
     const char **fz_str; /* (cap_items, featurize_fields) */
     int64_t batch_deadline_ms;
-    int64_t batch_last_add_ms;   /* when the open batch last took a message */
+    int64_t batch_last_add_ms;   /* when the worker last received a message */
     int64_t checkpoint_paced_ms; /* when the last interval-driven checkpoint was taken */
     size_t n_articles;           /* items of the batch from an article topic */
     int paused;                  /* fetching paused because the sink is failing */
@@ -1275,7 +1275,6 @@ static void worker_batch_add(worker_t *w, rd_kafka_message_t *msg)
     }
     if (w->n_items == 0)
         w->batch_deadline_ms = worker_now_ms() + atomic_load(&w->batch_max_delay_ms);
-    w->batch_last_add_ms = worker_now_ms();
     if (ingest_avro_kind(topic->decoder) == INGEST_KIND_ARTICLE)
         w->n_articles++;
     it = &w->items[w->n_items++];
@@ -1549,6 +1548,8 @@ static void *worker_main(void *arg)
             worker_batch_add(w, msg); /* ownership of msg passes to the batch */
 
         now = worker_now_ms();
+        if (msg)
+            w->batch_last_add_ms = now; /* the clock read the loop makes anyway */
         if (now - last_second >= 1000) {
             /* Once a second, not per message: seeks that failed, lag, the DLQ producer. */
             for (size_t t = 0; t < w->n_topics; t++)
