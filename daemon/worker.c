@@ -1018,10 +1018,16 @@ static void worker_checkpoints_done(worker_t *w, size_t n, int committed)
     int64_t now = worker_now_ms();
     for (size_t i = 0; i < n; i++) {
         const sink_checkpoint_t *c = &w->checkpoints[i];
-        if (committed && checkpointer_offer(w->ckpt, c) == 0) {
-            worker_topic_t *tp = worker_topic_find(w, c->topic);
-            tp->parts[c->partition].checkpoint_ms = now;
-            continue; /* c->state is the writer's now */
+        if (committed) {
+            if (checkpointer_offer(w->ckpt, c) == 0) {
+                worker_topic_t *tp = worker_topic_find(w, c->topic);
+                tp->parts[c->partition].checkpoint_ms = now;
+                continue; /* c->state is the writer's now */
+            }
+            /* Only as many were taken as the writer had room for: this is out of memory. */
+            log_warn("entity state checkpoint dropped: the checkpoint writer could not take it; "
+                     "the partition stays due",
+                     "topic=%s partition=%d", c->topic, (int)c->partition);
         }
         free((void *)c->state);
     }
