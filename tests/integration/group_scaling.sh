@@ -14,8 +14,9 @@ vigild_start v1 "${opts[@]}"
 v1=$VIGILD_PID
 wait_until 60 "v1 committing" committed_at_least 2000
 
-vigild_start v2 "${opts[@]}"
+VIGIL_HTTP_LISTEN=127.0.0.1:0 vigild_start v2 "${opts[@]}"
 v2=$VIGILD_PID
+v2_port=$(vigild_http_port v2)
 wait_until 60 "v2 assigned partitions" grep -q 'msg="partition assigned"' "$HARNESS_TMP/v2.log"
 vigild_start v3 "${opts[@]}"
 v3=$VIGILD_PID
@@ -24,6 +25,10 @@ wait_until 60 "v3 assigned partitions" grep -q 'msg="partition assigned"' "$HARN
 wait_until 60 "v1 revoked partitions" grep -q 'msg="partition revoked"' "$HARNESS_TMP/v1.log"
 at_join=$(committed_total)
 wait_until 60 "progress with three members" committed_at_least $((at_join + 3000))
+# v2 resumes its partitions' state (checkpoint, replay) before its first commit after the second
+# rebalance: wait for that commit rather than assume 3,000 events were time enough.
+v2_committed() { http_get "$v2_port" /metrics | grep -q '^vigil_batches_committed_total [1-9]'; }
+wait_until 60 "v2 to commit a batch as a member" v2_committed
 
 # One leaves politely, one dies: the survivor ends up with everything.
 vigild_term "$v2" 30
