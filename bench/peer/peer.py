@@ -87,7 +87,7 @@ DAY_MS = 86_400_000
 TTL_MS = 30 * DAY_MS  # features.ttl_s default
 U16 = 65535
 
-# vigild's built-in spec (pipeline/behavior_features.c, features_default_spec). The peer
+# vigild's built-in spec (pipeline/features/behavior_features.c, features_default_spec). The peer
 # implements exactly this; the model file says which spec it was trained on, and the peer
 # refuses a model trained on another.
 SPEC = """\
@@ -171,7 +171,7 @@ COPY_TYPES = ["text", "int4", "int8", "timestamptz", "text", "text", "text", "te
 
 
 def fnv1a64(s):
-    """FNV-1a-64 of the UTF-8 bytes, never 0 (pipeline/entity_store.c, entity_key_hash)."""
+    """FNV-1a-64 of the UTF-8 bytes, never 0 (pipeline/features/entity_store.c, entity_key_hash)."""
     h = 0xCBF29CE484222325
     for b in s.encode():
         h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
@@ -440,7 +440,7 @@ class Features:
 # --- model -----------------------------------------------------------------------------------
 
 class RiskModel:
-    """The risk MLP from a vigil model file (safetensors; pipeline/model_risk.c)."""
+    """The risk MLP from a vigil model file (safetensors; pipeline/models/model_risk.c)."""
 
     def __init__(self, path):
         with open(path, "rb") as f:

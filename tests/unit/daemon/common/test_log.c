@@ -1,5 +1,6 @@
-/* Tests daemon/log.c: the line format, level filtering, quoting, truncation at 4 KiB, and that
- * lines from concurrent threads stay whole. stderr is redirected to a temp file to read them back.
+/* Tests daemon/common/log.c: the line format, level filtering, quoting, truncation at 4 KiB, and
+ * that lines from concurrent threads stay whole. stderr is redirected to a temp file to read them
+ * back.
  */
 #include "log.h"
 #include "test.h"

@@ -1,6 +1,7 @@
-/* Tests daemon/config.c: defaults, the file < environment < flags precedence, every error class
- * with its origin (file:line, variable, flag), the [kafka] pass-through, SIGHUP diffs, and that
- * the printed sample file loads back to the defaults. Config files are written to a temp dir. */
+/* Tests daemon/common/config.c: defaults, the file < environment < flags precedence, every error
+ * class with its origin (file:line, variable, flag), the [kafka] pass-through, SIGHUP diffs, and
+ * that the printed sample file loads back to the defaults. Config files are written to a temp dir.
+ */
 #include "config.h"
 #include "test.h"
 
@@ -236,10 +237,9 @@ static void test_file_errors(void)
                     "2: daemon.status_interval_ms: 99 is below the minimum 100");
     expect_file_err("[postgres]\nconninfo = \"dbname=vigil\n",
                     "2: value of 'conninfo' opens a quote it does not close");
-    expect_file_err(
-        "[ingest]\n[nope]\n",
-        "2: unknown section '[nope]'; sections are ingest, features, model, postgres, http, daemon, "
-        "log, embedded_kafka, kafka");
+    expect_file_err("[ingest]\n[nope]\n", "2: unknown section '[nope]'; sections are ingest, "
+                                          "features, model, postgres, http, daemon, "
+                                          "log, embedded_kafka, kafka");
     expect_file_err("[kafka]\n= x\n", "2: expected 'key = value' or '[section]'");
 }
 

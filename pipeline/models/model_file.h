@@ -14,7 +14,7 @@
  *   vigil.version   what every result row records as model_version
  *   vigil.sha256    sha256 of the data section, lower-case hex
  *   vigil.created   UTC time of writing, ISO 8601
- * plus the keys of each kind (pipeline/model_risk.h, pipeline/model_news.h). */
+ * plus the keys of each kind (pipeline/models/model_risk.h, pipeline/models/model_news.h). */
 #ifndef VIGIL_MODEL_FILE_H
 #define VIGIL_MODEL_FILE_H
 

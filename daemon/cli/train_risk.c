@@ -1,4 +1,4 @@
-/* `vigil train risk`: the risk model from labelled event files (daemon/event_file.h).
+/* `vigil train risk`: the risk model from labelled event files (daemon/data/event_file.h).
  *
  * The events are featurised in file order with one entity state, exactly as the daemon would
  * featurise one partition holding them, under the configured feature spec (features.spec). The

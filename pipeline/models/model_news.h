@@ -1,6 +1,6 @@
 /* The news model's heads: two linear softmax classifiers over the sentence embedding of the
  * encoder (model_bert.h), one for sentiment (negative / neutral / positive) and one for the
- * topic, stored as a vigil model file. `vigil train news` makes them (daemon/train_news.c).
+ * topic, stored as a vigil model file. `vigil train news` makes them (daemon/cli/train_news.c).
  *
  * File (model_file.h), vigil.arch "news_heads":
  *   vigil.version          what result rows record as model_version

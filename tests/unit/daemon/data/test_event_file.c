@@ -1,5 +1,5 @@
-/* Tests of labelled event files (daemon/event_file.h): generated events, labelled and not, come
- * back from CSV, JSONL and Avro exactly as written (every field, doubles to the bit, nulls as
+/* Tests of labelled event files (daemon/data/event_file.h): generated events, labelled and not,
+ * come back from CSV, JSONL and Avro exactly as written (every field, doubles to the bit, nulls as
  * nulls); CSV quotes what needs quoting; and each kind of bad file is refused with a message
  * that names the file and the line or record. */
 #include <errno.h>

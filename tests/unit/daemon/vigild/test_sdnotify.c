@@ -1,6 +1,6 @@
-/* Tests daemon/sdnotify.c against a real AF_UNIX datagram socket standing in for systemd: path and
- * abstract-namespace NOTIFY_SOCKET forms, the no-op without it, send errors, no leaked sockets,
- * and the WATCHDOG_USEC / WATCHDOG_PID rules. */
+/* Tests daemon/vigild/sdnotify.c against a real AF_UNIX datagram socket standing in for systemd:
+ * path and abstract-namespace NOTIFY_SOCKET forms, the no-op without it, send errors, no leaked
+ * sockets, and the WATCHDOG_USEC / WATCHDOG_PID rules. */
 #include "sdnotify.h"
 #include "test.h"
 

@@ -1,7 +1,7 @@
-/* RFC 4180 CSV records, shared by the readers of CSV files (daemon/event_file.c,
- * daemon/train_news.c): where a record ends (a quoted field may hold line breaks) and its fields,
- * unescaped in place. No I/O here: each reader brings its records, and names the file and line in
- * its messages. */
+/* RFC 4180 CSV records, shared by the readers of CSV files (daemon/data/event_file.c,
+ * daemon/cli/train_news.c): where a record ends (a quoted field may hold line breaks) and its
+ * fields, unescaped in place. No I/O here: each reader brings its records, and names the file and
+ * line in its messages. */
 #ifndef VIGIL_CSV_H
 #define VIGIL_CSV_H
 

@@ -5,7 +5,7 @@
  *   FraudLabel    -> vigil.labels        NewsLabel   -> vigil.labels
  *
  * An article's stored tickers are its tickers field plus the cashtags of its headline and body,
- * upper-cased and de-duplicated (pipeline/tickers.h). */
+ * upper-cased and de-duplicated (pipeline/text/tickers.h). */
 #ifndef VIGIL_ROWS_H
 #define VIGIL_ROWS_H
 

@@ -1,4 +1,5 @@
-/* `vigil train news`: the news model's heads (pipeline/model_news.h) from labelled CSV files.
+/* `vigil train news`: the news model's heads (pipeline/models/model_news.h) from labelled CSV
+ * files.
  *
  * --data DIR holds fpb/{train,dev}.csv (sentiment: negative / neutral / positive) and
  * topics/{train,dev}.csv (topic names), RFC 4180 CSV with the header label,text. Every text is
@@ -58,7 +59,7 @@ static void train_news_usage(FILE *f)
             "  --model-dir DIR    the encoder's folder (default $VIGIL_MODEL_DIR, else\n"
             "                     %s)\n"
             "  --encoder KIND     bert (default) or ngram: the hashed n-gram fallback encoder,\n"
-            "                     which needs no model files (pipeline/model_ngram.h)\n"
+            "                     which needs no model files (pipeline/models/model_ngram.h)\n"
             "  --out PATH         model file (default models/news-heads.safetensors, or\n"
             "                     models/news-heads-ngram.safetensors with --encoder ngram)\n"
             "  --epochs N         fix the epochs instead of choosing them on the training data\n"

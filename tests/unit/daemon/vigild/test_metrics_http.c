@@ -1,6 +1,7 @@
-/* Tests daemon/metrics.c and daemon/http.c together: the Prometheus text (HELP/TYPE for every
- * family, cumulative buckets consistent with _count and _sum) and the HTTP endpoints, asked over
- * real TCP by a blocking client thread while the main thread runs the server's event loop. */
+/* Tests daemon/common/metrics.c and daemon/vigild/http.c together: the Prometheus text (HELP/TYPE
+ * for every family, cumulative buckets consistent with _count and _sum) and the HTTP endpoints,
+ * asked over real TCP by a blocking client thread while the main thread runs the server's event
+ * loop. */
 #include "http.h"
 #include "metrics.h"
 
