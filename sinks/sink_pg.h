@@ -1,14 +1,16 @@
 /* PostgreSQL sink: migrations, Kafka offsets stored beside the results, and batch writes.
  *
  * Tables written: vigil.risk_scores (behavior events), vigil.news_scores (news articles),
- * vigil.labels (fraud and news labels), vigil.dead_letters, vigil.kafka_offsets.
+ * vigil.labels (fraud and news labels), vigil.dead_letters, vigil.kafka_offsets, and apart from
+ * batches vigil.entity_state (checkpoints) and vigil.feature_specs.
  *
- * One sink_pg_t is one connection, used by one thread at a time (@locality: the worker thread).
- * A batch is written as ONE transaction: a COPY per table that has rows, a COPY of dead letters,
- * and for each partition a conditional update of vigil.kafka_offsets that succeeds only if the
- * stored offset is still the one this instance expects. That last condition is what fences an
- * instance that lost a partition in a rebalance: its transaction is rolled back and nothing it
- * holds is written.
+ * One sink_pg_t is one connection, used by one thread at a time (@locality: its owner; the worker
+ * and the checkpoint writer each have their own). The implementation is split by job over
+ * sinks/sink_pg_*.c (sinks/README.md). A batch is written as ONE transaction: a COPY per table that
+ * has rows, a COPY of dead letters, and for each partition a conditional update of
+ * vigil.kafka_offsets that succeeds only if the stored offset is still the one this instance
+ * expects. That last condition is what fences an instance that lost a partition in a rebalance: its
+ * transaction is rolled back and nothing it holds is written.
  *
  * Conventions: functions return SINK_PG_OK (0) or SINK_PG_ERR (-1) and fill err (errlen bytes)
  * with what failed, on what, and what to do. */
