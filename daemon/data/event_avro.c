@@ -354,16 +354,9 @@ static int ef_avro_store(const ef_avro_field_t *a, int k, avro_value_t *v, inges
             snprintf(err, errlen, "%s: %s is not a finite number", loc, name);
             return -1;
         }
-        if (k == EF_AMOUNT) {
-            ev->has_amount = 1;
-            ev->amount = d;
-        } else if (k == EF_LATITUDE) {
-            *has_lat = 1;
-            ev->latitude = d;
-        } else {
-            *has_lon = 1;
-            ev->longitude = d;
-        }
+        ef_event_set_double(ev, k, d);
+        *has_lat |= k == EF_LATITUDE;
+        *has_lon |= k == EF_LONGITUDE;
         return 0;
     }
     case EF_T_TIME: {

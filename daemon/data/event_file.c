@@ -116,6 +116,18 @@ void ef_event_set_string(ingest_event_t *ev, int k, const char *s)
     }
 }
 
+void ef_event_set_double(ingest_event_t *ev, int k, double d)
+{
+    if (k == EF_AMOUNT) {
+        ev->has_amount = 1;
+        ev->amount = d;
+    } else if (k == EF_LATITUDE) {
+        ev->latitude = d;
+    } else {
+        ev->longitude = d;
+    }
+}
+
 /* A value for a message: at most 40 bytes, control characters as '?'. */
 const char *ef_show(const char *s, char *buf, size_t len)
 {

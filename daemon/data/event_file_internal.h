@@ -139,6 +139,8 @@ const char *ef_event_type_symbol(const char *s);
 /* The event's value of string field k (event_type included). */
 const char *ef_event_string(const ingest_event_t *ev, int k);
 void ef_event_set_string(ingest_event_t *ev, int k, const char *s);
+/* Sets number field k (amount, with has_amount; latitude; longitude). has_geo is the caller's. */
+void ef_event_set_double(ingest_event_t *ev, int k, double d);
 /* A value for a message: at most 40 bytes, control characters as '?'. */
 const char *ef_show(const char *s, char *buf, size_t len);
 

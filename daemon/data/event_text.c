@@ -183,14 +183,7 @@ int ef_fill(const char *loc, const ef_value_t *v, ingest_event_t *ev, int *is_fr
                          x->s ? ef_show(x->s, shown, sizeof shown) : "true/false");
                 return -1;
             }
-            if (k == EF_AMOUNT) {
-                ev->has_amount = 1;
-                ev->amount = d;
-            } else if (k == EF_LATITUDE) {
-                ev->latitude = d;
-            } else {
-                ev->longitude = d;
-            }
+            ef_event_set_double(ev, k, d);
             break;
         }
         case EF_T_TIME:
