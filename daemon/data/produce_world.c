@@ -1,7 +1,7 @@
 /* The generator's world: the cities users live in, the merchant categories and channels, and the
  * seeded users and merchants that produce_gen_new builds (each from its own PRNG stream, so user
- * k is the same whatever the user count). The helpers below pick from that world for the event
- * files (produce_events.c, produce_fraud.c). */
+ * k is the same whatever the user count). The helpers below pick from that world for the events
+ * of produce_events.c and produce_fraud.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
