@@ -1,6 +1,6 @@
 /* vigil: the command-line tool beside the daemon.
  *
- *   vigil produce ...        synthetic BehaviorEvents into any Kafka (see produce.c)
+ *   vigil produce ...        synthetic BehaviorEvents into any Kafka (see produce_cmd.c)
  *   vigil migrate            apply the PostgreSQL migrations and exit
  *   vigil check-config       validate a vigild configuration (exit 0 ok, 2 bad)
  *   vigil kafka-mock ...     run the embedded Kafka (librdkafka's mock cluster) on its own, until
@@ -21,7 +21,7 @@
 #include "config.h"
 #include "dlq.h"
 #include "ingest_mock.h"
-#include "produce.h"
+#include "produce_cmd.h"
 #include "sink_pg.h"
 #include "train_news.h"
 #include "train_risk.h"

@@ -1,4 +1,4 @@
-/* RFC 4180 CSV records, shared by the readers of CSV files (daemon/data/event_file.c,
+/* RFC 4180 CSV records, shared by the readers of CSV files (daemon/data/event_csv.c,
  * daemon/cli/train_news.c): where a record ends (a quoted field may hold line breaks) and its
  * fields, unescaped in place. No I/O here: each reader brings its records, and names the file and
  * line in its messages. */

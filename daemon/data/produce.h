@@ -1,13 +1,13 @@
-/* `vigil produce`: a synthetic record producer (BehaviorEvents, news articles, fraud and news
- * labels) for demos, load tests, integration tests and training data.
+/* The synthetic generator behind `vigil produce` (daemon/cli/produce_cmd.c): BehaviorEvents,
+ * news articles, fraud and news labels, for demos, load tests, integration tests and training
+ * data.
  *
  * The generator is pure and deterministic: message i of a run with a given seed is the same on
  * every run (except event_time, which the caller passes), so a test can predict what a consumer
  * must see. About 1.5% of events belong to fraud episodes (card testing, account takeover,
  * amount spikes; docs/synthetic-data.md), and fraud label i says whether event i does. A chosen
  * fraction of messages is deliberately malformed, in kinds a consumer always fails to decode, to
- * exercise the dead-letter path. produce_main wraps the generator in a librdkafka idempotent
- * producer, or writes events with their labels to a file (--output, event_file.h). */
+ * exercise the dead-letter path. Its files: produce_internal.h. */
 #ifndef VIGIL_PRODUCE_H
 #define VIGIL_PRODUCE_H
 
@@ -16,12 +16,6 @@
 
 #include "ingest_avro.h"
 #include "ingest_record.h"
-
-/* `vigil produce [options]` (argv[0] is the subcommand name): returns the process exit status
- * (0 ok, 1 runtime failure, 2 usage). Prints exactly one summary line on stdout:
- *     produced=<total> good=<n> malformed=<n> delivered=<n> failed=<n>
- * and with --output FILE, " fraud=<n>" (the fraudulent events written) at its end. */
-int produce_main(int argc, char **argv);
 
 /* Upper bound of --users; each user costs 32 bytes. */
 #define PRODUCE_USERS_MAX 10000000

@@ -13,6 +13,7 @@
 #include "event_file.h"
 #include "ingest_avro.h"
 #include "produce.h"
+#include "produce_cmd.h"
 #include "test.h"
 
 static char schema_dir[4096];

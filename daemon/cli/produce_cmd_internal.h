@@ -1,0 +1,38 @@
+/* Internals of `vigil produce`, shared by produce_cmd.c (the run: Kafka, --output-dir, --output
+ * files) and produce_cmd_args.c (the command line) only. */
+#ifndef VIGIL_PRODUCE_CMD_INTERNAL_H
+#define VIGIL_PRODUCE_CMD_INTERNAL_H
+
+#include <stdint.h>
+
+#include "ingest_avro.h"
+#include "ingest_record.h"
+
+/* The command line, parsed. */
+typedef struct produce_opts {
+    const char *brokers; /* NULL when -X supplies them */
+    ingest_kind_t kind;
+    const char *topic; /* NULL: the kind's default */
+    uint64_t count;    /* 0: until interrupted */
+    double rate;       /* events per second; 0: as fast as possible */
+    double malformed;
+    uint64_t seed;
+    int users;
+    ingest_format_t format;
+    int32_t schema_id;
+    const char *schema_path;
+    const char *output_dir; /* write one file per message instead of producing */
+    const char *output;     /* write events and labels to this event file instead */
+    const char *headlines;  /* news: headlines from this file, one per line */
+    int64_t start_ms;       /* --output: event_time of event 0 */
+    int rate_set;           /* --rate was given */
+    const char **x_args;    /* owned array of argv pointers, "key=value" */
+    int n_x;
+} produce_opts_t;
+
+/* Parses `vigil produce` options (argv[0] is the subcommand name) into o, which the caller has
+ * zeroed and frees o->x_args of whatever this returns. Returns 0, 1 after --help, or 2 after
+ * printing a usage error. */
+int produce_cmd_parse_args(int argc, char **argv, produce_opts_t *o);
+
+#endif
