@@ -7,7 +7,8 @@
 
 struct ingest_kafka {
     rd_kafka_t *rk;
-    char **topics; /* subscribed, owned */
+    rd_kafka_queue_t *consumer_q; /* for ingest_kafka_wake */
+    char **topics;                /* subscribed, owned */
     size_t n_topics;
     char group[256];
     ingest_kafka_callbacks_t cb;
@@ -170,9 +171,9 @@ static int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *va
 }
 
 ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *values,
-                                 const char *const *origins, size_t n, const char *const *topics,
-                                 size_t n_topics, const ingest_kafka_callbacks_t *cb, char *err,
-                                 size_t errlen)
+                                 const char *const *origins, size_t n, const char *client_id,
+                                 const char *const *topics, size_t n_topics,
+                                 const ingest_kafka_callbacks_t *cb, char *err, size_t errlen)
 {
     static const char *const defaults[][2] = {
         {"group.id", "vigild"},
@@ -208,6 +209,8 @@ ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *val
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
         if (kafka_conf_set(conf, defaults[i][0], defaults[i][1], "vigil default", err, errlen))
             goto err;
+    if (client_id && kafka_conf_set(conf, "client.id", client_id, "vigil default", err, errlen))
+        goto err;
     if (ingest_kafka_conf_apply(conf, keys, values, origins, n, err, errlen) != 0)
         goto err;
 
@@ -235,6 +238,10 @@ ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *val
     }
     conf = NULL; /* owned by k->rk now */
     rd_kafka_poll_set_consumer(k->rk);
+    if (!(k->consumer_q = rd_kafka_queue_get_consumer(k->rk))) {
+        snprintf(err, errlen, "kafka consumer: no consumer queue");
+        goto err;
+    }
 
     sub = rd_kafka_topic_partition_list_new((int)n_topics);
     for (size_t t = 0; t < n_topics; t++)
@@ -279,6 +286,11 @@ int ingest_kafka_conf_check(const char *const *keys, const char *const *values,
 rd_kafka_message_t *ingest_kafka_poll(ingest_kafka_t *k, int timeout_ms)
 {
     return rd_kafka_consumer_poll(k->rk, timeout_ms);
+}
+
+void ingest_kafka_wake(ingest_kafka_t *k)
+{
+    rd_kafka_queue_yield(k->consumer_q);
 }
 
 int ingest_kafka_seek(ingest_kafka_t *k, const char *topic, int32_t partition, int64_t offset,
@@ -397,6 +409,8 @@ void ingest_kafka_free(ingest_kafka_t *k)
     if (!k)
         return;
     ingest_kafka_close(k);
+    if (k->consumer_q)
+        rd_kafka_queue_destroy(k->consumer_q);
     if (k->rk)
         rd_kafka_destroy(k->rk);
     for (size_t t = 0; t < k->n_topics; t++)

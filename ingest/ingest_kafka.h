@@ -7,7 +7,8 @@
  * committed to Kafka afterwards (ingest_kafka_commit) are only for lag tools.
  *
  * @locality: everything here, the callbacks included, runs on the one thread that calls
- * ingest_kafka_poll (the worker); librdkafka's own threads only call on_log. */
+ * ingest_kafka_poll (the lane's), except ingest_kafka_wake and ingest_kafka_group, which any
+ * thread may call; librdkafka's own threads only call on_log. */
 #ifndef VIGIL_INGEST_KAFKA_H
 #define VIGIL_INGEST_KAFKA_H
 
@@ -35,14 +36,15 @@ typedef struct ingest_kafka ingest_kafka_t;
 
 /* keys/values/origins: the [kafka] pass-through settings, applied after vigil's defaults
  * (enable.auto.commit=false, enable.partition.eof=false, auto.offset.reset=earliest,
- * group.id=vigild, and a prefetch queue bounded at queued.max.messages.kbytes=16384), so the
- * user can override any of them. origins[i] names where each
+ * group.id=vigild, client.id=vigild, and a prefetch queue bounded at
+ * queued.max.messages.kbytes=16384), so the user can override any of them; client_id (NULL: keep
+ * "vigild") replaces the default client.id, not one the user set. origins[i] names where each
  * came from, for error messages. Subscribes to topics (n_topics of them); the callbacks are
  * called once per topic. Returns NULL and fills err on failure. */
 ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *values,
-                                 const char *const *origins, size_t n, const char *const *topics,
-                                 size_t n_topics, const ingest_kafka_callbacks_t *cb, char *err,
-                                 size_t errlen);
+                                 const char *const *origins, size_t n, const char *client_id,
+                                 const char *const *topics, size_t n_topics,
+                                 const ingest_kafka_callbacks_t *cb, char *err, size_t errlen);
 
 /* Applies the pass-through settings to conf (for any client of ours: the consumer, the
  * dead-letter producer). Returns 0, or -1 with err naming the key and its origin. */
@@ -58,6 +60,11 @@ int ingest_kafka_conf_check(const char *const *keys, const char *const *values,
 /* Polls one message (or event) for up to timeout_ms. Returns a message the caller owns and must
  * rd_kafka_message_destroy, or NULL on timeout. Messages with ->err set are errors to log. */
 rd_kafka_message_t *ingest_kafka_poll(ingest_kafka_t *k, int timeout_ms);
+
+/* Makes an ingest_kafka_poll in progress on another thread (or the next one) return at once,
+ * with NULL: another thread has something for the polling one to do. @locality: any thread, as
+ * long as k is not being freed. */
+void ingest_kafka_wake(ingest_kafka_t *k);
 
 /* Moves the read position of an assigned partition (after a fenced write: back to the stored
  * offset). Returns 0 or -1 with err. */

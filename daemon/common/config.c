@@ -77,6 +77,9 @@ static const config_key_t config_keys[] = {
      "200", 1, "Longest a message waits for its batch to fill before the batch is written."},
     {"ingest.batch_linger_ms", CONFIG_INT, FIELD(ingest_batch_linger_ms), 0, 60000, NULL, "0", 1,
      "How long an open batch waits for more messages once none is waiting (0: written at once)."},
+    {"ingest.batches_in_flight", CONFIG_INT, FIELD(ingest_batches_in_flight), 1, 16, NULL, "2", 0,
+     "Closed batches a lane may have between its reader and their commit: while one is written "
+     "the next is decoded, featurised and scored. More hold more memory, not more speed."},
     {"features.spec", CONFIG_STRING, FIELD(features_spec), 0, 0, NULL, "", 0,
      "Feature spec file for BehaviorEvents (docs/features.md); empty: the built-in spec; off: "
      "no features."},
@@ -104,8 +107,8 @@ static const config_key_t config_keys[] = {
      "BERT encoder folder (config.json, model.safetensors, vocab.txt) for heads trained on it; "
      "empty: only heads trained on the hashed n-gram encoder can be used."},
     {"model.news_max_batch", CONFIG_INT, FIELD(model_news_max_batch), 1, 100000, NULL, "32", 0,
-     "A batch is written when it holds this many articles, so that encoding them (tens of ms "
-     "each on a CPU) stays short: the worker waits for it."},
+     "A news batch is closed when it holds this many articles, so that encoding them (tens of "
+     "ms each on a CPU) keeps their latency short: a batch commits once all are encoded."},
     {"model.max_seq", CONFIG_INT, FIELD(model_max_seq), 2, 512, NULL, "256", 0,
      "Longest encoder input in tokens; longer articles are truncated."},
     {"postgres.conninfo", CONFIG_STRING, FIELD(postgres_conninfo), 0, 0, NULL, "dbname=vigil", 0,

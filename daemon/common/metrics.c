@@ -17,6 +17,19 @@ static const double metrics_batch_rows_bounds[] = {1, 10, 50, 100, 500, 1000, 50
 static const double metrics_write_seconds_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                       0.25,  0.5,    1,     2.5,  5,     10};
 
+static const double metrics_latency_seconds_bounds[] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+static const char *const metrics_stage_names[METRICS_STAGES] = {
+    [METRICS_STAGE_FILL] = "fill",
+    [METRICS_STAGE_ENRICH] = "enrich",
+    [METRICS_STAGE_QUEUE] = "queue",
+    [METRICS_STAGE_WRITE] = "write",
+};
+static const char *const metrics_model_names[METRICS_MODELS] = {
+    [METRICS_MODEL_RISK] = "risk",
+    [METRICS_MODEL_NEWS] = "news",
+};
+
 static const double metrics_decode_seconds_bounds[] = {1e-6, 2e-6, 5e-6, 1e-5, 2e-5,
                                                        5e-5, 1e-4, 1e-3, 1e-2};
 static const char *const metrics_dead_reason_names[METRICS_DEAD_REASONS] = {
@@ -34,6 +47,8 @@ _Static_assert(sizeof(metrics_decode_seconds_bounds) / sizeof(double) <= METRICS
                "vigil_decode_seconds has too many buckets");
 _Static_assert(sizeof(metrics_batch_rows_bounds) / sizeof(double) <= METRICS_HIST_MAX_BUCKETS,
                "vigil_batch_rows has too many buckets");
+_Static_assert(sizeof(metrics_latency_seconds_bounds) / sizeof(double) <= METRICS_HIST_MAX_BUCKETS,
+               "vigil_lane_commit_latency_seconds has too many buckets");
 _Static_assert(sizeof(metrics_write_seconds_bounds) / sizeof(double) <= METRICS_HIST_MAX_BUCKETS,
                "vigil_write_seconds has too many buckets");
 
@@ -83,6 +98,38 @@ void metrics_init(void)
         for (int p = 0; p < METRICS_PARTITIONS_MAX; p++)
             atomic_store_explicit(&m->consumer_lag[p], -1, memory_order_relaxed);
     }
+    for (int i = 0; i < METRICS_LANES_MAX; i++) {
+        metrics_lane_t *l = &metrics.lanes[i];
+        for (int st = 0; st < METRICS_STAGES; st++)
+            metrics_histogram_init(&l->stage_seconds[st], "vigil_lane_stage_seconds",
+                                   "Time a batch spends in each stage of its lane (fill: first "
+                                   "message polled to closed; enrich: features and model scores; "
+                                   "queue: closed to taken by the writer; write: its transaction), "
+                                   "in seconds.",
+                                   metrics_latency_seconds_bounds,
+                                   (int)(sizeof(metrics_latency_seconds_bounds) / sizeof(double)));
+        metrics_histogram_init(&l->commit_latency, "vigil_lane_commit_latency_seconds",
+                               "Time from a message's poll from Kafka to the commit of its batch, "
+                               "per message, in seconds.",
+                               metrics_latency_seconds_bounds,
+                               (int)(sizeof(metrics_latency_seconds_bounds) / sizeof(double)));
+    }
+}
+
+metrics_lane_t *metrics_lane(const char *name)
+{
+    if (!name || !name[0] || strlen(name) >= METRICS_LANE_NAME_MAX)
+        return NULL;
+    for (int i = 0; i < METRICS_LANES_MAX; i++) {
+        metrics_lane_t *l = &metrics.lanes[i];
+        if (strcmp(l->name, name) == 0)
+            return l;
+        if (!l->name[0]) {
+            snprintf(l->name, sizeof(l->name), "%s", name);
+            return l;
+        }
+    }
+    return NULL;
 }
 
 metrics_topic_t *metrics_topic(const char *name)
@@ -157,6 +204,29 @@ void metrics_observe(metrics_histogram_t *h, double value)
     metrics_observe_n(h, value, 1);
 }
 
+void metrics_observe_many(metrics_histogram_t *h, const double *values, size_t n)
+{
+    uint64_t counts[METRICS_HIST_MAX_BUCKETS + 1] = {0}, total = 0;
+    double sum = 0;
+
+    for (size_t k = 0; k < n; k++) {
+        int i = 0;
+        if (isnan(values[k]))
+            continue;
+        while (i < h->n_bounds && values[k] > h->bounds[i])
+            i++;
+        counts[i]++;
+        total++;
+        if (values[k] > 0)
+            sum += values[k];
+    }
+    for (int i = 0; i <= h->n_bounds; i++)
+        if (counts[i])
+            atomic_fetch_add_explicit(&h->buckets[i], counts[i], memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, total, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_nanos, (uint64_t)llround(sum * 1e9), memory_order_relaxed);
+}
+
 /* A growing text buffer; a failed append leaves failed set and the rest become no-ops. */
 typedef struct metrics_text {
     char *buf;
@@ -214,20 +284,21 @@ static void metrics_render_gauge(metrics_text_t *t, const char *name, const char
                         name, atomic_load_explicit(value, memory_order_relaxed));
 }
 
-/* The series of a histogram; topic NULL for one without a topic label. With header 0 the
- * HELP and TYPE lines are left out (a later topic's series of the same histogram). */
-static void metrics_render_histogram(metrics_text_t *t, metrics_histogram_t *h, const char *topic,
+/* The series of a histogram; label NULL for one without labels, else the labels as they go
+ * inside the braces (`topic="x"`). With header 0 the HELP and TYPE lines are left out (a later
+ * series of the same histogram). */
+static void metrics_render_histogram(metrics_text_t *t, metrics_histogram_t *h, const char *label,
                                      int header)
 {
     uint64_t cumulative = 0;
     /* The label inside a bucket's braces before le=, and the braces after _sum and _count. */
-    char in_bucket[METRICS_TOPIC_NAME_MAX + 16] = "", labels[METRICS_TOPIC_NAME_MAX + 16] = "";
+    char in_bucket[METRICS_TOPIC_NAME_MAX + 64] = "", labels[METRICS_TOPIC_NAME_MAX + 64] = "";
 
     if (!h->name)
         return; /* metrics_init was not called; render the counters rather than crash */
-    if (topic) {
-        snprintf(in_bucket, sizeof(in_bucket), "topic=\"%s\",", topic);
-        snprintf(labels, sizeof(labels), "{topic=\"%s\"}", topic);
+    if (label) {
+        snprintf(in_bucket, sizeof(in_bucket), "%s,", label);
+        snprintf(labels, sizeof(labels), "{%s}", label);
     }
     if (header)
         metrics_text_printf(t, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
@@ -267,6 +338,110 @@ static void metrics_render_per_topic(metrics_text_t *t, const char *name, const 
                 t, "%s{topic=\"%s\"} %" PRIu64 "\n", name, m->name,
                 atomic_load_explicit((_Atomic uint64_t *)(void *)field, memory_order_relaxed));
     }
+}
+
+/* One series per lane in use of a per-lane counter or gauge at offset of metrics_lane_t; extra
+ * labels (`queue="open"`) go before the lane's, header 0 leaves out HELP and TYPE. */
+static void metrics_render_per_lane(metrics_text_t *t, const char *name, const char *help,
+                                    size_t offset, int is_gauge, const char *extra, int header)
+{
+    if (header)
+        metrics_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+                            is_gauge ? "gauge" : "counter");
+    for (int i = 0; i < METRICS_LANES_MAX; i++) {
+        metrics_lane_t *l = &metrics.lanes[i];
+        char *field = (char *)l + offset;
+        if (!l->name[0])
+            continue;
+        if (is_gauge)
+            metrics_text_printf(
+                t, "%s{%slane=\"%s\"} %" PRId64 "\n", name, extra ? extra : "", l->name,
+                atomic_load_explicit((_Atomic int64_t *)(void *)field, memory_order_relaxed));
+        else
+            metrics_text_printf(
+                t, "%s{%slane=\"%s\"} %" PRIu64 "\n", name, extra ? extra : "", l->name,
+                atomic_load_explicit((_Atomic uint64_t *)(void *)field, memory_order_relaxed));
+    }
+}
+
+static void metrics_render_lanes(metrics_text_t *t)
+{
+    int header = 1;
+    metrics_render_per_lane(t, "vigil_lane_queue_depth",
+                            "What waits in each queue of a lane: messages in the batch being "
+                            "filled (queue=open), closed batches waiting for the writer "
+                            "(queue=write).",
+                            offsetof(metrics_lane_t, open_messages), 1, "queue=\"open\",", 1);
+    metrics_render_per_lane(t, "vigil_lane_queue_depth", NULL,
+                            offsetof(metrics_lane_t, write_queue), 1, "queue=\"write\",", 0);
+    metrics_render_per_lane(t, "vigil_lane_batches_in_flight",
+                            "Closed batches of a lane not yet committed and accounted for.",
+                            offsetof(metrics_lane_t, in_flight), 1, NULL, 1);
+    metrics_render_per_lane(t, "vigil_lane_batches_committed_total",
+                            "Batch transactions a lane committed.",
+                            offsetof(metrics_lane_t, batches), 0, NULL, 1);
+    metrics_render_per_lane(t, "vigil_lane_batches_fenced_total",
+                            "Batches of a lane dropped because another consumer owned a "
+                            "partition.",
+                            offsetof(metrics_lane_t, fenced), 0, NULL, 1);
+    for (int st = 0; st < METRICS_STAGES; st++)
+        for (int i = 0; i < METRICS_LANES_MAX; i++) {
+            metrics_lane_t *l = &metrics.lanes[i];
+            char label[METRICS_LANE_NAME_MAX + 32];
+            if (!l->name[0])
+                continue;
+            snprintf(label, sizeof label, "lane=\"%s\",stage=\"%s\"", l->name,
+                     metrics_stage_names[st]);
+            metrics_render_histogram(t, &l->stage_seconds[st], label, header);
+            header = 0;
+        }
+    header = 1;
+    for (int i = 0; i < METRICS_LANES_MAX; i++) {
+        metrics_lane_t *l = &metrics.lanes[i];
+        char label[METRICS_LANE_NAME_MAX + 16];
+        if (!l->name[0])
+            continue;
+        snprintf(label, sizeof label, "lane=\"%s\"", l->name);
+        metrics_render_histogram(t, &l->commit_latency, label, header);
+        header = 0;
+    }
+}
+
+static void metrics_render_models(metrics_text_t *t)
+{
+    static const struct {
+        const char *name, *help, *type;
+        size_t offset;
+    } series[] = {
+        {"vigil_model_queue_depth", "Jobs waiting for a model server (sampled once a second).",
+         "gauge", offsetof(metrics_model_server_t, queued)},
+        {"vigil_model_busy", "1 while a model server runs a job (sampled once a second).", "gauge",
+         offsetof(metrics_model_server_t, busy)},
+        {"vigil_model_jobs_total", "Jobs a model server finished.", "counter",
+         offsetof(metrics_model_server_t, jobs)},
+    };
+    for (size_t s = 0; s < sizeof series / sizeof series[0]; s++) {
+        metrics_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", series[s].name, series[s].help,
+                            series[s].name, series[s].type);
+        for (int i = 0; i < METRICS_MODELS; i++) {
+            char *field = (char *)&metrics.models[i] + series[s].offset;
+            /* gauges are int64, counters uint64: both print as their value */
+            long long v = series[s].type[0] == 'g'
+                              ? (long long)atomic_load_explicit((_Atomic int64_t *)(void *)field,
+                                                                memory_order_relaxed)
+                              : (long long)atomic_load_explicit((_Atomic uint64_t *)(void *)field,
+                                                                memory_order_relaxed);
+            metrics_text_printf(t, "%s{model=\"%s\"} %lld\n", series[s].name,
+                                metrics_model_names[i], v);
+        }
+    }
+    metrics_text_printf(t, "# HELP vigil_model_busy_seconds_total Time a model server spent "
+                           "running jobs.\n# TYPE vigil_model_busy_seconds_total counter\n");
+    for (int i = 0; i < METRICS_MODELS; i++)
+        metrics_text_printf(
+            t, "vigil_model_busy_seconds_total{model=\"%s\"} %.9f\n", metrics_model_names[i],
+            (double)atomic_load_explicit(&metrics.models[i].busy_nanos, memory_order_relaxed) /
+                1e9);
 }
 
 int metrics_render(char **out, size_t *out_len)
@@ -339,10 +514,14 @@ int metrics_render(char **out, size_t *out_len)
                            &m->model_reload_errors);
     for (int i = 0; i < METRICS_TOPICS_MAX; i++) {
         if (m->topics[i].name[0]) {
-            metrics_render_histogram(&t, &m->topics[i].decode_seconds, m->topics[i].name, header);
+            char label[METRICS_TOPIC_NAME_MAX + 16];
+            snprintf(label, sizeof label, "topic=\"%s\"", m->topics[i].name);
+            metrics_render_histogram(&t, &m->topics[i].decode_seconds, label, header);
             header = 0;
         }
     }
+    metrics_render_lanes(&t);
+    metrics_render_models(&t);
 
     metrics_text_printf(&t, "# HELP vigil_messages_dead_lettered_by_reason_total Dead letters by "
                             "kind of reason.\n"

@@ -56,6 +56,49 @@ typedef struct metrics_topic {
     _Atomic int64_t consumer_lag[METRICS_PARTITIONS_MAX];
 } metrics_topic_t;
 
+/* Lanes (daemon/vigild/lanes.h): one per input kind, each a pipeline of stages. */
+#define METRICS_LANES_MAX 3
+#define METRICS_LANE_NAME_MAX 16
+
+/* Where a batch spends its time, in order (vigil_lane_stage_seconds{lane,stage}). */
+typedef enum metrics_stage {
+    METRICS_STAGE_FILL,   /* "fill": its first message polled -> closed */
+    METRICS_STAGE_ENRICH, /* "enrich": features and model scores of its messages (the sum) */
+    METRICS_STAGE_QUEUE,  /* "queue": closed -> the writer takes it */
+    METRICS_STAGE_WRITE,  /* "write": its transaction, retries included */
+    METRICS_STAGES
+} metrics_stage_t;
+
+typedef struct metrics_lane {
+    char name[METRICS_LANE_NAME_MAX]; /* "" for an unused slot */
+    /* gauge vigil_lane_queue_depth{lane,queue="open"}: messages in the batch being filled */
+    _Atomic int64_t open_messages;
+    /* gauge vigil_lane_queue_depth{lane,queue="write"}: closed batches waiting for the writer */
+    _Atomic int64_t write_queue;
+    /* gauge vigil_lane_batches_in_flight: closed and not yet done with (queued, being written, or
+     * committed and not yet accounted for by the lane) */
+    _Atomic int64_t in_flight;
+    _Atomic uint64_t batches; /* vigil_lane_batches_committed_total */
+    _Atomic uint64_t fenced;  /* vigil_lane_batches_fenced_total */
+    metrics_histogram_t stage_seconds[METRICS_STAGES];
+    /* vigil_lane_commit_latency_seconds: per message, polled from Kafka -> committed */
+    metrics_histogram_t commit_latency;
+} metrics_lane_t;
+
+/* The model servers (pipeline/models/model_runtime.h), sampled about once a second. */
+typedef enum metrics_model {
+    METRICS_MODEL_RISK,
+    METRICS_MODEL_NEWS,
+    METRICS_MODELS
+} metrics_model_t;
+
+typedef struct metrics_model_server {
+    _Atomic int64_t queued;      /* gauge vigil_model_queue_depth{model}: jobs waiting */
+    _Atomic int64_t busy;        /* gauge vigil_model_busy{model}: 1 while a job runs */
+    _Atomic uint64_t jobs;       /* counter vigil_model_jobs_total{model} */
+    _Atomic uint64_t busy_nanos; /* counter vigil_model_busy_seconds_total{model} */
+} metrics_model_server_t;
+
 typedef struct metrics {
     _Atomic uint64_t batches;         /* vigil_batches_committed_total */
     _Atomic uint64_t fenced;          /* vigil_batches_fenced_total: rolled back, offset moved on */
@@ -80,6 +123,8 @@ typedef struct metrics {
     _Atomic uint64_t model_reloads;         /* vigil_model_reloads_total: models swapped in */
     _Atomic uint64_t model_reload_errors;   /* vigil_model_reload_errors_total: files refused */
     metrics_topic_t topics[METRICS_TOPICS_MAX];
+    metrics_lane_t lanes[METRICS_LANES_MAX];
+    metrics_model_server_t models[METRICS_MODELS];
 } metrics_t;
 
 /* The one instance of the process. metrics_init sets up the histogram bounds; call it once. */
@@ -95,6 +140,10 @@ void metrics_observe(metrics_histogram_t *h, double value);
  * histogram counts events and its _sum is the whole time spent. */
 void metrics_observe_n(metrics_histogram_t *h, double value, uint64_t n);
 
+/* Observations of n values at once (per-message latencies of a batch): bucketed locally, then
+ * added with one atomic add per bucket. */
+void metrics_observe_many(metrics_histogram_t *h, const double *values, size_t n);
+
 /* The label of a dead letter's reason text (the decoder's and the worker's wording). */
 metrics_dead_reason_t metrics_dead_reason_of(const char *reason);
 
@@ -102,6 +151,9 @@ metrics_dead_reason_t metrics_dead_reason_of(const char *reason);
  * before the threads that count start. Returns NULL when all METRICS_TOPICS_MAX slots are
  * taken or the name is too long. */
 metrics_topic_t *metrics_topic(const char *name);
+
+/* The series of lane name, a slot taken on first use, as metrics_topic. */
+metrics_lane_t *metrics_lane(const char *name);
 
 /* Sums over every topic in use, for the status line and readiness. */
 typedef struct metrics_totals {

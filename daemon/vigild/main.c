@@ -1,10 +1,11 @@
 /* vigild: the daemon's entry point and life cycle.
  *
  * Start: configuration (file < VIGIL_* environment < flags; any error exits 2 naming its origin),
- * optionally the embedded Kafka, the HTTP server, then the worker thread. The main thread runs
- * the libevent loop: signals, HTTP, the systemd watchdog and the periodic status line.
+ * optionally the embedded Kafka, the HTTP server, the model runtime, then the lanes (lanes.h).
+ * The main thread runs the libevent loop: signals, HTTP, the systemd watchdog, the periodic
+ * status line and the model servers' gauges.
  *
- * Stop (SIGTERM/SIGINT): the worker stops consuming, commits what is in flight and leaves the
+ * Stop (SIGTERM/SIGINT): every lane stops consuming, commits what is in flight and leaves the
  * group; the process exits 0 when that finished within daemon.shutdown_timeout_ms, 1 otherwise.
  * Reload (SIGHUP): the configuration is read again; reloadable keys are applied, others are
  * logged as needing a restart. */
@@ -25,10 +26,10 @@
 #include "http.h"
 #include "ingest_kafka.h"
 #include "ingest_mock.h"
+#include "lanes.h"
 #include "log.h"
 #include "metrics.h"
 #include "sdnotify.h"
-#include "worker.h"
 
 extern char **environ;
 
@@ -43,12 +44,12 @@ typedef struct vigild {
 
     struct event_base *base;
     struct event *ev_term, *ev_int, *ev_hup, *ev_ready, *ev_exited, *ev_status, *ev_watchdog,
-        *ev_deadline;
+        *ev_deadline, *ev_models;
     daemon_http_t *http;
     ingest_mock_t *mock;
-    worker_t *worker;
+    lanes_t *lanes;
     model_runtime_t *runtime; /* NULL: no model configured at start */
-    int worker_has_features;  /* risk scoring possible (features.spec is not off) */
+    int has_features;         /* risk scoring possible (features.spec is not off) */
     uint64_t watchdog_usec;
     int stopping;
     int timed_out;
@@ -133,14 +134,14 @@ static void vigild_on_status(evutil_socket_t fd, short what, void *arg)
 static void vigild_on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     vigild_t *d = arg;
-    /* Only a worker that is still turning its loop counts as alive; a wedged one lets systemd's
+    /* Only lanes whose threads are all still turning count as alive; a wedged one lets systemd's
      * watchdog restart us. */
-    int64_t age_ms = worker_now_ms() - worker_heartbeat_ms(d->worker);
+    int64_t age_ms = lanes_now_ms() - lanes_heartbeat_ms(d->lanes);
     if (age_ms * 1000 < (int64_t)d->watchdog_usec) {
         if (sdnotify_send("WATCHDOG=1") != 0)
             log_warn("sd_notify WATCHDOG failed", "error=\"%s\"", strerror(errno));
     } else {
-        log_error("worker loop stalled; withholding the watchdog ping", "stalled_ms=%lld",
+        log_error("a lane thread stalled; withholding the watchdog ping", "stalled_ms=%lld",
                   (long long)age_ms);
     }
 }
@@ -148,14 +149,14 @@ static void vigild_on_watchdog(evutil_socket_t fd, short what, void *arg)
 static void vigild_on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     vigild_t *d = arg;
-    if (worker_drained(d->worker))
+    if (lanes_drained(d->lanes))
         /* Everything consumed is committed; only leaving the group is slow (a broker that does
          * not answer). The group notices our absence when the session times out. */
         log_warn("shutdown bound passed while leaving the Kafka group; everything consumed is "
                  "committed, exiting",
                  "shutdown_timeout_ms=%d", d->cfg.daemon_shutdown_timeout_ms);
     else
-        log_error("shutdown bound passed before the in-flight batch committed; exiting anyway",
+        log_error("shutdown bound passed before the batches in flight committed; exiting anyway",
                   "shutdown_timeout_ms=%d", d->cfg.daemon_shutdown_timeout_ms);
     d->timed_out = 1;
     event_base_loopbreak(d->base);
@@ -171,10 +172,10 @@ static void vigild_begin_stop(vigild_t *d, const char *why)
              d->cfg.daemon_shutdown_timeout_ms);
     if (sdnotify_send("STOPPING=1") != 0)
         log_warn("sd_notify STOPPING failed", "error=\"%s\"", strerror(errno));
-    worker_stop(d->worker);
+    lanes_stop(d->lanes);
     tv.tv_sec = d->cfg.daemon_shutdown_timeout_ms / 1000;
     tv.tv_usec = (d->cfg.daemon_shutdown_timeout_ms % 1000) * 1000;
-    /* A little past the worker's own bound, so the worker gets to say what it gave up on. */
+    /* A little past the lanes' own bound, so they get to say what they gave up on. */
     tv.tv_usec += 200000;
     evtimer_add(d->ev_deadline, &tv);
 }
@@ -224,7 +225,7 @@ static void vigild_status_timer(vigild_t *d)
 }
 
 /* SIGHUP: a model file is read again, changed or not (operators replace the file in place and
- * signal). The inference thread swaps it in between two batches; a file it refuses leaves the
+ * signal). The model's server swaps it in between two jobs; a file it refuses leaves the
  * running model serving. kind: "risk" or "news"; *running and *wanted the paths in the running
  * and the new configuration (swapped when the new one is in force). */
 static void vigild_reload_one(vigild_t *d, const char *kind, char **running, char **wanted)
@@ -239,7 +240,7 @@ static void vigild_reload_one(vigild_t *d, const char *kind, char **running, cha
                      "model=%s path=%s", kind, *running);
         return;
     }
-    if (!d->runtime || (!news && !d->worker_has_features)) {
+    if (!d->runtime || (!news && !d->has_features)) {
         log_warn("model path set on reload; starting to score needs a restart", "model=%s path=%s",
                  kind, *wanted);
         return;
@@ -284,8 +285,8 @@ static void vigild_on_hup(evutil_socket_t sig, short what, void *arg)
     /* Apply the reloadable keys; the rest keep their running values (see daemon_config_diff). */
     if (log_level_parse(next.log_level, &level) == 0)
         log_set_level(level);
-    worker_set_limits(d->worker, next.ingest_batch_max, next.ingest_batch_max_delay_ms,
-                      next.ingest_batch_linger_ms, next.postgres_retry_max_ms);
+    lanes_set_limits(d->lanes, next.ingest_batch_max, next.ingest_batch_max_delay_ms,
+                     next.ingest_batch_linger_ms, next.postgres_retry_max_ms);
     vigild_reload_model(d, &next);
     d->cfg.ingest_batch_max = next.ingest_batch_max;
     d->cfg.ingest_batch_max_delay_ms = next.ingest_batch_max_delay_ms;
@@ -302,14 +303,14 @@ static void vigild_on_hup(evutil_socket_t sig, short what, void *arg)
     log_info("configuration reloaded", "changes=%d", changes);
 }
 
-/* Called on the worker thread: wake the main loop, nothing more. */
-static void vigild_worker_ready(void *ctx)
+/* Called on a lane's thread: wake the main loop, nothing more. */
+static void vigild_lanes_ready(void *ctx)
 {
     vigild_t *d = ctx;
     event_active(d->ev_ready, 0, 0);
 }
 
-static void vigild_worker_exited(void *ctx)
+static void vigild_lanes_exited(void *ctx)
 {
     vigild_t *d = ctx;
     event_active(d->ev_exited, 0, 0);
@@ -327,7 +328,7 @@ static void vigild_on_exited(evutil_socket_t fd, short what, void *arg)
 {
     vigild_t *d = arg;
     if (!d->stopping)
-        log_error("worker ended on its own; stopping", NULL);
+        log_error("a lane ended on its own; stopping", NULL);
     d->stopping = 1;
     event_base_loopexit(d->base, NULL);
 }
@@ -350,7 +351,212 @@ static int vigild_ready(void *ctx, char *why, size_t whylen)
     return 1;
 }
 
+/* Once a second: the model servers' queues, for /metrics. */
+static void vigild_on_models(evutil_socket_t fd, short what, void *arg)
+{
+    vigild_t *d = arg;
+    for (int i = 0; d->runtime && i < METRICS_MODELS; i++) {
+        model_runtime_stats_t st;
+        model_runtime_stats(d->runtime,
+                            i == METRICS_MODEL_RISK ? MODEL_RUNTIME_RISK : MODEL_RUNTIME_NEWS, &st);
+        atomic_store(&metrics.models[i].queued, (int64_t)st.queued);
+        atomic_store(&metrics.models[i].busy, st.busy);
+        atomic_store(&metrics.models[i].jobs, st.jobs);
+        atomic_store(&metrics.models[i].busy_nanos, (uint64_t)(st.seconds * 1e9));
+    }
+}
+
 /* --- start ------------------------------------------------------------------------------- */
+
+/* The embedded Kafka with a topic per input; its bootstrap address in *bootstrap. */
+static int vigild_start_embedded(vigild_t *d, const daemon_input_t *inputs, size_t n_inputs,
+                                 const char **bootstrap)
+{
+    char err[1024], q[1100];
+    d->mock = ingest_mock_new(d->cfg.embedded_kafka_brokers, err, sizeof(err));
+    int created = d->mock != NULL;
+    for (size_t i = 0; created && i < n_inputs; i++)
+        created = ingest_mock_topic_create(d->mock, inputs[i].topic,
+                                           d->cfg.embedded_kafka_partitions, err, sizeof(err)) == 0;
+    if (!created) {
+        log_error("cannot start the embedded Kafka", "error=\"%s\"", log_quote(err, q, sizeof(q)));
+        return -1;
+    }
+    *bootstrap = ingest_mock_bootstraps(d->mock);
+    /* On stdout too, so a person or a script can point a producer at it. */
+    for (size_t i = 0; i < n_inputs; i++)
+        printf("embedded kafka bootstrap=%s topic=%s partitions=%d\n", *bootstrap, inputs[i].topic,
+               d->cfg.embedded_kafka_partitions);
+    fflush(stdout);
+    log_info("embedded kafka started", "bootstrap=%s brokers=%d topics=%zu partitions=%d",
+             *bootstrap, d->cfg.embedded_kafka_brokers, n_inputs, d->cfg.embedded_kafka_partitions);
+    return 0;
+}
+
+/* Signals, the lanes' wake-ups, the status, model and watchdog timers. */
+static int vigild_events(vigild_t *d)
+{
+    struct timeval second = {1, 0};
+    if (evthread_use_pthreads() != 0 || !(d->base = event_base_new())) {
+        log_error("cannot create the event loop", NULL);
+        return -1;
+    }
+    d->ev_term = evsignal_new(d->base, SIGTERM, vigild_on_signal, d);
+    d->ev_int = evsignal_new(d->base, SIGINT, vigild_on_signal, d);
+    d->ev_hup = evsignal_new(d->base, SIGHUP, vigild_on_hup, d);
+    d->ev_ready = event_new(d->base, -1, 0, vigild_on_ready, d);
+    d->ev_exited = event_new(d->base, -1, 0, vigild_on_exited, d);
+    d->ev_deadline = evtimer_new(d->base, vigild_on_deadline, d);
+    d->ev_models = event_new(d->base, -1, EV_PERSIST, vigild_on_models, d);
+    if (!d->ev_term || !d->ev_int || !d->ev_hup || !d->ev_ready || !d->ev_exited ||
+        !d->ev_deadline || !d->ev_models || event_add(d->ev_term, NULL) ||
+        event_add(d->ev_int, NULL) || event_add(d->ev_hup, NULL) ||
+        event_add(d->ev_models, &second)) {
+        log_error("cannot set up signal handling", NULL);
+        return -1;
+    }
+    vigild_status_timer(d);
+    if (!d->ev_status) {
+        log_error("cannot set up the status timer", NULL);
+        return -1;
+    }
+    d->watchdog_usec = sdnotify_watchdog_usec();
+    if (d->watchdog_usec) {
+        struct timeval tv = {(time_t)(d->watchdog_usec / 2 / 1000000),
+                             (suseconds_t)(d->watchdog_usec / 2 % 1000000)};
+        d->ev_watchdog = event_new(d->base, -1, EV_PERSIST, vigild_on_watchdog, d);
+        if (!d->ev_watchdog || event_add(d->ev_watchdog, &tv)) {
+            log_error("cannot set up the watchdog timer", NULL);
+            return -1;
+        }
+        log_info("systemd watchdog enabled", "ping_every_ms=%llu",
+                 (unsigned long long)(d->watchdog_usec / 2000));
+    }
+    return 0;
+}
+
+/* The decoder of each input and the feature spec of the BehaviorEvent input (compiled against
+ * its decoder's reader schema, whose extra fields it may name), so a bad schema or spec is a
+ * start-up error naming file:line. On failure nothing is left allocated. */
+static int vigild_inputs(vigild_t *d, const daemon_input_t *inputs, size_t n_inputs,
+                         lanes_input_t *li, featurize_t **fz)
+{
+    char err[1024], q[1100];
+    *fz = NULL;
+    for (size_t i = 0; i < n_inputs; i++) {
+        li[i] = (lanes_input_t){inputs[i].topic,
+                                daemon_decoder_new(&d->cfg, inputs[i].kind, err, sizeof(err))};
+        if (!li[i].decoder) {
+            log_error("cannot load Avro schemas", "topic=%s error=\"%s\"", inputs[i].topic,
+                      log_quote(err, q, sizeof(q)));
+            while (i-- > 0)
+                ingest_avro_free(li[i].decoder);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < n_inputs && strcmp(d->cfg.features_spec, "off") != 0; i++) {
+        if (ingest_avro_kind(li[i].decoder) != INGEST_KIND_EVENT)
+            continue;
+        *fz = featurize_new(li[i].decoder, d->cfg.features_spec, err, sizeof(err));
+        if (!*fz) {
+            log_error("cannot load the feature spec", "error=\"%s\"", log_quote(err, q, sizeof(q)));
+            for (size_t j = 0; j < n_inputs; j++)
+                ingest_avro_free(li[j].decoder);
+            return -1;
+        }
+        log_info("features", "spec=%s hash=%s columns=%zu max_entities=%d ttl_s=%d",
+                 d->cfg.features_spec[0] ? d->cfg.features_spec : "built-in",
+                 featurize_spec_hash(*fz), features_spec_width(featurize_spec(*fz)),
+                 d->cfg.features_max_entities, d->cfg.features_ttl_s);
+    }
+    return 0;
+}
+
+/* The model runtime, when there is something to score: without features there is nothing for
+ * the risk model, and without a model nothing to load (no backend, no BLAS threads, no device
+ * probe). Returns 0 (d->runtime may stay NULL) or -1. */
+static int vigild_models(vigild_t *d, const featurize_t *fz)
+{
+    char err[1024], q[1100];
+    if (!(fz && d->cfg.model_risk_path[0]) && !d->cfg.model_news_path[0]) {
+        if (d->cfg.model_risk_path[0])
+            log_warn("model.risk_path is set but features.spec is off: events are stored unscored",
+                     "model=%s", d->cfg.model_risk_path);
+        return 0;
+    }
+    model_runtime_options_t mo = {.backend = d->cfg.model_backend,
+                                  .threads = d->cfg.model_threads,
+                                  .risk_path = fz ? d->cfg.model_risk_path : "",
+                                  .spec_hash = fz ? featurize_spec_hash(fz) : NULL,
+                                  .max_batch = (size_t)d->cfg.model_max_batch,
+                                  .news_path = d->cfg.model_news_path,
+                                  .encoder_dir = d->cfg.model_encoder_dir,
+                                  .max_seq = d->cfg.model_max_seq};
+    d->runtime = model_runtime_new(&mo, err, sizeof(err));
+    if (!d->runtime) {
+        log_error("cannot start the model runtime", "error=\"%s\"", log_quote(err, q, sizeof(q)));
+        return -1;
+    }
+    const char *wp = getenv("OMP_WAIT_POLICY");
+    if (d->cfg.model_threads != 1 && (!wp || strcasecmp(wp, "passive") != 0))
+        log_warn("model.threads is not 1 and OMP_WAIT_POLICY is not passive: OpenMP's "
+                 "spinning threads will contend with OpenBLAS's; set OMP_WAIT_POLICY=passive "
+                 "in vigild's environment (the systemd unit does)",
+                 "threads=%d", d->cfg.model_threads);
+    const char *rv = model_runtime_risk_version(d->runtime);
+    const char *nv = model_runtime_news_version(d->runtime);
+    log_info("model runtime",
+             "backend=\"%s\" risk_model=%s version=%s news_model=%s news_version=%s encoder=%s",
+             model_runtime_backend(d->runtime),
+             d->cfg.model_risk_path[0] ? d->cfg.model_risk_path : "none", rv ? rv : "none",
+             d->cfg.model_news_path[0] ? d->cfg.model_news_path : "none", nv ? nv : "none",
+             nv ? model_runtime_news_encoder(d->runtime) : "none");
+    return 0;
+}
+
+/* The lanes, given the inputs' decoders and the feature spec (both theirs from here on). */
+static int vigild_lanes(vigild_t *d, const lanes_input_t *li, size_t n_inputs, featurize_t *fz,
+                        const vigild_kafka_kv_t *kv)
+{
+    char err[1024], q[1100];
+    lanes_options_t lo = {
+        .featurize = fz,
+        .runtime = d->runtime,
+        .news_batch_max =
+            d->runtime && d->cfg.model_news_path[0] ? (size_t)d->cfg.model_news_max_batch : 0,
+        .features_max_entities = (uint32_t)d->cfg.features_max_entities,
+        .features_ttl_ms = (int64_t)d->cfg.features_ttl_s * 1000,
+        .features_checkpoint_interval_ms = d->cfg.features_checkpoint_interval_ms,
+        .inputs = li,
+        .n_inputs = n_inputs,
+        .dlq_topic = d->cfg.ingest_dlq_topic,
+        .pg_conninfo = d->cfg.postgres_conninfo,
+        .instance_id = d->cfg.daemon_instance_id,
+        .kafka_keys = kv->keys,
+        .kafka_values = kv->values,
+        .kafka_origins = kv->origins,
+        .n_kafka = kv->n,
+        .batch_max = d->cfg.ingest_batch_max,
+        .batch_max_delay_ms = d->cfg.ingest_batch_max_delay_ms,
+        .batch_linger_ms = d->cfg.ingest_batch_linger_ms,
+        .batches_in_flight = d->cfg.ingest_batches_in_flight,
+        .retry_max_ms = d->cfg.postgres_retry_max_ms,
+        .shutdown_timeout_ms = d->cfg.daemon_shutdown_timeout_ms,
+        .on_ready = vigild_lanes_ready,
+        .on_exit = vigild_lanes_exited,
+        .ctx = d,
+    };
+    d->has_features = fz != NULL;
+    d->lanes = lanes_new(&lo, err, sizeof(err)); /* takes the decoders and fz */
+    if (!d->lanes || lanes_start(d->lanes, err, sizeof(err)) != 0) {
+        log_error("cannot start the lanes", "error=\"%s\"", log_quote(err, q, sizeof(q)));
+        return -1;
+    }
+    log_info("vigild started", "instance=%s topics=%zu lanes=%zu config=%s",
+             d->cfg.daemon_instance_id, n_inputs, lanes_count(d->lanes),
+             d->config_path ? d->config_path : "(none)");
+    return 0;
+}
 
 static int vigild_run(vigild_t *d, int embedded)
 {
@@ -360,76 +566,17 @@ static int vigild_run(vigild_t *d, int embedded)
     vigild_kafka_kv_t kv = {0};
     const char *bootstrap = NULL;
     daemon_input_t inputs[INGEST_KIND_COUNT];
-    worker_input_t wi[INGEST_KIND_COUNT];
+    lanes_input_t li[INGEST_KIND_COUNT];
     size_t n_inputs = daemon_inputs(&d->cfg, inputs);
-    worker_options_t wo;
+    featurize_t *fz;
     int rc = 1;
 
     if (log_level_parse(d->cfg.log_level, &level) == 0)
         log_set_level(level);
     metrics_init();
-
-    if (embedded) {
-        d->mock = ingest_mock_new(d->cfg.embedded_kafka_brokers, err, sizeof(err));
-        int created = d->mock != NULL;
-        for (size_t i = 0; created && i < n_inputs; i++)
-            created =
-                ingest_mock_topic_create(d->mock, inputs[i].topic, d->cfg.embedded_kafka_partitions,
-                                         err, sizeof(err)) == 0;
-        if (!created) {
-            log_error("cannot start the embedded Kafka", "error=\"%s\"",
-                      log_quote(err, q, sizeof(q)));
-            goto out;
-        }
-        bootstrap = ingest_mock_bootstraps(d->mock);
-        /* On stdout too, so a person or a script can point a producer at it. */
-        for (size_t i = 0; i < n_inputs; i++)
-            printf("embedded kafka bootstrap=%s topic=%s partitions=%d\n", bootstrap,
-                   inputs[i].topic, d->cfg.embedded_kafka_partitions);
-        fflush(stdout);
-        log_info("embedded kafka started", "bootstrap=%s brokers=%d topics=%zu partitions=%d",
-                 bootstrap, d->cfg.embedded_kafka_brokers, n_inputs,
-                 d->cfg.embedded_kafka_partitions);
-    }
-    if (vigild_kafka_kv(&d->cfg, bootstrap, &kv) != 0) {
-        log_error("out of memory", NULL);
+    if ((embedded && vigild_start_embedded(d, inputs, n_inputs, &bootstrap) != 0) ||
+        vigild_kafka_kv(&d->cfg, bootstrap, &kv) != 0 || vigild_events(d) != 0)
         goto out;
-    }
-
-    if (evthread_use_pthreads() != 0 || !(d->base = event_base_new())) {
-        log_error("cannot create the event loop", NULL);
-        goto out;
-    }
-    d->ev_term = evsignal_new(d->base, SIGTERM, vigild_on_signal, d);
-    d->ev_int = evsignal_new(d->base, SIGINT, vigild_on_signal, d);
-    d->ev_hup = evsignal_new(d->base, SIGHUP, vigild_on_hup, d);
-    d->ev_ready = event_new(d->base, -1, 0, vigild_on_ready, d);
-    d->ev_exited = event_new(d->base, -1, 0, vigild_on_exited, d);
-    d->ev_deadline = evtimer_new(d->base, vigild_on_deadline, d);
-    if (!d->ev_term || !d->ev_int || !d->ev_hup || !d->ev_ready || !d->ev_exited ||
-        !d->ev_deadline || event_add(d->ev_term, NULL) || event_add(d->ev_int, NULL) ||
-        event_add(d->ev_hup, NULL)) {
-        log_error("cannot set up signal handling", NULL);
-        goto out;
-    }
-    vigild_status_timer(d);
-    if (!d->ev_status) {
-        log_error("cannot set up the status timer", NULL);
-        goto out;
-    }
-    d->watchdog_usec = sdnotify_watchdog_usec();
-    if (d->watchdog_usec) {
-        struct timeval tv = {(time_t)(d->watchdog_usec / 2 / 1000000),
-                             (suseconds_t)(d->watchdog_usec / 2 % 1000000)};
-        d->ev_watchdog = event_new(d->base, -1, EV_PERSIST, vigild_on_watchdog, d);
-        if (!d->ev_watchdog || event_add(d->ev_watchdog, &tv)) {
-            log_error("cannot set up the watchdog timer", NULL);
-            goto out;
-        }
-        log_info("systemd watchdog enabled", "ping_every_ms=%llu",
-                 (unsigned long long)(d->watchdog_usec / 2000));
-    }
-
     if (strcmp(d->cfg.http_listen, "off") != 0) {
         d->http = daemon_http_new(d->base, d->cfg.http_listen, vigild_ready, d, err, sizeof(err));
         if (!d->http) {
@@ -439,128 +586,35 @@ static int vigild_run(vigild_t *d, int embedded)
         log_info("http listening", "listen=%s port=%d", d->cfg.http_listen,
                  daemon_http_port(d->http));
     }
-
-    for (size_t i = 0; i < n_inputs; i++) {
-        wi[i] = (worker_input_t){inputs[i].topic,
-                                 daemon_decoder_new(&d->cfg, inputs[i].kind, err, sizeof(err))};
-        if (!wi[i].decoder) {
-            log_error("cannot load Avro schemas", "topic=%s error=\"%s\"", inputs[i].topic,
-                      log_quote(err, q, sizeof(q)));
-            while (i-- > 0)
-                ingest_avro_free(wi[i].decoder);
-            goto out;
-        }
-    }
-    /* Features of the BehaviorEvent topic, compiled against its decoder's reader schema (its
-     * extra fields may be named), so a bad spec is a start-up error naming file:line. */
-    featurize_t *fz = NULL;
-    for (size_t i = 0; i < n_inputs && strcmp(d->cfg.features_spec, "off") != 0; i++) {
-        if (ingest_avro_kind(wi[i].decoder) != INGEST_KIND_EVENT)
-            continue;
-        fz = featurize_new(wi[i].decoder, d->cfg.features_spec, err, sizeof(err));
-        if (!fz) {
-            log_error("cannot load the feature spec", "error=\"%s\"", log_quote(err, q, sizeof(q)));
-            for (size_t j = 0; j < n_inputs; j++)
-                ingest_avro_free(wi[j].decoder);
-            goto out;
-        }
-        log_info("features", "spec=%s hash=%s columns=%zu max_entities=%d ttl_s=%d",
-                 d->cfg.features_spec[0] ? d->cfg.features_spec : "built-in",
-                 featurize_spec_hash(fz), features_spec_width(featurize_spec(fz)),
-                 d->cfg.features_max_entities, d->cfg.features_ttl_s);
-    }
-    /* The models score the features: without features there is nothing to score, and without a
-     * model nothing to load (no backend, no BLAS threads, no device probe). */
-    if ((fz && d->cfg.model_risk_path[0]) || d->cfg.model_news_path[0]) {
-        model_runtime_options_t mo = {.backend = d->cfg.model_backend,
-                                      .threads = d->cfg.model_threads,
-                                      .risk_path = fz ? d->cfg.model_risk_path : "",
-                                      .spec_hash = fz ? featurize_spec_hash(fz) : NULL,
-                                      .max_batch = (size_t)d->cfg.model_max_batch,
-                                      .news_path = d->cfg.model_news_path,
-                                      .encoder_dir = d->cfg.model_encoder_dir,
-                                      .max_seq = d->cfg.model_max_seq};
-        d->runtime = model_runtime_new(&mo, err, sizeof(err));
-        if (!d->runtime) {
-            log_error("cannot start the model runtime", "error=\"%s\"",
-                      log_quote(err, q, sizeof(q)));
-            featurize_free(fz);
-            for (size_t j = 0; j < n_inputs; j++)
-                ingest_avro_free(wi[j].decoder);
-            goto out;
-        }
-        const char *wp = getenv("OMP_WAIT_POLICY");
-        if (d->cfg.model_threads != 1 && (!wp || strcasecmp(wp, "passive") != 0))
-            log_warn("model.threads is not 1 and OMP_WAIT_POLICY is not passive: OpenMP's "
-                     "spinning threads will contend with OpenBLAS's; set OMP_WAIT_POLICY=passive "
-                     "in vigild's environment (the systemd unit does)",
-                     "threads=%d", d->cfg.model_threads);
-        const char *rv = model_runtime_risk_version(d->runtime);
-        const char *nv = model_runtime_news_version(d->runtime);
-        log_info("model runtime",
-                 "backend=\"%s\" risk_model=%s version=%s news_model=%s news_version=%s "
-                 "encoder=%s",
-                 model_runtime_backend(d->runtime),
-                 d->cfg.model_risk_path[0] ? d->cfg.model_risk_path : "none", rv ? rv : "none",
-                 d->cfg.model_news_path[0] ? d->cfg.model_news_path : "none", nv ? nv : "none",
-                 nv ? model_runtime_news_encoder(d->runtime) : "none");
-    } else if (d->cfg.model_risk_path[0]) {
-        log_warn("model.risk_path is set but features.spec is off: events are stored unscored",
-                 "model=%s", d->cfg.model_risk_path);
-    }
-    d->worker_has_features = fz != NULL;
-    wo = (worker_options_t){
-        .featurize = fz,
-        .runtime = d->runtime,
-        .news_batch_max =
-            d->runtime && d->cfg.model_news_path[0] ? (size_t)d->cfg.model_news_max_batch : 0,
-        .features_max_entities = (uint32_t)d->cfg.features_max_entities,
-        .features_ttl_ms = (int64_t)d->cfg.features_ttl_s * 1000,
-        .features_checkpoint_interval_ms = d->cfg.features_checkpoint_interval_ms,
-        .inputs = wi,
-        .n_inputs = n_inputs,
-        .dlq_topic = d->cfg.ingest_dlq_topic,
-        .pg_conninfo = d->cfg.postgres_conninfo,
-        .instance_id = d->cfg.daemon_instance_id,
-        .kafka_keys = kv.keys,
-        .kafka_values = kv.values,
-        .kafka_origins = kv.origins,
-        .n_kafka = kv.n,
-        .batch_max = d->cfg.ingest_batch_max,
-        .batch_max_delay_ms = d->cfg.ingest_batch_max_delay_ms,
-        .batch_linger_ms = d->cfg.ingest_batch_linger_ms,
-        .retry_max_ms = d->cfg.postgres_retry_max_ms,
-        .shutdown_timeout_ms = d->cfg.daemon_shutdown_timeout_ms,
-        .on_ready = vigild_worker_ready,
-        .on_exit = vigild_worker_exited,
-        .ctx = d,
-    };
-    d->worker = worker_new(&wo, err, sizeof(err)); /* takes the decoders and fz */
-    if (!d->worker || worker_start(d->worker, err, sizeof(err)) != 0) {
-        log_error("cannot start the worker", "error=\"%s\"", log_quote(err, q, sizeof(q)));
+    if (vigild_inputs(d, inputs, n_inputs, li, &fz) != 0)
+        goto out;
+    if (vigild_models(d, fz) != 0) {
+        featurize_free(fz);
+        for (size_t j = 0; j < n_inputs; j++)
+            ingest_avro_free(li[j].decoder);
         goto out;
     }
-    log_info("vigild started", "instance=%s topics=%zu config=%s", d->cfg.daemon_instance_id,
-             n_inputs, d->config_path ? d->config_path : "(none)");
+    if (vigild_lanes(d, li, n_inputs, fz, &kv) != 0)
+        goto out;
 
     if (event_base_dispatch(d->base) < 0) {
         log_error("event loop failed", NULL);
         goto out;
     }
     if (d->timed_out) {
-        /* The worker is stuck on a write that cannot finish (nothing it holds is committed, so
+        /* A lane is stuck on a write that cannot finish (nothing it holds is committed, so
          * nothing is lost: it is consumed again after the restart) or on leaving the group after
          * committing everything. Either way it must not be joined, and main must not free what
          * it may still touch. */
-        rc = worker_drained(d->worker) ? 0 : 1;
+        rc = lanes_drained(d->lanes) ? 0 : 1;
         goto out_nojoin;
     }
-    rc = worker_join(d->worker) == 0 ? 0 : 1;
+    rc = lanes_join(d->lanes) == 0 ? 0 : 1;
     vigild_status(d, 1);
     log_info("vigild stopped", "exit_status=%d", rc);
 
 out:
-    worker_free(d->worker);
+    lanes_free(d->lanes);
     model_runtime_free(d->runtime);
 out_nojoin:
     vigild_kafka_kv_free(&kv);
@@ -648,7 +702,7 @@ int main(int argc, char **argv)
 
     int rc = vigild_run(&d, embedded);
     if (d.timed_out) {
-        /* The worker thread is still running (inside libpq or librdkafka): returning from main
+        /* A lane thread is still running (inside libpq or librdkafka): returning from main
          * would run exit handlers and library destructors under it. Leave at once instead. */
         log_info("vigild stopped", "exit_status=%d timed_out=1", rc);
         _exit(rc);

@@ -46,5 +46,5 @@ kill -0 "$v1" || fail "vigild is gone"
 vigild_term "$v1" 30
 [ "$TERM_RC" = 0 ] || fail "vigild exited with $TERM_RC"
 assert_exactly_once "$(summary_field "$summary" good)" "$(summary_field "$summary" malformed)"
-grep -q 'msg="partitions paused while PostgreSQL writes fail"' "$HARNESS_TMP/v1.log" || fail "no pause logged"
+grep -q 'msg="partitions paused" lane=events .*why="PostgreSQL writes fail"' "$HARNESS_TMP/v1.log" || fail "no pause logged"
 note "ok"
