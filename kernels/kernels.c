@@ -132,7 +132,7 @@ static void cuda_module_load(void)
             *(void **)&cuda_init_fn = dlsym(h, "kernels_cuda_init");
             /* A module from another build (a stale install) would fill a backend struct of
              * another layout: refused, and the next place is tried. */
-            if (abi && cuda_probe_fn && cuda_init_fn && abi() == sizeof(kernels_backend_t))
+            if (abi && cuda_probe_fn && cuda_init_fn && abi() == kernels_backend_abi())
                 return;
             e = abi && cuda_probe_fn && cuda_init_fn ? "built from other sources (layout differs)"
                                                      : "its entry points are missing";
@@ -509,38 +509,6 @@ static int check_same(const kernels_tensor_t *a, const kernels_tensor_t *b, cons
     return 0;
 }
 
-int kernels_embedding_bag(kernels_backend_t *be, const kernels_tensor_t *table, const int32_t *ids,
-                          const float *weights, const int64_t *offsets, int64_t n_bags,
-                          kernels_tensor_t *out, char *err, size_t errlen)
-{
-    const char *op = "kernels_embedding_bag";
-    if (!be || !offsets)
-        return fail(err, errlen, "%s: %s", op, be ? "offsets is NULL" : "no backend");
-    if (n_bags < 1)
-        return fail(err, errlen, "%s: n_bags must be >= 1", op);
-    if (check_tensor(table, op, "table", err, errlen) < 0 ||
-        check_tensor(out, op, "out", err, errlen) < 0)
-        return -1;
-    if (table->batch != 1)
-        return fail(err, errlen, "%s: table must have batch 1", op);
-    if (total_rows(out) != n_bags || out->cols != table->cols)
-        return fail(err, errlen, "%s: out is %lld x %lld, expected %lld x %lld", op,
-                    (long long)total_rows(out), (long long)out->cols, (long long)n_bags,
-                    (long long)table->cols);
-    if (offsets[0] != 0)
-        return fail(err, errlen, "%s: offsets[0] must be 0", op);
-    for (int64_t b = 0; b < n_bags; b++)
-        if (offsets[b + 1] < offsets[b])
-            return fail(err, errlen, "%s: offsets decrease at bag %lld", op, (long long)b);
-    if (offsets[n_bags] > 0 && !ids)
-        return fail(err, errlen, "%s: ids is NULL", op);
-    for (int64_t i = 0; i < offsets[n_bags]; i++)
-        if (ids[i] < 0 || ids[i] >= table->rows)
-            return fail(err, errlen, "%s: id %d at %lld out of range [0, %lld)", op, (int)ids[i],
-                        (long long)i, (long long)table->rows);
-    return be->embedding_bag(be, table, ids, weights, offsets, n_bags, out, err, errlen);
-}
-
 int kernels_bce_logits(kernels_backend_t *be, const kernels_tensor_t *z, const kernels_tensor_t *y,
                        float *loss, kernels_tensor_t *dz, char *err, size_t errlen)
 {
@@ -594,6 +562,19 @@ int kernels_dense_backward(kernels_backend_t *be, const kernels_tensor_t *x,
     if ((dx && dx->batch != 1) || (dw && dw->batch != 1))
         return fail(err, errlen, "%s: dx and dw must have batch 1", op);
     return be->dense_backward(be, x, w, dy, dx, dw, db, err, errlen);
+}
+
+int kernels_relu_backward(kernels_backend_t *be, const kernels_tensor_t *y,
+                          const kernels_tensor_t *dy, kernels_tensor_t *dx, char *err,
+                          size_t errlen)
+{
+    const char *op = "kernels_relu_backward";
+    if (!be)
+        return fail(err, errlen, "%s: no backend", op);
+    if (check_tensor(y, op, "y", err, errlen) < 0 || check_same(y, dy, op, "dy", err, errlen) < 0 ||
+        check_same(y, dx, op, "dx", err, errlen) < 0)
+        return -1;
+    return be->relu_backward(be, y, dy, dx, err, errlen);
 }
 
 int kernels_adamw(kernels_backend_t *be, const kernels_adam_t *opt, kernels_tensor_t *param,

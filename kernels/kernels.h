@@ -136,14 +136,6 @@ int kernels_mean_pool(kernels_backend_t *be, const kernels_tensor_t *x,
 int kernels_l2norm(kernels_backend_t *be, const kernels_tensor_t *x, float eps,
                    kernels_tensor_t *out, char *err, size_t errlen);
 
-/* Embedding bag: out row b = sum over i in [offsets[b], offsets[b + 1]) of weights[i] *
- * table[ids[i]], for b < n_bags; an empty bag gives zeros. ids, weights (NULL: all 1) and offsets
- * (n_bags + 1 entries, non-decreasing, from 0) are host arrays; ids are already hashed into
- * [0, table->rows) by the caller. out is n_bags x table->cols. */
-int kernels_embedding_bag(kernels_backend_t *be, const kernels_tensor_t *table, const int32_t *ids,
-                          const float *weights, const int64_t *offsets, int64_t n_bags,
-                          kernels_tensor_t *out, char *err, size_t errlen);
-
 /* Binary cross-entropy with logits, averaged over all N elements of z:
  *   loss = mean(max(z, 0) - z y + log(1 + exp(-|z|))),   dz = (sigmoid(z) - y) / N.
  * y has z's shape (targets in [0, 1]). loss (host, may be NULL) and dz (may be NULL, may be z)
@@ -163,6 +155,14 @@ int kernels_dense_backward(kernels_backend_t *be, const kernels_tensor_t *x,
                            const kernels_tensor_t *w, const kernels_tensor_t *dy,
                            kernels_tensor_t *dx, kernels_tensor_t *dw, kernels_tensor_t *db,
                            char *err, size_t errlen);
+
+/* Backward of y = relu(x): dx = dy where y > 0, else 0. A select, not a product: where y <= 0 the
+ * gradient is 0 whatever dy holds there (even NaN or infinity). y may be the ReLU's output or its
+ * input (they agree on the sign that matters). y, dy and dx have the same shape; dx may be dy or
+ * y (same view). */
+int kernels_relu_backward(kernels_backend_t *be, const kernels_tensor_t *y,
+                          const kernels_tensor_t *dy, kernels_tensor_t *dx, char *err,
+                          size_t errlen);
 
 /* One Adam step with decoupled weight decay (AdamW; weight_decay 0 is Adam), as PyTorch:
  *   m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2,

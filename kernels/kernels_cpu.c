@@ -524,27 +524,6 @@ static int cpu_l2norm(kernels_backend_t *be, const kernels_tensor_t *x, float ep
     return 0;
 }
 
-KERNELS_WIDE
-static int cpu_embedding_bag(kernels_backend_t *be, const kernels_tensor_t *table,
-                             const int32_t *ids, const float *weights, const int64_t *offsets,
-                             int64_t n_bags, kernels_tensor_t *out, char *err, size_t errlen)
-{
-    (void)be, (void)err, (void)errlen;
-    int64_t dim = table->cols;
-    for (int64_t b = 0; b < n_bags; b++) {
-        float *o = kernels_row(out, b);
-        for (int64_t j = 0; j < dim; j++)
-            o[j] = 0.0f;
-        for (int64_t i = offsets[b]; i < offsets[b + 1]; i++) {
-            const float *t = table->data + ids[i] * table->ld;
-            float w = weights ? weights[i] : 1.0f;
-            for (int64_t j = 0; j < dim; j++)
-                o[j] += w * t[j];
-        }
-    }
-    return 0;
-}
-
 static int cpu_bce_logits(kernels_backend_t *be, const kernels_tensor_t *z,
                           const kernels_tensor_t *y, float *loss, kernels_tensor_t *dz, char *err,
                           size_t errlen)
@@ -633,6 +612,29 @@ static int cpu_dense_backward(kernels_backend_t *be, const kernels_tensor_t *x,
     return 0;
 }
 
+/* job: x (y), p1 (dy), out (dx). */
+KERNELS_WIDE
+static void relu_backward_rows(const row_job_t *job, int64_t r0, int64_t r1)
+{
+    int64_t n = job->x->cols;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *y = kernels_row(job->x, r), *dy = kernels_row(job->p1, r);
+        float *dx = kernels_row(job->out, r);
+        for (int64_t j = 0; j < n; j++) /* a select: dy's value where y <= 0 is dropped */
+            dx[j] = y[j] > 0.0f ? dy[j] : 0.0f;
+    }
+}
+
+static int cpu_relu_backward(kernels_backend_t *be, const kernels_tensor_t *y,
+                             const kernels_tensor_t *dy, kernels_tensor_t *dx, char *err,
+                             size_t errlen)
+{
+    (void)err, (void)errlen;
+    row_job_t job = {.x = y, .p1 = dy, .out = dx};
+    run_rows(be, y->batch * y->rows, y->cols, relu_backward_rows, &job);
+    return 0;
+}
+
 KERNELS_WIDE
 static int cpu_adamw(kernels_backend_t *be, const kernels_adam_t *opt, kernels_tensor_t *param,
                      const kernels_tensor_t *grad, kernels_tensor_t *m, kernels_tensor_t *v,
@@ -698,10 +700,10 @@ int kernels_cpu_init(kernels_backend_t *be, int threads, char *err, size_t errle
     be->embed = cpu_embed;
     be->mean_pool = cpu_mean_pool;
     be->l2norm = cpu_l2norm;
-    be->embedding_bag = cpu_embedding_bag;
     be->bce_logits = cpu_bce_logits;
     be->softmax_xent = cpu_softmax_xent;
     be->dense_backward = cpu_dense_backward;
+    be->relu_backward = cpu_relu_backward;
     be->adamw = cpu_adamw;
     return 0;
 }

@@ -1,8 +1,8 @@
 /* The CUDA backend: cuBLAS for the GEMMs, kernels of our own for everything else, everything
  * queued on the backend's one stream. Each backend owns its stream, its cuBLAS handle and that
  * handle's workspace, pinned host buffers for copies (two halves, so the host copies one chunk
- * while the device moves the other) and for the small integer inputs of an op (token ids, labels,
- * bag offsets), and the device buffers those land in.
+ * while the device moves the other) and for the small integer inputs of an op (token ids and
+ * types, labels), and the device buffers those land in.
  *
  * Row-major GEMMs go to column-major cuBLAS through C^T = op(B)^T op(A)^T: a row-major matrix is
  * its transpose in column-major, so swapping the operands (and m with n) gives the product with
@@ -330,19 +330,6 @@ __global__ void k_l2norm(kernels_tensor_t x, float eps, kernels_tensor_t out)
         o[j] = in[j] * inv;
 }
 
-__global__ void k_embedding_bag(kernels_tensor_t table, const int32_t *ids, const float *weights,
-                                const int64_t *offsets, kernels_tensor_t out)
-{
-    int64_t b = blockIdx.x;
-    float *o = row_ptr(out, b);
-    for (int64_t j = threadIdx.x; j < table.cols; j += blockDim.x) {
-        float acc = 0.0f;
-        for (int64_t i = offsets[b]; i < offsets[b + 1]; i++)
-            acc += (weights ? weights[i] : 1.0f) * table.data[ids[i] * table.ld + j];
-        o[j] = acc;
-    }
-}
-
 /* One block per row: the row's loss sum into part[r], the gradient into dz (which may be z). */
 __global__ void k_bce_logits(kernels_tensor_t z, kernels_tensor_t y, float scale, double *part,
                              kernels_tensor_t dz)
@@ -395,6 +382,19 @@ __global__ void k_column_sums(kernels_tensor_t dy, float *db)
         for (int64_t r = 0; r < dy.rows; r++)
             acc += dy.data[r * dy.ld + j];
         db[j] = (float)acc;
+    }
+}
+
+/* dx = dy where y > 0, else 0; one thread per element, each reading its own y and dy before
+ * writing dx (which may be dy or y). */
+__global__ void k_relu_backward(kernels_tensor_t y, kernels_tensor_t dy, kernels_tensor_t dx)
+{
+    int64_t n = y.batch * y.rows * y.cols;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / y.cols, j = i % y.cols;
+        float g = row_ptr(dy, r)[j];
+        row_ptr(dx, r)[j] = row_ptr(y, r)[j] > 0.0f ? g : 0.0f;
     }
 }
 
@@ -700,24 +700,6 @@ static int cuda_l2norm(kernels_backend_t *be, const kernels_tensor_t *x, float e
     return 0;
 }
 
-static int cuda_embedding_bag(kernels_backend_t *be, const kernels_tensor_t *table,
-                              const int32_t *ids, const float *weights, const int64_t *offsets,
-                              int64_t n_bags, kernels_tensor_t *out, char *err, size_t errlen)
-{
-    ENTER(be);
-    int64_t n_ids = offsets[n_bags];
-    const void *src[3] = {offsets, n_ids > 0 ? ids : NULL, n_ids > 0 ? weights : NULL};
-    size_t sizes[3] = {(size_t)(n_bags + 1) * sizeof(int64_t), (size_t)n_ids * sizeof(int32_t),
-                       (size_t)n_ids * sizeof(float)};
-    void *dev[3];
-    if (upload(be, src, sizes, dev, err, errlen) < 0)
-        return -1;
-    k_embedding_bag<<<(unsigned)n_bags, ROW_BLOCK, 0, ctx->stream>>>(
-        *table, (const int32_t *)dev[1], (const float *)dev[2], (const int64_t *)dev[0], *out);
-    LAUNCH_CHECK();
-    return 0;
-}
-
 static int cuda_bce_logits(kernels_backend_t *be, const kernels_tensor_t *z,
                            const kernels_tensor_t *y, float *loss, kernels_tensor_t *dz, char *err,
                            size_t errlen)
@@ -773,6 +755,17 @@ static int cuda_dense_backward(kernels_backend_t *be, const kernels_tensor_t *x,
         k_column_sums<<<grid_for(out, ELT_BLOCK), ELT_BLOCK, 0, ctx->stream>>>(*dy, db->data);
         LAUNCH_CHECK();
     }
+    return 0;
+}
+
+static int cuda_relu_backward(kernels_backend_t *be, const kernels_tensor_t *y,
+                              const kernels_tensor_t *dy, kernels_tensor_t *dx, char *err,
+                              size_t errlen)
+{
+    ENTER(be);
+    int64_t n = y->batch * y->rows * y->cols;
+    k_relu_backward<<<grid_for(n, ELT_BLOCK), ELT_BLOCK, 0, ctx->stream>>>(*y, *dy, *dx);
+    LAUNCH_CHECK();
     return 0;
 }
 
@@ -833,7 +826,7 @@ static void cuda_destroy(kernels_backend_t *be)
 
 extern "C" size_t kernels_cuda_abi(void)
 {
-    return sizeof(kernels_backend_t);
+    return kernels_backend_abi();
 }
 
 extern "C" int kernels_cuda_probe(int device, char *why, size_t whylen)
@@ -917,10 +910,10 @@ extern "C" int kernels_cuda_init(kernels_backend_t *be, int device, char *err, s
     be->embed = cuda_embed;
     be->mean_pool = cuda_mean_pool;
     be->l2norm = cuda_l2norm;
-    be->embedding_bag = cuda_embedding_bag;
     be->bce_logits = cuda_bce_logits;
     be->softmax_xent = cuda_softmax_xent;
     be->dense_backward = cuda_dense_backward;
+    be->relu_backward = cuda_relu_backward;
     be->adamw = cuda_adamw;
     return 0;
 err:

@@ -43,9 +43,6 @@ struct kernels_backend {
                      kernels_tensor_t *out, char *err, size_t errlen);
     int (*l2norm)(kernels_backend_t *be, const kernels_tensor_t *x, float eps,
                   kernels_tensor_t *out, char *err, size_t errlen);
-    int (*embedding_bag)(kernels_backend_t *be, const kernels_tensor_t *table, const int32_t *ids,
-                         const float *weights, const int64_t *offsets, int64_t n_bags,
-                         kernels_tensor_t *out, char *err, size_t errlen);
     int (*bce_logits)(kernels_backend_t *be, const kernels_tensor_t *z, const kernels_tensor_t *y,
                       float *loss, kernels_tensor_t *dz, char *err, size_t errlen);
     int (*softmax_xent)(kernels_backend_t *be, const kernels_tensor_t *z, const int32_t *labels,
@@ -54,6 +51,9 @@ struct kernels_backend {
                           const kernels_tensor_t *w, const kernels_tensor_t *dy,
                           kernels_tensor_t *dx, kernels_tensor_t *dw, kernels_tensor_t *db,
                           char *err, size_t errlen);
+    int (*relu_backward)(kernels_backend_t *be, const kernels_tensor_t *y,
+                         const kernels_tensor_t *dy, kernels_tensor_t *dx, char *err,
+                         size_t errlen);
     int (*adamw)(kernels_backend_t *be, const kernels_adam_t *opt, kernels_tensor_t *param,
                  const kernels_tensor_t *grad, kernels_tensor_t *m, kernels_tensor_t *v, char *err,
                  size_t errlen);
@@ -68,10 +68,20 @@ int kernels_cpu_init(kernels_backend_t *be, int threads, char *err, size_t errle
 int kernels_cuda_probe(int device, char *why, size_t whylen);
 /* Fills be with the CUDA backend on `device` (a stream, a cuBLAS handle, staging buffers). */
 int kernels_cuda_init(kernels_backend_t *be, int device, char *err, size_t errlen);
-/* sizeof(kernels_backend_t) as the module was built: the loader refuses a module of another
- * build whose backend struct has another layout. */
+/* kernels_backend_abi() as the module was built: the loader refuses a module of another build
+ * whose backend struct has another layout. */
 size_t kernels_cuda_abi(void);
 #endif
+
+/* The backend struct's layout as a number: its size, and a revision bumped whenever a member is
+ * added, removed or replaced (swapping one op for another leaves the size alone). Revision 2:
+ * embedding_bag gave way to relu_backward. */
+#define KERNELS_BACKEND_REVISION 2
+static inline size_t kernels_backend_abi(void)
+{
+    return ((size_t)KERNELS_BACKEND_REVISION << 16) |
+           sizeof(kernels_backend_t); /* well under 64 KiB */
+}
 
 /* Row r (0 .. batch * rows - 1) of t. */
 static inline float *kernels_row(const kernels_tensor_t *t, int64_t r)

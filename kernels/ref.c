@@ -162,18 +162,6 @@ void ref_l2norm(int64_t rows, int64_t cols, const double *x, double eps, double 
     }
 }
 
-void ref_embedding_bag(int64_t dim, const double *table, const int32_t *ids, const double *weights,
-                       const int64_t *offsets, int64_t n_bags, double *out)
-{
-    for (int64_t b = 0; b < n_bags; b++)
-        for (int64_t j = 0; j < dim; j++) {
-            double s = 0.0;
-            for (int64_t i = offsets[b]; i < offsets[b + 1]; i++)
-                s += (weights ? weights[i] : 1.0) * table[ids[i] * dim + j];
-            out[b * dim + j] = s;
-        }
-}
-
 double ref_bce_logits(int64_t n, const double *z, const double *y, double *dz)
 {
     double sum = 0.0;
@@ -232,6 +220,12 @@ void ref_dense_backward(int64_t n, int64_t in, int64_t out, const double *x, con
                 s += dy[i * out + j];
             db[j] = s;
         }
+}
+
+void ref_relu_backward(int64_t n, const double *y, const double *dy, double *dx)
+{
+    for (int64_t i = 0; i < n; i++)
+        dx[i] = y[i] > 0.0 ? dy[i] : 0.0;
 }
 
 void ref_adamw(int64_t n, const kernels_adam_t *opt, double *param, const double *grad, double *m,

@@ -30,8 +30,6 @@ void ref_mean_pool(int64_t n_seq, int64_t seq_len, int64_t dim, const double *x,
                    double *out);
 void ref_l2norm(int64_t rows, int64_t cols, const double *x, double eps, double *out);
 
-void ref_embedding_bag(int64_t dim, const double *table, const int32_t *ids, const double *weights,
-                       const int64_t *offsets, int64_t n_bags, double *out);
 /* Losses over n elements (rows rows of classes for softmax_xent); each returns the loss and, when
  * dz is not NULL, fills the gradient. */
 double ref_bce_logits(int64_t n, const double *z, const double *y, double *dz);
@@ -42,6 +40,8 @@ void ref_dense_forward(int64_t n, int64_t in, int64_t out, const double *x, cons
                        const double *b, double *y);
 void ref_dense_backward(int64_t n, int64_t in, int64_t out, const double *x, const double *w,
                         const double *dy, double *dx, double *dw, double *db);
+/* dx (n) = dy where y > 0, else 0. */
+void ref_relu_backward(int64_t n, const double *y, const double *dy, double *dx);
 void ref_adamw(int64_t n, const kernels_adam_t *opt, double *param, const double *grad, double *m,
                double *v);
 

@@ -3,8 +3,10 @@
  *
  * --data DIR holds fpb/{train,dev}.csv (sentiment: negative / neutral / positive) and
  * topics/{train,dev}.csv (topic names), RFC 4180 CSV with the header label,text. Every text is
- * encoded once by the BERT encoder (L2-normalised sentence embeddings, at most 256 tokens, CPU
- * backend); each head is then a linear softmax classifier trained with AdamW on its train file.
+ * encoded once by the BERT encoder (L2-normalised sentence embeddings, at most 256 tokens) or the
+ * n-gram one; each head is then a linear softmax classifier trained with AdamW on its train file.
+ * The encoder and the training run on the kernels backend --backend names (default cpu); each
+ * candidate of the option search below trains on a backend of its own, one per thread.
  *
  * The learning rate, the number of epochs and (for topics) class balancing are chosen on the
  * training data alone: one training row in ten (by a hash of its text, so duplicated sentences
@@ -66,6 +68,8 @@ static void train_news_usage(FILE *f)
             "  --threads N        encoder and training threads (default: the online CPUs)\n"
             "  --seed N           initialisation, shuffling and the validation split (default 1)\n"
             "  --version NAME     model version (default news-<sha256 prefix>)\n"
+            "  --backend NAME     kernels backend for the encoder and the heads' training:\n"
+            "                     cpu (default), cuda, cuda:N, or auto (CUDA when usable)\n"
             "Exit status: 0 written, 1 failure, 2 usage.\n",
             news_default_model_dir);
 }
@@ -336,6 +340,7 @@ typedef struct news_grid {
     const float *x_fit, *x_val;
     const int32_t *y_fit, *y_val;
     size_t n_fit, n_val, d, c;
+    const char *backend; /* each worker trains on a backend of its own by this name */
     news_candidate_t *cand;
     size_t n_cand;
     atomic_size_t next;
@@ -346,23 +351,28 @@ static void *news_grid_worker(void *arg)
     news_grid_t *g = arg;
     float *w = malloc(g->d * g->c * sizeof *w), *b = malloc(g->c * sizeof *b);
     int32_t *pred = malloc(g->n_val * sizeof *pred);
+    char be_err[256] = "out of memory";
+    /* One BLAS thread: the workers are the parallelism (and the heads' GEMMs are small). */
+    kernels_backend_t *be =
+        w && b && pred ? kernels_backend_new(g->backend, 1, be_err, sizeof be_err) : NULL;
     for (;;) {
         size_t j = atomic_fetch_add(&g->next, 1);
         if (j >= g->n_cand)
             break;
         news_candidate_t *k = &g->cand[j];
-        if (!w || !b || !pred) {
-            snprintf(k->err, sizeof k->err, "out of memory");
+        if (!be) {
+            snprintf(k->err, sizeof k->err, "%s", be_err);
             k->rc = -1;
             continue;
         }
-        k->rc = train_softmax_fit(w, b, g->d, g->c, g->x_fit, g->y_fit, g->n_fit, &k->o, NULL,
+        k->rc = train_softmax_fit(be, w, b, g->d, g->c, g->x_fit, g->y_fit, g->n_fit, &k->o, NULL,
                                   k->err, sizeof k->err);
         if (k->rc == 0) {
             train_softmax_predict(w, b, g->d, g->c, g->x_val, g->n_val, pred, NULL);
             train_class_metrics(pred, g->y_val, g->n_val, g->c, &k->accuracy, &k->macro_f1);
         }
     }
+    kernels_backend_free(be);
     free(w);
     free(b);
     free(pred);
@@ -377,8 +387,8 @@ static const int news_epochs[] = {10, 30, 60};
 /* Chooses o's lr, epochs (unless fixed_epochs) and class balancing for a c-class head on
  * (x, y, n) by macro-F1 on its validation split. *best_f1 receives the winner's. */
 static int news_choose(const char *head, const news_csv_t *csv, const float *x, size_t d, size_t c,
-                       int try_balanced, int fixed_epochs, int threads, train_options_t *o,
-                       double *best_f1, char *err, size_t errlen)
+                       int try_balanced, int fixed_epochs, int threads, const char *backend,
+                       train_options_t *o, double *best_f1, char *err, size_t errlen)
 {
     size_t n = csv->n, n_val = 0, n_fit = 0;
     float *x_fit = NULL, *x_val = NULL;
@@ -433,6 +443,7 @@ static int news_choose(const char *head, const news_csv_t *csv, const float *x, 
     g.n_val = n_val;
     g.d = d;
     g.c = c;
+    g.backend = backend;
     g.cand = cand;
     g.n_cand = n_cand;
     atomic_init(&g.next, 0);
@@ -483,12 +494,13 @@ typedef struct news_head_result {
     double select_f1, accuracy, macro_f1;
 } news_head_result_t;
 
-/* Chooses the options, fits w (d x c) and b (c) on every row of train and evaluates on dev. */
+/* Chooses the options (each candidate on a backend named `backend` of its own), fits w (d x c)
+ * and b (c) on every row of train on be, and evaluates on dev. */
 static int news_train_head(const char *head, const news_csv_t *train, const float *x_train,
                            const news_csv_t *dev, const float *x_dev, size_t d, size_t c,
                            char *const *names, int try_balanced, int fixed_epochs, int threads,
-                           uint64_t seed, float *w, float *b, news_head_result_t *res, char *err,
-                           size_t errlen)
+                           kernels_backend_t *be, const char *backend, uint64_t seed, float *w,
+                           float *b, news_head_result_t *res, char *err, size_t errlen)
 {
     int32_t *pred = malloc(dev->n * sizeof *pred);
     int rc = -1;
@@ -503,10 +515,11 @@ static int news_train_head(const char *head, const news_csv_t *train, const floa
         errbuf_printf(err, errlen, "out of memory");
         return -1;
     }
-    if (news_choose(head, train, x_train, d, c, try_balanced, fixed_epochs, threads, &res->o,
-                    &res->select_f1, err, errlen) != 0)
+    if (news_choose(head, train, x_train, d, c, try_balanced, fixed_epochs, threads, backend,
+                    &res->o, &res->select_f1, err, errlen) != 0)
         goto out;
-    if (train_softmax_fit(w, b, d, c, x_train, train->y, train->n, &res->o, NULL, err, errlen) != 0)
+    if (train_softmax_fit(be, w, b, d, c, x_train, train->y, train->n, &res->o, NULL, err,
+                          errlen) != 0)
         goto out;
     train_softmax_predict(w, b, d, c, x_dev, dev->n, pred, NULL);
     train_class_metrics(pred, dev->y, dev->n, c, &res->accuracy, &res->macro_f1);
@@ -575,14 +588,20 @@ static int news_parse_int(const char *s, long lo, long hi, long *out)
 int train_news_main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"data", required_argument, NULL, 'd'},    {"model-dir", required_argument, NULL, 'm'},
-        {"out", required_argument, NULL, 'o'},     {"epochs", required_argument, NULL, 'e'},
-        {"threads", required_argument, NULL, 't'}, {"seed", required_argument, NULL, 'S'},
-        {"version", required_argument, NULL, 'V'}, {"encoder", required_argument, NULL, 'E'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"data", required_argument, NULL, 'd'},
+        {"model-dir", required_argument, NULL, 'm'},
+        {"out", required_argument, NULL, 'o'},
+        {"epochs", required_argument, NULL, 'e'},
+        {"threads", required_argument, NULL, 't'},
+        {"seed", required_argument, NULL, 'S'},
+        {"version", required_argument, NULL, 'V'},
+        {"encoder", required_argument, NULL, 'E'},
+        {"backend", required_argument, NULL, 'B'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *data = NULL, *model_dir = getenv("VIGIL_MODEL_DIR"), *version = NULL;
-    const char *out = NULL;
+    const char *out = NULL, *backend = "cpu";
     int use_ngram = 0;
     model_ngram_t *ngram = NULL;
     long v, threads = sysconf(_SC_NPROCESSORS_ONLN), epochs = 0;
@@ -647,6 +666,9 @@ int train_news_main(int argc, char **argv)
             }
             use_ngram = strcmp(optarg, "ngram") == 0;
             break;
+        case 'B':
+            backend = optarg;
+            break;
         case 'h':
             train_news_usage(stdout);
             rc = 0;
@@ -693,6 +715,9 @@ int train_news_main(int argc, char **argv)
     /* The embeddings. */
     if (!out)
         out = use_ngram ? "models/news-heads-ngram.safetensors" : "models/news-heads.safetensors";
+    if (!(be = kernels_backend_new(backend, (int)threads, err, sizeof err)))
+        goto fail;
+    fprintf(stderr, "vigil train news: kernels: %s\n", kernels_backend_reason(be));
     if (use_ngram) {
         if (!(ngram = model_ngram_new(MODEL_NGRAM_BUCKETS, MODEL_NGRAM_DIM, MODEL_NGRAM_SEED, err,
                                       sizeof err)))
@@ -701,8 +726,7 @@ int train_news_main(int argc, char **argv)
         fprintf(stderr, "vigil train news: hashed n-gram encoder (%u buckets, %zu wide)\n",
                 model_ngram_buckets(ngram), d);
     } else {
-        if (!(be = kernels_backend_new("cpu", (int)threads, err, sizeof err)) ||
-            !(bert = model_bert_load(be, model_dir, NEWS_MAX_SEQ, err, sizeof err)))
+        if (!(bert = model_bert_load(be, model_dir, NEWS_MAX_SEQ, err, sizeof err)))
             goto fail;
         d = model_bert_dim(bert);
         fprintf(stderr,
@@ -738,11 +762,11 @@ int train_news_main(int argc, char **argv)
     }
     double t_train0 = news_now();
     if (news_train_head("sentiment", &csv[0], emb[0], &csv[1], emb[1], d, MODEL_NEWS_N_SENTIMENT,
-                        (char *const *)model_news_sentiment_names, 0, (int)epochs, (int)threads,
-                        seed, h.sent_w, h.sent_b, &rs, err, sizeof err) != 0 ||
+                        (char *const *)model_news_sentiment_names, 0, (int)epochs, (int)threads, be,
+                        backend, seed, h.sent_w, h.sent_b, &rs, err, sizeof err) != 0 ||
         news_train_head("topic", &csv[2], emb[2], &csv[3], emb[3], d, n_topics, topics, 1,
-                        (int)epochs, (int)threads, seed, h.topic_w, h.topic_b, &rt, err,
-                        sizeof err) != 0)
+                        (int)epochs, (int)threads, be, backend, seed, h.topic_w, h.topic_b, &rt,
+                        err, sizeof err) != 0)
         goto fail;
     double t_train = news_now() - t_train0;
     printf("held-out sentiment (%s, %zu rows): accuracy=%.4f macro_f1=%.4f\n", csv[1].name,

@@ -4,7 +4,8 @@
  * featurise one partition holding them, under the configured feature spec (features.spec). The
  * last --valid-fraction of the rows (the most recent, when the files are in time order) is held
  * out: the MLP trains on the rest, and the held-out ROC AUC, average precision and
- * precision/recall at 0.5 are printed and stored in the model file's vigil.training. */
+ * precision/recall at 0.5 are printed and stored in the model file's vigil.training. Training
+ * runs on the kernels backend --backend names (default cpu). */
 #include "train_risk.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include "decoder.h"
 #include "event_file.h"
 #include "featurize.h"
+#include "kernels.h"
 #include "model_risk.h"
 #include "train.h"
 
@@ -41,6 +43,8 @@ static void train_risk_usage(FILE *f)
                "  --valid-fraction F     newest fraction held out for evaluation (default 0.2)\n"
                "  --seed N               initialisation and shuffling (default 1)\n"
                "  --version NAME         model version (default risk-<sha256 prefix>)\n"
+               "  --backend NAME         kernels backend to train on: cpu (default), cuda,\n"
+               "                         cuda:N, or auto (CUDA when usable, else cpu)\n"
                "Exit status: 0 written, 1 failure, 2 usage.\n");
 }
 
@@ -84,15 +88,23 @@ static int train_risk_parse_hidden(const char *s, size_t *dims, size_t *n_hidden
 int train_risk_main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"data", required_argument, NULL, 'd'},   {"out", required_argument, NULL, 'o'},
-        {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
-        {"hidden", required_argument, NULL, 'H'}, {"epochs", required_argument, NULL, 'e'},
-        {"lr", required_argument, NULL, 'l'},     {"valid-fraction", required_argument, NULL, 'v'},
-        {"seed", required_argument, NULL, 'S'},   {"version", required_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"data", required_argument, NULL, 'd'},
+        {"out", required_argument, NULL, 'o'},
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},
+        {"hidden", required_argument, NULL, 'H'},
+        {"epochs", required_argument, NULL, 'e'},
+        {"lr", required_argument, NULL, 'l'},
+        {"valid-fraction", required_argument, NULL, 'v'},
+        {"seed", required_argument, NULL, 'S'},
+        {"version", required_argument, NULL, 'V'},
+        {"backend", required_argument, NULL, 'B'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *data[TRAIN_RISK_FILES_MAX], *out = "models/risk.safetensors", *cfg_path = NULL;
-    const char *version = NULL, **flags = calloc((size_t)argc + 1, sizeof(char *));
+    const char *version = NULL, *backend = "cpu",
+               **flags = calloc((size_t)argc + 1, sizeof(char *));
     size_t n_data = 0, n_flags = 0, dims[MODEL_RISK_HIDDEN_MAX + 2] = {0, 64, 32, 1}, n_hidden = 2;
     train_options_t o = {.epochs = 6, .batch = 256, .lr = 2e-3f, .weight_decay = 1e-4f, .seed = 1};
     double valid_fraction = 0.2;
@@ -106,6 +118,7 @@ int train_risk_main(int argc, char **argv)
     uint8_t *y = NULL;
     size_t n = 0, cap = 0, d, skipped = 0;
     model_risk_weights_t w = {0};
+    kernels_backend_t *be = NULL;
     char err[1024], ver[128], training[2048];
 
     if (!flags) {
@@ -171,6 +184,9 @@ int train_risk_main(int argc, char **argv)
         case 'V':
             version = optarg;
             break;
+        case 'B':
+            backend = optarg;
+            break;
         case 'h':
             train_risk_usage(stdout);
             rc = 0;
@@ -195,6 +211,13 @@ int train_risk_main(int argc, char **argv)
         fprintf(stderr, "vigil train risk: features.spec is off: the risk model needs features\n");
         goto out;
     }
+    /* Before the data, so a backend that is not there fails at once. One thread: the MLP's GEMMs
+     * are too small for the CPU backend to gain from more. */
+    if (!(be = kernels_backend_new(backend, 1, err, sizeof err))) {
+        fprintf(stderr, "vigil train risk: %s\n", err);
+        goto out;
+    }
+    fprintf(stderr, "vigil train risk: kernels: %s\n", kernels_backend_reason(be));
     if (!(dec = daemon_decoder_new(&cfg, INGEST_KIND_EVENT, err, sizeof err)) ||
         !(fz = featurize_new(dec, cfg.features_spec, err, sizeof err)) ||
         !(st = features_state_new(featurize_spec(fz), (uint32_t)cfg.features_max_entities,
@@ -251,7 +274,7 @@ int train_risk_main(int argc, char **argv)
         fprintf(stderr, "vigil train risk: out of memory for the weights\n");
         goto out;
     }
-    if (train_mlp_fit(&w, x, y, n_train, &o, stderr, err, sizeof err) != 0) {
+    if (train_mlp_fit(be, &w, x, y, n_train, &o, stderr, err, sizeof err) != 0) {
         fprintf(stderr, "vigil train risk: %s\n", err);
         goto out;
     }
@@ -314,6 +337,7 @@ usage:
 out:
     event_file_reader_free(rd);
     model_risk_weights_free(&w);
+    kernels_backend_free(be);
     features_state_free(st);
     featurize_free(fz);
     ingest_avro_free(dec);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "model_file.h"
 #include "model_news.h"
 #include "test.h"
@@ -489,11 +490,16 @@ static void test_trained(void)
         x[r * E + 3 + (size_t)yt[r]] += 1.0f; /* topic in columns 3..7 */
     }
     train_options_t o = {.epochs = 20, .batch = 32, .lr = 1e-2f, .weight_decay = 0, .seed = 3};
-    CHECK_MSG(train_softmax_fit(w_s, b_s, E, 3, x, ys, N, &o, NULL, err, sizeof err) == 0, "%s",
+    kernels_backend_t *be = kernels_backend_new("cpu", 1, err, sizeof err);
+    CHECK_MSG(be != NULL, "%s", err);
+    if (!be)
+        goto out;
+    CHECK_MSG(train_softmax_fit(be, w_s, b_s, E, 3, x, ys, N, &o, NULL, err, sizeof err) == 0, "%s",
               err);
     o.class_balanced = 1;
-    CHECK_MSG(train_softmax_fit(w_t, b_t, E, T, x, yt, N, &o, NULL, err, sizeof err) == 0, "%s",
+    CHECK_MSG(train_softmax_fit(be, w_t, b_t, E, T, x, yt, N, &o, NULL, err, sizeof err) == 0, "%s",
               err);
+    kernels_backend_free(be);
     model_news_heads_t h = {E, 3, T, w_s, b_s, w_t, b_t, sent_names, topic_names};
     path_of(p, sizeof p, "trained.safetensors");
     CHECK_MSG(model_news_save(p, &h, NULL, enc_sha, NULL, NULL, 0, err, sizeof err) == 0, "%s",
