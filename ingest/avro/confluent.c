@@ -1,7 +1,8 @@
-/* The Confluent wire format's writer schemas: by the 4-byte id after the magic byte, from the
- * schema registry (ingest_avro_use_registry) or <schema_dir>/<id>.avsc, loaded, planned
- * (resolve.c) and cached on first use. An id with no usable schema is remembered for a while, so
- * a stream of such messages does not open a file or ask the registry per message. */
+/* The Confluent wire format: its 5-byte header (magic byte 0x00, 4-byte big-endian schema id),
+ * and the writer schema of each id, from the schema registry (ingest_avro_use_registry) or
+ * <schema_dir>/<id>.avsc (schema.c), planned (resolve.c) and cached on first use. An id with no
+ * usable schema is remembered for a while, so a stream of such messages does not open a file or ask
+ * the registry per message. */
 #include "ingest_avro_internal.h"
 #include "ingest_registry.h"
 
@@ -9,7 +10,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 /* A missing or broken <id>.avsc is looked up again at most this often, per id. */
@@ -52,93 +52,83 @@ static void miss_remember(ingest_avro_t *dec, uint32_t id, const char *reason)
     snprintf(miss->reason, sizeof miss->reason, "%s", reason);
 }
 
-/* Loads, checks and caches the writer schema of id. Returns INGEST_AVRO_OK with *out set,
- * INGEST_AVRO_BAD when no usable schema exists for id, INGEST_AVRO_ERR when out of memory. */
-static int writer_load(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, char *reason,
-                       size_t reason_len)
+/* Plans entry (ingest_avro_writer_plan) when its schema differs from the reader's; where names
+ * the schema's source. Returns INGEST_AVRO_OK, INGEST_AVRO_BAD with why (why_len bytes) when it
+ * does not resolve, INGEST_AVRO_ERR with reason when out of memory. */
+static int writer_resolve(const ingest_avro_t *dec, writer_entry_t *entry, const char *where,
+                          char *why, size_t why_len, char *reason, size_t reason_len)
 {
-    writer_entry_t entry = {.id = id};
-    char path[PATH_MAX];
-    char why[REASON_MAX];
-    int missing;
-    int rc = INGEST_AVRO_ERR;
+    char detail[REASON_MAX];
+    int pr;
 
-    if (dec->registry != NULL) {
-        char *text = NULL;
-        int fr = ingest_registry_fetch(dec->registry, id, &text, why, sizeof why);
-        snprintf(path, sizeof path, "registry id %u", (unsigned)id);
-        if (fr == INGEST_REGISTRY_UNAVAILABLE) {
-            /* Not the message's fault and not to be remembered as a miss: decode it again. */
-            ingest_avro_text_set(reason, reason_len, "schema id %u: %s", (unsigned)id, why);
-            return INGEST_AVRO_RETRY;
-        }
-        if (fr == INGEST_REGISTRY_NOT_FOUND) {
-            char said[REASON_MAX];
-            ingest_avro_text_set(said, sizeof said, "%s", why);
-            ingest_avro_text_set(why, sizeof why, "unknown schema id %u (%s)", (unsigned)id, said);
-            rc = INGEST_AVRO_BAD;
-            goto err;
-        }
-        if (avro_schema_from_json_length(text, strlen(text), &entry.schema) != 0) {
-            ingest_avro_text_set(why, sizeof why,
-                                 "schema id %u from the registry is not a valid Avro schema: %s",
-                                 (unsigned)id, avro_strerror());
-            free(text);
-            rc = INGEST_AVRO_BAD;
-            goto err;
-        }
-        free(text);
-    } else {
-        if (snprintf(path, sizeof path, "%s/%u.avsc", dec->schema_dir, (unsigned)id) >=
-            (int)sizeof path) {
-            ingest_avro_text_set(why, sizeof why, "schema id %u: schema dir path too long",
-                                 (unsigned)id);
-            rc = INGEST_AVRO_BAD;
-            goto err;
-        }
-        if (ingest_avro_schema_load(path, &entry.schema, &missing, NULL, NULL, why, sizeof why) !=
-            0) {
-            if (missing) {
-                ingest_avro_text_set(why, sizeof why, "unknown schema id %u (no %s)", (unsigned)id,
-                                     path);
-            }
-            rc = INGEST_AVRO_BAD;
-            goto err;
-        }
+    if (avro_schema_equal(entry->schema, dec->reader_schema)) {
+        return INGEST_AVRO_OK;
     }
-    if (!avro_schema_equal(entry.schema, dec->reader_schema)) {
-        char detail[REASON_MAX];
-        int pr = ingest_avro_writer_plan(dec, &entry, detail, sizeof detail);
-        if (pr == -2) {
-            ingest_avro_text_set(reason, reason_len, "out of memory planning schema id %u",
-                                 (unsigned)id);
-            goto err;
-        }
-        if (pr != 0) {
-            ingest_avro_text_set(why, sizeof why, "schema id %u (%s) does not resolve to %s: %s",
-                                 (unsigned)id, path, avro_schema_name(dec->reader_schema), detail);
-            rc = INGEST_AVRO_BAD;
-            goto err;
-        }
+    pr = ingest_avro_writer_plan(dec, entry, detail, sizeof detail);
+    if (pr == -2) {
+        ingest_avro_text_set(reason, reason_len, "out of memory planning schema id %u",
+                             (unsigned)entry->id);
+        return INGEST_AVRO_ERR;
     }
+    if (pr != 0) {
+        ingest_avro_text_set(why, why_len, "schema id %u (%s) does not resolve to %s: %s",
+                             (unsigned)entry->id, where, avro_schema_name(dec->reader_schema),
+                             detail);
+        return INGEST_AVRO_BAD;
+    }
+    return INGEST_AVRO_OK;
+}
+
+/* Moves entry (its schema and plan) into dec's cache and points *out at it. Returns
+ * INGEST_AVRO_OK, or INGEST_AVRO_ERR with reason when out of memory. */
+static int writer_cache(ingest_avro_t *dec, const writer_entry_t *entry, writer_entry_t **out,
+                        char *reason, size_t reason_len)
+{
     if (dec->writer_count == dec->writer_cap) {
         size_t cap = dec->writer_cap ? dec->writer_cap * 2 : 4;
         writer_entry_t *grown = realloc(dec->writers, cap * sizeof *grown);
         if (grown == NULL) {
             ingest_avro_text_set(reason, reason_len, "out of memory caching schema id %u",
-                                 (unsigned)id);
-            goto err;
+                                 (unsigned)entry->id);
+            return INGEST_AVRO_ERR;
         }
         dec->writers = grown;
         dec->writer_cap = cap;
     }
-    /* Ownership of the schema and the plan moves into the cache. */
-    dec->writers[dec->writer_count] = entry;
+    dec->writers[dec->writer_count] = *entry;
     *out = &dec->writers[dec->writer_count];
     dec->writer_count++;
     return INGEST_AVRO_OK;
+}
 
-err:
+/* Loads, checks and caches the writer schema of id. Returns INGEST_AVRO_OK with *out set,
+ * INGEST_AVRO_BAD when no usable schema exists for id, INGEST_AVRO_RETRY when the registry
+ * cannot answer now, INGEST_AVRO_ERR when out of memory. */
+static int writer_load(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, char *reason,
+                       size_t reason_len)
+{
+    writer_entry_t entry = {.id = id};
+    char where[PATH_MAX];
+    char why[REASON_MAX];
+    int rc;
+
+    rc = ingest_avro_schema_load_writer(dec, id, &entry.schema, where, sizeof where, why,
+                                        sizeof why);
+    if (rc == INGEST_AVRO_RETRY) {
+        /* Not the message's fault and not to be remembered as a miss: decode it again. */
+        ingest_avro_text_set(reason, reason_len, "schema id %u: %s", (unsigned)id, why);
+        return INGEST_AVRO_RETRY;
+    }
+    if (rc == INGEST_AVRO_OK) {
+        rc = writer_resolve(dec, &entry, where, why, sizeof why, reason, reason_len);
+    }
+    if (rc == INGEST_AVRO_OK) {
+        /* Ownership of the schema and the plan moves into the cache. */
+        rc = writer_cache(dec, &entry, out, reason, reason_len);
+    }
+    if (rc == INGEST_AVRO_OK) {
+        return INGEST_AVRO_OK;
+    }
     if (rc == INGEST_AVRO_BAD) {
         /* No usable schema for id: a message problem, remembered so the file is not
          * reopened for every such message. */
@@ -153,8 +143,8 @@ err:
 }
 
 /* The cached writer for id, loading it on first use; a recent miss answers from memory. */
-int ingest_avro_writer_lookup(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, char *reason,
-                              size_t reason_len)
+static int writer_lookup(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, char *reason,
+                         size_t reason_len)
 {
     int64_t now;
     for (size_t i = 0; i < dec->writer_count; i++) {
@@ -168,6 +158,43 @@ int ingest_avro_writer_lookup(ingest_avro_t *dec, uint32_t id, writer_entry_t **
         return ingest_avro_reason_bad(reason, reason_len, "%s", miss->reason);
     }
     return writer_load(dec, id, out, reason, reason_len);
+}
+
+int ingest_avro_confluent_writer(ingest_avro_t *dec, const uint8_t *data, size_t len,
+                                 const writer_entry_t **plan, char *reason, size_t reason_len)
+{
+    writer_entry_t *writer;
+    int rc;
+
+    *plan = NULL;
+    if (len < CONFLUENT_HEADER_LEN) {
+        return ingest_avro_reason_bad(reason, reason_len,
+                                      "truncated: %zu-byte message is shorter than the 5-byte "
+                                      "Confluent header",
+                                      len);
+    }
+    if (data[0] != 0x00) {
+        return ingest_avro_reason_bad(reason, reason_len,
+                                      "bad magic byte 0x%02x (Confluent wants 0x00)", data[0]);
+    }
+    uint32_t id = (uint32_t)data[1] << 24 | (uint32_t)data[2] << 16 | (uint32_t)data[3] << 8 |
+                  (uint32_t)data[4];
+    if ((rc = writer_lookup(dec, id, &writer, reason, reason_len)) != INGEST_AVRO_OK) {
+        return rc;
+    }
+    if (writer->fields != NULL) {
+        *plan = writer;
+    }
+    return INGEST_AVRO_OK;
+}
+
+void ingest_avro_confluent_header_put(uint8_t *out, uint32_t id)
+{
+    out[0] = 0x00;
+    out[1] = (uint8_t)(id >> 24);
+    out[2] = (uint8_t)(id >> 16);
+    out[3] = (uint8_t)(id >> 8);
+    out[4] = (uint8_t)id;
 }
 
 int ingest_avro_use_registry(ingest_avro_t *dec, const ingest_registry_options_t *o, char *err,

@@ -155,6 +155,49 @@ static int direct_field(ingest_avro_t *dec, scan_t *s, int i, field_value_t *out
     return INGEST_AVRO_OK;
 }
 
+/* An enum index at s->p of enum t, as the symbol of reader_enum: when t is another enum (the
+ * writer's), matched by name, since the writer may order its symbols differently or have new
+ * ones. writer_id and field name the incompatibility when reader_enum lacks the symbol. */
+static int enum_read(scan_t *s, avro_schema_t t, avro_schema_t reader_enum, uint32_t writer_id,
+                     const char *field, field_value_t *out)
+{
+    const char *symbol;
+    int64_t v;
+    int rc;
+
+    if ((rc = ingest_avro_scan_index(s, avro_schema_enum_number_of_symbols(t), 1, &v)) != 0) {
+        return rc;
+    }
+    symbol = avro_schema_enum_get(t, (int)v);
+    if (t != reader_enum) {
+        int mapped = avro_schema_enum_get_by_name(reader_enum, symbol);
+        if (mapped < 0) {
+            return ingest_avro_reason_bad(s->reason, s->reason_len,
+                                          "incompatible schema id %u: symbol %s of field %s is not "
+                                          "in the reader's enum %s",
+                                          (unsigned)writer_id, symbol, field,
+                                          avro_schema_name(reader_enum));
+        }
+        symbol = avro_schema_enum_get(reader_enum, mapped);
+    }
+    out->present = 1;
+    out->str = symbol;
+    out->len = strlen(symbol);
+    return INGEST_AVRO_OK;
+}
+
+/* Follows writer type *t's named-type links, refusing nesting deeper than SCAN_DEPTH_MAX. */
+static int plan_type(scan_t *s, avro_schema_t *t, int depth)
+{
+    *t = ingest_avro_schema_deref(*t);
+    if (depth > SCAN_DEPTH_MAX || *t == NULL) {
+        return ingest_avro_reason_bad(s->reason, s->reason_len,
+                                      "schema nesting deeper than %d at field %s", SCAN_DEPTH_MAX,
+                                      s->field);
+    }
+    return 0;
+}
+
 /* Reads one value of type t (not a union, not null: a type ingest_avro_extra_type_fits allows) as
  * extra field x. writer_id names the writer schema in reasons when t is the writer's enum rather
  * than the reader's, whose symbols are then matched by name. */
@@ -173,13 +216,8 @@ static int extra_value(const extra_field_t *x, scan_t *s, avro_schema_t t, uint3
         break;
     case AVRO_INT32:
     case AVRO_INT64:
-        if ((rc = ingest_avro_scan_long(s, &v)) != 0) {
+        if ((rc = ingest_avro_scan_int(s, avro_typeof(t), &v)) != 0) {
             return rc;
-        }
-        if (avro_typeof(t) == AVRO_INT32 && (v < INT32_MIN || v > INT32_MAX)) {
-            return ingest_avro_reason_bad(s->reason, s->reason_len,
-                                          "bad int in field %s: %lld out of range", s->field,
-                                          (long long)v);
         }
         out->num = (double)v;
         break;
@@ -189,29 +227,8 @@ static int extra_value(const extra_field_t *x, scan_t *s, avro_schema_t t, uint3
         break;
     case AVRO_STRING:
         return ingest_avro_scan_string(s, out);
-    case AVRO_ENUM: {
-        const char *symbol;
-        if ((rc = ingest_avro_scan_index(s, avro_schema_enum_number_of_symbols(t), 1, &v)) != 0) {
-            return rc;
-        }
-        symbol = avro_schema_enum_get(t, (int)v);
-        if (t != x->value_schema) {
-            /* By name: the writer may order its symbols differently or have new ones. */
-            int mapped = avro_schema_enum_get_by_name(x->value_schema, symbol);
-            if (mapped < 0) {
-                return ingest_avro_reason_bad(
-                    s->reason, s->reason_len,
-                    "incompatible schema id %u: symbol %s of field %s is not in "
-                    "the reader's enum %s",
-                    (unsigned)writer_id, symbol, x->name, avro_schema_name(x->value_schema));
-            }
-            symbol = avro_schema_enum_get(x->value_schema, mapped);
-        }
-        out->str = symbol;
-        out->len = strlen(symbol);
-        rc = 0;
-        break;
-    }
+    case AVRO_ENUM:
+        return enum_read(s, t, x->value_schema, writer_id, x->name, out);
     default:
         return ingest_avro_reason_bad(s->reason, s->reason_len,
                                       "field %s has an unexpected Avro type", s->field);
@@ -283,11 +300,8 @@ static int plan_value(ingest_avro_t *dec, const writer_entry_t *w, scan_t *s, av
     int64_t v;
     int rc;
 
-    t = ingest_avro_schema_deref(t);
-    if (depth > SCAN_DEPTH_MAX || t == NULL) {
-        return ingest_avro_reason_bad(s->reason, s->reason_len,
-                                      "schema nesting deeper than %d at field %s", SCAN_DEPTH_MAX,
-                                      s->field);
+    if ((rc = plan_type(s, &t, depth)) != 0) {
+        return rc;
     }
     if (!ingest_avro_writer_type_fits(spec->kind, t) && !is_avro_union(t)) {
         return ingest_avro_reason_bad(
@@ -313,41 +327,16 @@ static int plan_value(ingest_avro_t *dec, const writer_entry_t *w, scan_t *s, av
     case AVRO_BOOLEAN:
         out->present = 1;
         return ingest_avro_scan_bool(s, &out->i64);
-    case AVRO_ENUM: {
-        avro_schema_t reader_enum = dec->slots[i].enum_schema;
-        const char *symbol;
-        int mapped;
-        if ((rc = ingest_avro_scan_index(s, avro_schema_enum_number_of_symbols(t), 1, &v)) != 0) {
-            return rc;
-        }
-        /* By name: the writer may order its symbols differently or have new ones. */
-        symbol = avro_schema_enum_get(t, (int)v);
-        mapped = avro_schema_enum_get_by_name(reader_enum, symbol);
-        if (mapped < 0) {
-            return ingest_avro_reason_bad(
-                s->reason, s->reason_len,
-                "incompatible schema id %u: symbol %s of field %s is not in the "
-                "reader's enum %s",
-                (unsigned)w->id, symbol, spec->name, avro_schema_name(reader_enum));
-        }
-        out->present = 1;
-        out->str = avro_schema_enum_get(reader_enum, mapped);
-        out->len = strlen(out->str);
-        return INGEST_AVRO_OK;
-    }
+    case AVRO_ENUM:
+        return enum_read(s, t, dec->slots[i].enum_schema, w->id, spec->name, out);
     case AVRO_DOUBLE:
     case AVRO_FLOAT:
         out->present = 1;
         return ingest_avro_scan_real(s, avro_typeof(t) == AVRO_DOUBLE ? 8 : 4, &out->num);
     case AVRO_INT32:
     case AVRO_INT64:
-        if ((rc = ingest_avro_scan_long(s, &v)) != 0) {
+        if ((rc = ingest_avro_scan_int(s, avro_typeof(t), &v)) != 0) {
             return rc;
-        }
-        if (avro_typeof(t) == AVRO_INT32 && (v < INT32_MIN || v > INT32_MAX)) {
-            return ingest_avro_reason_bad(s->reason, s->reason_len,
-                                          "bad int in field %s: %lld out of range", s->field,
-                                          (long long)v);
         }
         out->present = 1;
         out->i64 = v;
@@ -368,11 +357,8 @@ static int plan_extra(ingest_avro_t *dec, const writer_entry_t *w, scan_t *s, av
     int64_t v;
     int rc;
 
-    t = ingest_avro_schema_deref(t);
-    if (depth > SCAN_DEPTH_MAX || t == NULL) {
-        return ingest_avro_reason_bad(s->reason, s->reason_len,
-                                      "schema nesting deeper than %d at field %s", SCAN_DEPTH_MAX,
-                                      s->field);
+    if ((rc = plan_type(s, &t, depth)) != 0) {
+        return rc;
     }
     if (is_avro_union(t)) {
         if ((rc = ingest_avro_scan_index(s, (int64_t)avro_schema_union_size(t), 0, &v)) != 0) {
@@ -447,25 +433,9 @@ int ingest_avro_decode(ingest_avro_t *dec, const void *data, size_t len, ingest_
         return ingest_avro_reason_bad(reason, reason_len, "empty message");
     }
     if (dec->format == INGEST_FORMAT_CONFLUENT) {
-        writer_entry_t *writer;
-        if (len < CONFLUENT_HEADER_LEN) {
-            return ingest_avro_reason_bad(reason, reason_len,
-                                          "truncated: %zu-byte message is shorter than the 5-byte "
-                                          "Confluent header",
-                                          len);
-        }
-        if (payload[0] != 0x00) {
-            return ingest_avro_reason_bad(
-                reason, reason_len, "bad magic byte 0x%02x (Confluent wants 0x00)", payload[0]);
-        }
-        uint32_t id = (uint32_t)payload[1] << 24 | (uint32_t)payload[2] << 16 |
-                      (uint32_t)payload[3] << 8 | (uint32_t)payload[4];
-        if ((rc = ingest_avro_writer_lookup(dec, id, &writer, reason, reason_len)) !=
-            INGEST_AVRO_OK) {
+        rc = ingest_avro_confluent_writer(dec, payload, len, &plan, reason, reason_len);
+        if (rc != INGEST_AVRO_OK) {
             return rc;
-        }
-        if (writer->fields != NULL) {
-            plan = writer;
         }
         payload += CONFLUENT_HEADER_LEN;
         payload_len -= CONFLUENT_HEADER_LEN;

@@ -10,20 +10,25 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Sets enum field to symbol of the reader's enum. */
-static int enum_write(avro_value_t *field, avro_schema_t enum_schema, const field_spec_t *spec,
+/* Fills err for an Avro C failure setting field name (avro_strerror says what) and returns -1. */
+static int avro_field_failed(const char *name, char *err, size_t errlen)
+{
+    ingest_avro_text_set(err, errlen, "cannot set Avro field %s: %s", name, avro_strerror());
+    return -1;
+}
+
+/* Sets enum field (named name) to symbol of the reader's enum. */
+static int enum_write(avro_value_t *field, avro_schema_t enum_schema, const char *name,
                       const char *symbol, char *err, size_t errlen)
 {
     int index = avro_schema_enum_get_by_name(enum_schema, symbol);
     if (index < 0) {
-        ingest_avro_text_set(err, errlen, "%s \"%.40s\" is not a symbol of enum %s", spec->name,
-                             symbol, avro_schema_name(enum_schema));
+        ingest_avro_text_set(err, errlen, "%s \"%.40s\" is not a symbol of enum %s", name, symbol,
+                             avro_schema_name(enum_schema));
         return -1;
     }
     if (avro_value_set_enum(field, index) != 0) {
-        ingest_avro_text_set(err, errlen, "cannot set Avro field %s: %s", spec->name,
-                             avro_strerror());
-        return -1;
+        return avro_field_failed(name, err, errlen);
     }
     return 0;
 }
@@ -46,6 +51,72 @@ static int union_branch_set(avro_value_t *field, int present, int null_branch, i
     return 1;
 }
 
+/* Appends the n strings at items to array field (spec's). */
+static int array_write(avro_value_t *field, const field_spec_t *spec, const char *const *items,
+                       size_t n, char *err, size_t errlen)
+{
+    for (size_t k = 0; k < n; k++) {
+        avro_value_t item;
+        if (items[k] == NULL) {
+            ingest_avro_text_set(err, errlen, "record field %s has a NULL item %zu", spec->name, k);
+            return -1;
+        }
+        if (avro_value_append(field, &item, NULL) != 0 ||
+            avro_value_set_string(&item, items[k]) != 0) {
+            return avro_field_failed(spec->name, err, errlen);
+        }
+    }
+    return 0;
+}
+
+/* Sets field (spec's, the value branch of an optional one) from the record member at member:
+ * str is the member itself for the string and enum kinds. */
+static int field_value_write(avro_value_t *field, const field_spec_t *spec,
+                             const field_slot_t *slot, const ingest_record_t *rec,
+                             const char *member, const char *str, char *err, size_t errlen)
+{
+    int rc;
+
+    switch (spec->kind) {
+    case FIELD_STRING:
+    case FIELD_OPT_STRING:
+        rc = avro_value_set_string(field, str);
+        break;
+    case FIELD_ENUM:
+    case FIELD_OPT_ENUM:
+        return enum_write(field, slot->enum_schema, spec->name, str, err, errlen);
+    case FIELD_OPT_DOUBLE: {
+        double d;
+        memcpy(&d, member, sizeof d);
+        rc = avro_value_set_double(field, d);
+        break;
+    }
+    case FIELD_TIME_MS: {
+        int64_t t;
+        memcpy(&t, member, sizeof t);
+        rc = avro_value_set_long(field, t);
+        break;
+    }
+    case FIELD_BOOL: {
+        int b;
+        memcpy(&b, member, sizeof b);
+        rc = avro_value_set_boolean(field, b != 0);
+        break;
+    }
+    case FIELD_STRING_ARRAY: {
+        const char *const *items;
+        size_t n;
+        memcpy(&items, member, sizeof items);
+        memcpy(&n, (const char *)rec + spec->aux_offset, sizeof n);
+        return array_write(field, spec, items, n, err, errlen);
+    }
+    default:
+        rc = -1;
+        break;
+    }
+    return rc != 0 ? avro_field_failed(spec->name, err, errlen) : 0;
+}
+
 /* Sets field i of enc->value from rec. */
 static int field_write(ingest_avro_t *enc, const ingest_record_t *rec, int i, char *err,
                        size_t errlen)
@@ -56,10 +127,9 @@ static int field_write(ingest_avro_t *enc, const ingest_record_t *rec, int i, ch
     const char *str = NULL;
     avro_value_t field;
     int present = 1;
-    int rc;
 
     if (avro_value_get_by_index(&enc->value, slot->index, &field, NULL) != 0) {
-        goto avro_err;
+        return avro_field_failed(spec->name, err, errlen);
     }
     switch (spec->kind) {
     case FIELD_STRING:
@@ -82,84 +152,21 @@ static int field_write(ingest_avro_t *enc, const ingest_record_t *rec, int i, ch
         return -1;
     }
     if (ingest_avro_field_is_optional(spec->kind)) {
-        rc = union_branch_set(&field, present, slot->null_branch, slot->value_branch);
+        int rc = union_branch_set(&field, present, slot->null_branch, slot->value_branch);
         if (rc <= 0) {
-            if (rc < 0)
-                goto avro_err;
-            return 0;
+            return rc < 0 ? avro_field_failed(spec->name, err, errlen) : 0;
         }
     }
-    switch (spec->kind) {
-    case FIELD_STRING:
-    case FIELD_OPT_STRING:
-        rc = avro_value_set_string(&field, str);
-        break;
-    case FIELD_ENUM:
-    case FIELD_OPT_ENUM:
-        return enum_write(&field, slot->enum_schema, spec, str, err, errlen);
-    case FIELD_OPT_DOUBLE: {
-        double d;
-        memcpy(&d, member, sizeof d);
-        rc = avro_value_set_double(&field, d);
-        break;
-    }
-    case FIELD_TIME_MS: {
-        int64_t t;
-        memcpy(&t, member, sizeof t);
-        rc = avro_value_set_long(&field, t);
-        break;
-    }
-    case FIELD_BOOL: {
-        int b;
-        memcpy(&b, member, sizeof b);
-        rc = avro_value_set_boolean(&field, b != 0);
-        break;
-    }
-    case FIELD_STRING_ARRAY: {
-        const char *const *items;
-        size_t n;
-        memcpy(&items, member, sizeof items);
-        memcpy(&n, (const char *)rec + spec->aux_offset, sizeof n);
-        rc = 0;
-        for (size_t k = 0; k < n && rc == 0; k++) {
-            avro_value_t item;
-            if (items[k] == NULL) {
-                ingest_avro_text_set(err, errlen, "record field %s has a NULL item %zu", spec->name,
-                                     k);
-                return -1;
-            }
-            rc = avro_value_append(&field, &item, NULL);
-            if (rc == 0) {
-                rc = avro_value_set_string(&item, items[k]);
-            }
-        }
-        break;
-    }
-    default:
-        rc = -1;
-        break;
-    }
-    if (rc != 0) {
-        goto avro_err;
-    }
-    return 0;
-avro_err:
-    ingest_avro_text_set(err, errlen, "cannot set Avro field %s: %s", spec->name, avro_strerror());
-    return -1;
+    return field_value_write(&field, spec, slot, rec, member, str, err, errlen);
 }
 
-/* Sets extra field e of enc->value from ev, or from the field's default when ev has no extra
- * values at all (a record built without the schema's columns in mind). */
-static int extra_write(ingest_avro_t *enc, const ingest_event_t *ev, size_t e, char *err,
-                       size_t errlen)
+/* The value extra field e of ev takes: ev's own, or the field's default when ev has no extra
+ * values at all (a record built without the schema's columns in mind). *present 0: null. */
+static int extra_value_get(const extra_field_t *x, const ingest_event_t *ev, size_t e, double *num,
+                           const char **str, int *present, char *err, size_t errlen)
 {
-    const extra_field_t *x = &enc->extras[e];
-    avro_value_t field;
-    double num = NAN;
-    const char *str = NULL;
-    int present;
-    int rc;
-
+    *num = NAN;
+    *str = NULL;
     if (ev->n_extra == 0) {
         if (!x->has_default && !x->optional) {
             ingest_avro_text_set(
@@ -169,32 +176,31 @@ static int extra_write(ingest_avro_t *enc, const ingest_event_t *ev, size_t e, c
                 x->name);
             return -1;
         }
-        present = x->has_default && x->def.present;
-        num = x->def.num;
-        str = x->def.str;
+        *present = x->has_default && x->def.present;
+        *num = x->def.num;
+        *str = x->def.str;
     } else if (x->type == INGEST_EXTRA_NUMBER) {
-        num = ev->extra_num != NULL ? ev->extra_num[e] : NAN;
-        present = !isnan(num);
+        *num = ev->extra_num != NULL ? ev->extra_num[e] : NAN;
+        *present = !isnan(*num);
     } else {
-        str = ev->extra_str != NULL ? ev->extra_str[e] : NULL;
-        present = str != NULL;
+        *str = ev->extra_str != NULL ? ev->extra_str[e] : NULL;
+        *present = *str != NULL;
     }
-    if (!present && !x->optional) {
+    if (!*present && !x->optional) {
         ingest_avro_text_set(err, errlen, "record extra field %s is %s; it is required", x->name,
                              x->type == INGEST_EXTRA_NUMBER ? "NaN" : "NULL");
         return -1;
     }
-    if (avro_value_get_by_index(&enc->value, x->index, &field, NULL) != 0) {
-        goto avro_err;
-    }
-    if (x->optional) {
-        rc = union_branch_set(&field, present, x->null_branch, x->value_branch);
-        if (rc <= 0) {
-            if (rc < 0)
-                goto avro_err;
-            return 0;
-        }
-    }
+    return 0;
+}
+
+/* Sets field (extra field x, the value branch of an optional one) to num or str, whichever its
+ * type takes. */
+static int extra_value_write(avro_value_t *field, const extra_field_t *x, double num,
+                             const char *str, char *err, size_t errlen)
+{
+    int rc;
+
     switch (x->value_type) {
     case AVRO_INT32:
         if (num != floor(num) || num < INT32_MIN || num > INT32_MAX) {
@@ -202,7 +208,7 @@ static int extra_write(ingest_avro_t *enc, const ingest_event_t *ev, size_t e, c
                                  num);
             return -1;
         }
-        rc = avro_value_set_int(&field, (int32_t)num);
+        rc = avro_value_set_int(field, (int32_t)num);
         break;
     case AVRO_INT64:
         /* 2^63 is the first double past INT64_MAX. */
@@ -211,41 +217,52 @@ static int extra_write(ingest_avro_t *enc, const ingest_event_t *ev, size_t e, c
                                  num);
             return -1;
         }
-        rc = avro_value_set_long(&field, (int64_t)num);
+        rc = avro_value_set_long(field, (int64_t)num);
         break;
     case AVRO_FLOAT:
-        rc = avro_value_set_float(&field, (float)num);
+        rc = avro_value_set_float(field, (float)num);
         break;
     case AVRO_DOUBLE:
-        rc = avro_value_set_double(&field, num);
+        rc = avro_value_set_double(field, num);
         break;
     case AVRO_BOOLEAN:
-        rc = avro_value_set_boolean(&field, num != 0.0);
+        rc = avro_value_set_boolean(field, num != 0.0);
         break;
     case AVRO_STRING:
-        rc = avro_value_set_string(&field, str);
+        rc = avro_value_set_string(field, str);
         break;
-    case AVRO_ENUM: {
-        int index = avro_schema_enum_get_by_name(x->value_schema, str);
-        if (index < 0) {
-            ingest_avro_text_set(err, errlen, "%s \"%.40s\" is not a symbol of enum %s", x->name,
-                                 str, avro_schema_name(x->value_schema));
-            return -1;
-        }
-        rc = avro_value_set_enum(&field, index);
-        break;
-    }
+    case AVRO_ENUM:
+        return enum_write(field, x->value_schema, x->name, str, err, errlen);
     default:
         rc = -1;
         break;
     }
-    if (rc != 0) {
-        goto avro_err;
+    return rc != 0 ? avro_field_failed(x->name, err, errlen) : 0;
+}
+
+/* Sets extra field e of enc->value from ev (extra_value_get says which value). */
+static int extra_write(ingest_avro_t *enc, const ingest_event_t *ev, size_t e, char *err,
+                       size_t errlen)
+{
+    const extra_field_t *x = &enc->extras[e];
+    avro_value_t field;
+    double num;
+    const char *str;
+    int present;
+
+    if (extra_value_get(x, ev, e, &num, &str, &present, err, errlen) != 0) {
+        return -1;
     }
-    return 0;
-avro_err:
-    ingest_avro_text_set(err, errlen, "cannot set Avro field %s: %s", x->name, avro_strerror());
-    return -1;
+    if (avro_value_get_by_index(&enc->value, x->index, &field, NULL) != 0) {
+        return avro_field_failed(x->name, err, errlen);
+    }
+    if (x->optional) {
+        int rc = union_branch_set(&field, present, x->null_branch, x->value_branch);
+        if (rc <= 0) {
+            return rc < 0 ? avro_field_failed(x->name, err, errlen) : 0;
+        }
+    }
+    return extra_value_write(&field, x, num, str, err, errlen);
 }
 
 long ingest_avro_encode(ingest_avro_t *enc, const ingest_record_t *rec, int32_t schema_id,
@@ -300,12 +317,7 @@ long ingest_avro_encode(ingest_avro_t *enc, const ingest_record_t *rec, int32_t 
         return -1;
     }
     if (header != 0) {
-        uint32_t id = (uint32_t)schema_id;
-        bytes[0] = 0x00;
-        bytes[1] = (uint8_t)(id >> 24);
-        bytes[2] = (uint8_t)(id >> 16);
-        bytes[3] = (uint8_t)(id >> 8);
-        bytes[4] = (uint8_t)id;
+        ingest_avro_confluent_header_put(bytes, (uint32_t)schema_id);
     }
     avro_writer_memory_set_dest(enc->writer, (const char *)bytes + header,
                                 (int64_t)(out_cap - header));

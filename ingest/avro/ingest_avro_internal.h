@@ -12,7 +12,6 @@
 #include "ingest_avro.h"
 
 #include <avro.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -204,6 +203,7 @@ int ingest_avro_scan_block_count(scan_t *s, int64_t *count);
  * commit can walk it again; out->len sums the items' lengths. */
 int ingest_avro_scan_string_array(scan_t *s, field_value_t *out);
 
+/* A zigzag varint (Avro's int and long) at s->p. */
 static inline int ingest_avro_scan_long(scan_t *s, int64_t *out)
 {
     uint64_t value = 0;
@@ -255,6 +255,21 @@ static inline int ingest_avro_scan_index(scan_t *s, int64_t n, int is_enum, int6
                                       "bad %s index %lld in field %s (%lld %s)",
                                       is_enum ? "enum" : "union", (long long)*v, s->field,
                                       (long long)n, is_enum ? "symbols" : "branches");
+    }
+    return 0;
+}
+
+/* An int (type AVRO_INT32, checked for range) or a long at s->p. */
+static inline int ingest_avro_scan_int(scan_t *s, avro_type_t type, int64_t *v)
+{
+    int rc = ingest_avro_scan_long(s, v);
+    if (rc != 0) {
+        return rc;
+    }
+    if (type == AVRO_INT32 && (*v < INT32_MIN || *v > INT32_MAX)) {
+        return ingest_avro_reason_bad(s->reason, s->reason_len,
+                                      "bad int in field %s: %lld out of range", s->field,
+                                      (long long)*v);
     }
     return 0;
 }
@@ -328,6 +343,14 @@ avro_schema_t ingest_avro_schema_deref(avro_schema_t t);
  * builds dec->slots and dec->plan. Returns 0, or -1 with err. */
 int ingest_avro_reader_schema_check(ingest_avro_t *dec, const char *path, char *err, size_t errlen);
 
+/* Reads the writer schema of Confluent id into *out (owned by the caller): from dec's registry
+ * when it has one, else <schema_dir>/<id>.avsc; where (where_len bytes) gets the source's name
+ * for reasons. Returns INGEST_AVRO_OK; INGEST_AVRO_BAD when no usable schema exists for id, why
+ * (why_len bytes) saying so; INGEST_AVRO_RETRY when the registry cannot answer now, why holding
+ * what it or the network said. */
+int ingest_avro_schema_load_writer(const ingest_avro_t *dec, uint32_t id, avro_schema_t *out,
+                                   char *where, size_t where_len, char *why, size_t why_len);
+
 /* Makes the reader fields that are not the kind's own into extra fields (BehaviorEvent only).
  * text: the reader schema's JSON (len bytes), for the defaults. Returns 0, or -1 with err. */
 int ingest_avro_extras_init(ingest_avro_t *dec, const char *text, size_t len, const char *path,
@@ -346,13 +369,18 @@ int ingest_avro_extra_type_fits(const extra_field_t *x, avro_schema_t t);
 int ingest_avro_writer_plan(const ingest_avro_t *dec, writer_entry_t *entry, char *why,
                             size_t why_len);
 
-/* ---- Confluent writer schemas by id (confluent.c) ---- */
+/* ---- the Confluent wire format (confluent.c) ---- */
 
-/* The cached writer for id, loading it on first use; a recent miss answers from memory.
- * Returns INGEST_AVRO_OK with *out set, INGEST_AVRO_BAD when no usable schema exists for id,
- * INGEST_AVRO_RETRY when the registry cannot answer now, INGEST_AVRO_ERR when out of memory. */
-int ingest_avro_writer_lookup(ingest_avro_t *dec, uint32_t id, writer_entry_t **out, char *reason,
-                              size_t reason_len);
+/* The writer of a Confluent-framed message (len > 0 bytes at data): the 5-byte header checked,
+ * the writer schema of its id loaded and planned on first use, then cached (a recent miss
+ * answers from memory). *plan: the writer's plan, NULL when its schema is the reader's. Returns
+ * INGEST_AVRO_OK; INGEST_AVRO_BAD for a bad header or an id with no usable schema;
+ * INGEST_AVRO_RETRY when the registry cannot answer now; INGEST_AVRO_ERR when out of memory. */
+int ingest_avro_confluent_writer(ingest_avro_t *dec, const uint8_t *data, size_t len,
+                                 const writer_entry_t **plan, char *reason, size_t reason_len);
+
+/* Writes the Confluent header of schema id to out (CONFLUENT_HEADER_LEN bytes). */
+void ingest_avro_confluent_header_put(uint8_t *out, uint32_t id);
 
 /* ---- the record (record.c) ---- */
 

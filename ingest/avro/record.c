@@ -65,9 +65,20 @@ static int double_present(const record_type_t *t, const field_value_t *vals, int
     return has;
 }
 
-/* Commits the extra fields' values into rec, whose buffers ingest_avro_record_commit has sized: the
- * numbers at the start of rec->buf, the strings from pos on, their pointers in rec->list from
- * list_pos on. */
+/* Copies len bytes of str to rec->buf at *pos with a NUL after them, moves *pos past the NUL
+ * and returns the copy. rec->buf has room: record_size counted it. */
+static const char *record_string_put(ingest_record_t *rec, size_t *pos, const char *str, size_t len)
+{
+    char *copy = rec->buf + *pos;
+    memcpy(copy, str, len);
+    copy[len] = '\0';
+    *pos += len + 1;
+    return copy;
+}
+
+/* Commits the extra fields' values into rec, whose buffers ingest_avro_record_commit has sized:
+ * the numbers at the start of rec->buf, the strings from pos on, their pointers in rec->list
+ * from list_pos on. */
 static void record_commit_extras(const ingest_avro_t *dec, ingest_record_t *rec, size_t pos,
                                  size_t list_pos)
 {
@@ -88,15 +99,82 @@ static void record_commit_extras(const ingest_avro_t *dec, ingest_record_t *rec,
         if (dec->extras[e].type == INGEST_EXTRA_NUMBER) {
             nums[e] = v->num;
         } else {
-            memcpy(rec->buf + pos, v->str, v->len);
-            rec->buf[pos + v->len] = '\0';
-            strs[e] = rec->buf + pos;
-            pos += v->len + 1;
+            strs[e] = record_string_put(rec, &pos, v->str, v->len);
         }
     }
     rec->event.n_extra = dec->n_extra;
     rec->event.extra_num = nums;
     rec->event.extra_str = strs;
+}
+
+/* The bytes rec->buf and the pointers rec->list need for vals and the extra fields' values.
+ * *pos: where the fields' strings start in rec->buf, after the extra fields' numbers. */
+static void record_size(const ingest_avro_t *dec, const field_value_t *vals, size_t *need,
+                        size_t *n_list, size_t *pos)
+{
+    const record_type_t *t = dec->type;
+
+    *need = 0;
+    *n_list = 0;
+    *pos = 0;
+    if (dec->n_extra > 0) {
+        /* The extra fields' numbers lead rec->buf, where malloc's alignment suits doubles. */
+        *pos = dec->n_extra * sizeof(double);
+        *need = *pos;
+        *n_list = dec->n_extra;
+        for (size_t e = 0; e < dec->n_extra; e++) {
+            if (dec->extra_vals[e].present && dec->extras[e].type == INGEST_EXTRA_STRING) {
+                *need += dec->extra_vals[e].len + 1;
+            }
+        }
+    }
+    for (int i = 0; i < t->n_fields; i++) {
+        if (vals[i].present && vals[i].str != NULL) {
+            /* a NUL after each string, and after each item of an array */
+            *need += vals[i].len + (t->fields[i].kind == FIELD_STRING_ARRAY ? vals[i].n_items : 1);
+        }
+        if (vals[i].present && t->fields[i].kind == FIELD_STRING_ARRAY) {
+            *n_list += vals[i].n_items;
+        }
+    }
+}
+
+/* Commits the string array v of field spec: its items copied into rec->buf from *pos on, their
+ * pointers into rec->list from *list_pos on (both moved past them). The array is walked a
+ * second time, already validated by ingest_avro_scan_string_array, so a failure here is the
+ * program's (INGEST_AVRO_ERR). */
+static int record_commit_array(ingest_record_t *rec, const field_spec_t *spec,
+                               const field_value_t *v, size_t *pos, size_t *list_pos, char *reason,
+                               size_t reason_len)
+{
+    const char *const *items = NULL;
+    size_t n = v->present ? v->n_items : 0;
+
+    if (n > 0) {
+        scan_t walk = {(const uint8_t *)v->str, (const uint8_t *)v->str + v->i64, spec->name,
+                       reason, reason_len};
+        items = rec->list + *list_pos;
+        for (size_t k = 0; k < n;) {
+            int64_t count;
+            if (ingest_avro_scan_block_count(&walk, &count) != 0 || count == 0) {
+                ingest_avro_text_set(reason, reason_len, "field %s changed between two reads",
+                                     spec->name);
+                return INGEST_AVRO_ERR;
+            }
+            for (int64_t c = 0; c < count && k < n; c++, k++) {
+                field_value_t item = {0};
+                if (ingest_avro_scan_string(&walk, &item) != 0) {
+                    ingest_avro_text_set(reason, reason_len, "field %s changed between two reads",
+                                         spec->name);
+                    return INGEST_AVRO_ERR;
+                }
+                rec->list[(*list_pos)++] = record_string_put(rec, pos, item.str, item.len);
+            }
+        }
+    }
+    memcpy((char *)rec + spec->offset, &items, sizeof items);
+    memcpy((char *)rec + spec->aux_offset, &n, sizeof n);
+    return INGEST_AVRO_OK;
 }
 
 /* Commits checked field values into rec. Strings are copied into rec->buf, so vals may point
@@ -105,29 +183,10 @@ int ingest_avro_record_commit(const ingest_avro_t *dec, ingest_record_t *rec,
                               const field_value_t *vals, char *reason, size_t reason_len)
 {
     const record_type_t *t = dec->type;
-    size_t need = 0, n_list = 0, pos = 0, list_pos = 0;
+    size_t need, n_list, pos, list_pos = 0;
     int rc;
 
-    if (dec->n_extra > 0) {
-        /* The extra fields' numbers lead rec->buf, where malloc's alignment suits doubles. */
-        pos = dec->n_extra * sizeof(double);
-        need = pos;
-        n_list = dec->n_extra;
-        for (size_t e = 0; e < dec->n_extra; e++) {
-            if (dec->extra_vals[e].present && dec->extras[e].type == INGEST_EXTRA_STRING) {
-                need += dec->extra_vals[e].len + 1;
-            }
-        }
-    }
-    for (int i = 0; i < t->n_fields; i++) {
-        if (vals[i].present && vals[i].str != NULL) {
-            /* a NUL after each string, and after each item of an array */
-            need += vals[i].len + (t->fields[i].kind == FIELD_STRING_ARRAY ? vals[i].n_items : 1);
-        }
-        if (vals[i].present && t->fields[i].kind == FIELD_STRING_ARRAY) {
-            n_list += vals[i].n_items;
-        }
-    }
+    record_size(dec, vals, &need, &n_list, &pos);
     if ((rc = record_reserve(rec, need, n_list, reason, reason_len)) != INGEST_AVRO_OK) {
         return rc;
     }
@@ -143,10 +202,7 @@ int ingest_avro_record_commit(const ingest_avro_t *dec, ingest_record_t *rec,
         case FIELD_OPT_ENUM: {
             const char *copy = NULL;
             if (vals[i].present) {
-                memcpy(rec->buf + pos, vals[i].str, vals[i].len);
-                rec->buf[pos + vals[i].len] = '\0';
-                copy = rec->buf + pos;
-                pos += vals[i].len + 1;
+                copy = record_string_put(rec, &pos, vals[i].str, vals[i].len);
             }
             memcpy(member, &copy, sizeof copy);
             break;
@@ -168,40 +224,12 @@ int ingest_avro_record_commit(const ingest_avro_t *dec, ingest_record_t *rec,
             memcpy(member, &b, sizeof b);
             break;
         }
-        case FIELD_STRING_ARRAY: {
-            const char *const *items = NULL;
-            size_t n = vals[i].present ? vals[i].n_items : 0;
-            if (n > 0) {
-                /* Walked a second time, already validated by ingest_avro_scan_string_array. */
-                scan_t walk = {(const uint8_t *)vals[i].str,
-                               (const uint8_t *)vals[i].str + vals[i].i64, spec->name, reason,
-                               reason_len};
-                items = rec->list + list_pos;
-                for (size_t k = 0; k < n;) {
-                    int64_t count;
-                    if (ingest_avro_scan_block_count(&walk, &count) != 0 || count == 0) {
-                        ingest_avro_text_set(reason, reason_len,
-                                             "field %s changed between two reads", spec->name);
-                        return INGEST_AVRO_ERR;
-                    }
-                    for (int64_t c = 0; c < count && k < n; c++, k++) {
-                        field_value_t item = {0};
-                        if (ingest_avro_scan_string(&walk, &item) != 0) {
-                            ingest_avro_text_set(reason, reason_len,
-                                                 "field %s changed between two reads", spec->name);
-                            return INGEST_AVRO_ERR;
-                        }
-                        memcpy(rec->buf + pos, item.str, item.len);
-                        rec->buf[pos + item.len] = '\0';
-                        rec->list[list_pos++] = rec->buf + pos;
-                        pos += item.len + 1;
-                    }
-                }
+        case FIELD_STRING_ARRAY:
+            rc = record_commit_array(rec, spec, &vals[i], &pos, &list_pos, reason, reason_len);
+            if (rc != INGEST_AVRO_OK) {
+                return rc;
             }
-            memcpy(member, &items, sizeof items);
-            memcpy((char *)rec + spec->aux_offset, &n, sizeof n);
             break;
-        }
         }
     }
     if (dec->kind == INGEST_KIND_EVENT) {

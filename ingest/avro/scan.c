@@ -238,15 +238,7 @@ int ingest_avro_scan_value(scan_t *s, avro_schema_t schema, int depth)
     case AVRO_BOOLEAN:
         return ingest_avro_scan_bool(s, &v);
     case AVRO_INT32:
-        if ((rc = ingest_avro_scan_long(s, &v)) != 0) {
-            return rc;
-        }
-        if (v < INT32_MIN || v > INT32_MAX) {
-            return ingest_avro_reason_bad(s->reason, s->reason_len,
-                                          "bad int in field %s: %lld out of range", s->field,
-                                          (long long)v);
-        }
-        return 0;
+        return ingest_avro_scan_int(s, AVRO_INT32, &v);
     case AVRO_INT64:
         return ingest_avro_scan_long(s, &v);
     case AVRO_FLOAT:

@@ -1,7 +1,9 @@
-/* The record kinds' field tables, and loading schemas: a .avsc file, and the reader schema's
- * check that it holds each field vigil reads, with a type it can read, wherever it sits. The
+/* The record kinds' field tables, and loading schemas: a .avsc file; the reader schema's check
+ * that it holds each field vigil reads, with a type it can read, wherever it sits; a Confluent
+ * writer schema by id, from the registry or <schema_dir>/<id>.avsc. The
  * four record kinds (ingest_record.h) differ only in their tables here. */
 #include "ingest_avro_internal.h"
+#include "ingest_registry.h"
 
 #include <avro.h>
 #include <errno.h>
@@ -197,6 +199,65 @@ static int union_is_optional(avro_schema_t u, avro_type_t value_type, field_slot
     return 0;
 }
 
+/* Whether type, the reader's type of field spec, is what spec's kind reads; fills slot's
+ * branches and enum on the way. */
+static int reader_field_fits(const field_spec_t *spec, avro_schema_t type, field_slot_t *slot)
+{
+    int ok = 0;
+
+    switch (spec->kind) {
+    case FIELD_STRING:
+        ok = is_avro_string(type);
+        break;
+    case FIELD_ENUM:
+        ok = is_avro_enum(type);
+        slot->enum_schema = type;
+        break;
+    case FIELD_OPT_STRING:
+        ok = union_is_optional(type, AVRO_STRING, slot);
+        break;
+    case FIELD_OPT_DOUBLE:
+        ok = union_is_optional(type, AVRO_DOUBLE, slot);
+        break;
+    case FIELD_OPT_ENUM:
+        ok = union_is_optional(type, AVRO_ENUM, slot);
+        if (ok) {
+            slot->enum_schema = avro_schema_union_branch(type, slot->value_branch);
+        }
+        break;
+    case FIELD_TIME_MS:
+        ok = is_avro_int64(type);
+        break;
+    case FIELD_BOOL:
+        ok = is_avro_boolean(type);
+        break;
+    case FIELD_STRING_ARRAY:
+        ok = is_avro_array(type) && is_avro_string(avro_schema_array_items(type));
+        break;
+    }
+    return ok;
+}
+
+/* dec->plan: the reader record's fields in wire order, each the kind's field it holds or none
+ * (ingest_avro_extras_init marks the extra fields among the others). */
+static int reader_plan_build(ingest_avro_t *dec, const char *path, char *err, size_t errlen)
+{
+    dec->plan_len = avro_schema_record_size(dec->reader_schema);
+    dec->plan = malloc(sizeof *dec->plan * (dec->plan_len ? dec->plan_len : 1));
+    if (dec->plan == NULL) {
+        ingest_avro_text_set(err, errlen, "out of memory planning the decoder for %s", path);
+        return -1;
+    }
+    for (size_t j = 0; j < dec->plan_len; j++) {
+        dec->plan[j].field = -1;
+        dec->plan[j].extra = -1;
+    }
+    for (int i = 0; i < dec->type->n_fields; i++) {
+        dec->plan[dec->slots[i].index].field = i;
+    }
+    return 0;
+}
+
 /* Finds each field vigil reads in the reader schema and checks its type, so decoding can
  * rely on the shape. Other fields are allowed: a BehaviorEvent's become its extra fields
  * (ingest_avro_extras_init); the other kinds skip them, and their encoder leaves them at zero
@@ -223,7 +284,6 @@ int ingest_avro_reader_schema_check(ingest_avro_t *dec, const char *path, char *
     for (int i = 0; i < t->n_fields; i++) {
         const field_spec_t *spec = &t->fields[i];
         field_slot_t *slot = &dec->slots[i];
-        int ok = 0;
 
         slot->index = avro_schema_record_field_get_index(dec->reader_schema, spec->name);
         if (slot->index < 0) {
@@ -232,56 +292,13 @@ int ingest_avro_reader_schema_check(ingest_avro_t *dec, const char *path, char *
             return -1;
         }
         avro_schema_t type = avro_schema_record_field_get_by_index(dec->reader_schema, slot->index);
-        switch (spec->kind) {
-        case FIELD_STRING:
-            ok = is_avro_string(type);
-            break;
-        case FIELD_ENUM:
-            ok = is_avro_enum(type);
-            slot->enum_schema = type;
-            break;
-        case FIELD_OPT_STRING:
-            ok = union_is_optional(type, AVRO_STRING, slot);
-            break;
-        case FIELD_OPT_DOUBLE:
-            ok = union_is_optional(type, AVRO_DOUBLE, slot);
-            break;
-        case FIELD_OPT_ENUM:
-            ok = union_is_optional(type, AVRO_ENUM, slot);
-            if (ok) {
-                slot->enum_schema = avro_schema_union_branch(type, slot->value_branch);
-            }
-            break;
-        case FIELD_TIME_MS:
-            ok = is_avro_int64(type);
-            break;
-        case FIELD_BOOL:
-            ok = is_avro_boolean(type);
-            break;
-        case FIELD_STRING_ARRAY:
-            ok = is_avro_array(type) && is_avro_string(avro_schema_array_items(type));
-            break;
-        }
-        if (!ok) {
+        if (!reader_field_fits(spec, type, slot)) {
             ingest_avro_text_set(err, errlen, "reader schema %s: field %s must be %s", path,
                                  spec->name, expected[spec->kind]);
             return -1;
         }
     }
-    dec->plan_len = avro_schema_record_size(dec->reader_schema);
-    dec->plan = malloc(sizeof *dec->plan * (dec->plan_len ? dec->plan_len : 1));
-    if (dec->plan == NULL) {
-        ingest_avro_text_set(err, errlen, "out of memory planning the decoder for %s", path);
-        return -1;
-    }
-    for (size_t j = 0; j < dec->plan_len; j++) {
-        dec->plan[j].field = -1;
-        dec->plan[j].extra = -1;
-    }
-    for (int i = 0; i < t->n_fields; i++) {
-        dec->plan[dec->slots[i].index].field = i;
-    }
-    return 0;
+    return reader_plan_build(dec, path, err, errlen);
 }
 
 /* Follows named-type links to the type itself. */
@@ -291,4 +308,60 @@ avro_schema_t ingest_avro_schema_deref(avro_schema_t t)
         t = avro_schema_link_target(t);
     }
     return t;
+}
+
+/* The writer schema of id from dec's schema registry. */
+static int writer_schema_from_registry(const ingest_avro_t *dec, uint32_t id, avro_schema_t *out,
+                                       char *why, size_t why_len)
+{
+    char *text = NULL;
+    int fr = ingest_registry_fetch(dec->registry, id, &text, why, why_len);
+
+    if (fr == INGEST_REGISTRY_UNAVAILABLE) {
+        return INGEST_AVRO_RETRY;
+    }
+    if (fr == INGEST_REGISTRY_NOT_FOUND) {
+        char said[REASON_MAX];
+        ingest_avro_text_set(said, sizeof said, "%s", why);
+        ingest_avro_text_set(why, why_len, "unknown schema id %u (%s)", (unsigned)id, said);
+        return INGEST_AVRO_BAD;
+    }
+    if (avro_schema_from_json_length(text, strlen(text), out) != 0) {
+        ingest_avro_text_set(why, why_len,
+                             "schema id %u from the registry is not a valid Avro schema: %s",
+                             (unsigned)id, avro_strerror());
+        free(text);
+        return INGEST_AVRO_BAD;
+    }
+    free(text);
+    return INGEST_AVRO_OK;
+}
+
+/* The writer schema of id from <schema_dir>/<id>.avsc, whose name goes to path. */
+static int writer_schema_from_file(const ingest_avro_t *dec, uint32_t id, avro_schema_t *out,
+                                   char *path, size_t path_len, char *why, size_t why_len)
+{
+    int missing;
+
+    if (snprintf(path, path_len, "%s/%u.avsc", dec->schema_dir, (unsigned)id) >= (int)path_len) {
+        ingest_avro_text_set(why, why_len, "schema id %u: schema dir path too long", (unsigned)id);
+        return INGEST_AVRO_BAD;
+    }
+    if (ingest_avro_schema_load(path, out, &missing, NULL, NULL, why, why_len) != 0) {
+        if (missing) {
+            ingest_avro_text_set(why, why_len, "unknown schema id %u (no %s)", (unsigned)id, path);
+        }
+        return INGEST_AVRO_BAD;
+    }
+    return INGEST_AVRO_OK;
+}
+
+int ingest_avro_schema_load_writer(const ingest_avro_t *dec, uint32_t id, avro_schema_t *out,
+                                   char *where, size_t where_len, char *why, size_t why_len)
+{
+    if (dec->registry != NULL) {
+        snprintf(where, where_len, "registry id %u", (unsigned)id);
+        return writer_schema_from_registry(dec, id, out, why, why_len);
+    }
+    return writer_schema_from_file(dec, id, out, where, where_len, why, why_len);
 }
