@@ -1,8 +1,8 @@
-/* Unit tests for the extra fields of BehaviorEvent reader schemas (ingest/ingest_avro.c): a
- * user's own columns (here V1..V28 and a few of other types) round-tripped through the encoder
- * and both decoders, resolved from writer schemas that lack some of them, promote them or add
- * others, refused when a writer cannot be read, and refused at load when the reader schema gives
- * one a type the record cannot hold. Needs no servers. */
+/* Unit tests for the extra fields of BehaviorEvent reader schemas (ingest/avro/): a user's own
+ * columns (here V1..V28 and a few of other types) round-tripped through the encoder and both
+ * decoders, resolved from writer schemas that lack some of them, promote them or add others,
+ * refused when a writer cannot be read, and refused at load when the reader schema gives one a
+ * type the record cannot hold. Needs no servers. */
 #include "ingest_avro.h"
 #include "test.h"
 

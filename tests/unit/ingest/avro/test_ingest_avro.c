@@ -1,6 +1,6 @@
-/* Unit tests for ingest/ingest_avro.c: encode/decode round trips in both wire formats, every
- * class of malformed message the decoder must reject (with its reason), random truncations and
- * byte flips, schema resolution from a Confluent writer schema with an extra field, and the
+/* Unit tests for the Avro codec (ingest/avro/): encode/decode round trips in both wire formats,
+ * every class of malformed message the decoder must reject (with its reason), random truncations
+ * and byte flips, schema resolution from a Confluent writer schema with an extra field, and the
  * unknown-schema-id path. Needs no servers; prints the decode rate for information. */
 #include "ingest_avro.h"
 #include "test.h"
