@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -96,16 +97,16 @@ checkpointer_t *checkpointer_new(const char *conninfo, const char *group, const 
     checkpointer_t *c = calloc(1, sizeof *c);
 
     if (!c) {
-        snprintf(err, errlen, "checkpointer: out of memory");
+        errbuf_printf(err, errlen, "checkpointer: out of memory");
         return NULL;
     }
     if (pthread_mutex_init(&c->lock, NULL) != 0) {
-        snprintf(err, errlen, "checkpointer: cannot create its lock");
+        errbuf_printf(err, errlen, "checkpointer: cannot create its lock");
         free(c);
         return NULL;
     }
     if (pthread_cond_init(&c->wake, NULL) != 0) {
-        snprintf(err, errlen, "checkpointer: cannot create its condition variable");
+        errbuf_printf(err, errlen, "checkpointer: cannot create its condition variable");
         pthread_mutex_destroy(&c->lock);
         free(c);
         return NULL;
@@ -113,14 +114,14 @@ checkpointer_t *checkpointer_new(const char *conninfo, const char *group, const 
     c->group = strdup(group);
     c->instance_id = strdup(instance_id);
     if (!c->group || !c->instance_id) {
-        snprintf(err, errlen, "checkpointer: out of memory");
+        errbuf_printf(err, errlen, "checkpointer: out of memory");
         goto err;
     }
     c->pg = sink_pg_new(conninfo, err, errlen);
     if (!c->pg)
         goto err;
     if (pthread_create(&c->thread, NULL, checkpointer_main, c) != 0) {
-        snprintf(err, errlen, "checkpointer: cannot start its thread");
+        errbuf_printf(err, errlen, "checkpointer: cannot start its thread");
         goto err;
     }
     c->started = 1;

@@ -3,6 +3,7 @@
  * no worker state, so a slow scrape can never stall the pipeline. */
 #include "http.h"
 
+#include "errbuf.h"
 #include "metrics.h"
 
 #include <errno.h>
@@ -148,20 +149,20 @@ daemon_http_t *daemon_http_new(struct event_base *base, const char *listen, http
     unsigned port = 0;
 
     if (!listen || http_listen_parse(listen, host, sizeof(host), &port) != 0) {
-        snprintf(err, errlen, "http.listen '%s' is not host:port (e.g. 127.0.0.1:9187)",
-                 listen ? listen : "(null)");
+        errbuf_printf(err, errlen, "http.listen '%s' is not host:port (e.g. 127.0.0.1:9187)",
+                      listen ? listen : "(null)");
         goto err;
     }
     h = calloc(1, sizeof(*h));
     if (!h) {
-        snprintf(err, errlen, "out of memory creating the HTTP server");
+        errbuf_printf(err, errlen, "out of memory creating the HTTP server");
         goto err;
     }
     h->ready = ready;
     h->ready_ctx = ready_ctx;
     h->http = evhttp_new(base);
     if (!h->http) {
-        snprintf(err, errlen, "cannot create the HTTP server (evhttp_new failed)");
+        errbuf_printf(err, errlen, "cannot create the HTTP server (evhttp_new failed)");
         goto err;
     }
     /* Every method reaches http_handle, so the answer is 405 rather than evhttp's 501. */
@@ -176,10 +177,11 @@ daemon_http_t *daemon_http_new(struct event_base *base, const char *listen, http
     errno = 0;
     h->sock = evhttp_bind_socket_with_handle(h->http, host, (ev_uint16_t)port);
     if (!h->sock) {
-        snprintf(err, errlen,
-                 "cannot listen on %s: %s; is another vigild running? set http.listen to a free "
-                 "port or off",
-                 listen, errno ? strerror(errno) : "bind failed");
+        errbuf_printf(
+            err, errlen,
+            "cannot listen on %s: %s; is another vigild running? set http.listen to a free "
+            "port or off",
+            listen, errno ? strerror(errno) : "bind failed");
         goto err;
     }
     return h;

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "lane.h"
 #include "log.h"
 
@@ -49,7 +50,7 @@ static int lane_spec_register(lane_t *l, sink_pg_t *pg, char *err, size_t errlen
     if (!fz || l->kind != LANE_EVENTS)
         return SINK_PG_OK;
     if (!(cols = malloc(l->sh->fz_width * sizeof(*cols)))) {
-        snprintf(err, errlen, "out of memory registering the feature spec");
+        errbuf_printf(err, errlen, "out of memory registering the feature spec");
         return SINK_PG_ERR;
     }
     for (size_t i = 0; i < l->sh->fz_width; i++)
