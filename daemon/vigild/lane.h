@@ -223,6 +223,8 @@ typedef struct lane {
 } lane_t;
 
 /* lanes.c */
+/* The lane of kind (NULL when there is none), for tests. */
+lane_t *lanes_lane(lanes_t *ls, lane_kind_t kind);
 int64_t lane_now_ns(void);
 int lane_stopping(const lane_t *l);
 void lane_request_stop(lane_t *l); /* stops every lane of the process */
@@ -235,6 +237,16 @@ void lanes_lane_exited(lanes_t *ls);
 
 /* lane_reader.c */
 void *lane_reader_main(void *arg);
+/* The lane's PostgreSQL schema, consumer (subscribed, not polled yet) and writer thread.
+ * Returns 0 (also when stopped first: l->kafka is then NULL) or -1. */
+int lane_open(lane_t *l);
+/* Drains the lane, leaves the group, joins the writer and frees what lane_open made. */
+void lane_finish(lane_t *l);
+/* One message from the consumer into the lane: replayed into the state, dropped, or decoded
+ * into the open batch. Takes msg. */
+void lane_message(lane_t *l, rd_kafka_message_t *msg);
+/* A free batch becomes the open one. Returns 0, or -1 when none is free. */
+int lane_take_free(lane_t *l);
 /* Closes the open batch (enriched to its end) and hands it to the writer. Returns 0, or -1 when
  * it cannot be enriched (the lane is stopping on a fatal error). @locality: reader. */
 int lane_close_open(lane_t *l);

@@ -70,7 +70,7 @@ static int lane_migrate(lane_t *l, sink_pg_t *pg, void *ctx, char *err, size_t e
 
 /* PostgreSQL, the consumer (client.id vigild-<lane>), the dead-letter producer, the writer
  * thread. Returns 0 (also when stopped before it could open: then l->kafka is NULL) or -1. */
-static int lane_open(lane_t *l)
+int lane_open(lane_t *l)
 {
     char err[1024], q[1100], client_id[64];
     ingest_kafka_callbacks_t cb = {lane_on_assign, lane_on_revoke, lane_on_log, l};
@@ -121,7 +121,7 @@ static int lane_open(lane_t *l)
 /* --- messages into the open batch ---------------------------------------------------------- */
 
 /* A free batch becomes the open one. Returns 0, or -1 when none is free. */
-static int lane_take_free(lane_t *l)
+int lane_take_free(lane_t *l)
 {
     if (l->open)
         return 0;
@@ -292,7 +292,7 @@ static void lane_add(lane_t *l, lane_topic_t *t, lane_partition_t *p, rd_kafka_m
 }
 
 /* One message from the consumer: replayed into the state, dropped, or added. Takes msg. */
-static void lane_message(lane_t *l, rd_kafka_message_t *msg)
+void lane_message(lane_t *l, rd_kafka_message_t *msg)
 {
     lane_topic_t *t = lane_topic_find(l, rd_kafka_topic_name(msg->rkt));
     lane_partition_t *p = t ? lane_partition(t, msg->partition) : NULL;
@@ -486,7 +486,7 @@ static int lane_turn(lane_t *l, int64_t *last_second)
 
 /* The end of the lane: what is in flight committed (or given up at the shutdown bound), the
  * group left, the writer joined. */
-static void lane_finish(lane_t *l)
+void lane_finish(lane_t *l)
 {
     if (!atomic_load(&l->sh->stop_deadline_ms))
         lane_request_stop(l); /* a lane that ends on its own stops the process */

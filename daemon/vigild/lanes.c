@@ -329,6 +329,11 @@ int64_t lanes_heartbeat_ms(const lanes_t *ls)
     return oldest == INT64_MAX ? lanes_now_ms() : oldest;
 }
 
+lane_t *lanes_lane(lanes_t *ls, lane_kind_t kind)
+{
+    return ls->lanes[kind].n_topics ? &ls->lanes[kind] : NULL;
+}
+
 size_t lanes_count(const lanes_t *ls)
 {
     return ls->n_lanes;
