@@ -109,6 +109,9 @@ static const config_key_t config_keys[] = {
     {"model.news_max_batch", CONFIG_INT, FIELD(model_news_max_batch), 1, 100000, NULL, "32", 0,
      "A news batch is closed when it holds this many articles, so that encoding them (tens of "
      "ms each on a CPU) keeps their latency short: a batch commits once all are encoded."},
+    {"model.news_nice", CONFIG_INT, FIELD(model_news_nice), 0, 19, NULL, "10", 0,
+     "Added to the nice value of the news model's thread: on a CPU the encoder keeps a core busy, "
+     "and events are scored and written ahead of it."},
     {"model.max_seq", CONFIG_INT, FIELD(model_max_seq), 2, 512, NULL, "256", 0,
      "Longest encoder input in tokens; longer articles are truncated."},
     {"postgres.conninfo", CONFIG_STRING, FIELD(postgres_conninfo), 0, 0, NULL, "dbname=vigil", 0,

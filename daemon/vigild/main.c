@@ -491,7 +491,8 @@ static int vigild_models(vigild_t *d, const featurize_t *fz)
                                   .max_batch = (size_t)d->cfg.model_max_batch,
                                   .news_path = d->cfg.model_news_path,
                                   .encoder_dir = d->cfg.model_encoder_dir,
-                                  .max_seq = d->cfg.model_max_seq};
+                                  .max_seq = d->cfg.model_max_seq,
+                                  .news_nice = d->cfg.model_news_nice};
     d->runtime = model_runtime_new(&mo, err, sizeof(err));
     if (!d->runtime) {
         log_error("cannot start the model runtime", "error=\"%s\"", log_quote(err, q, sizeof(q)));

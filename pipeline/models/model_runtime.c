@@ -6,11 +6,15 @@
  * the encoder's scratch) is touched only by that server's thread once it has started. */
 #include "model_runtime.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "errbuf.h"
 #include "kernels.h"
@@ -66,10 +70,12 @@ struct rt_server {
     runtime_job_t *queue[RUNTIME_QUEUE];
     size_t head, count;
     int stop, busy;
+    int running; /* the thread has set its priority and takes jobs */
     uint64_t jobs;
     double seconds;
     const char *version; /* the active model's, interned; read under mu */
     const char *encoder; /* news: "bert" or "ngram" of the active heads; read under mu */
+    int nice;            /* added to the thread's nice value when it starts */
 
     /* The server's thread only, once started (before: model_runtime_new). */
     kernels_backend_t *be; /* made with the server's first model */
@@ -367,7 +373,18 @@ static void rt_news_run(rt_server_t *s, runtime_job_t *j)
 static void *rt_server_main(void *arg)
 {
     rt_server_t *s = arg;
+    /* On Linux a thread's nice value is its own: setpriority on the thread id. Raising it is
+     * always allowed; should it fail anyway, the server runs at the process's priority. */
+    if (s->nice > 0) {
+        pid_t tid = (pid_t)syscall(SYS_gettid);
+        errno = 0;
+        int now = getpriority(PRIO_PROCESS, (id_t)tid);
+        if (errno == 0)
+            (void)setpriority(PRIO_PROCESS, (id_t)tid, now + s->nice);
+    }
     pthread_mutex_lock(&s->mu);
+    s->running = 1;
+    pthread_cond_broadcast(&s->done); /* rt_server_start waits for this */
     for (;;) {
         while (s->count == 0 && !s->stop)
             pthread_cond_wait(&s->wake, &s->mu);
@@ -438,8 +455,11 @@ static int rt_server_start(rt_server_t *s, char *err, size_t errlen)
         errbuf_printf(err, errlen, "cannot start a model server thread: %s", strerror(rc));
         return -1;
     }
+    /* Started once the thread runs, so that a caller sees it as it will serve (priority set). */
     pthread_mutex_lock(&s->mu);
     s->started = 1;
+    while (!s->running)
+        pthread_cond_wait(&s->done, &s->mu);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
@@ -514,6 +534,7 @@ model_runtime_t *model_runtime_new(const model_runtime_options_t *o, char *err, 
         rt_server_init(rt, &rt->servers[MODEL_RUNTIME_NEWS], rt_news_run, err, errlen) != 0 ||
         rt_load_configured(rt, o, err, errlen) != 0)
         goto err;
+    rt->servers[MODEL_RUNTIME_NEWS].nice = o->news_nice > 19 ? 19 : o->news_nice;
     for (int i = 0; i < MODEL_RUNTIME_SERVERS; i++)
         if (rt_server_start(&rt->servers[i], err, errlen) != 0)
             goto err;

@@ -29,6 +29,10 @@ typedef struct model_runtime_options {
     const char *news_path;   /* news heads file; NULL or "": articles stay unscored */
     const char *encoder_dir; /* BERT model folder for heads trained on it; NULL or "": none */
     int max_seq;             /* encoder input limit in tokens (2..512; 0: 256) */
+    /* Added to the news server thread's nice value (0..19; Linux: per thread). On a CPU the
+     * encoder keeps a core busy while articles wait; a lower priority keeps the threads that
+     * score events and write results ahead of it. Its BLAS threads (threads > 1) keep theirs. */
+    int news_nice;
 } model_runtime_options_t;
 
 typedef struct model_runtime model_runtime_t;

@@ -1,6 +1,9 @@
 /* The model runtime: every score carries the version of the model that made it, and is exactly
  * what that whole model gives (never a mix of two, never a half-loaded one), while other threads
- * swap models back and forth; refused files leave the running model scoring. */
+ * swap models back and forth; refused files leave the running model scoring. Risk jobs are
+ * answered while a long news job runs (a server per model), and the news server runs at the
+ * lower priority it was given. */
+#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -8,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_news.h"
 #include "model_risk.h"
 #include "model_runtime.h"
 #include "test.h"
@@ -68,6 +72,114 @@ static void *scorer(void *arg)
     return NULL;
 }
 
+typedef struct news_job {
+    const char **texts;
+    size_t *lens;
+    size_t n;
+    int rc;
+} news_job_t;
+
+static void *news_scorer(void *arg)
+{
+    news_job_t *j = arg;
+    model_runtime_news_t out = {0};
+    char err[512];
+    j->rc = model_runtime_news_score(rt, j->texts, j->lens, j->n, &out, err, sizeof err);
+    model_runtime_news_clear(&out);
+    return NULL;
+}
+
+/* The nice values of this process's threads (from /proc/self/task/<tid>/stat, field 19), the
+ * most and the least. */
+static void thread_nice_range(int *lo, int *hi)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    *lo = 100;
+    *hi = -100;
+    while (d && (e = readdir(d))) {
+        char path[300], buf[1024];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')'); /* the name may hold spaces; the fields after it do not */
+        int field = 2, nice = 0;
+        for (; p && *p && field < 19; p++)
+            if (*p == ' ')
+                field++;
+        if (p && sscanf(p, "%d", &nice) == 1) {
+            *lo = nice < *lo ? nice : *lo;
+            *hi = nice > *hi ? nice : *hi;
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
+/* Risk jobs while the news server works on a long job: all answered before it ends. */
+static void test_servers_apart(const char *risk_path)
+{
+    char err[512], heads[600];
+    const char *src = getenv("VIGIL_SOURCE_DIR");
+    snprintf(heads, sizeof heads, "%s/models/news-heads-ngram.safetensors", src ? src : ".");
+    model_runtime_options_t o = {.backend = "cpu",
+                                 .threads = 1,
+                                 .risk_path = risk_path,
+                                 .spec_hash = "00000000000000aa",
+                                 .max_batch = 16,
+                                 .news_path = heads,
+                                 .news_nice = 5};
+    int lo, hi;
+    rt = model_runtime_new(&o, err, sizeof err);
+    CHECK_MSG(rt != NULL, "%s", err);
+    if (!rt)
+        return;
+    thread_nice_range(&lo, &hi);
+    CHECK_MSG(hi - lo == 5, "thread nice values from %d to %d; the news server's should be 5 more",
+              lo, hi);
+
+    /* Articles of 4 KB each, enough for the n-gram encoder to take seconds over them. */
+    enum { ARTICLES = 3000, LEN = 4000 };
+    static char text[LEN + 1];
+    static const char *texts[ARTICLES];
+    static size_t lens[ARTICLES];
+    for (int i = 0; i < LEN; i++)
+        text[i] = "abcdefghij klmnopqrst uvwxyz "[(i * 7) % 29];
+    for (int i = 0; i < ARTICLES; i++) {
+        texts[i] = text;
+        lens[i] = LEN;
+    }
+    news_job_t job = {texts, lens, ARTICLES, -2};
+    pthread_t t;
+    model_runtime_stats_t st;
+    CHECK(pthread_create(&t, NULL, news_scorer, &job) == 0);
+    do /* until the news server has taken the job */
+        model_runtime_stats(rt, MODEL_RUNTIME_NEWS, &st);
+    while (!st.busy && st.jobs == 0);
+    float s[N];
+    const char *v;
+    int answered = 0;
+    for (int r = 0; r < 50; r++)
+        answered += model_runtime_risk_score(rt, x, N, D, s, &v, err, sizeof err) == 0;
+    model_runtime_stats(rt, MODEL_RUNTIME_NEWS, &st);
+    CHECK(answered == 50);
+    CHECK_MSG(st.busy && st.jobs == 0,
+              "the news job ended before the 50 risk jobs did (busy %d, "
+              "jobs %llu): they waited for it, or it was too short to tell",
+              st.busy, (unsigned long long)st.jobs);
+    pthread_join(t, NULL);
+    CHECK(job.rc == 0);
+    model_runtime_stats(rt, MODEL_RUNTIME_RISK, &st);
+    CHECK(st.jobs == 50);
+    model_runtime_free(rt);
+    rt = NULL;
+}
+
 int main(void)
 {
     char err[512], cmd[600];
@@ -121,7 +233,7 @@ int main(void)
     CHECK(model_runtime_risk_score(rt, x, N, D - 1, s, &v, err, sizeof err) == -1);
     CHECK_MSG(strstr(err, "5 columns, the model 6") != NULL, "%s", err);
     /* No news heads: articles are left unscored, not failed. */
-    model_runtime_news_t nr;
+    model_runtime_news_t nr = {0};
     const char *text = "x";
     size_t len = 1;
     CHECK(model_runtime_news_score(rt, &text, &len, 1, &nr, err, sizeof err) == 1);
@@ -151,6 +263,7 @@ int main(void)
               bad[1]);
     CHECK(swaps > 50);
     model_runtime_free(rt);
+    test_servers_apart(path_a);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);
     return TEST_DONE();
