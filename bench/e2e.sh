@@ -30,18 +30,34 @@
 #            commit time (track_commit_timestamp) minus its Kafka message timestamp (set when the
 #            producer created it). p50, p99 and max over those rows, per rate; per-second figures
 #            go to latency-RATE-RUN.tsv in the output folder.
+#   mixed    Whether news slows fraud scoring. vigild loads the risk model and the news model
+#            (models/news-heads.safetensors on the MiniLM encoder in .cache/models, which
+#            scripts/fetch_model.sh fetches) and runs as in the latency phase (8 partitions a
+#            topic, the same warm-up, --mixed-rate events/s for 3 + --latency-seconds s, the rows
+#            of the last --latency-seconds s counted). Two variants, interleaved run by run:
+#            with news, where `vigil produce --kind news` offers --news-rate articles/s over the
+#            same time, and without. The fraud lane's p50, p99 and max (vigil.risk_scores, as in
+#            the latency phase) in both; with news also the news lane's (vigil.news_scores, same
+#            definition), the articles offered in the counted window (by Kafka timestamp) and
+#            those committed in it (by commit timestamp), so a lane that falls behind shows.
+#            Every article must be scored. The /metrics of each run at its end (per-lane stage
+#            times, model servers) go to mixed-VARIANT-RUN.metrics in the output folder, its
+#            vigild log to mixed-VARIANT-RUN.log, per-second fraud figures to .tsv as above.
 #
 # Usage: bash bench/e2e.sh [--build DIR] [--events N] [--users N] [--runs R]
 #                          [--rates "1000 10000 50000"] [--latency-seconds S]
-#                          [--only vigild,ceiling,peer,latency] [--set KEY=VALUE]... [--out DIR]
-#                          [--append]
-# --set passes a setting to every vigild the benchmark starts (vigild --set).
+#                          [--mixed-rate EVENTS_PER_S] [--news-rate ARTICLES_PER_S]
+#                          [--only vigild,ceiling,peer,latency,mixed] [--set KEY=VALUE]...
+#                          [--out DIR] [--append]
+# --set passes a setting to every vigild the benchmark starts (vigild --set). --mixed-rate
+# (default 10000) and --news-rate (default 50) are the mixed phase's offered rates.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 COMMAND="bash bench/e2e.sh $*"
 BUILD=build N=1000000 USERS=1000000 RUNS=3 RATES="1000 10000 50000" LAT_S=20
-ONLY=vigild,ceiling,peer,latency OUT=$SRC/.cache/bench-e2e APPEND=0 EXTRA_SET=()
+MIXED_RATE=10000 NEWS_RATE=50
+ONLY=vigild,ceiling,peer,latency,mixed OUT=$SRC/.cache/bench-e2e APPEND=0 EXTRA_SET=()
 while [ $# -gt 0 ]; do
     case $1 in
     --build) BUILD=$2; shift 2 ;;
@@ -50,6 +66,8 @@ while [ $# -gt 0 ]; do
     --runs) RUNS=$2; shift 2 ;;
     --rates) RATES=$2; shift 2 ;;
     --latency-seconds) LAT_S=$2; shift 2 ;;
+    --mixed-rate) MIXED_RATE=$2; shift 2 ;;
+    --news-rate) NEWS_RATE=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --append) APPEND=1; shift ;;
@@ -61,13 +79,21 @@ done
 case $BUILD in /*) ;; *) BUILD=$SRC/$BUILD ;; esac
 export VIGIL_BUILD_DIR=$BUILD
 source "$SRC/tests/lib/harness.sh"
+wants() { [[ ",$ONLY," == *",$1,"* ]]; }
 MODEL=$SRC/models/risk.safetensors
 [ -f "$MODEL" ] || fail "no $MODEL (it is in the repository; was it deleted?)"
 command -v kcat >/dev/null || fail "kcat not installed (run scripts/deps.sh)"
+# The mixed phase's news model: the shipped heads on the MiniLM encoder.
+NEWS_MODEL=$SRC/models/news-heads.safetensors ENCODER=$SRC/.cache/models/all-MiniLM-L6-v2
+if wants mixed; then
+    [ -f "$NEWS_MODEL" ] || fail "no $NEWS_MODEL (it is in the repository; was it deleted?)"
+    if [ ! -f "$ENCODER/model.safetensors" ] || [ ! -f "$ENCODER/vocab.txt" ]; then
+        fail "no MiniLM encoder in $ENCODER, which the mixed phase needs (make model fetches it)"
+    fi
+fi
 mkdir -p "$OUT"
 RESULTS=$OUT/results.tsv # one line per measurement: phase run key value
 : >"$RESULTS"
-wants() { [[ ",$ONLY," == *",$1,"* ]]; }
 record() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; }
 now_s() { date +%s.%N; }
 # CPU seconds of a process (utime + stime; with children=1 also its reaped children's).
@@ -92,6 +118,13 @@ written_at_least() { [ "$(metric "$1" vigil_rows_written_total | cut -d. -f1)" -
 fresh_db() {
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS vigil" -c "CREATE DATABASE vigil" \
         -c "CHECKPOINT" >/dev/null
+}
+# A process that has been waited for leaves HARNESS_PIDS (the exact pid: ${a[@]/pid/} would also
+# cut it out of a longer pid that contains its digits).
+forget_pid() {
+    local p kept=()
+    for p in "${HARNESS_PIDS[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
+    HARNESS_PIDS=("${kept[@]}")
 }
 # Stops every server but PostgreSQL (Kafka, a vigild left behind) between phases.
 stop_others() {
@@ -157,7 +190,7 @@ if wants vigild || wants ceiling; then
             record vigild "$run" "${s}_s" "$(metric "$port" "vigil_${s}_seconds_sum")"
         done
         vigild_term "$VIGILD_PID" 60
-        HARNESS_PIDS=("${HARNESS_PIDS[@]/$VIGILD_PID/}")
+        forget_pid "$VIGILD_PID"
         [ "$(count_rows risk_scores)" = "$N" ] || fail "vigild wrote $(count_rows risk_scores) rows, not $N"
         rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
         record vigild "$run" events_per_s "$rate"
@@ -227,53 +260,161 @@ if wants peer; then
 fi
 stop_others
 
+# --- latency: shared by the latency and mixed phases --------------------------------------------
+# latency_vigild_start NAME ARGS...: the embedded Kafka with empty topics (8 partitions each, so
+# vigild reads every message from the first), a fresh database, and vigild with ARGS, its group
+# settled and warmed up. Sets port (and VIGILD_PID, as vigild_start does).
+latency_vigild_start() {
+    local name=$1
+    shift
+    stop_others
+    kafka_start 3 8 behavior-events
+    fresh_db
+    vigild_start "$name" "$@" --set "kafka.group.id=bench-$name"
+    port=$(vigild_http_port "$name")
+    # Every partition of the four topics it reads (8 each) assigned: the group has settled.
+    until [ "$(metric "$port" vigil_assigned_partitions | cut -d. -f1)" -ge 32 ]; do sleep 0.05; done
+    # Warm-up, not counted: 1,000 events, written before the measured load starts, so the
+    # consumer is fetching and the connections are open.
+    "$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n 1000 --users "$USERS" --seed 99 \
+        >"$HARNESS_TMP/lat-produce.out" 2>&1 || fail "producing the warm-up events failed"
+    wait_until 60 "vigild to write the warm-up events" written_at_least "$port" 1000
+}
+latency_vigild_stop() {
+    vigild_term "$VIGILD_PID" 60
+    forget_pid "$VIGILD_PID"
+}
+# The first 3 s of offered load are not counted: the producer's own start (connecting, fetching
+# metadata) holds its first messages for about a second. Prints when the counted window starts.
+latency_window_start() { awk -v t="$(now_s)" 'BEGIN { printf "%.3f", t + 3 }'; }
+# A row's latency in seconds, and the rows of vigil.$1 in the counted window (from $2 on).
+latency_rows() {
+    echo "SELECT kafka_timestamp, extract(epoch FROM pg_xact_commit_timestamp(xmin) - kafka_timestamp) AS l
+          FROM vigil.$1 WHERE kafka_timestamp >= to_timestamp($2)"
+}
+# latency_stats TABLE T_START: "p50 p99 max" in ms over the counted rows of vigil.TABLE.
+latency_stats() {
+    psql -X -q -t -A -F ' ' -v ON_ERROR_STOP=1 -c "
+        SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY l)::numeric, 1),
+               round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY l)::numeric, 1),
+               round(1000 * max(l)::numeric, 1)
+        FROM ($(latency_rows "$1" "$2")) s"
+}
+# latency_per_second TABLE T_START FILE: per second of offered load, count, p50, p99 and max, to
+# see when a tail happened.
+latency_per_second() {
+    psql -X -q -v ON_ERROR_STOP=1 -c "\\copy (
+        SELECT extract(epoch FROM date_trunc('second', kafka_timestamp))::bigint AS second,
+               count(*), round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY l)::numeric, 1),
+               round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY l)::numeric, 1),
+               round(1000 * max(l)::numeric, 1)
+        FROM ($(latency_rows "$1" "$2")) s
+        GROUP BY 1 ORDER BY 1) TO '$3'"
+}
+# record_latency PHASE RUN PREFIX TABLE T_START: p50, p99 and max as PREFIX{p50,p99,max}_ms, and
+# in LAT_P50, LAT_P99 and LAT_MAX for the caller's note.
+record_latency() {
+    read -r LAT_P50 LAT_P99 LAT_MAX < <(latency_stats "$4" "$5")
+    [ -n "$LAT_MAX" ] || fail "no rows of vigil.$4 in the counted window of $1 run $2"
+    record "$1" "$2" "${3}p50_ms" "$LAT_P50"
+    record "$1" "$2" "${3}p99_ms" "$LAT_P99"
+    record "$1" "$2" "${3}max_ms" "$LAT_MAX"
+}
+
 # --- latency at fixed offered rates -------------------------------------------------------------
 if wants latency; then
     for rate in $RATES; do
         for run in $(seq 1 "$RUNS"); do
-            stop_others
-            kafka_start 3 8 behavior-events # empty: vigild reads every message from the first
-            fresh_db
-            vigild_start "lat$rate-$run" "${VIGILD_ARGS[@]}" --set "kafka.group.id=bench-lat-$rate-$run"
-            port=$(vigild_http_port "lat$rate-$run")
-            # Every partition of the four topics it reads (8 each) assigned: the group has settled.
-            until [ "$(metric "$port" vigil_assigned_partitions | cut -d. -f1)" -ge 32 ]; do sleep 0.05; done
-            # Warm-up, not counted: 1,000 events, written before the measured load starts, so the
-            # consumer is fetching and the connections are open.
-            "$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n 1000 --users "$USERS" --seed 99 \
-                >"$HARNESS_TMP/lat-produce.out" 2>&1 || fail "producing the warm-up events failed"
-            wait_until 60 "vigild to write the warm-up events" written_at_least "$port" 1000
-            # The first 3 s of offered load are not counted either: the producer's own start
-            # (connecting, fetching metadata) holds its first messages for about a second.
-            t_start=$(awk -v t="$(now_s)" 'BEGIN { printf "%.3f", t + 3 }')
+            latency_vigild_start "lat$rate-$run" "${VIGILD_ARGS[@]}"
+            t_start=$(latency_window_start)
             count=$((rate * (LAT_S + 3)))
             "$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n "$count" -r "$rate" --users "$USERS" --seed "$((100 + run))" \
                 >"$HARNESS_TMP/lat-produce.out" 2>&1 || fail "producing at $rate/s failed"
             wait_until 120 "vigild to write the $count events offered at $rate/s" \
                 written_at_least "$port" "$((1000 + count))"
-            vigild_term "$VIGILD_PID" 60
-            HARNESS_PIDS=("${HARNESS_PIDS[@]/$VIGILD_PID/}")
-            read -r p50 p99 max < <(psql -X -q -t -A -F ' ' -c "
-                SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY l)::numeric, 1),
-                       round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY l)::numeric, 1),
-                       round(1000 * max(l)::numeric, 1)
-                FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - kafka_timestamp) AS l
-                      FROM vigil.risk_scores WHERE kafka_timestamp >= to_timestamp($t_start)) s")
-            # Per second of offered load: count, p50, p99 and max, to see when a tail happened.
-            psql -X -q -v ON_ERROR_STOP=1 -c "\\copy (
-                SELECT extract(epoch FROM date_trunc('second', kafka_timestamp))::bigint AS second,
-                       count(*), round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY l)::numeric, 1),
-                       round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY l)::numeric, 1),
-                       round(1000 * max(l)::numeric, 1)
-                FROM (SELECT kafka_timestamp,
-                             extract(epoch FROM pg_xact_commit_timestamp(xmin) - kafka_timestamp) AS l
-                      FROM vigil.risk_scores WHERE kafka_timestamp >= to_timestamp($t_start)) s
-                GROUP BY 1 ORDER BY 1) TO '$OUT/latency-$rate-$run.tsv'"
-            record "latency$rate" "$run" p50_ms "$p50"
-            record "latency$rate" "$run" p99_ms "$p99"
-            record "latency$rate" "$run" max_ms "$max"
-            note "latency at $rate events/s, run $run: p50 $p50 ms, p99 $p99 ms, max $max ms"
+            latency_vigild_stop
+            record_latency "latency$rate" "$run" "" risk_scores "$t_start"
+            latency_per_second risk_scores "$t_start" "$OUT/latency-$rate-$run.tsv"
+            note "latency at $rate events/s, run $run: p50 $LAT_P50 ms, p99 $LAT_P99 ms, max $LAT_MAX ms"
         done
+    done
+fi
+
+# --- fraud latency with and without news alongside ----------------------------------------------
+# metric_of PORT NAME LABEL: the sum of NAME's samples whose labels include LABEL (topic="x").
+metric_of() {
+    http_get "$1" /metrics | awk -v m="$2" -v l="$3" 'index($1, m "{") == 1 && index($1, l) { s += $2 }
+        END { printf "%.6f", s }'
+}
+topic_written_at_least() { # PORT TOPIC N
+    [ "$(metric_of "$1" vigil_rows_written_total "topic=\"$2\"" | cut -d. -f1)" -ge "$3" ]
+}
+# mixed_run VARIANT RUN: one run of the mixed phase; VARIANT with_news or without_news.
+mixed_run() {
+    local variant=$1 run=$2 phase=mixed_$1 count=$((MIXED_RATE * (LAT_S + 3)))
+    local news_count=0 npid="" t_start t_end cpu0 cpu1 f offered committed
+    if [ "$variant" = with_news ]; then news_count=$((NEWS_RATE * (LAT_S + 3))); fi
+    latency_vigild_start "mixed-$variant-$run" "${VIGILD_ARGS[@]}" "${NEWS_ARGS[@]}"
+    cpu0=$(cpu_s "$VIGILD_PID")
+    t_start=$(latency_window_start)
+    if [ "$news_count" -gt 0 ]; then
+        "$VIGIL" produce -b "$KAFKA_BOOTSTRAP" --kind news -n "$news_count" -r "$NEWS_RATE" \
+            --seed "$((200 + run))" >"$HARNESS_TMP/mixed-news.out" 2>"$HARNESS_TMP/mixed-news.log" &
+        npid=$!
+        HARNESS_PIDS+=("$npid")
+    fi
+    # The same events in both variants of a run.
+    "$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n "$count" -r "$MIXED_RATE" --users "$USERS" \
+        --seed "$((100 + run))" \
+        >"$HARNESS_TMP/lat-produce.out" 2>&1 || fail "producing at $MIXED_RATE events/s failed"
+    if [ -n "$npid" ]; then
+        wait "$npid" ||
+            fail "producing articles at $NEWS_RATE/s failed: $(tail -n 3 "$HARNESS_TMP/mixed-news.log")"
+        forget_pid "$npid"
+        [ "$(summary_field "$(cat "$HARNESS_TMP/mixed-news.out")" delivered)" = "$news_count" ] ||
+            fail "the news producer delivered $(cat "$HARNESS_TMP/mixed-news.out"), not $news_count articles"
+    fi
+    wait_until 120 "vigild to write the $count events offered at $MIXED_RATE/s" \
+        topic_written_at_least "$port" behavior-events "$((1000 + count))"
+    wait_until 120 "vigild to write the $news_count articles offered at $NEWS_RATE/s" \
+        topic_written_at_least "$port" news-articles "$news_count"
+    cpu1=$(cpu_s "$VIGILD_PID")
+    record "$phase" "$run" cpu_s "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')"
+    record "$phase" "$run" news_busy_s "$(metric_of "$port" vigil_model_busy_seconds_total 'model="news"')"
+    http_get "$port" /metrics | sed '1,/^$/d' >"$OUT/mixed-$variant-$run.metrics"
+    latency_vigild_stop
+    cp "$HARNESS_TMP/mixed-$variant-$run.log" "$OUT/mixed-$variant-$run.log"
+    [ "$(count_rows risk_scores)" = "$((1000 + count))" ] ||
+        fail "$phase run $run: vigild wrote $(count_rows risk_scores) risk rows, not $((1000 + count))"
+    [ "$(count_rows news_scores)" = "$news_count" ] ||
+        fail "$phase run $run: vigild wrote $(count_rows news_scores) news rows, not $news_count"
+    [ "$(sql "SELECT count(*) FROM vigil.risk_scores WHERE score IS NULL")" = 0 ] ||
+        fail "$phase run $run: unscored risk rows (see the vigild log)"
+    [ "$(sql "SELECT count(*) FROM vigil.news_scores WHERE model_version IS NULL")" = 0 ] ||
+        fail "$phase run $run: unscored articles: the news model did not score them (see the vigild log)"
+    record_latency "$phase" "$run" fraud_ risk_scores "$t_start"
+    latency_per_second risk_scores "$t_start" "$OUT/mixed-$variant-$run.tsv"
+    f="fraud p50 $LAT_P50 ms, p99 $LAT_P99 ms, max $LAT_MAX ms"
+    if [ "$news_count" -gt 0 ]; then
+        record_latency "$phase" "$run" news_ news_scores "$t_start"
+        # The window ends with the last article offered; committed: by commit timestamp in it.
+        t_end=$(sql "SELECT extract(epoch FROM max(kafka_timestamp)) FROM vigil.news_scores")
+        read -r offered committed < <(psql -X -q -t -A -F ' ' -v ON_ERROR_STOP=1 -c "
+            SELECT count(*) FILTER (WHERE kafka_timestamp >= to_timestamp($t_start)),
+                   count(*) FILTER (WHERE pg_xact_commit_timestamp(xmin)
+                                    BETWEEN to_timestamp($t_start) AND to_timestamp($t_end))
+            FROM vigil.news_scores")
+        record "$phase" "$run" news_offered "$offered"
+        record "$phase" "$run" news_committed "$committed"
+        f="$f; news p50 $LAT_P50 ms, p99 $LAT_P99 ms, max $LAT_MAX ms; of the $offered articles"
+        f="$f offered in the window, $committed committed in it"
+    fi
+    note "mixed $variant, run $run: $f"
+}
+if wants mixed; then
+    NEWS_ARGS=(--set "model.news_path=$NEWS_MODEL" --set "model.encoder_dir=$ENCODER")
+    for run in $(seq 1 "$RUNS"); do
+        for variant in with_news without_news; do mixed_run "$variant" "$run"; done
     done
 fi
 
@@ -282,5 +423,6 @@ stop_others
 source "$SRC/bench/venv.sh"
 bench_venv "$SRC/.cache/plot-venv" "$SRC/bench/requirements-plot.txt"
 "$SRC/.cache/plot-venv/bin/python" "$SRC/bench/e2e_report.py" --results "$RESULTS" --out "$OUT" \
-    --events "$N" --users "$USERS" --runs "$RUNS" --latency-seconds "$LAT_S" --command "$COMMAND" \
+    --events "$N" --users "$USERS" --runs "$RUNS" --latency-seconds "$LAT_S" \
+    --mixed-rate "$MIXED_RATE" --news-rate "$NEWS_RATE" --command "$COMMAND" \
     $([ "$APPEND" = 1 ] && echo "--append $SRC/docs/benchmarks.md")

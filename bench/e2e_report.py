@@ -62,6 +62,38 @@ def machine():
             f"{platform.release()}; PostgreSQL {pg.split()[0] if pg != 'unknown' else pg}")
 
 
+def mixed_section(mixed, a):
+    """The mixed phase's lines: fraud (and news) latency with and without articles alongside."""
+    md = ["", f"Fraud scoring with news alongside: {a.mixed_rate:,} events/s with and without "
+          f"{a.news_rate:,} articles/s (the news model loaded in both), {a.latency_seconds} s "
+          "counted after a warm-up, the variants interleaved run by run (ms, Kafka message "
+          "timestamp to its row's commit):", "",
+          "| variant | lane | p50 | p99 | max |", "|---|---|---|---|---|"]
+    for key, label, lanes in (("with_news", "with news", ("fraud", "news")),
+                              ("without_news", "without news", ("fraud",))):
+        x = mixed.get(key)
+        for lane in lanes if x else ():
+            md.append(f"| {label} | {lane} | " +
+                      " | ".join(spread(x[f"{lane}_{q}_ms"], "{:.1f}") for q in ("p50", "p99", "max")) + " |")
+    md.append("")
+    w, wo = mixed.get("with_news"), mixed.get("without_news")
+    if w and wo:
+        pairs = [x / y for x, y in zip(w["fraud_p99_ms"], wo["fraud_p99_ms"])]
+        ratio = med(w["fraud_p99_ms"]) / med(wo["fraud_p99_ms"])
+        md.append(f"- fraud p99 with news / without: {ratio:.2f}× "
+                  f"(of the medians; per run, with against the without that followed it: "
+                  f"{spread(pairs, '{:.2f}')})")
+    if w:
+        md.append(f"- articles committed in the counted window (by commit time): "
+                  f"{spread(w['news_committed'], '{:,.0f}')}, of {spread(w['news_offered'], '{:,.0f}')} "
+                  "offered in it (by Kafka timestamp); every article was scored")
+    if w and wo:
+        md.append(f"- vigild CPU s under load, with news {spread(w['cpu_s'], '{:.1f}')} (its news model "
+                  f"server busy {spread(w['news_busy_s'], '{:.1f}')} s), without "
+                  f"{spread(wo['cpu_s'], '{:.1f}')}")
+    return md
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", required=True)
@@ -70,6 +102,8 @@ def main():
     ap.add_argument("--users", type=int, required=True)
     ap.add_argument("--runs", type=int, required=True)
     ap.add_argument("--latency-seconds", type=int, required=True)
+    ap.add_argument("--mixed-rate", type=int, default=10000, help="the mixed phase's events/s")
+    ap.add_argument("--news-rate", type=int, default=50, help="the mixed phase's articles/s")
     ap.add_argument("--command", required=True)
     ap.add_argument("--append", help="docs/benchmarks.md to append the report to")
     a = ap.parse_args()
@@ -88,6 +122,14 @@ def main():
     lat_rates = sorted(int(ph[len("latency"):]) for ph in d if ph.startswith("latency"))
     for r in lat_rates:
         bench.append(f"BENCH e2e_latency_p99_at_{r} {med(d[f'latency{r}']['p99_ms']):.1f} ms")
+    mixed = {k: d[f"mixed_{k}"] for k in ("with_news", "without_news") if f"mixed_{k}" in d}
+    for k, x in mixed.items():
+        bench.append(f"BENCH e2e_mixed_fraud_p99_ms_{k} {med(x['fraud_p99_ms']):.1f} ms")
+    if "with_news" in mixed:
+        bench.append(f"BENCH e2e_mixed_news_p99_ms {med(mixed['with_news']['news_p99_ms']):.1f} ms")
+    if len(mixed) == 2:
+        ratio = med(mixed["with_news"]["fraud_p99_ms"]) / med(mixed["without_news"]["fraud_p99_ms"])
+        bench.append(f"BENCH e2e_mixed_fraud_p99_ratio {ratio:.2f} x")
     print("\n".join(bench))
 
     md = []
@@ -97,17 +139,18 @@ def main():
               f"{a.users:,} users, {a.runs} runs of each; bench/e2e.sh says what each figure "
               "covers). Figures are medians with min–max over the runs.")
     md.append("")
-    md.append("| pipeline | events/s | its CPU s per M events | PostgreSQL CPU s per M events |")
-    md.append("|---|---|---|---|")
     rows = (("vigild (risk model, 70 features)", v), ("raw ceiling (kcat + psql \\copy)", c),
             ("Python peer (bench/peer)", p))
+    rows = [(label, x) for label, x in rows if x]  # none with --only latency,mixed
+    if rows:
+        md.append("| pipeline | events/s | its CPU s per M events | PostgreSQL CPU s per M events |")
+        md.append("|---|---|---|---|")
     for label, x in rows:
-        if not x:
-            continue
         md.append(f"| {label} | {spread(x.get('events_per_s', []), '{:,.0f}')} | "
                   f"{spread(x.get('cpu_s_per_m', []), '{:.2f}') if x.get('cpu_s_per_m') else '–'} | "
                   f"{spread(x.get('pg_cpu_s_per_m', []), '{:.2f}')} |")
-    md.append("")
+    if rows:
+        md.append("")
     goals = []
     if rate["vigild"] and rate["peer"]:
         goals.append(f"vigild / peer = {rate['vigild'] / rate['peer']:.1f}× (goal ≥ 10×)")
@@ -144,6 +187,8 @@ def main():
             x = d[f"latency{r}"]
             md.append(f"| {r:,} | {spread(x['p50_ms'], '{:.1f}')} | {spread(x['p99_ms'], '{:.1f}')} | "
                       f"{spread(x['max_ms'], '{:.1f}')} |")
+    if mixed:
+        md.extend(mixed_section(mixed, a))
     md.append("")
     md.append("![throughput and latency](img/bench-e2e.png)")
     md.append("")
