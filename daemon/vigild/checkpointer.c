@@ -1,5 +1,6 @@
 /* The checkpoint writer thread (see checkpointer.h): a queue of at most CHECKPOINTER_QUEUE
  * snapshots, a thread that writes them one at a time on its own connection. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "checkpointer.h"
 
 #include <pthread.h>
@@ -68,6 +69,7 @@ static void checkpointer_write(checkpointer_t *c, const sink_checkpoint_t *cp)
 
 static void *checkpointer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "checkpointer");
     checkpointer_t *c = arg;
 
     pthread_mutex_lock(&c->lock);

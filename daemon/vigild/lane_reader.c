@@ -16,6 +16,7 @@
  * schema cannot be fetched, the lane's partitions are paused (which also releases what librdkafka
  * had prefetched) and the reader polls only for rebalances until it can go on.
  * @locality: everything here runs on the lane's reader thread. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -538,7 +539,10 @@ void *lane_reader_main(void *arg)
 {
     lane_t *l = arg;
     int64_t last_second = 0;
+    char name[16];
 
+    snprintf(name, sizeof name, "%.8s-read", l->name); /* for top -H, gdb, perf */
+    pthread_setname_np(pthread_self(), name);
     lane_reader_beat(l);
     if (lane_open(l) != 0) {
         l->failed = 1;

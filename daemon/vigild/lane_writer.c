@@ -6,6 +6,7 @@
  * entity state snapshots go to the checkpoint writer. Every batch goes back to the reader on the
  * done queue with what became of it; the reader does the rest (Kafka commit for lag tools,
  * dead-letter topic, offsets). @locality: everything here runs on the lane's writer thread. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,7 +226,10 @@ static void lane_writer_ping(lane_t *l)
 void *lane_writer_main(void *arg)
 {
     lane_t *l = arg;
+    char name[16];
 
+    snprintf(name, sizeof name, "%.8s-write", l->name); /* for top -H, gdb, perf */
+    pthread_setname_np(pthread_self(), name);
     l->last_write_ms = lanes_now_ms();
     for (;;) {
         lane_writer_beat(l);

@@ -4,6 +4,7 @@
  * risk server runs risk jobs only and the news server news jobs only. A job lives on its
  * submitter's stack, which waits for it. Whatever a server's models hold (weights on its backend,
  * the encoder's scratch) is touched only by that server's thread once it has started. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "model_runtime.h"
 
 #include <errno.h>
@@ -373,6 +374,7 @@ static void rt_news_run(rt_server_t *s, runtime_job_t *j)
 static void *rt_server_main(void *arg)
 {
     rt_server_t *s = arg;
+    pthread_setname_np(pthread_self(), s->run == rt_risk_run ? "model-risk" : "model-news");
     /* On Linux a thread's nice value is its own: setpriority on the thread id. Raising it is
      * always allowed; should it fail anyway, the server runs at the process's priority. */
     if (s->nice > 0) {
