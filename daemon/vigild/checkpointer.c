@@ -69,9 +69,9 @@ static void checkpointer_write(checkpointer_t *c, const sink_checkpoint_t *cp)
 
 static void *checkpointer_main(void *arg)
 {
-    pthread_setname_np(pthread_self(), "checkpointer");
     checkpointer_t *c = arg;
 
+    pthread_setname_np(pthread_self(), "checkpointer");
     pthread_mutex_lock(&c->lock);
     for (;;) {
         while (!c->stop && c->n == 0)
