@@ -128,13 +128,16 @@ kafka_ctl() {
 }
 
 # wait_until SECONDS WHAT COMMAND...: polls COMMAND until it succeeds, or fails the test naming
-# WHAT. The poll is a condition check, not a guess at how long something takes.
+# WHAT. The poll is a condition check, not a guess at how long something takes. The limit is
+# measured in microseconds (EPOCHREALTIME), not in bash's whole SECONDS: with those, a 6 s limit
+# started late in a second was barely more than 5 s, and a test that bounds a 5 s shutdown with
+# it failed whenever vigild took the whole bound.
 wait_until() {
     local limit=$1 what=$2
     shift 2
-    local deadline=$((SECONDS + limit))
+    local deadline=$((${EPOCHREALTIME//[!0-9]/} + limit * 1000000))
     until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || fail "timed out after ${limit}s waiting for $what"
+        [ "${EPOCHREALTIME//[!0-9]/}" -lt "$deadline" ] || fail "timed out after ${limit}s waiting for $what"
         sleep 0.1
     done
 }
