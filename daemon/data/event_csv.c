@@ -33,7 +33,7 @@ int ef_csv_write_header(event_file_writer_t *w, char *err, size_t errlen)
             goto oom;
     if (ef_put(w, "\n", 1) < 0)
         goto oom;
-    if (fwrite(w->buf, 1, w->len, w->f) != w->len) {
+    if (fwrite(w->rec.p, 1, w->rec.len, w->f) != w->rec.len) {
         snprintf(err, errlen, "cannot write %.900s: %s", w->path, strerror(errno));
         return -1;
     }

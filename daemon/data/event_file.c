@@ -195,7 +195,7 @@ static void ef_writer_free(event_file_writer_t *w)
     ef_avro_writer_release(w);
     if (w->f)
         fclose(w->f); /* only on a path that already failed: its result adds nothing */
-    free(w->buf);
+    json_buf_free(&w->rec);
     free(w->path);
     free(w);
 }
@@ -248,13 +248,13 @@ int event_file_write(event_file_writer_t *w, const ingest_event_t *ev, int is_fr
         return -1;
     if (w->fmt == EVENT_FILE_AVRO)
         return ef_avro_write(w, ev, is_fraud, err, errlen);
-    w->len = 0;
+    json_buf_reset(&w->rec);
     if ((w->fmt == EVENT_FILE_CSV ? ef_csv_format(w, ev, is_fraud)
                                   : ef_jsonl_format(w, ev, is_fraud)) < 0) {
         snprintf(err, errlen, "out of memory formatting event %.100s", ev->event_id);
         return -1;
     }
-    if (fwrite(w->buf, 1, w->len, w->f) != w->len) {
+    if (fwrite(w->rec.p, 1, w->rec.len, w->f) != w->rec.len) {
         snprintf(err, errlen, "cannot write %.900s: %s", w->path, strerror(errno));
         w->failed = 1;
         return -1;

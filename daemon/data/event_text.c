@@ -40,31 +40,30 @@ static int ef_parse_i64(const char *s, int64_t *out)
     return 0;
 }
 
-/* Shortest "%.Ng" that reads back as exactly v (v finite). */
-static void ef_format_double(double v, char *buf, size_t len)
+/* A NUMBER or TEXT value as a finite double: JSON's as parsed, else converted here. */
+static int ef_value_double(const ef_value_t *x, double *out)
 {
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, len, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            return;
+    if (x->json) {
+        *out = x->json->number; /* the parser refuses what is not finite */
+        return 0;
     }
+    return ef_parse_double(x->s, out);
+}
+
+/* A NUMBER or TEXT value as an int64: JSON's when it was written as one, else converted here. */
+static int ef_value_i64(const ef_value_t *x, int64_t *out)
+{
+    if (x->json) {
+        *out = x->json->integer;
+        return x->json->is_integer ? 0 : -1;
+    }
+    return ef_parse_i64(x->s, out);
 }
 
 int ef_put(event_file_writer_t *w, const char *s, size_t n)
 {
-    if (w->len + n + 1 > w->cap) {
-        size_t cap = w->cap ? w->cap : 1024;
-        while (cap < w->len + n + 1)
-            cap *= 2;
-        char *b = realloc(w->buf, cap);
-        if (!b)
-            return -1;
-        w->buf = b;
-        w->cap = cap;
-    }
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
-    return 0;
+    json_buf_raw(&w->rec, s, n);
+    return w->rec.failed ? -1 : 0;
 }
 
 int ef_puts(event_file_writer_t *w, const char *s)
@@ -86,7 +85,8 @@ int ef_field_text(const ingest_event_t *ev, int is_fraud, int k, int json, char 
         double v = k == EF_AMOUNT ? ev->amount : k == EF_LATITUDE ? ev->latitude : ev->longitude;
         if (k == EF_AMOUNT ? !ev->has_amount : !ev->has_geo)
             return 1;
-        ef_format_double(v, buf, len);
+        char text[JSON_DOUBLE_MAX]; /* the shortest text that reads back exactly */
+        snprintf(buf, len, "%s", json_double_text(v, text));
         return 0;
     }
     case EF_T_TIME:
@@ -178,7 +178,7 @@ int ef_fill(const char *loc, const ef_value_t *v, ingest_event_t *ev, int *is_fr
             break;
         case EF_T_DOUBLE: {
             double d;
-            if (x->kind == EF_V_TRUE || x->kind == EF_V_FALSE || ef_parse_double(x->s, &d) < 0) {
+            if (x->kind == EF_V_TRUE || x->kind == EF_V_FALSE || ef_value_double(x, &d) < 0) {
                 snprintf(err, errlen, "%s: %s '%s' is not a finite number", loc, name,
                          x->s ? ef_show(x->s, shown, sizeof shown) : "true/false");
                 return -1;
@@ -188,7 +188,7 @@ int ef_fill(const char *loc, const ef_value_t *v, ingest_event_t *ev, int *is_fr
         }
         case EF_T_TIME:
             if (x->kind == EF_V_TRUE || x->kind == EF_V_FALSE ||
-                ef_parse_i64(x->s, &ev->event_time_ms) < 0) {
+                ef_value_i64(x, &ev->event_time_ms) < 0) {
                 snprintf(err, errlen, "%s: event_time '%s' is not an integer (epoch milliseconds)",
                          loc, x->s ? ef_show(x->s, shown, sizeof shown) : "true/false");
                 return -1;
