@@ -1,7 +1,5 @@
 /* Confluent Schema Registry client (see ingest_registry.h). */
 #include "ingest_registry.h"
-#include "errbuf.h"
-#include "json.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -18,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "errbuf.h"
+#include "json.h"
 
 #define REGISTRY_BODY_MAX (4 * 1024 * 1024) /* a schema larger than this is not a schema */
 
@@ -146,12 +147,12 @@ static int registry_get(ingest_registry_t *r, const char *path, registry_answer_
     }
     /* On failure libevent frees req itself. */
     if (evhttp_make_request(conn, req, EVHTTP_REQ_GET, path) != 0) {
-        snprintf(err, errlen, "schema registry: cannot send the request to %s:%d", r->host,
-                 r->port);
+        errbuf_printf(err, errlen, "schema registry: cannot send the request to %s:%d", r->host,
+                      r->port);
         goto out;
     }
     if (event_base_dispatch(a->base) < 0) {
-        snprintf(err, errlen, "schema registry: event loop failed");
+        errbuf_printf(err, errlen, "schema registry: event loop failed");
         goto out;
     }
     if (r->https && a->status == 0) {
@@ -159,13 +160,13 @@ static int registry_get(ingest_registry_t *r, const char *path, registry_answer_
         if (e) {
             char tls[256];
             ERR_error_string_n(e, tls, sizeof(tls));
-            snprintf(err, errlen, "TLS handshake failed: %s", tls);
+            errbuf_printf(err, errlen, "TLS handshake failed: %s", tls);
         }
     }
     rc = 0;
     goto out;
 oom:
-    snprintf(err, errlen, "schema registry: out of memory setting up a request");
+    errbuf_printf(err, errlen, "schema registry: out of memory setting up a request");
 out:
     if (conn)
         evhttp_connection_free(conn);
@@ -254,16 +255,16 @@ ingest_registry_t *ingest_registry_new(const ingest_registry_options_t *o, char 
     const char *scheme, *host, *path;
 
     if (!r) {
-        snprintf(err, errlen, "schema registry: out of memory");
+        errbuf_printf(err, errlen, "schema registry: out of memory");
         goto err;
     }
     scheme = uri ? evhttp_uri_get_scheme(uri) : NULL;
     host = uri ? evhttp_uri_get_host(uri) : NULL;
     if (!scheme || !host || !*host ||
         (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-        snprintf(err, errlen,
-                 "schema registry URL \"%s\" is not http://host[:port][/path] or https://...",
-                 o->url ? o->url : "");
+        errbuf_printf(err, errlen,
+                      "schema registry URL \"%s\" is not http://host[:port][/path] or https://...",
+                      o->url ? o->url : "");
         goto err;
     }
     r->https = strcmp(scheme, "https") == 0;
@@ -303,15 +304,15 @@ ingest_registry_t *ingest_registry_new(const ingest_registry_options_t *o, char 
         int ok = o->ca_file && *o->ca_file ? SSL_CTX_load_verify_locations(r->ssl, o->ca_file, NULL)
                                            : SSL_CTX_set_default_verify_paths(r->ssl);
         if (ok != 1) {
-            snprintf(err, errlen, "schema registry: cannot load CA certificates from %s",
-                     o->ca_file && *o->ca_file ? o->ca_file : "the system store");
+            errbuf_printf(err, errlen, "schema registry: cannot load CA certificates from %s",
+                          o->ca_file && *o->ca_file ? o->ca_file : "the system store");
             goto err;
         }
     }
     evhttp_uri_free(uri);
     return r;
 oom:
-    snprintf(err, errlen, "schema registry: out of memory");
+    errbuf_printf(err, errlen, "schema registry: out of memory");
 err:
     if (uri)
         evhttp_uri_free(uri);
