@@ -330,7 +330,7 @@ static int parse_number(parser_t *p, json_value_t *v)
     size_t start = p->pos, int_start, int_end, n;
     int negative = 0, integral = 1;
     char small[JSON_NUMBER_BUF], *buf = small, *stop = NULL;
-    const char *point = localeconv()->decimal_point;
+    const char *point;
     double d;
 
     if (p->s[p->pos] == '-') {
@@ -363,8 +363,19 @@ static int parse_number(parser_t *p, json_value_t *v)
             return -1;
     }
 
+    /* An integer that fits int64 needs no strtod: converting it rounds to the nearest double, as
+     * strtod would (and -0 keeps its sign). */
+    if (integral && integer_parse(p->s, int_start, int_end, negative, &v->integer)) {
+        v->type = JSON_NUMBER;
+        v->is_integer = 1;
+        v->number = negative && v->integer == 0 ? -0.0 : (double)v->integer;
+        return 0;
+    }
+    v->integer = 0;
+
     /* strtod needs a NUL-terminated copy; the grammar above already held, so strtod cannot
      * wander into hex floats or "inf". */
+    point = localeconv()->decimal_point;
     n = p->pos - start;
     if (n >= sizeof(small)) {
         buf = malloc(n + 1);
@@ -397,9 +408,6 @@ static int parse_number(parser_t *p, json_value_t *v)
     }
     v->type = JSON_NUMBER;
     v->number = d;
-    v->is_integer = integral && integer_parse(p->s, int_start, int_end, negative, &v->integer);
-    if (!v->is_integer)
-        v->integer = 0;
     return 0;
 }
 
