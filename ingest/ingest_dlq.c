@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "ingest_kafka.h"
 
 struct ingest_dlq {
@@ -54,7 +55,7 @@ ingest_dlq_t *ingest_dlq_new(const char *const *keys, const char *const *values,
     char rderr[256];
 
     if (!d || !(d->topic = strdup(topic))) {
-        snprintf(err, errlen, "dead-letter topic: out of memory");
+        errbuf_printf(err, errlen, "dead-letter topic: out of memory");
         goto err;
     }
     d->on_log = on_log;
@@ -63,7 +64,7 @@ ingest_dlq_t *ingest_dlq_new(const char *const *keys, const char *const *values,
             RD_KAFKA_CONF_OK ||
         rd_kafka_conf_set(conf, "client.id", "vigild-dlq", rderr, sizeof(rderr)) !=
             RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "dead-letter topic: %s", rderr);
+        errbuf_printf(err, errlen, "dead-letter topic: %s", rderr);
         goto err;
     }
     /* The consumer's settings apply to the producer too (brokers, security); the ones only a
@@ -75,7 +76,7 @@ ingest_dlq_t *ingest_dlq_new(const char *const *keys, const char *const *values,
     rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivery_cb);
     d->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
     if (!d->rk) {
-        snprintf(err, errlen, "dead-letter topic: cannot create a producer: %s", rderr);
+        errbuf_printf(err, errlen, "dead-letter topic: cannot create a producer: %s", rderr);
         goto err;
     }
     return d; /* conf is owned by d->rk now */
@@ -104,8 +105,8 @@ int ingest_dlq_send(ingest_dlq_t *d, const void *key, size_t key_len, const void
         RD_KAFKA_V_HEADER("vigil.source.partition", part, -1),
         RD_KAFKA_V_HEADER("vigil.source.offset", off, -1), RD_KAFKA_V_END);
     if (e) {
-        snprintf(err, errlen, "dead-letter topic %s: cannot queue: %s", d->topic,
-                 rd_kafka_err2str(e));
+        errbuf_printf(err, errlen, "dead-letter topic %s: cannot queue: %s", d->topic,
+                      rd_kafka_err2str(e));
         return -1;
     }
     return 0;

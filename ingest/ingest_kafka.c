@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
+
 struct ingest_kafka {
     rd_kafka_t *rk;
     rd_kafka_queue_t *consumer_q; /* for ingest_kafka_wake */
@@ -164,7 +166,7 @@ static int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *va
 {
     char rderr[256];
     if (rd_kafka_conf_set(conf, key, value, rderr, sizeof(rderr)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "%s: kafka.%s: %s", origin, key, rderr);
+        errbuf_printf(err, errlen, "%s: kafka.%s: %s", origin, key, rderr);
         return -1;
     }
     return 0;
@@ -195,12 +197,12 @@ ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *val
     ingest_kafka_t *k = calloc(1, sizeof(*k));
 
     if (!k || !(k->topics = calloc(n_topics ? n_topics : 1, sizeof(char *)))) {
-        snprintf(err, errlen, "kafka consumer: out of memory");
+        errbuf_printf(err, errlen, "kafka consumer: out of memory");
         goto err;
     }
     for (size_t t = 0; t < n_topics; t++) {
         if (!(k->topics[k->n_topics] = strdup(topics[t]))) {
-            snprintf(err, errlen, "kafka consumer: out of memory");
+            errbuf_printf(err, errlen, "kafka consumer: out of memory");
             goto err;
         }
         k->n_topics++;
@@ -216,7 +218,7 @@ ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *val
 
     len = sizeof(k->group);
     if (rd_kafka_conf_get(conf, "group.id", k->group, &len) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka consumer: group.id is not set");
+        errbuf_printf(err, errlen, "kafka consumer: group.id is not set");
         goto err;
     }
     len = sizeof(reset);
@@ -233,13 +235,13 @@ ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *val
 
     k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
     if (!k->rk) {
-        snprintf(err, errlen, "kafka consumer: cannot create: %s", rderr);
+        errbuf_printf(err, errlen, "kafka consumer: cannot create: %s", rderr);
         goto err;
     }
     conf = NULL; /* owned by k->rk now */
     rd_kafka_poll_set_consumer(k->rk);
     if (!(k->consumer_q = rd_kafka_queue_get_consumer(k->rk))) {
-        snprintf(err, errlen, "kafka consumer: no consumer queue");
+        errbuf_printf(err, errlen, "kafka consumer: no consumer queue");
         goto err;
     }
 
@@ -249,8 +251,8 @@ ingest_kafka_t *ingest_kafka_new(const char *const *keys, const char *const *val
     e = rd_kafka_subscribe(k->rk, sub);
     rd_kafka_topic_partition_list_destroy(sub);
     if (e) {
-        snprintf(err, errlen, "kafka consumer: cannot subscribe to %zu topics (%s, ...): %s",
-                 n_topics, n_topics ? topics[0] : "none", rd_kafka_err2str(e));
+        errbuf_printf(err, errlen, "kafka consumer: cannot subscribe to %zu topics (%s, ...): %s",
+                      n_topics, n_topics ? topics[0] : "none", rd_kafka_err2str(e));
         goto err;
     }
     return k;
@@ -302,15 +304,15 @@ int ingest_kafka_seek(ingest_kafka_t *k, const char *topic, int32_t partition, i
         offset == INGEST_OFFSET_NONE ? k->none_offset : offset;
     error = rd_kafka_seek_partitions(k->rk, parts, 10000);
     if (!error && parts->elems[0].err) {
-        snprintf(err, errlen, "kafka seek %s[%d] to %lld: %s", topic, (int)partition,
-                 (long long)offset, rd_kafka_err2str(parts->elems[0].err));
+        errbuf_printf(err, errlen, "kafka seek %s[%d] to %lld: %s", topic, (int)partition,
+                      (long long)offset, rd_kafka_err2str(parts->elems[0].err));
         rd_kafka_topic_partition_list_destroy(parts);
         return -1;
     }
     rd_kafka_topic_partition_list_destroy(parts);
     if (error) {
-        snprintf(err, errlen, "kafka seek %s[%d] to %lld: %s", topic, (int)partition,
-                 (long long)offset, rd_kafka_error_string(error));
+        errbuf_printf(err, errlen, "kafka seek %s[%d] to %lld: %s", topic, (int)partition,
+                      (long long)offset, rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
         return -1;
     }
@@ -324,8 +326,8 @@ int ingest_kafka_pause_all(ingest_kafka_t *k, int pause, char *err, size_t errle
     int n;
 
     if (e) {
-        snprintf(err, errlen, "kafka: cannot read the assignment to %s it: %s",
-                 pause ? "pause" : "resume", rd_kafka_err2str(e));
+        errbuf_printf(err, errlen, "kafka: cannot read the assignment to %s it: %s",
+                      pause ? "pause" : "resume", rd_kafka_err2str(e));
         return -1;
     }
     n = parts->cnt;
@@ -337,8 +339,8 @@ int ingest_kafka_pause_all(ingest_kafka_t *k, int pause, char *err, size_t errle
             e = parts->elems[i].err;
     rd_kafka_topic_partition_list_destroy(parts);
     if (e) {
-        snprintf(err, errlen, "kafka: cannot %s %d partitions: %s", pause ? "pause" : "resume", n,
-                 rd_kafka_err2str(e));
+        errbuf_printf(err, errlen, "kafka: cannot %s %d partitions: %s", pause ? "pause" : "resume",
+                      n, rd_kafka_err2str(e));
         return -1;
     }
     return n;
@@ -351,8 +353,8 @@ int ingest_kafka_query_low(ingest_kafka_t *k, const char *topic, int32_t partiti
     rd_kafka_resp_err_t e =
         rd_kafka_query_watermark_offsets(k->rk, topic, partition, low, &high, timeout_ms);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(err, errlen, "querying the watermarks of %s/%d failed: %s", topic, (int)partition,
-                 rd_kafka_err2str(e));
+        errbuf_printf(err, errlen, "querying the watermarks of %s/%d failed: %s", topic,
+                      (int)partition, rd_kafka_err2str(e));
         return -1;
     }
     return 0;

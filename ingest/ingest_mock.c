@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
+
 struct ingest_mock {
     rd_kafka_t *rk;
     rd_kafka_mock_cluster_t *cluster;
@@ -20,25 +22,26 @@ ingest_mock_t *ingest_mock_new(int brokers, char *err, size_t errlen)
     rd_kafka_conf_t *conf = NULL;
     ingest_mock_t *m = calloc(1, sizeof(*m));
     if (!m) {
-        snprintf(err, errlen, "embedded kafka: out of memory");
+        errbuf_printf(err, errlen, "embedded kafka: out of memory");
         return NULL;
     }
     m->brokers = brokers;
     conf = rd_kafka_conf_new();
     /* The owning handle never talks to a broker; keep it quiet. */
     if (rd_kafka_conf_set(conf, "log_level", "3", rderr, sizeof(rderr)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "embedded kafka: %s", rderr);
+        errbuf_printf(err, errlen, "embedded kafka: %s", rderr);
         goto err;
     }
     m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
     if (!m->rk) {
-        snprintf(err, errlen, "embedded kafka: cannot create handle: %s", rderr);
+        errbuf_printf(err, errlen, "embedded kafka: cannot create handle: %s", rderr);
         goto err;
     }
     conf = NULL; /* owned by m->rk now */
     m->cluster = rd_kafka_mock_cluster_new(m->rk, brokers);
     if (!m->cluster) {
-        snprintf(err, errlen, "embedded kafka: cannot start a mock cluster of %d brokers", brokers);
+        errbuf_printf(err, errlen, "embedded kafka: cannot start a mock cluster of %d brokers",
+                      brokers);
         goto err;
     }
     return m;
@@ -55,8 +58,8 @@ int ingest_mock_topic_create(ingest_mock_t *m, const char *topic, int partitions
     int replication = m->brokers < 3 ? m->brokers : 3;
     rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(m->cluster, topic, partitions, replication);
     if (e) {
-        snprintf(err, errlen, "embedded kafka: cannot create topic %s: %s", topic,
-                 rd_kafka_err2str(e));
+        errbuf_printf(err, errlen, "embedded kafka: cannot create topic %s: %s", topic,
+                      rd_kafka_err2str(e));
         return -1;
     }
     return 0;
@@ -128,11 +131,11 @@ int ingest_mock_command(ingest_mock_t *m, const char *line, char *err, size_t er
         goto bad;
     }
     if (e) {
-        snprintf(err, errlen, "%.200s: %s", line, rd_kafka_err2str(e));
+        errbuf_printf(err, errlen, "%.200s: %s", line, rd_kafka_err2str(e));
         return -1;
     }
     return 0;
 bad:
-    snprintf(err, errlen, "bad mock command \"%.200s\" (see ingest_mock.h)", line);
+    errbuf_printf(err, errlen, "bad mock command \"%.200s\" (see ingest_mock.h)", line);
     return -1;
 }

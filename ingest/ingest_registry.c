@@ -1,6 +1,5 @@
 /* Confluent Schema Registry client (see ingest_registry.h). */
 #include "ingest_registry.h"
-#include "ingest_json.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -18,6 +17,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "errbuf.h"
+#include "json.h"
+
 #define REGISTRY_BODY_MAX (4 * 1024 * 1024) /* a schema larger than this is not a schema */
 
 struct ingest_registry {
@@ -30,29 +32,20 @@ struct ingest_registry {
     int timeout_ms, retries, backoff_ms;
 };
 
-/* ---- JSON answers (ingest_json.h reads them) ---- */
+/* ---- JSON answers (pipeline/util/json.h parses them) ---- */
 
-int ingest_registry_json_string(const char *json, size_t len, const char *key, char **out)
+/* The string value of a top-level key of the answer doc, or NULL. */
+static const char *registry_json_string(const json_value_t *doc, const char *key)
 {
-    ingest_json_t j = {json, json + len};
-
-    *out = NULL;
-    if (ingest_json_find(&j, key) != 0 || j.p >= j.end || *j.p != '"')
-        return -1;
-    return ingest_json_string(&j, out, NULL) == 0 ? 0 : -1;
+    const json_value_t *v = json_get(doc, key);
+    return v != NULL && v->type == JSON_STRING ? v->string : NULL;
 }
 
-/* The integer value of a top-level key (the registry's error_code), or -1 when there is none. */
-static long json_int(const char *json, size_t len, const char *key)
+/* The integer value of a top-level key of the answer doc (the registry's error_code), or -1. */
+static int64_t registry_json_int(const json_value_t *doc, const char *key)
 {
-    ingest_json_t j = {json, json + len};
-    long v = 0;
-
-    if (ingest_json_find(&j, key) != 0 || j.p >= j.end || *j.p < '0' || *j.p > '9')
-        return -1;
-    for (; j.p < j.end && *j.p >= '0' && *j.p <= '9' && v < 100000000; j.p++)
-        v = v * 10 + (*j.p - '0');
-    return v;
+    const json_value_t *v = json_get(doc, key);
+    return v != NULL && v->type == JSON_NUMBER && v->is_integer ? v->integer : -1;
 }
 
 /* ---- HTTP ---- */
@@ -154,12 +147,12 @@ static int registry_get(ingest_registry_t *r, const char *path, registry_answer_
     }
     /* On failure libevent frees req itself. */
     if (evhttp_make_request(conn, req, EVHTTP_REQ_GET, path) != 0) {
-        snprintf(err, errlen, "schema registry: cannot send the request to %s:%d", r->host,
-                 r->port);
+        errbuf_printf(err, errlen, "schema registry: cannot send the request to %s:%d", r->host,
+                      r->port);
         goto out;
     }
     if (event_base_dispatch(a->base) < 0) {
-        snprintf(err, errlen, "schema registry: event loop failed");
+        errbuf_printf(err, errlen, "schema registry: event loop failed");
         goto out;
     }
     if (r->https && a->status == 0) {
@@ -167,13 +160,13 @@ static int registry_get(ingest_registry_t *r, const char *path, registry_answer_
         if (e) {
             char tls[256];
             ERR_error_string_n(e, tls, sizeof(tls));
-            snprintf(err, errlen, "TLS handshake failed: %s", tls);
+            errbuf_printf(err, errlen, "TLS handshake failed: %s", tls);
         }
     }
     rc = 0;
     goto out;
 oom:
-    snprintf(err, errlen, "schema registry: out of memory setting up a request");
+    errbuf_printf(err, errlen, "schema registry: out of memory setting up a request");
 out:
     if (conn)
         evhttp_connection_free(conn);
@@ -201,45 +194,52 @@ int ingest_registry_fetch(ingest_registry_t *r, uint32_t id, char **schema, char
     for (int attempt = 0;; attempt++) {
         registry_answer_t a;
         char why[300] = "";
-        char *message = NULL;
+        json_value_t *doc;
+        const char *message, *text;
         int retry = 0, rc = INGEST_REGISTRY_UNAVAILABLE;
 
         if (registry_get(r, path, &a, why, sizeof(why)) != 0) {
-            snprintf(err, errlen, "%s", why);
+            errbuf_printf(err, errlen, "%s", why);
             return INGEST_REGISTRY_UNAVAILABLE;
         }
-        if (a.body)
-            ingest_registry_json_string(a.body, a.body_len, "message", &message);
-        if (a.status == 200 && a.body &&
-            ingest_registry_json_string(a.body, a.body_len, "schema", schema) == 0) {
-            rc = INGEST_REGISTRY_OK;
+        /* Confluent's answers are JSON: {"schema": "..."}, or {"error_code": N, "message": "..."}
+         * for an error. Anything else (a proxy's HTML page) has neither. */
+        doc = a.body ? json_parse(a.body, a.body_len, NULL, 0) : NULL;
+        message = registry_json_string(doc, "message");
+        text = registry_json_string(doc, "schema");
+        if (a.status == 200 && text) {
+            if ((*schema = strdup(text)) != NULL)
+                rc = INGEST_REGISTRY_OK;
+            else
+                errbuf_printf(err, errlen, "schema registry %s:%d%s: out of memory", r->host,
+                              r->port, path);
         } else if (a.status == 200) {
-            snprintf(err, errlen, "schema registry %s:%d%s: 200 without a \"schema\" string%s%s%s",
-                     r->host, r->port, path, a.body_problem ? " (" : "",
-                     a.body_problem ? a.body_problem : "", a.body_problem ? ")" : "");
-        } else if (a.status == 404 && a.body &&
-                   json_int(a.body, a.body_len, "error_code") == 40403) {
-            snprintf(err, errlen, "registry: %s", message ? message : "schema not found");
+            errbuf_printf(err, errlen,
+                          "schema registry %s:%d%s: 200 without a \"schema\" string%s%s%s", r->host,
+                          r->port, path, a.body_problem ? " (" : "",
+                          a.body_problem ? a.body_problem : "", a.body_problem ? ")" : "");
+        } else if (a.status == 404 && registry_json_int(doc, "error_code") == 40403) {
+            errbuf_printf(err, errlen, "registry: %s", message ? message : "schema not found");
             rc = INGEST_REGISTRY_NOT_FOUND;
         } else if (a.status == 401 || a.status == 403) {
-            snprintf(err, errlen,
-                     "schema registry %s:%d refused the credentials (HTTP %d%s%s); check "
-                     "ingest.schema_registry_user and _password",
-                     r->host, r->port, a.status, message ? ": " : "", message ? message : "");
+            errbuf_printf(err, errlen,
+                          "schema registry %s:%d refused the credentials (HTTP %d%s%s); check "
+                          "ingest.schema_registry_user and _password",
+                          r->host, r->port, a.status, message ? ": " : "", message ? message : "");
         } else if (a.status == 0 || a.status >= 500) {
             retry = 1;
             if (a.status == 0)
-                snprintf(err, errlen, "schema registry %s:%d: no HTTP answer (%s)", r->host,
-                         r->port,
-                         why[0] ? why : "connection refused, closed, or no answer in time");
+                errbuf_printf(err, errlen, "schema registry %s:%d: no HTTP answer (%s)", r->host,
+                              r->port,
+                              why[0] ? why : "connection refused, closed, or no answer in time");
             else
-                snprintf(err, errlen, "schema registry %s:%d: HTTP %d%s%s", r->host, r->port,
-                         a.status, message ? ": " : "", message ? message : "");
+                errbuf_printf(err, errlen, "schema registry %s:%d: HTTP %d%s%s", r->host, r->port,
+                              a.status, message ? ": " : "", message ? message : "");
         } else {
-            snprintf(err, errlen, "schema registry %s:%d%s: unexpected HTTP %d%s%s", r->host,
-                     r->port, path, a.status, message ? ": " : "", message ? message : "");
+            errbuf_printf(err, errlen, "schema registry %s:%d%s: unexpected HTTP %d%s%s", r->host,
+                          r->port, path, a.status, message ? ": " : "", message ? message : "");
         }
-        free(message);
+        json_free(doc);
         free(a.body);
         if (!retry || attempt >= r->retries)
             return rc;
@@ -255,16 +255,16 @@ ingest_registry_t *ingest_registry_new(const ingest_registry_options_t *o, char 
     const char *scheme, *host, *path;
 
     if (!r) {
-        snprintf(err, errlen, "schema registry: out of memory");
+        errbuf_printf(err, errlen, "schema registry: out of memory");
         goto err;
     }
     scheme = uri ? evhttp_uri_get_scheme(uri) : NULL;
     host = uri ? evhttp_uri_get_host(uri) : NULL;
     if (!scheme || !host || !*host ||
         (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-        snprintf(err, errlen,
-                 "schema registry URL \"%s\" is not http://host[:port][/path] or https://...",
-                 o->url ? o->url : "");
+        errbuf_printf(err, errlen,
+                      "schema registry URL \"%s\" is not http://host[:port][/path] or https://...",
+                      o->url ? o->url : "");
         goto err;
     }
     r->https = strcmp(scheme, "https") == 0;
@@ -304,15 +304,15 @@ ingest_registry_t *ingest_registry_new(const ingest_registry_options_t *o, char 
         int ok = o->ca_file && *o->ca_file ? SSL_CTX_load_verify_locations(r->ssl, o->ca_file, NULL)
                                            : SSL_CTX_set_default_verify_paths(r->ssl);
         if (ok != 1) {
-            snprintf(err, errlen, "schema registry: cannot load CA certificates from %s",
-                     o->ca_file && *o->ca_file ? o->ca_file : "the system store");
+            errbuf_printf(err, errlen, "schema registry: cannot load CA certificates from %s",
+                          o->ca_file && *o->ca_file ? o->ca_file : "the system store");
             goto err;
         }
     }
     evhttp_uri_free(uri);
     return r;
 oom:
-    snprintf(err, errlen, "schema registry: out of memory");
+    errbuf_printf(err, errlen, "schema registry: out of memory");
 err:
     if (uri)
         evhttp_uri_free(uri);

@@ -44,9 +44,4 @@ void ingest_registry_free(ingest_registry_t *r);
 int ingest_registry_fetch(ingest_registry_t *r, uint32_t id, char **schema, char *err,
                           size_t errlen);
 
-/* Extracts the string value of a top-level key of a JSON object, unescaped, into a malloc'd
- * string. Returns 0, or -1 when json is not an object, lacks the key or the value is not a
- * string. Public for the tests. */
-int ingest_registry_json_string(const char *json, size_t len, const char *key, char **out);
-
 #endif

@@ -2,25 +2,14 @@
  * file of the sink uses to report errors and check results (declared in sink_pg_internal.h).
  * Connects with libpq's blocking API; the connection keywords below decide how soon a vanished
  * server is noticed. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "sink_pg_internal.h"
 
 /* ---- errors ---------------------------------------------------------------------------------- */
-
-void sink_pg_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* libpq messages end with a newline and some span lines ("...\n\tThis probably means...");
  * log lines must not. Copies msg into out (outlen bytes) as one line. */
@@ -83,8 +72,8 @@ int sink_pg_exec(PGconn *conn, const char *sql, ExecStatusType want, const char 
     PGresult *res = PQexec(conn, sql);
 
     if (!res || PQresultStatus(res) != want) {
-        sink_pg_errf(err, errlen, "PostgreSQL: %s failed: %s", what,
-                     sink_pg_result_error(conn, res, msg, sizeof msg));
+        errbuf_printf(err, errlen, "PostgreSQL: %s failed: %s", what,
+                      sink_pg_result_error(conn, res, msg, sizeof msg));
         PQclear(res);
         return -1;
     }
@@ -101,8 +90,8 @@ int sink_pg_commit(PGconn *conn, const char *what, char *err, size_t errlen)
 
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK ||
         strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-        sink_pg_errf(err, errlen, "PostgreSQL: COMMIT of %s failed: %s", what,
-                     sink_pg_result_error(conn, res, msg, sizeof msg));
+        errbuf_printf(err, errlen, "PostgreSQL: COMMIT of %s failed: %s", what,
+                      sink_pg_result_error(conn, res, msg, sizeof msg));
         PQclear(res);
         return -1;
     }
@@ -128,11 +117,11 @@ int sink_pg_check_conn(sink_pg_t *pg, const char *what, char *err, size_t errlen
 
     if (PQstatus(pg->conn) == CONNECTION_OK)
         return 0;
-    sink_pg_errf(err, errlen,
-                 "PostgreSQL: cannot %s: connection to database \"%s\" is broken (%s); "
-                 "call sink_pg_reconnect and retry",
-                 what, PQdb(pg->conn) ? PQdb(pg->conn) : "?",
-                 sink_pg_trim(PQerrorMessage(pg->conn), msg, sizeof msg));
+    errbuf_printf(err, errlen,
+                  "PostgreSQL: cannot %s: connection to database \"%s\" is broken (%s); "
+                  "call sink_pg_reconnect and retry",
+                  what, PQdb(pg->conn) ? PQdb(pg->conn) : "?",
+                  sink_pg_trim(PQerrorMessage(pg->conn), msg, sizeof msg));
     return -1;
 }
 
@@ -163,15 +152,15 @@ static PGconn *sink_pg_connect(const char *conninfo, char *err, size_t errlen)
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
 
     if (!conn) {
-        sink_pg_errf(err, errlen, "PostgreSQL: cannot connect: out of memory in libpq");
+        errbuf_printf(err, errlen, "PostgreSQL: cannot connect: out of memory in libpq");
         return NULL;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL: cannot connect to database \"%s\" on \"%s\": %s; check the "
-                     "conninfo (postgres.conninfo) and that the server is up",
-                     PQdb(conn) ? PQdb(conn) : "?", PQhost(conn) ? PQhost(conn) : "?",
-                     sink_pg_trim(PQerrorMessage(conn), msg, sizeof msg));
+        errbuf_printf(err, errlen,
+                      "PostgreSQL: cannot connect to database \"%s\" on \"%s\": %s; check the "
+                      "conninfo (postgres.conninfo) and that the server is up",
+                      PQdb(conn) ? PQdb(conn) : "?", PQhost(conn) ? PQhost(conn) : "?",
+                      sink_pg_trim(PQerrorMessage(conn), msg, sizeof msg));
         PQfinish(conn);
         return NULL;
     }
@@ -183,12 +172,12 @@ sink_pg_t *sink_pg_new(const char *conninfo, char *err, size_t errlen)
     sink_pg_t *pg = calloc(1, sizeof *pg);
 
     if (!pg) {
-        sink_pg_errf(err, errlen, "PostgreSQL sink: out of memory allocating the sink");
+        errbuf_printf(err, errlen, "PostgreSQL sink: out of memory allocating the sink");
         goto err;
     }
     pg->conninfo = strdup(conninfo ? conninfo : "");
     if (!pg->conninfo) {
-        sink_pg_errf(err, errlen, "PostgreSQL sink: out of memory copying the conninfo");
+        errbuf_printf(err, errlen, "PostgreSQL sink: out of memory copying the conninfo");
         goto err;
     }
     pg->conn = sink_pg_connect(pg->conninfo, err, errlen);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "errbuf.h"
 #include "sink_pg_internal.h"
 
 /* ---- the buffer ------------------------------------------------------------------------------ */
@@ -512,8 +513,8 @@ static int sink_pg_copy_flush(PGconn *conn, sink_pg_buf_t *b, const char *table,
         if (n > SINK_PG_COPY_CHUNK)
             n = SINK_PG_COPY_CHUNK; /* PQputCopyData takes an int */
         if (PQputCopyData(conn, b->data + off, (int)n) != 1) {
-            sink_pg_errf(err, errlen, "PostgreSQL: sending COPY data for %s failed: %s", table,
-                         sink_pg_trim(PQerrorMessage(conn), msg, sizeof msg));
+            errbuf_printf(err, errlen, "PostgreSQL: sending COPY data for %s failed: %s", table,
+                          sink_pg_trim(PQerrorMessage(conn), msg, sizeof msg));
             return -1;
         }
         off += n;
@@ -533,14 +534,14 @@ static int sink_pg_copy_end(sink_pg_t *pg, const char *abort_msg, const char *ta
     int rc = 0;
 
     if (PQputCopyEnd(conn, abort_msg) != 1) {
-        sink_pg_errf(err, errlen, "PostgreSQL: ending COPY into %s failed: %s", table,
-                     sink_pg_trim(PQerrorMessage(conn), msg, sizeof msg));
+        errbuf_printf(err, errlen, "PostgreSQL: ending COPY into %s failed: %s", table,
+                      sink_pg_trim(PQerrorMessage(conn), msg, sizeof msg));
         rc = -1;
     }
     while ((res = PQgetResult(conn)) != NULL) {
         if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK) {
-            sink_pg_errf(err, errlen, "PostgreSQL: COPY into %s failed: %s", table,
-                         sink_pg_result_error(conn, res, msg, sizeof msg));
+            errbuf_printf(err, errlen, "PostgreSQL: COPY into %s failed: %s", table,
+                          sink_pg_result_error(conn, res, msg, sizeof msg));
             if (abort_msg == NULL && sink_pg_sqlstate_is_data(res))
                 pg->rejected = 1;
             rc = -1;
@@ -565,8 +566,8 @@ static int sink_pg_copy(sink_pg_t *pg, sink_table_t table, const sink_rows_t *ro
 
     res = PQexec(pg->conn, SINK_TABLES[table].copy_sql);
     if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
-        sink_pg_errf(err, errlen, "PostgreSQL: starting COPY into %s failed: %s", name,
-                     sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        errbuf_printf(err, errlen, "PostgreSQL: starting COPY into %s failed: %s", name,
+                      sink_pg_result_error(pg->conn, res, msg, sizeof msg));
         PQclear(res);
         return -1;
     }
@@ -580,11 +581,11 @@ static int sink_pg_copy(sink_pg_t *pg, sink_table_t table, const sink_rows_t *ro
         int rc = sink_pg_line_add(&pg->buf, table, rows, dead, i, at, sizeof at);
 
         if (rc == -2) {
-            sink_pg_errf(err, errlen,
-                         "PostgreSQL sink: %s entry for %s has a time outside years 1..9999 or a "
-                         "NULL array item; the decoder should have dead-lettered it: nothing "
-                         "from this batch was written",
-                         name, at);
+            errbuf_printf(err, errlen,
+                          "PostgreSQL sink: %s entry for %s has a time outside years 1..9999 or a "
+                          "NULL array item; the decoder should have dead-lettered it: nothing "
+                          "from this batch was written",
+                          name, at);
             pg->rejected = 1;
             goto err;
         }
@@ -601,10 +602,10 @@ static int sink_pg_copy(sink_pg_t *pg, sink_table_t table, const sink_rows_t *ro
     return sink_pg_copy_end(pg, NULL, name, err, errlen);
 
 oom:
-    sink_pg_errf(err, errlen,
-                 "PostgreSQL sink: out of memory building COPY data for %s (%zu bytes "
-                 "buffered); nothing from this batch was written: retry a smaller batch",
-                 name, pg->buf.len);
+    errbuf_printf(err, errlen,
+                  "PostgreSQL sink: out of memory building COPY data for %s (%zu bytes "
+                  "buffered); nothing from this batch was written: retry a smaller batch",
+                  name, pg->buf.len);
 err:
     /* The first error is the one reported; ending the COPY only gets the connection out of
      * COPY mode so the caller can roll back. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "sink_pg_internal.h"
 
 void sink_pg_dead_entries_free(sink_dead_entry_t *entries, size_t n)
@@ -78,8 +79,8 @@ int sink_pg_dead_letters_list(sink_pg_t *pg, const char *topic, const char *reas
                        "ORDER BY id LIMIT $4::int4",
                        4, NULL, params, NULL, NULL, 0);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        sink_pg_errf(err, errlen, "PostgreSQL: listing vigil.dead_letters failed: %s",
-                     sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        errbuf_printf(err, errlen, "PostgreSQL: listing vigil.dead_letters failed: %s",
+                      sink_pg_result_error(pg->conn, res, msg, sizeof msg));
         PQclear(res);
         return SINK_PG_ERR;
     }
@@ -100,7 +101,7 @@ oom:
     PQclear(res);
     sink_pg_dead_entries_free(entries, *n);
     *n = 0;
-    sink_pg_errf(err, errlen, "PostgreSQL sink: out of memory listing dead letters");
+    errbuf_printf(err, errlen, "PostgreSQL sink: out of memory listing dead letters");
     return SINK_PG_ERR;
 }
 
@@ -113,8 +114,8 @@ int sink_pg_dead_letter_replace(sink_pg_t *pg, int64_t id, const sink_rows_t *ro
     int deleted;
 
     if (!sink_pg_rows_complete(rows)) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL sink: replace called with incomplete rows (a bug in the caller)");
+        errbuf_printf(err, errlen,
+                      "PostgreSQL sink: replace called with incomplete rows (a bug in the caller)");
         return SINK_PG_ERR;
     }
     if (sink_pg_check_conn(pg, "replay a dead letter", err, errlen) != 0)
@@ -129,8 +130,8 @@ int sink_pg_dead_letter_replace(sink_pg_t *pg, int64_t id, const sink_rows_t *ro
     res = PQexecParams(pg->conn, "DELETE FROM vigil.dead_letters WHERE id = $1::int8", 1, NULL,
                        params, NULL, NULL, 0);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        sink_pg_errf(err, errlen, "PostgreSQL: deleting dead letter %s failed: %s", idtext,
-                     sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        errbuf_printf(err, errlen, "PostgreSQL: deleting dead letter %s failed: %s", idtext,
+                      sink_pg_result_error(pg->conn, res, msg, sizeof msg));
         goto err;
     }
     deleted = strcmp(PQcmdTuples(res), "1") == 0;
@@ -138,7 +139,7 @@ int sink_pg_dead_letter_replace(sink_pg_t *pg, int64_t id, const sink_rows_t *ro
     res = NULL;
     if (!deleted) {
         sink_pg_rollback(pg->conn);
-        sink_pg_errf(err, errlen, "dead letter %s is gone (replayed already)", idtext);
+        errbuf_printf(err, errlen, "dead letter %s is gone (replayed already)", idtext);
         return SINK_PG_FENCED;
     }
     if (sink_pg_copy_rows(pg, rows, err, errlen) != 0)

@@ -6,7 +6,8 @@
  * The helpers follow the libpq practice of the whole sink: every PGresult is checked with
  * PQresultStatus and cleared on every path, and query parameters go out of line (PQexecParams)
  * with explicit casts in the SQL, so no value is ever spliced into SQL. Internal helpers return 0
- * or -1 (the public functions SINK_PG_*) and fill err (errlen bytes) with what failed. */
+ * or -1 (the public functions SINK_PG_*) and fill err (errlen bytes) with what failed, through
+ * errbuf_printf (pipeline/util/errbuf.h). */
 #ifndef VIGIL_SINK_PG_INTERNAL_H
 #define VIGIL_SINK_PG_INTERNAL_H
 
@@ -35,10 +36,6 @@ struct sink_pg {
 };
 
 /* ---- errors and results (sink_pg_conn.c) ---- */
-
-/* snprintf into err, when there is one. */
-void sink_pg_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* libpq's message msg as one line (libpq's end with a newline and some span lines) in out
  * (outlen bytes); returns out. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "sink_migrations.h"
 #include "sink_pg_internal.h"
 
@@ -27,9 +28,9 @@ static int sink_pg_migration_applied(PGconn *conn, const sink_migration_t *m, ch
     res = PQexecParams(conn, "SELECT name FROM vigil.schema_migrations WHERE version = $1::int4", 1,
                        NULL, params, NULL, NULL, 0);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL: cannot read vigil.schema_migrations for migration %s: %s",
-                     m->name, sink_pg_result_error(conn, res, msg, sizeof msg));
+        errbuf_printf(err, errlen,
+                      "PostgreSQL: cannot read vigil.schema_migrations for migration %s: %s",
+                      m->name, sink_pg_result_error(conn, res, msg, sizeof msg));
         goto out;
     }
     if (PQntuples(res) == 0) {
@@ -37,11 +38,11 @@ static int sink_pg_migration_applied(PGconn *conn, const sink_migration_t *m, ch
         goto out;
     }
     if (strcmp(PQgetvalue(res, 0, 0), m->name) != 0) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL: migration version %d is recorded as \"%s\" but this vigild "
-                     "embeds \"%s\"; the database was migrated by a different build: fix "
-                     "vigil.schema_migrations by hand or use the matching vigild",
-                     m->version, PQgetvalue(res, 0, 0), m->name);
+        errbuf_printf(err, errlen,
+                      "PostgreSQL: migration version %d is recorded as \"%s\" but this vigild "
+                      "embeds \"%s\"; the database was migrated by a different build: fix "
+                      "vigil.schema_migrations by hand or use the matching vigild",
+                      m->version, PQgetvalue(res, 0, 0), m->name);
         goto out;
     }
     applied = 1;
@@ -68,10 +69,10 @@ static int sink_pg_migration_apply(PGconn *conn, const sink_migration_t *m, char
     st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     /* A file ending in a SELECT, or holding only comments, is fine too. */
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL: migration %s failed: %s; it was rolled back: fix "
-                     "sinks/migrations/%s.sql or the database and start again",
-                     m->name, sink_pg_result_error(conn, res, msg, sizeof msg), m->name);
+        errbuf_printf(err, errlen,
+                      "PostgreSQL: migration %s failed: %s; it was rolled back: fix "
+                      "sinks/migrations/%s.sql or the database and start again",
+                      m->name, sink_pg_result_error(conn, res, msg, sizeof msg), m->name);
         goto err;
     }
     PQclear(res);
@@ -79,8 +80,8 @@ static int sink_pg_migration_apply(PGconn *conn, const sink_migration_t *m, char
         conn, "INSERT INTO vigil.schema_migrations (version, name) VALUES ($1::int4, $2::text)", 2,
         NULL, params, NULL, NULL, 0);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        sink_pg_errf(err, errlen, "PostgreSQL: cannot record migration %s: %s", m->name,
-                     sink_pg_result_error(conn, res, msg, sizeof msg));
+        errbuf_printf(err, errlen, "PostgreSQL: cannot record migration %s: %s", m->name,
+                      sink_pg_result_error(conn, res, msg, sizeof msg));
         goto err;
     }
     PQclear(res);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "sink_pg_internal.h"
 
 /* ---- entity state checkpoints ---------------------------------------------------------------- */
@@ -23,10 +24,10 @@ int sink_pg_checkpoint_save(sink_pg_t *pg, const char *group, const char *instan
     int rc;
 
     if (c->state_len > SINK_PG_CHECKPOINT_MAX) { /* the worker skips those; a caller's bug */
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL sink: entity state of %s/%" PRId32 " is %zu bytes, over the "
-                     "1 GB PostgreSQL holds in one value; lower features.max_entities",
-                     c->topic, c->partition, c->state_len);
+        errbuf_printf(err, errlen,
+                      "PostgreSQL sink: entity state of %s/%" PRId32 " is %zu bytes, over the "
+                      "1 GB PostgreSQL holds in one value; lower features.max_entities",
+                      c->topic, c->partition, c->state_len);
         return SINK_PG_ERR;
     }
     if (sink_pg_check_conn(pg, "entity state checkpoint", err, errlen) != 0)
@@ -47,15 +48,16 @@ int sink_pg_checkpoint_save(sink_pg_t *pg, const char *group, const char *instan
                        "WHERE vigil.entity_state.next_offset <= excluded.next_offset",
                        8, NULL, params, lengths, formats, 0);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL: writing the entity state checkpoint of %s/%" PRId32 " failed: %s",
-                     c->topic, c->partition, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        errbuf_printf(err, errlen,
+                      "PostgreSQL: writing the entity state checkpoint of %s/%" PRId32
+                      " failed: %s",
+                      c->topic, c->partition, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
         rc = SINK_PG_ERR;
     } else if (strcmp(PQcmdTuples(res), "1") != 0) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL: the entity state checkpoint of %s/%" PRId32 " at %" PRId64
-                     " was not written: a later one is stored",
-                     c->topic, c->partition, c->next_offset);
+        errbuf_printf(err, errlen,
+                      "PostgreSQL: the entity state checkpoint of %s/%" PRId32 " at %" PRId64
+                      " was not written: a later one is stored",
+                      c->topic, c->partition, c->next_offset);
         rc = SINK_PG_FENCED;
     } else {
         rc = SINK_PG_OK;
@@ -87,9 +89,10 @@ int sink_pg_checkpoint_load(sink_pg_t *pg, const char *group, const char *topic,
                        "AND partition = $3::int4",
                        3, NULL, params, NULL, NULL, 1);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL: reading the entity state checkpoint of %s/%" PRId32 " failed: %s",
-                     topic, partition, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        errbuf_printf(err, errlen,
+                      "PostgreSQL: reading the entity state checkpoint of %s/%" PRId32
+                      " failed: %s",
+                      topic, partition, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
         goto out;
     }
     rc = SINK_PG_OK;
@@ -103,9 +106,9 @@ int sink_pg_checkpoint_load(sink_pg_t *pg, const char *group, const char *topic,
     *next_offset = strtoll(num, NULL, 10);
     *state = malloc(len ? len : 1);
     if (!*state) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL sink: out of memory for a %zu-byte entity state of %s/%" PRId32,
-                     len, topic, partition);
+        errbuf_printf(err, errlen,
+                      "PostgreSQL sink: out of memory for a %zu-byte entity state of %s/%" PRId32,
+                      len, topic, partition);
         rc = SINK_PG_ERR;
         goto out;
     }
@@ -140,16 +143,16 @@ int sink_pg_dead_offsets_load(sink_pg_t *pg, const char *topic, int32_t partitio
                      "$4::int8 AND reason NOT LIKE 'refused by PostgreSQL%' ORDER BY 1",
                      4, NULL, params, NULL, NULL, 0);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL: reading dead-letter offsets of %s/%" PRId32 " failed: %s", topic,
-                     partition, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        errbuf_printf(err, errlen,
+                      "PostgreSQL: reading dead-letter offsets of %s/%" PRId32 " failed: %s", topic,
+                      partition, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
         goto out;
     }
     if (PQntuples(res) > 0) {
         *offsets = malloc((size_t)PQntuples(res) * sizeof(**offsets));
         if (!*offsets) {
-            sink_pg_errf(err, errlen, "PostgreSQL sink: out of memory for %d dead-letter offsets",
-                         PQntuples(res));
+            errbuf_printf(err, errlen, "PostgreSQL sink: out of memory for %d dead-letter offsets",
+                          PQntuples(res));
             goto out;
         }
         for (int i = 0; i < PQntuples(res); i++)
@@ -194,7 +197,7 @@ int sink_pg_feature_spec_register(sink_pg_t *pg, const char *spec_hash, const ch
         return SINK_PG_ERR;
     pg->buf.len = 0;
     if (sink_pg_array_literal(&pg->buf, columns, n_columns) != 0) {
-        sink_pg_errf(err, errlen, "PostgreSQL sink: out of memory building the column list");
+        errbuf_printf(err, errlen, "PostgreSQL sink: out of memory building the column list");
         return SINK_PG_ERR;
     }
     params[1] = pg->buf.data;
@@ -203,8 +206,8 @@ int sink_pg_feature_spec_register(sink_pg_t *pg, const char *spec_hash, const ch
                        "($1::text, $2::text[], $3::text) ON CONFLICT (spec_hash) DO NOTHING",
                        3, NULL, params, NULL, NULL, 0);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
-        sink_pg_errf(err, errlen, "PostgreSQL: registering feature spec %s failed: %s", spec_hash,
-                     sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        errbuf_printf(err, errlen, "PostgreSQL: registering feature spec %s failed: %s", spec_hash,
+                      sink_pg_result_error(pg->conn, res, msg, sizeof msg));
     else
         rc = SINK_PG_OK;
     PQclear(res);

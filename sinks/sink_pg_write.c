@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "sink_pg_internal.h"
 
 /* ---- offsets --------------------------------------------------------------------------------- */
@@ -45,15 +46,15 @@ int sink_pg_offsets_load(sink_pg_t *pg, const char *group, const char *topic,
     if (n == 0)
         return SINK_PG_OK;
     if (!group || !topic || !partitions || !next_offsets) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL sink: offsets_load called without group, topic "
-                     "or partitions (a bug in the caller)");
+        errbuf_printf(err, errlen,
+                      "PostgreSQL sink: offsets_load called without group, topic "
+                      "or partitions (a bug in the caller)");
         return SINK_PG_ERR;
     }
     if (sink_pg_check_conn(pg, "load Kafka offsets", err, errlen) != 0)
         return SINK_PG_ERR;
     if (sink_pg_int4_array(&pg->buf, partitions, n) != 0) {
-        sink_pg_errf(err, errlen, "PostgreSQL sink: out of memory listing %zu partitions", n);
+        errbuf_printf(err, errlen, "PostgreSQL sink: out of memory listing %zu partitions", n);
         return SINK_PG_ERR;
     }
     params[0] = group;
@@ -69,10 +70,10 @@ int sink_pg_offsets_load(sink_pg_t *pg, const char *group, const char *topic,
                        "ON CONFLICT DO NOTHING",
                        3, NULL, params, NULL, NULL, 0);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL: creating vigil.kafka_offsets rows for group \"%s\" topic "
-                     "\"%s\" failed: %s; has sink_pg_migrate run?",
-                     group, topic, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        errbuf_printf(err, errlen,
+                      "PostgreSQL: creating vigil.kafka_offsets rows for group \"%s\" topic "
+                      "\"%s\" failed: %s; has sink_pg_migrate run?",
+                      group, topic, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
         goto err;
     }
     PQclear(res);
@@ -83,17 +84,17 @@ int sink_pg_offsets_load(sink_pg_t *pg, const char *group, const char *topic,
                        "AND o.topic = $2::text AND o.partition = p.part ORDER BY p.i",
                        3, NULL, params, NULL, NULL, 0);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL: reading vigil.kafka_offsets for group \"%s\" topic \"%s\" "
-                     "failed: %s",
-                     group, topic, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        errbuf_printf(err, errlen,
+                      "PostgreSQL: reading vigil.kafka_offsets for group \"%s\" topic \"%s\" "
+                      "failed: %s",
+                      group, topic, sink_pg_result_error(pg->conn, res, msg, sizeof msg));
         goto err;
     }
     if ((size_t)PQntuples(res) != n) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL: reading vigil.kafka_offsets for group \"%s\" topic \"%s\" "
-                     "returned %d rows for %zu partitions (a bug in the query)",
-                     group, topic, PQntuples(res), n);
+        errbuf_printf(err, errlen,
+                      "PostgreSQL: reading vigil.kafka_offsets for group \"%s\" topic \"%s\" "
+                      "returned %d rows for %zu partitions (a bug in the query)",
+                      group, topic, PQntuples(res), n);
         goto err;
     }
     for (i = 0; i < n; i++) {
@@ -106,10 +107,10 @@ int sink_pg_offsets_load(sink_pg_t *pg, const char *group, const char *topic,
         errno = 0;
         next_offsets[i] = strtoll(PQgetvalue(res, (int)i, 0), &end, 10);
         if (errno != 0 || *end != '\0') {
-            sink_pg_errf(err, errlen,
-                         "PostgreSQL: stored next_offset \"%s\" for %s/%" PRId32
-                         " is not an integer",
-                         PQgetvalue(res, (int)i, 0), topic, partitions[i]);
+            errbuf_printf(err, errlen,
+                          "PostgreSQL: stored next_offset \"%s\" for %s/%" PRId32
+                          " is not an integer",
+                          PQgetvalue(res, (int)i, 0), topic, partitions[i]);
             goto err;
         }
     }
@@ -166,7 +167,7 @@ static int sink_pg_offset_advance(PGconn *conn, const sink_batch_t *batch,
                        "AND partition = $3::int4 AND next_offset IS NOT DISTINCT FROM $6::int8",
                        6, NULL, params, NULL, NULL, 0);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        sink_pg_errf(
+        errbuf_printf(
             err, errlen,
             "PostgreSQL: updating vigil.kafka_offsets for group \"%s\" %s/%" PRId32 " failed: %s",
             batch->group, o->topic, o->partition, sink_pg_result_error(conn, res, msg, sizeof msg));
@@ -186,17 +187,17 @@ static int sink_pg_batch_check(const sink_batch_t *batch, char *err, size_t errl
 {
     if (!batch || !batch->group || !sink_pg_rows_complete(&batch->rows) ||
         (batch->n_dead && !batch->dead) || (batch->n_offsets && !batch->offsets)) {
-        sink_pg_errf(err, errlen,
-                     "PostgreSQL sink: write called with an incomplete batch (a "
-                     "bug in the caller)");
+        errbuf_printf(err, errlen,
+                      "PostgreSQL sink: write called with an incomplete batch (a "
+                      "bug in the caller)");
         return -1;
     }
     for (size_t i = 0; i < batch->n_offsets; i++) {
         if (!batch->offsets[i].topic) {
-            sink_pg_errf(err, errlen,
-                         "PostgreSQL sink: write called with offsets[%zu] lacking "
-                         "a topic (a bug in the caller)",
-                         i);
+            errbuf_printf(err, errlen,
+                          "PostgreSQL sink: write called with offsets[%zu] lacking "
+                          "a topic (a bug in the caller)",
+                          i);
             return -1;
         }
     }
@@ -216,12 +217,12 @@ static int sink_pg_fenced(sink_pg_t *pg, const sink_batch_t *batch, const sink_o
         snprintf(expected, sizeof expected, "NULL (none)");
     else
         snprintf(expected, sizeof expected, "%" PRId64, o->expected);
-    sink_pg_errf(err, errlen,
-                 "PostgreSQL: fenced on group \"%s\" %s/%" PRId32 ": expected stored "
-                 "next_offset %s but it is %s; another instance has written this partition "
-                 "since it was assigned here: batch rolled back (nothing written), drop it "
-                 "and reload offsets after the rebalance",
-                 batch->group, o->topic, o->partition, expected, stored);
+    errbuf_printf(err, errlen,
+                  "PostgreSQL: fenced on group \"%s\" %s/%" PRId32 ": expected stored "
+                  "next_offset %s but it is %s; another instance has written this partition "
+                  "since it was assigned here: batch rolled back (nothing written), drop it "
+                  "and reload offsets after the rebalance",
+                  batch->group, o->topic, o->partition, expected, stored);
     return SINK_PG_FENCED;
 }
 

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "dlq.h"
+#include "errbuf.h"
 #include "ingest_mock.h"
 #include "produce_cmd.h"
 #include "sink_pg.h"
@@ -122,14 +123,14 @@ static int vigil_kafka_mock_control(ingest_mock_t *m, const char *path, const si
     int fifo = -1, sfd = -1, rc = -1;
 
     if (mkfifo(path, 0600) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create the control FIFO %s: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "cannot create the control FIFO %s: %s", path, strerror(errno));
         return -1;
     }
     /* Read-write, so the FIFO never reports end-of-file when a writer closes it. */
     fifo = open(path, O_RDWR | O_CLOEXEC);
     sfd = signalfd(-1, set, SFD_CLOEXEC);
     if (fifo < 0 || sfd < 0) {
-        snprintf(err, errlen, "cannot open the control FIFO %s: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "cannot open the control FIFO %s: %s", path, strerror(errno));
         goto out;
     }
     for (;;) {
@@ -138,7 +139,7 @@ static int vigil_kafka_mock_control(ingest_mock_t *m, const char *path, const si
         if (poll(fds, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
-            snprintf(err, errlen, "poll on the control FIFO: %s", strerror(errno));
+            errbuf_printf(err, errlen, "poll on the control FIFO: %s", strerror(errno));
             goto out;
         }
         if (fds[1].revents) {
@@ -147,7 +148,8 @@ static int vigil_kafka_mock_control(ingest_mock_t *m, const char *path, const si
         }
         n = read(fifo, buf + used, sizeof(buf) - 1 - used);
         if (n <= 0) {
-            snprintf(err, errlen, "reading the control FIFO: %s", n < 0 ? strerror(errno) : "EOF");
+            errbuf_printf(err, errlen, "reading the control FIFO: %s",
+                          n < 0 ? strerror(errno) : "EOF");
             goto out;
         }
         used += (size_t)n;

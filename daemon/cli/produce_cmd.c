@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "event_file.h"
 #include "log.h"
 #include "produce.h"
@@ -108,7 +109,7 @@ static int produce_conf_set(rd_kafka_conf_t *conf, const char *key, const char *
 {
     char kerr[512];
     if (rd_kafka_conf_set(conf, key, value, kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka setting %s=%s: %s", key, value, kerr);
+        errbuf_printf(err, errlen, "kafka setting %s=%s: %s", key, value, kerr);
         return -1;
     }
     return 0;
@@ -123,7 +124,7 @@ static rd_kafka_t *produce_kafka_new(const produce_opts_t *o, produce_stats_t *s
     char kerr[512];
 
     if (!conf) {
-        snprintf(err, errlen, "out of memory creating the Kafka configuration");
+        errbuf_printf(err, errlen, "out of memory creating the Kafka configuration");
         goto err;
     }
     /* Idempotence makes librdkafka's retries exactly-once per partition, so a retried batch never
@@ -141,7 +142,7 @@ static rd_kafka_t *produce_kafka_new(const produce_opts_t *o, produce_stats_t *s
         const char *eq = strchr(o->x_args[k], '=');
         size_t klen = (size_t)(eq - o->x_args[k]);
         if (klen >= sizeof key) {
-            snprintf(err, errlen, "-X %s: key is too long", o->x_args[k]);
+            errbuf_printf(err, errlen, "-X %s: key is too long", o->x_args[k]);
             *usage = 1;
             goto err;
         }
@@ -159,7 +160,7 @@ static rd_kafka_t *produce_kafka_new(const produce_opts_t *o, produce_stats_t *s
 
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr);
     if (!rk) {
-        snprintf(err, errlen, "creating the Kafka producer: %s", kerr);
+        errbuf_printf(err, errlen, "creating the Kafka producer: %s", kerr);
         goto err;
     }
     return rk; /* rd_kafka_new took ownership of conf */
@@ -210,16 +211,16 @@ static int produce_write_file(const char *dir, uint64_t i, const void *value, si
     snprintf(path, sizeof path, "%s/%08" PRIu64 ".avro", dir, i);
     f = fopen(path, "wb");
     if (!f) {
-        snprintf(err, errlen, "cannot create %.900s: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "cannot create %.900s: %s", path, strerror(errno));
         return -1;
     }
     if (fwrite(value, 1, len, f) != len) {
-        snprintf(err, errlen, "cannot write %.900s: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "cannot write %.900s: %s", path, strerror(errno));
         fclose(f);
         return -1;
     }
     if (fclose(f) != 0) {
-        snprintf(err, errlen, "cannot write %.900s: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "cannot write %.900s: %s", path, strerror(errno));
         return -1;
     }
     return 0;

@@ -542,21 +542,22 @@ out:
     return rc;
 }
 
-/* The head's entry of vigil.training. */
-static int news_json_head(char *buf, size_t cap, const news_csv_t *train, const news_csv_t *dev,
-                          const news_head_result_t *r)
+/* The head's entry of vigil.training, appended to b. */
+static void news_json_head(json_buf_t *b, const news_csv_t *train, const news_csv_t *dev,
+                           const news_head_result_t *r)
 {
-    int n =
-        snprintf(buf, cap,
-                 "{\"train\": \"%s\", \"train_sha256\": \"%s\", \"train_rows\": %zu, "
-                 "\"dev\": \"%s\", \"dev_sha256\": \"%s\", \"dev_rows\": %zu, "
-                 "\"epochs\": %d, \"lr\": %g, \"batch\": %zu, \"weight_decay\": %g, "
-                 "\"class_balanced\": %s, \"selection_macro_f1\": %.4f, "
-                 "\"dev_accuracy\": %.4f, \"dev_macro_f1\": %.4f}",
-                 train->name, train->sha256, train->n, dev->name, dev->sha256, dev->n, r->o.epochs,
-                 (double)r->o.lr, r->o.batch, (double)r->o.weight_decay,
-                 r->o.class_balanced ? "true" : "false", r->select_f1, r->accuracy, r->macro_f1);
-    return n < 0 || (size_t)n >= cap ? -1 : 0;
+    json_buf_puts(b, "{\"train\": ");
+    json_buf_string(b, train->name);
+    json_buf_printf(b, ", \"train_sha256\": \"%s\", \"train_rows\": %zu, \"dev\": ", train->sha256,
+                    train->n);
+    json_buf_string(b, dev->name);
+    json_buf_printf(b,
+                    ", \"dev_sha256\": \"%s\", \"dev_rows\": %zu, \"epochs\": %d, \"lr\": %g, "
+                    "\"batch\": %zu, \"weight_decay\": %g, \"class_balanced\": %s, "
+                    "\"selection_macro_f1\": %.4f, \"dev_accuracy\": %.4f, \"dev_macro_f1\": %.4f}",
+                    dev->sha256, dev->n, r->o.epochs, (double)r->o.lr, r->o.batch,
+                    (double)r->o.weight_decay, r->o.class_balanced ? "true" : "false", r->select_f1,
+                    r->accuracy, r->macro_f1);
 }
 
 /* Creates the folder of path when it is missing (one level: models/ under the working
@@ -610,7 +611,8 @@ int train_news_main(int argc, char **argv)
     news_csv_t csv[4];
     static const char *const files[4] = {"fpb/train.csv", "fpb/dev.csv", "topics/train.csv",
                                          "topics/dev.csv"};
-    char err[1024], ver[128], head_s[2048], head_t[2048], training[8192];
+    char err[1024], ver[128];
+    json_buf_t training = {0}; /* vigil.training */
     char **topics = NULL;
     size_t n_topics = 0, total = 0, done = 0, d = 0;
     float *emb[4] = {NULL, NULL, NULL, NULL};
@@ -776,28 +778,28 @@ int train_news_main(int argc, char **argv)
 
     /* The file. */
     const char *base = use_ngram ? "ngram" : strrchr(model_dir, '/');
-    char enc_name[512];
     if (!use_ngram)
         base = base && base[1] ? base + 1 : model_dir;
-    if (json_escape(base, enc_name, sizeof enc_name) >= sizeof enc_name)
-        snprintf(enc_name, sizeof enc_name, "\"?\"");
-    if (news_json_head(head_s, sizeof head_s, &csv[0], &csv[1], &rs) != 0 ||
-        news_json_head(head_t, sizeof head_t, &csv[2], &csv[3], &rt) != 0 ||
-        (size_t)snprintf(training, sizeof training,
-                         "{\"encoder\": %s, \"max_seq\": %d, \"normalize\": true, \"seed\": "
-                         "%" PRIu64 ", \"selection\": \"macro-F1 on 1 in %d training rows (by "
-                         "text hash), then refitted on all; dev files only evaluate\", "
-                         "\"sentiment\": %s, \"topic\": %s}",
-                         enc_name, NEWS_MAX_SEQ, seed, NEWS_VALID_MOD, head_s,
-                         head_t) >= sizeof training) {
-        errbuf_printf(err, sizeof err, "the training record is too long");
+    json_buf_puts(&training, "{\"encoder\": ");
+    json_buf_string(&training, base);
+    json_buf_printf(&training,
+                    ", \"max_seq\": %d, \"normalize\": true, \"seed\": %" PRIu64
+                    ", \"selection\": \"macro-F1 on 1 in %d training rows (by text hash), then "
+                    "refitted on all; dev files only evaluate\", \"sentiment\": ",
+                    NEWS_MAX_SEQ, seed, NEWS_VALID_MOD);
+    news_json_head(&training, &csv[0], &csv[1], &rs);
+    json_buf_puts(&training, ", \"topic\": ");
+    news_json_head(&training, &csv[2], &csv[3], &rt);
+    json_buf_puts(&training, "}");
+    if (training.failed) {
+        errbuf_printf(err, sizeof err, "out of memory building the training record");
         goto fail;
     }
     news_make_parent(out);
     if ((use_ngram ? model_news_save_ngram(out, &h, version, model_ngram_buckets(ngram),
-                                           model_ngram_seed(ngram), training, ver, sizeof ver, err,
-                                           sizeof err)
-                   : model_news_save(out, &h, version, model_bert_weights_sha256(bert), training,
+                                           model_ngram_seed(ngram), training.p, ver, sizeof ver,
+                                           err, sizeof err)
+                   : model_news_save(out, &h, version, model_bert_weights_sha256(bert), training.p,
                                      ver, sizeof ver, err, sizeof err)) != 0)
         goto fail;
     printf("wrote %s version=%s\n", out, ver);
@@ -827,5 +829,6 @@ out:
     free(h.sent_b);
     free(h.topic_w);
     free(h.topic_b);
+    json_buf_free(&training);
     return rc;
 }

@@ -20,6 +20,7 @@
 #include "decoder.h"
 #include "event_file.h"
 #include "featurize.h"
+#include "json.h"
 #include "kernels.h"
 #include "model_risk.h"
 #include "train.h"
@@ -85,6 +86,17 @@ static int train_risk_parse_hidden(const char *s, size_t *dims, size_t *n_hidden
     return *n_hidden ? 0 : -1;
 }
 
+/* ", key: v" into the training record: a held-out metric to 4 places, or null when it could not
+ * be computed (NaN is not JSON). */
+static void train_risk_metric(json_buf_t *b, const char *key, double v)
+{
+    json_buf_printf(b, ", \"%s\": ", key);
+    if (isnan(v))
+        json_buf_puts(b, "null");
+    else
+        json_buf_printf(b, "%.4f", v);
+}
+
 int train_risk_main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -119,7 +131,8 @@ int train_risk_main(int argc, char **argv)
     size_t n = 0, cap = 0, d, skipped = 0;
     model_risk_weights_t w = {0};
     kernels_backend_t *be = NULL;
-    char err[1024], ver[128], training[2048];
+    char err[1024], ver[128];
+    json_buf_t training = {0}; /* vigil.training */
 
     if (!flags) {
         fprintf(stderr, "vigil train risk: out of memory\n");
@@ -302,26 +315,26 @@ int train_risk_main(int argc, char **argv)
                "precision@0.5=%.4f recall@0.5=%.4f\n",
                n_valid, tp + fn, auc, ap, prec, rec);
     }
-    /* NaN is not JSON: a metric that could not be computed is null. */
-#define JNUM(v, buf) (isnan(v) ? "null" : (snprintf(buf, sizeof buf, "%.4f", v), buf))
-    char a1[32], a2[32], a3[32], a4[32];
-    snprintf(training, sizeof training,
-             "{\"rows\": %zu, \"train_rows\": %zu, \"valid_rows\": %zu, \"fraud_rows\": %zu, "
-             "\"epochs\": %d, \"lr\": %g, \"seed\": %" PRIu64 ", \"valid_roc_auc\": %s, "
-             "\"valid_average_precision\": %s, \"valid_precision_at_0_5\": %s, "
-             "\"valid_recall_at_0_5\": %s}",
-             n, n_train, n_valid, pos, o.epochs, (double)o.lr, o.seed, JNUM(auc, a1), JNUM(ap, a2),
-             JNUM(prec, a3), JNUM(rec, a4));
-#undef JNUM
+    json_buf_printf(
+        &training,
+        "{\"rows\": %zu, \"train_rows\": %zu, \"valid_rows\": %zu, \"fraud_rows\": %zu, "
+        "\"epochs\": %d, \"lr\": %g, \"seed\": %" PRIu64,
+        n, n_train, n_valid, pos, o.epochs, (double)o.lr, o.seed);
+    train_risk_metric(&training, "valid_roc_auc", auc);
+    train_risk_metric(&training, "valid_average_precision", ap);
+    train_risk_metric(&training, "valid_precision_at_0_5", prec);
+    train_risk_metric(&training, "valid_recall_at_0_5", rec);
+    json_buf_puts(&training, "}");
     const char **cols = malloc(d * sizeof *cols);
-    if (!cols) {
+    if (!cols || training.failed) {
+        free(cols);
         fprintf(stderr, "vigil train risk: out of memory\n");
         goto out;
     }
     for (size_t i = 0; i < d; i++)
         cols[i] = features_spec_column(featurize_spec(fz), i);
     model_risk_info_t info = {version, featurize_spec_text(fz), featurize_spec_hash(fz), cols,
-                              training};
+                              training.p};
     int wrc = model_risk_save(out, &w, &info, ver, sizeof ver, err, sizeof err);
     free(cols);
     if (wrc != 0) {
@@ -335,6 +348,7 @@ usage:
     train_risk_usage(stderr);
     rc = 2;
 out:
+    json_buf_free(&training);
     event_file_reader_free(rd);
     model_risk_weights_free(&w);
     kernels_backend_free(be);

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "errbuf.h"
+
 #ifndef VIGIL_DEFAULT_SCHEMA_DIR
 #error "VIGIL_DEFAULT_SCHEMA_DIR must be defined by the build (CMakeLists.txt sets it)"
 #endif
@@ -234,15 +236,15 @@ static int config_int_parse(const config_key_t *key, const char *value, int *out
     v = strtol(value, &end, 10);
     /* strtol skips leading blanks and stops at junk; a config value must be the number only. */
     if (value[0] == '\0' || isspace((unsigned char)value[0]) || end == value || *end != '\0') {
-        snprintf(why, whylen, "'%s' is not an integer", value);
+        errbuf_printf(why, whylen, "'%s' is not an integer", value);
         return -1;
     }
     if ((errno == ERANGE && v < 0) || v < key->min) {
-        snprintf(why, whylen, "%s is below the minimum %d", value, key->min);
+        errbuf_printf(why, whylen, "%s is below the minimum %d", value, key->min);
         return -1;
     }
     if (errno == ERANGE || v > key->max) {
-        snprintf(why, whylen, "%s is above the maximum %d", value, key->max);
+        errbuf_printf(why, whylen, "%s is above the maximum %d", value, key->max);
         return -1;
     }
     *out = (int)v;
@@ -280,7 +282,8 @@ static int config_hostport_check(const char *value, char *why, size_t whylen)
         if (host_len < 3 || value[host_len - 1] != ']')
             goto bad;
     } else if (memchr(value, ':', host_len)) {
-        snprintf(why, whylen, "'%s': write an IPv6 address in brackets, e.g. [::1]:9187", value);
+        errbuf_printf(why, whylen, "'%s': write an IPv6 address in brackets, e.g. [::1]:9187",
+                      value);
         return -1;
     }
     port = colon + 1;
@@ -289,7 +292,7 @@ static int config_hostport_check(const char *value, char *why, size_t whylen)
         goto bad;
     return 0;
 bad:
-    snprintf(why, whylen, "'%s' is not host:port (e.g. 127.0.0.1:9187) or off", value);
+    errbuf_printf(why, whylen, "'%s' is not host:port (e.g. 127.0.0.1:9187) or off", value);
     return -1;
 }
 
@@ -314,14 +317,14 @@ static int config_value_set(daemon_config_t *cfg, const config_key_t *key, const
         break;
     case CONFIG_STRING:
         if (key->min > 0 && value[0] == '\0') {
-            snprintf(why, whylen, "must not be empty");
+            errbuf_printf(why, whylen, "must not be empty");
             return -1;
         }
         break;
     }
     copy = strdup(value);
     if (!copy) {
-        snprintf(why, whylen, "out of memory");
+        errbuf_printf(why, whylen, "out of memory");
         return -1;
     }
     field = config_string_field(cfg, key);
@@ -338,7 +341,7 @@ static int config_kafka_add(daemon_config_t *cfg, const char *key, const char *v
     config_kafka_kv_t kv = {0};
 
     if (key[0] == '\0') {
-        snprintf(err, errlen, "%s: empty [kafka] property name", origin);
+        errbuf_printf(err, errlen, "%s: empty [kafka] property name", origin);
         return -1;
     }
     grown = realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*grown));
@@ -356,7 +359,7 @@ oom:
     free(kv.key);
     free(kv.value);
     free(kv.origin);
-    snprintf(err, errlen, "%s: out of memory storing kafka property '%s'", origin, key);
+    errbuf_printf(err, errlen, "%s: out of memory storing kafka property '%s'", origin, key);
     return -1;
 }
 
@@ -424,7 +427,8 @@ static int config_file_line(daemon_config_t *cfg, const char *path, int lineno, 
         size_t n = strlen(line);
         char *inner;
         if (line[n - 1] != ']') {
-            snprintf(err, errlen, "%s:%d: expected 'key = value' or '[section]'", path, lineno);
+            errbuf_printf(err, errlen, "%s:%d: expected 'key = value' or '[section]'", path,
+                          lineno);
             return -1;
         }
         line[n - 1] = '\0';
@@ -432,8 +436,8 @@ static int config_file_line(daemon_config_t *cfg, const char *path, int lineno, 
         if (!config_section_known(inner)) {
             char known[256];
             config_sections_list(known, sizeof(known));
-            snprintf(err, errlen, "%s:%d: unknown section '[%s]'; sections are %s", path, lineno,
-                     inner, known);
+            errbuf_printf(err, errlen, "%s:%d: unknown section '[%s]'; sections are %s", path,
+                          lineno, inner, known);
             return -1;
         }
         snprintf(section, section_len, "%s", inner);
@@ -442,30 +446,30 @@ static int config_file_line(daemon_config_t *cfg, const char *path, int lineno, 
 
     eq = strchr(line, '=');
     if (!eq) {
-        snprintf(err, errlen, "%s:%d: expected 'key = value' or '[section]'", path, lineno);
+        errbuf_printf(err, errlen, "%s:%d: expected 'key = value' or '[section]'", path, lineno);
         return -1;
     }
     *eq = '\0';
     key = config_trim(line);
     value = config_trim(eq + 1);
     if (key[0] == '\0') {
-        snprintf(err, errlen, "%s:%d: expected 'key = value' or '[section]'", path, lineno);
+        errbuf_printf(err, errlen, "%s:%d: expected 'key = value' or '[section]'", path, lineno);
         return -1;
     }
     if (value[0] == '"') {
         size_t n = strlen(value);
         if (n < 2 || value[n - 1] != '"') {
-            snprintf(err, errlen, "%s:%d: value of '%s' opens a quote it does not close", path,
-                     lineno, key);
+            errbuf_printf(err, errlen, "%s:%d: value of '%s' opens a quote it does not close", path,
+                          lineno, key);
             return -1;
         }
         value[n - 1] = '\0';
         value++;
     }
     if (section[0] == '\0') {
-        snprintf(err, errlen,
-                 "%s:%d: key '%s' is outside a section; put it under a [section] header", path,
-                 lineno, key);
+        errbuf_printf(err, errlen,
+                      "%s:%d: key '%s' is outside a section; put it under a [section] header", path,
+                      lineno, key);
         return -1;
     }
 
@@ -479,11 +483,11 @@ static int config_file_line(daemon_config_t *cfg, const char *path, int lineno, 
     k = config_key_find(name);
     if (!k) {
         config_suggest(name, 0, why, sizeof(why));
-        snprintf(err, errlen, "%s:%d: unknown key '%s.%s'%s", path, lineno, section, key, why);
+        errbuf_printf(err, errlen, "%s:%d: unknown key '%s.%s'%s", path, lineno, section, key, why);
         return -1;
     }
     if (config_value_set(cfg, k, value, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "%s:%d: %s: %s", path, lineno, k->name, why);
+        errbuf_printf(err, errlen, "%s:%d: %s: %s", path, lineno, k->name, why);
         return -1;
     }
     return 0;
@@ -499,7 +503,7 @@ static int config_file_load(daemon_config_t *cfg, const char *path, char *err, s
 
     f = fopen(path, "r");
     if (!f) {
-        snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
         return -1;
     }
     for (;;) {
@@ -511,8 +515,8 @@ static int config_file_load(daemon_config_t *cfg, const char *path, char *err, s
             goto err;
     }
     if (ferror(f)) {
-        snprintf(err, errlen, "cannot read config file %s: %s", path,
-                 strerror(errno ? errno : EIO));
+        errbuf_printf(err, errlen, "cannot read config file %s: %s", path,
+                      strerror(errno ? errno : EIO));
         goto err;
     }
     free(raw);
@@ -541,7 +545,7 @@ static int config_env_load(daemon_config_t *cfg, char *const *envp, char *err, s
         name_len = (size_t)(eq - entry);
         value = eq + 1;
         if (name_len >= sizeof(env_name)) {
-            snprintf(err, errlen, "environment %.*s...: no such setting; unset it", 40, entry);
+            errbuf_printf(err, errlen, "environment %.*s...: no such setting; unset it", 40, entry);
             return -1;
         }
         memcpy(env_name, entry, name_len);
@@ -557,7 +561,7 @@ static int config_env_load(daemon_config_t *cfg, char *const *envp, char *err, s
         }
         if (k) {
             if (config_value_set(cfg, k, value, why, sizeof(why)) != 0) {
-                snprintf(err, errlen, "environment %s: %s", env_name, why);
+                errbuf_printf(err, errlen, "environment %s: %s", env_name, why);
                 return -1;
             }
             continue;
@@ -578,10 +582,11 @@ static int config_env_load(daemon_config_t *cfg, char *const *envp, char *err, s
         }
 
         config_suggest(env_name, 1, why, sizeof(why));
-        snprintf(err, errlen,
-                 "environment %s: no such setting%s; VIGIL_* variables must name a config key "
-                 "(e.g. VIGIL_INGEST_BATCH_MAX) or a kafka property (VIGIL_KAFKA_<NAME>); unset it",
-                 env_name, why);
+        errbuf_printf(
+            err, errlen,
+            "environment %s: no such setting%s; VIGIL_* variables must name a config key "
+            "(e.g. VIGIL_INGEST_BATCH_MAX) or a kafka property (VIGIL_KAFKA_<NAME>); unset it",
+            env_name, why);
         return -1;
     }
     return 0;
@@ -600,12 +605,12 @@ static int config_flags_load(daemon_config_t *cfg, const char *const *flags, siz
         size_t name_len;
 
         if (!eq || eq == flag || !memchr(flag, '.', (size_t)(eq - flag))) {
-            snprintf(err, errlen, "flag --set %s: expected section.key=value", flag);
+            errbuf_printf(err, errlen, "flag --set %s: expected section.key=value", flag);
             return -1;
         }
         name_len = (size_t)(eq - flag);
         if (name_len >= sizeof(name)) {
-            snprintf(err, errlen, "flag --set %s: unknown key", flag);
+            errbuf_printf(err, errlen, "flag --set %s: unknown key", flag);
             return -1;
         }
         memcpy(name, flag, name_len);
@@ -621,11 +626,11 @@ static int config_flags_load(daemon_config_t *cfg, const char *const *flags, siz
         k = config_key_find(name);
         if (!k) {
             config_suggest(name, 0, why, sizeof(why));
-            snprintf(err, errlen, "flag --set %s: unknown key '%s'%s", flag, name, why);
+            errbuf_printf(err, errlen, "flag --set %s: unknown key '%s'%s", flag, name, why);
             return -1;
         }
         if (config_value_set(cfg, k, eq + 1, why, sizeof(why)) != 0) {
-            snprintf(err, errlen, "flag --set %s: %s", flag, why);
+            errbuf_printf(err, errlen, "flag --set %s: %s", flag, why);
             return -1;
         }
     }
@@ -646,25 +651,25 @@ static int config_inputs_check(const daemon_config_t *cfg, char *err, size_t err
         used++;
         for (size_t j = 0; j < i; j++) {
             if (strcmp(topics[i], topics[j]) == 0) {
-                snprintf(err, errlen,
-                         "%s and %s both name topic \"%s\"; each input needs its own topic",
-                         keys[j], keys[i], topics[i]);
+                errbuf_printf(err, errlen,
+                              "%s and %s both name topic \"%s\"; each input needs its own topic",
+                              keys[j], keys[i], topics[i]);
                 return -1;
             }
         }
         if (strcmp(topics[i], cfg->ingest_dlq_topic) == 0) {
-            snprintf(err, errlen,
-                     "%s and ingest.dlq_topic both name topic \"%s\"; dead letters would be "
-                     "read back as input",
-                     keys[i], topics[i]);
+            errbuf_printf(err, errlen,
+                          "%s and ingest.dlq_topic both name topic \"%s\"; dead letters would be "
+                          "read back as input",
+                          keys[i], topics[i]);
             return -1;
         }
     }
     if (used == 0) {
-        snprintf(err, errlen,
-                 "no input topic: set at least one of ingest.topic, "
-                 "ingest.news_topic, ingest.fraud_labels_topic, "
-                 "ingest.news_labels_topic");
+        errbuf_printf(err, errlen,
+                      "no input topic: set at least one of ingest.topic, "
+                      "ingest.news_topic, ingest.fraud_labels_topic, "
+                      "ingest.news_labels_topic");
         return -1;
     }
     return 0;
@@ -681,7 +686,7 @@ static int config_defaults_resolve(daemon_config_t *cfg, char *err, size_t errle
         size_t len = n + strlen(sep) + sizeof("BehaviorEvent.avsc");
         char *path = malloc(len);
         if (!path) {
-            snprintf(err, errlen, "out of memory resolving ingest.reader_schema");
+            errbuf_printf(err, errlen, "out of memory resolving ingest.reader_schema");
             return -1;
         }
         snprintf(path, len, "%s%sBehaviorEvent.avsc", dir, sep);
@@ -692,16 +697,16 @@ static int config_defaults_resolve(daemon_config_t *cfg, char *err, size_t errle
         char host[256];
         char *id;
         if (gethostname(host, sizeof(host)) != 0) {
-            snprintf(err, errlen,
-                     "cannot read the host name for daemon.instance_id: %s; set "
-                     "daemon.instance_id",
-                     strerror(errno));
+            errbuf_printf(err, errlen,
+                          "cannot read the host name for daemon.instance_id: %s; set "
+                          "daemon.instance_id",
+                          strerror(errno));
             return -1;
         }
         host[sizeof(host) - 1] = '\0';
         id = malloc(sizeof(host) + 24); /* ':' and a pid fit in 24 */
         if (!id) {
-            snprintf(err, errlen, "out of memory resolving daemon.instance_id");
+            errbuf_printf(err, errlen, "out of memory resolving daemon.instance_id");
             return -1;
         }
         snprintf(id, sizeof(host) + 24, "%s:%ld", host, (long)getpid());
@@ -719,14 +724,14 @@ int daemon_config_load(daemon_config_t *cfg, const char *path, char *const *envp
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < CONFIG_N_KEYS; i++) {
         if (config_value_set(cfg, &config_keys[i], config_keys[i].def, why, sizeof(why)) != 0) {
-            snprintf(err, errlen, "built-in default of %s: %s", config_keys[i].name, why);
+            errbuf_printf(err, errlen, "built-in default of %s: %s", config_keys[i].name, why);
             goto err;
         }
     }
     if (path) {
         cfg->config_path = strdup(path);
         if (!cfg->config_path) {
-            snprintf(err, errlen, "out of memory loading config file %s", path);
+            errbuf_printf(err, errlen, "out of memory loading config file %s", path);
             goto err;
         }
         if (config_file_load(cfg, path, err, errlen) != 0)

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "errbuf.h"
+
 size_t daemon_inputs(const daemon_config_t *cfg, daemon_input_t out[INGEST_KIND_COUNT])
 {
     const daemon_input_t all[INGEST_KIND_COUNT] = {
@@ -39,7 +41,7 @@ ingest_avro_t *daemon_decoder_new(const daemon_config_t *cfg, ingest_kind_t kind
     ingest_avro_t *dec;
 
     if (ingest_format_parse(cfg->ingest_format, &format) != 0) {
-        snprintf(err, errlen, "bad ingest.format \"%s\"", cfg->ingest_format);
+        errbuf_printf(err, errlen, "bad ingest.format \"%s\"", cfg->ingest_format);
         return NULL;
     }
     if (kind == INGEST_KIND_EVENT) {
@@ -49,7 +51,7 @@ ingest_avro_t *daemon_decoder_new(const daemon_config_t *cfg, ingest_kind_t kind
         const char *sep = (n > 0 && cfg->ingest_schema_dir[n - 1] == '/') ? "" : "/";
         if (snprintf(path, sizeof(path), "%s%s%s.avsc", cfg->ingest_schema_dir, sep,
                      ingest_kind_schema_name(kind)) >= (int)sizeof(path)) {
-            snprintf(err, errlen, "ingest.schema_dir is too long a path");
+            errbuf_printf(err, errlen, "ingest.schema_dir is too long a path");
             return NULL;
         }
     }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
+
 #define FZ_FIELDS_MAX 512
 
 struct featurize {
@@ -24,16 +26,16 @@ static char *fz_read_file(const char *path, char *err, size_t errlen)
     long size;
 
     if (!f) {
-        snprintf(err, errlen, "cannot open feature spec %s: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "cannot open feature spec %s: %s", path, strerror(errno));
         return NULL;
     }
     if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
         size > (1 << 20)) {
-        snprintf(err, errlen, "cannot read feature spec %s (unreadable or over 1 MiB)", path);
+        errbuf_printf(err, errlen, "cannot read feature spec %s (unreadable or over 1 MiB)", path);
     } else if (!(text = malloc((size_t)size + 1))) {
-        snprintf(err, errlen, "cannot read feature spec %s: out of memory", path);
+        errbuf_printf(err, errlen, "cannot read feature spec %s: out of memory", path);
     } else if (fread(text, 1, (size_t)size, f) != (size_t)size) {
-        snprintf(err, errlen, "cannot read feature spec %s: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "cannot read feature spec %s: %s", path, strerror(errno));
         free(text);
         text = NULL;
     } else {
@@ -75,12 +77,13 @@ featurize_t *featurize_new(const ingest_avro_t *dec, const char *spec_path, char
     size_t n_extra = ingest_avro_extra_count(dec);
 
     if (!fz) {
-        snprintf(err, errlen, "feature spec: out of memory");
+        errbuf_printf(err, errlen, "feature spec: out of memory");
         return NULL;
     }
     if (FEATURES_BF_COUNT + n_extra > FZ_FIELDS_MAX) {
-        snprintf(err, errlen, "the BehaviorEvent reader schema has %zu extra fields; at most %d",
-                 n_extra, FZ_FIELDS_MAX - FEATURES_BF_COUNT);
+        errbuf_printf(err, errlen,
+                      "the BehaviorEvent reader schema has %zu extra fields; at most %d", n_extra,
+                      FZ_FIELDS_MAX - FEATURES_BF_COUNT);
         goto err;
     }
     memcpy(fields, features_behavior_fields, sizeof(features_behavior_fields));
@@ -95,12 +98,12 @@ featurize_t *featurize_new(const ingest_avro_t *dec, const char *spec_path, char
                                          : strdup(features_default_spec);
     if (!fz->text) {
         if (!spec_path || !spec_path[0])
-            snprintf(err, errlen, "feature spec: out of memory");
+            errbuf_printf(err, errlen, "feature spec: out of memory");
         goto err;
     }
     int bad = fz_utf8_bad_line(fz->text);
     if (bad) {
-        snprintf(err, errlen, "%s:%d: not valid UTF-8", spec_path, bad);
+        errbuf_printf(err, errlen, "%s:%d: not valid UTF-8", spec_path, bad);
         goto err;
     }
     fz->spec = features_spec_new(fz->text, spec_path && spec_path[0] ? spec_path : "built-in spec",

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "event_file_internal.h"
 
 /* ef_avro_store's: Avro C could not read the value (avro_strerror says why). */
@@ -101,14 +102,14 @@ int ef_avro_writer_open(event_file_writer_t *w, char *err, size_t errlen)
     if (avro_schema_from_json_length(ef_avro_schema, sizeof ef_avro_schema - 1, &w->schema) != 0 ||
         !(w->iface = avro_generic_class_from_schema(w->schema)) ||
         avro_generic_value_new(w->iface, &w->value) != 0) {
-        snprintf(err, errlen, "cannot set up the Avro writer for %.800s: %s", w->path,
-                 avro_strerror());
+        errbuf_printf(err, errlen, "cannot set up the Avro writer for %.800s: %s", w->path,
+                      avro_strerror());
         return -1;
     }
     w->have_value = 1;
     /* should_close 0: the FILE stays ours, so close can check what Avro C does not. */
     if (avro_file_writer_create_fp(w->f, w->path, 0, w->schema, &w->aw) != 0) {
-        snprintf(err, errlen, "cannot write %.800s: %s", w->path, avro_strerror());
+        errbuf_printf(err, errlen, "cannot write %.800s: %s", w->path, avro_strerror());
         return -1;
     }
     return 0;
@@ -118,12 +119,12 @@ int ef_avro_write(event_file_writer_t *w, const ingest_event_t *ev, int is_fraud
                   size_t errlen)
 {
     if (ef_format_avro(w, ev, is_fraud) < 0) {
-        snprintf(err, errlen, "%.800s: cannot encode event %.100s: %s", w->path, ev->event_id,
-                 avro_strerror());
+        errbuf_printf(err, errlen, "%.800s: cannot encode event %.100s: %s", w->path, ev->event_id,
+                      avro_strerror());
         return -1;
     }
     if (avro_file_writer_append_value(w->aw, &w->value) != 0) {
-        snprintf(err, errlen, "cannot write %.800s: %s", w->path, avro_strerror());
+        errbuf_printf(err, errlen, "cannot write %.800s: %s", w->path, avro_strerror());
         w->failed = 1;
         return -1;
     }
@@ -137,7 +138,7 @@ int ef_avro_writer_close(event_file_writer_t *w, char *err, size_t errlen)
     if (w->aw) {
         /* A failed close leaves Avro C's writer allocated: it has no other way to free it. */
         if (avro_file_writer_close(w->aw) != 0 && !w->failed) {
-            snprintf(err, errlen, "cannot write %.800s: %s", w->path, avro_strerror());
+            errbuf_printf(err, errlen, "cannot write %.800s: %s", w->path, avro_strerror());
             rc = -1;
         }
         w->aw = NULL;
@@ -186,7 +187,7 @@ static int ef_avro_plan(event_file_reader_t *r, char *err, size_t errlen)
 {
     avro_schema_t s = r->schema;
     if (!is_avro_record(s)) {
-        snprintf(err, errlen, "%.900s: the file's schema is not a record", r->path);
+        errbuf_printf(err, errlen, "%.900s: the file's schema is not a record", r->path);
         return -1;
     }
     size_t n = avro_schema_record_size(s);
@@ -194,10 +195,10 @@ static int ef_avro_plan(event_file_reader_t *r, char *err, size_t errlen)
         const char *name = avro_schema_record_field_name(s, (int)i);
         char shown[48];
         if (!name || ef_field_by_name(name) < 0) {
-            snprintf(err, errlen,
-                     "%.900s: unknown field '%s' in the file's schema (the fields are "
-                     "BehaviorEvent's and is_fraud)",
-                     r->path, name ? ef_show(name, shown, sizeof shown) : "?");
+            errbuf_printf(err, errlen,
+                          "%.900s: unknown field '%s' in the file's schema (the fields are "
+                          "BehaviorEvent's and is_fraud)",
+                          r->path, name ? ef_show(name, shown, sizeof shown) : "?");
             return -1;
         }
     }
@@ -208,7 +209,8 @@ static int ef_avro_plan(event_file_reader_t *r, char *err, size_t errlen)
         a->null_branch = -1;
         if (a->index < 0) {
             if (ef_fields[k].required) {
-                snprintf(err, errlen, "%.900s: the file's schema has no field %s", r->path, name);
+                errbuf_printf(err, errlen, "%.900s: the file's schema has no field %s", r->path,
+                              name);
                 return -1;
             }
             continue;
@@ -227,8 +229,9 @@ static int ef_avro_plan(event_file_reader_t *r, char *err, size_t errlen)
             }
         }
         if (!t || !ef_avro_type_fits(ef_fields[k].type, avro_typeof(t))) {
-            snprintf(err, errlen, "%.900s: field %s of the file's schema has a type it cannot have",
-                     r->path, name);
+            errbuf_printf(err, errlen,
+                          "%.900s: field %s of the file's schema has a type it cannot have",
+                          r->path, name);
             return -1;
         }
         a->type = avro_typeof(t);
@@ -283,10 +286,10 @@ static int ef_avro_store_event_type(const ef_avro_field_t *a, avro_value_t *v, i
     }
     if (!s || !(ev->event_type = ef_event_type_symbol(s))) {
         char shown[48];
-        snprintf(err, errlen,
-                 "%s: event_type '%s' is not one of TRANSACTION, LOGIN, LOGIN_FAILED, "
-                 "CLICK, PASSWORD_CHANGE",
-                 loc, s ? ef_show(s, shown, sizeof shown) : "?");
+        errbuf_printf(err, errlen,
+                      "%s: event_type '%s' is not one of TRANSACTION, LOGIN, LOGIN_FAILED, "
+                      "CLICK, PASSWORD_CHANGE",
+                      loc, s ? ef_show(s, shown, sizeof shown) : "?");
         return -1;
     }
     return 0;
@@ -312,7 +315,7 @@ static int ef_avro_store_label(const ef_avro_field_t *a, avro_value_t *v, int *i
         return EF_AVRO_BAD;
     }
     if (i64 != 0 && i64 != 1) {
-        snprintf(err, errlen, "%s: is_fraud %" PRId64 " is not 0 or 1", loc, i64);
+        errbuf_printf(err, errlen, "%s: is_fraud %" PRId64 " is not 0 or 1", loc, i64);
         return -1;
     }
     *is_fraud = (int)i64;
@@ -334,11 +337,11 @@ static int ef_avro_store(const ef_avro_field_t *a, int k, avro_value_t *v, inges
         if (avro_value_get_string(v, &s, &size) != 0)
             return EF_AVRO_BAD;
         if (size == 0 || memchr(s, '\0', size - 1)) {
-            snprintf(err, errlen, "%s: %s holds a NUL byte", loc, name);
+            errbuf_printf(err, errlen, "%s: %s holds a NUL byte", loc, name);
             return -1;
         }
         if (ef_fields[k].required && s[0] == '\0') {
-            snprintf(err, errlen, "%s: %s is empty", loc, name);
+            errbuf_printf(err, errlen, "%s: %s is empty", loc, name);
             return -1;
         }
         ef_event_set_string(ev, k, s);
@@ -351,7 +354,7 @@ static int ef_avro_store(const ef_avro_field_t *a, int k, avro_value_t *v, inges
         if (ef_avro_get_number(v, a->type, &d) != 0)
             return EF_AVRO_BAD;
         if (!isfinite(d)) {
-            snprintf(err, errlen, "%s: %s is not a finite number", loc, name);
+            errbuf_printf(err, errlen, "%s: %s is not a finite number", loc, name);
             return -1;
         }
         ef_event_set_double(ev, k, d);
@@ -387,8 +390,8 @@ int ef_avro_read(event_file_reader_t *r, ingest_event_t *ev, int *is_fraud, char
     r->record_no++;
     snprintf(loc, sizeof loc, "%.900s: record %" PRIu64, r->path, r->record_no);
     if (rc != 0) {
-        snprintf(err, errlen, "%s: cannot read (truncated or corrupt file?): %s", loc,
-                 avro_strerror());
+        errbuf_printf(err, errlen, "%s: cannot read (truncated or corrupt file?): %s", loc,
+                      avro_strerror());
         return -1;
     }
     memset(ev, 0, sizeof *ev);
@@ -408,7 +411,7 @@ int ef_avro_read(event_file_reader_t *r, ingest_event_t *ev, int *is_fraud, char
                 goto bad_value;
             if (d == a->null_branch) {
                 if (ef_fields[k].required) {
-                    snprintf(err, errlen, "%s: missing required field %s", loc, name);
+                    errbuf_printf(err, errlen, "%s: missing required field %s", loc, name);
                     return -1;
                 }
                 continue;
@@ -424,11 +427,12 @@ int ef_avro_read(event_file_reader_t *r, ingest_event_t *ev, int *is_fraud, char
             return -1;
         continue;
     bad_value:
-        snprintf(err, errlen, "%s: cannot read field %s: %s", loc, name, avro_strerror());
+        errbuf_printf(err, errlen, "%s: cannot read field %s: %s", loc, name, avro_strerror());
         return -1;
     }
     if (has_lat != has_lon) {
-        snprintf(err, errlen, "%s: latitude and longitude must both be present or both null", loc);
+        errbuf_printf(err, errlen, "%s: latitude and longitude must both be present or both null",
+                      loc);
         return -1;
     }
     ev->has_geo = has_lat;
@@ -441,37 +445,38 @@ int ef_avro_reader_open(event_file_reader_t *r, FILE *f, char *err, size_t errle
     char magic[4];
     size_t got = fread(magic, 1, sizeof magic, f);
     if (ferror(f) || fseek(f, 0, SEEK_SET) != 0) {
-        snprintf(err, errlen, "cannot read %.900s: %s", r->path, strerror(errno));
+        errbuf_printf(err, errlen, "cannot read %.900s: %s", r->path, strerror(errno));
         fclose(f); /* read-only: nothing to lose */
         return -1;
     }
     if (got != sizeof magic || memcmp(magic, "Obj\x01", 4) != 0) {
-        snprintf(err, errlen,
-                 "%.900s: not an Avro object container file (it does not start with Obj 1)",
-                 r->path);
+        errbuf_printf(err, errlen,
+                      "%.900s: not an Avro object container file (it does not start with Obj 1)",
+                      r->path);
         fclose(f);
         return -1;
     }
     /* Avro C takes the FILE (should_close 1) whatever happens. It reads the header and the first
      * block of records here. */
     if (avro_file_reader_fp(f, r->path, 1, &r->ar) != 0) {
-        snprintf(err, errlen,
-                 "%.800s: not a readable Avro object container file (truncated before record 1?): "
-                 "%s",
-                 r->path, avro_strerror());
+        errbuf_printf(
+            err, errlen,
+            "%.800s: not a readable Avro object container file (truncated before record 1?): "
+            "%s",
+            r->path, avro_strerror());
         r->ar = NULL;
         return -1;
     }
     r->schema = avro_file_reader_get_writer_schema(r->ar); /* a reference of our own */
     if (!r->schema) {
-        snprintf(err, errlen, "%.900s: no schema in the file", r->path);
+        errbuf_printf(err, errlen, "%.900s: no schema in the file", r->path);
         return -1;
     }
     if (ef_avro_plan(r, err, errlen) < 0)
         return -1;
     r->iface = avro_generic_class_from_schema(r->schema);
     if (!r->iface || avro_generic_value_new(r->iface, &r->value) != 0) {
-        snprintf(err, errlen, "%.800s: cannot set up reading: %s", r->path, avro_strerror());
+        errbuf_printf(err, errlen, "%.800s: cannot set up reading: %s", r->path, avro_strerror());
         return -1;
     }
     r->have_value = 1;

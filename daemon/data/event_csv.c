@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "csv.h"
+#include "errbuf.h"
 #include "event_file_internal.h"
 
 /* RFC 4180: quoted when it holds a comma, quote or line break, or is empty (so that it is not
@@ -33,14 +34,14 @@ int ef_csv_write_header(event_file_writer_t *w, char *err, size_t errlen)
             goto oom;
     if (ef_put(w, "\n", 1) < 0)
         goto oom;
-    if (fwrite(w->buf, 1, w->len, w->f) != w->len) {
-        snprintf(err, errlen, "cannot write %.900s: %s", w->path, strerror(errno));
+    if (fwrite(w->rec.p, 1, w->rec.len, w->f) != w->rec.len) {
+        errbuf_printf(err, errlen, "cannot write %.900s: %s", w->path, strerror(errno));
         return -1;
     }
     return 0;
 
 oom:
-    snprintf(err, errlen, "out of memory writing %.900s", w->path);
+    errbuf_printf(err, errlen, "out of memory writing %.900s", w->path);
     return -1;
 }
 
@@ -73,13 +74,13 @@ static int ef_csv_next(event_file_reader_t *r, uint64_t *first_line, char *err, 
             if (n == 0) {
                 if (r->rec_len == 0)
                     return 0;
-                snprintf(err, errlen, "%.900s:%" PRIu64 ": a quoted field is not closed", r->path,
-                         *first_line);
+                errbuf_printf(err, errlen, "%.900s:%" PRIu64 ": a quoted field is not closed",
+                              r->path, *first_line);
                 return -1;
             }
             if (r->rec_len + (size_t)n + 1 > EF_RECORD_MAX) {
-                snprintf(err, errlen, "%.900s:%" PRIu64 ": record longer than %u bytes", r->path,
-                         *first_line, EF_RECORD_MAX);
+                errbuf_printf(err, errlen, "%.900s:%" PRIu64 ": record longer than %u bytes",
+                              r->path, *first_line, EF_RECORD_MAX);
                 return -1;
             }
             if (r->rec_len + (size_t)n + 1 > r->rec_cap) {
@@ -88,7 +89,7 @@ static int ef_csv_next(event_file_reader_t *r, uint64_t *first_line, char *err, 
                     cap *= 2;
                 char *b = realloc(r->rec, cap);
                 if (!b) {
-                    snprintf(err, errlen, "out of memory reading %.900s", r->path);
+                    errbuf_printf(err, errlen, "out of memory reading %.900s", r->path);
                     return -1;
                 }
                 r->rec = b;
@@ -113,7 +114,7 @@ static int ef_csv_split(event_file_reader_t *r, uint64_t line, csv_field_t *out,
     char what[128];
     int n = csv_split(r->rec, r->rec_len, out, EF_MAX_COLUMNS, what, sizeof what);
     if (n < 0)
-        snprintf(err, errlen, "%.900s:%" PRIu64 ": %s", r->path, line, what);
+        errbuf_printf(err, errlen, "%.900s:%" PRIu64 ": %s", r->path, line, what);
     return n;
 }
 
@@ -125,7 +126,7 @@ int ef_csv_read_header(event_file_reader_t *r, char *err, size_t errlen)
     int rc = ef_csv_next(r, &line, err, errlen);
 
     if (rc == 0)
-        snprintf(err, errlen, "%.900s: empty file: no header row", r->path);
+        errbuf_printf(err, errlen, "%.900s: empty file: no header row", r->path);
     if (rc <= 0)
         return -1;
     /* A UTF-8 byte order mark, as some spreadsheets write. */
@@ -141,15 +142,16 @@ int ef_csv_read_header(event_file_reader_t *r, char *err, size_t errlen)
         char shown[48];
         int k = ef_field_by_name(cols[c].s);
         if (k < 0) {
-            snprintf(err, errlen,
-                     "%.900s:%" PRIu64 ": unknown column '%s' (the columns are BehaviorEvent's "
-                     "fields and is_fraud)",
-                     r->path, line, ef_show(cols[c].s, shown, sizeof shown));
+            errbuf_printf(err, errlen,
+                          "%.900s:%" PRIu64
+                          ": unknown column '%s' (the columns are BehaviorEvent's "
+                          "fields and is_fraud)",
+                          r->path, line, ef_show(cols[c].s, shown, sizeof shown));
             return -1;
         }
         if (seen[k]++) {
-            snprintf(err, errlen, "%.900s:%" PRIu64 ": column %s appears twice", r->path, line,
-                     ef_fields[k].name);
+            errbuf_printf(err, errlen, "%.900s:%" PRIu64 ": column %s appears twice", r->path, line,
+                          ef_fields[k].name);
             return -1;
         }
         r->col_field[c] = k;
@@ -157,8 +159,8 @@ int ef_csv_read_header(event_file_reader_t *r, char *err, size_t errlen)
     r->n_cols = n;
     for (int k = 0; k < EF_NFIELDS; k++)
         if (ef_fields[k].required && !seen[k]) {
-            snprintf(err, errlen, "%.900s:%" PRIu64 ": missing required column %s", r->path, line,
-                     ef_fields[k].name);
+            errbuf_printf(err, errlen, "%.900s:%" PRIu64 ": missing required column %s", r->path,
+                          line, ef_fields[k].name);
             return -1;
         }
     return 0;
@@ -178,7 +180,7 @@ int ef_csv_read(event_file_reader_t *r, ingest_event_t *ev, int *is_fraud, char 
     if (n < 0)
         return -1;
     if (n != r->n_cols) {
-        snprintf(err, errlen, "%s: %d fields, the header has %d", loc, n, r->n_cols);
+        errbuf_printf(err, errlen, "%s: %d fields, the header has %d", loc, n, r->n_cols);
         return -1;
     }
     memset(v, 0, sizeof v);

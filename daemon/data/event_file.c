@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "errbuf.h"
 #include "event_file_internal.h"
 
 const ef_field_t ef_fields[EF_NFIELDS] = {
@@ -144,27 +145,27 @@ const char *ef_show(const char *s, char *buf, size_t len)
 static int ef_check_event(const ingest_event_t *ev, int is_fraud, char *err, size_t errlen)
 {
     if (!ev->event_id || ev->event_id[0] == '\0') {
-        snprintf(err, errlen, "event without an event_id");
+        errbuf_printf(err, errlen, "event without an event_id");
         return -1;
     }
     if (!ev->user_id || ev->user_id[0] == '\0') {
-        snprintf(err, errlen, "event %.200s: no user_id", ev->event_id);
+        errbuf_printf(err, errlen, "event %.200s: no user_id", ev->event_id);
         return -1;
     }
     if (!ev->event_type || !ef_event_type_symbol(ev->event_type)) {
-        snprintf(err, errlen, "event %.200s: event_type %.40s is not a BehaviorEvent type",
-                 ev->event_id, ev->event_type ? ev->event_type : "(null)");
+        errbuf_printf(err, errlen, "event %.200s: event_type %.40s is not a BehaviorEvent type",
+                      ev->event_id, ev->event_type ? ev->event_type : "(null)");
         return -1;
     }
     if ((ev->has_amount && !isfinite(ev->amount)) ||
         (ev->has_geo && (!isfinite(ev->latitude) || !isfinite(ev->longitude)))) {
-        snprintf(err, errlen, "event %.200s: amount, latitude or longitude is not finite",
-                 ev->event_id);
+        errbuf_printf(err, errlen, "event %.200s: amount, latitude or longitude is not finite",
+                      ev->event_id);
         return -1;
     }
     if (is_fraud < -1 || is_fraud > 1) {
-        snprintf(err, errlen, "event %.200s: is_fraud %d is not 0, 1 or -1", ev->event_id,
-                 is_fraud);
+        errbuf_printf(err, errlen, "event %.200s: is_fraud %d is not 0, 1 or -1", ev->event_id,
+                      is_fraud);
         return -1;
     }
     return 0;
@@ -195,7 +196,7 @@ static void ef_writer_free(event_file_writer_t *w)
     ef_avro_writer_release(w);
     if (w->f)
         fclose(w->f); /* only on a path that already failed: its result adds nothing */
-    free(w->buf);
+    json_buf_free(&w->rec);
     free(w->path);
     free(w);
 }
@@ -206,13 +207,13 @@ event_file_writer_t *event_file_writer_new(const char *path, event_file_format_t
     event_file_writer_t *w = calloc(1, sizeof *w);
 
     if (!w || !(w->path = strdup(path))) {
-        snprintf(err, errlen, "out of memory creating a writer for %.900s", path);
+        errbuf_printf(err, errlen, "out of memory creating a writer for %.900s", path);
         goto fail;
     }
     w->fmt = fmt;
     w->f = fopen(path, "wb");
     if (!w->f) {
-        snprintf(err, errlen, "cannot create %.900s: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "cannot create %.900s: %s", path, strerror(errno));
         goto fail;
     }
     switch (fmt) {
@@ -227,7 +228,7 @@ event_file_writer_t *event_file_writer_new(const char *path, event_file_format_t
             goto fail;
         break;
     default:
-        snprintf(err, errlen, "unknown event file format %d", (int)fmt);
+        errbuf_printf(err, errlen, "unknown event file format %d", (int)fmt);
         goto fail;
     }
     return w;
@@ -241,21 +242,21 @@ int event_file_write(event_file_writer_t *w, const ingest_event_t *ev, int is_fr
                      size_t errlen)
 {
     if (w->failed) {
-        snprintf(err, errlen, "%.900s: not written after an earlier error", w->path);
+        errbuf_printf(err, errlen, "%.900s: not written after an earlier error", w->path);
         return -1;
     }
     if (ef_check_event(ev, is_fraud, err, errlen) < 0)
         return -1;
     if (w->fmt == EVENT_FILE_AVRO)
         return ef_avro_write(w, ev, is_fraud, err, errlen);
-    w->len = 0;
+    json_buf_reset(&w->rec);
     if ((w->fmt == EVENT_FILE_CSV ? ef_csv_format(w, ev, is_fraud)
                                   : ef_jsonl_format(w, ev, is_fraud)) < 0) {
-        snprintf(err, errlen, "out of memory formatting event %.100s", ev->event_id);
+        errbuf_printf(err, errlen, "out of memory formatting event %.100s", ev->event_id);
         return -1;
     }
-    if (fwrite(w->buf, 1, w->len, w->f) != w->len) {
-        snprintf(err, errlen, "cannot write %.900s: %s", w->path, strerror(errno));
+    if (fwrite(w->rec.p, 1, w->rec.len, w->f) != w->rec.len) {
+        errbuf_printf(err, errlen, "cannot write %.900s: %s", w->path, strerror(errno));
         w->failed = 1;
         return -1;
     }
@@ -271,19 +272,19 @@ int event_file_writer_close(event_file_writer_t *w, char *err, size_t errlen)
     if (w->fmt == EVENT_FILE_AVRO && ef_avro_writer_close(w, err, errlen) < 0)
         rc = -1;
     if (w->failed && rc == 0) {
-        snprintf(err, errlen, "%.900s is incomplete: a write failed", w->path);
+        errbuf_printf(err, errlen, "%.900s is incomplete: a write failed", w->path);
         rc = -1;
     }
     /* fflush then ferror catch a failure of any earlier buffered write; fclose one of its own. */
     errno = 0;
     if (fflush(w->f) != 0 || ferror(w->f)) {
         if (rc == 0)
-            snprintf(err, errlen, "cannot write %.900s: %s", w->path,
-                     errno ? strerror(errno) : "write error");
+            errbuf_printf(err, errlen, "cannot write %.900s: %s", w->path,
+                          errno ? strerror(errno) : "write error");
         rc = -1;
     }
     if (fclose(w->f) != 0 && rc == 0) {
-        snprintf(err, errlen, "cannot write %.900s: %s", w->path, strerror(errno));
+        errbuf_printf(err, errlen, "cannot write %.900s: %s", w->path, strerror(errno));
         rc = -1;
     }
     w->f = NULL;
@@ -299,21 +300,22 @@ event_file_reader_t *event_file_reader_new(const char *path, char *err, size_t e
     event_file_format_t fmt;
 
     if (event_file_format_from_name(path, &fmt) < 0) {
-        snprintf(err, errlen,
-                 "%.900s: unknown event file format: the name must end in .csv, .jsonl, .ndjson "
-                 "or .avro",
-                 path);
+        errbuf_printf(
+            err, errlen,
+            "%.900s: unknown event file format: the name must end in .csv, .jsonl, .ndjson "
+            "or .avro",
+            path);
         return NULL;
     }
     r = calloc(1, sizeof *r);
     if (!r || !(r->path = strdup(path))) {
-        snprintf(err, errlen, "out of memory opening %.900s", path);
+        errbuf_printf(err, errlen, "out of memory opening %.900s", path);
         goto fail;
     }
     r->fmt = fmt;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(err, errlen, "cannot open %.900s: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "cannot open %.900s: %s", path, strerror(errno));
         goto fail;
     }
     if (fmt == EVENT_FILE_AVRO) {
@@ -336,7 +338,7 @@ int event_file_read(event_file_reader_t *r, ingest_event_t *ev, int *is_fraud, c
 {
     int rc;
     if (r->failed) {
-        snprintf(err, errlen, "%.900s: not read further after an earlier error", r->path);
+        errbuf_printf(err, errlen, "%.900s: not read further after an earlier error", r->path);
         return -1;
     }
     switch (r->fmt) {

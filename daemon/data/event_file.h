@@ -12,8 +12,10 @@
  *   absent (every row unlabelled). A field holding a comma, a quote or a line break is quoted
  *   ("" for a quote inside). An empty field is null; a quoted empty field ("") is an empty string.
  *   is_fraud is 0 or 1 (true and false are read too). Rows end with LF when written; CRLF is read.
- * - JSONL (.jsonl, .ndjson): one object per line; null or an absent key is null; is_fraud is
- *   true or false (0 and 1 are read too). Blank lines are skipped.
+ * - JSONL (.jsonl, .ndjson): one object per line, strict JSON (RFC 8259: no raw control
+ *   characters or invalid UTF-8 in strings, numbers as JSON writes them, no duplicate keys); null
+ *   or an absent key is null; is_fraud is true or false (0 and 1 are read too). Blank lines are
+ *   skipped.
  * - Avro (.avro): an object container file whose records are BehaviorEvent's fields plus
  *   is_fraud: ["null", "boolean"]. On reading, the file's own schema says where each field is: a
  *   field may also be a plain type or a union of null and it, numbers int, long, float or double,

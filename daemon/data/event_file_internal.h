@@ -5,7 +5,7 @@
  *   event_text.c    what CSV and JSON Lines share: the record buffer, a field as text, line
  *                   reading, and the one conversion from text values to an event
  *   event_csv.c     CSV (RFC 4180, over csv.h)
- *   event_jsonl.c   JSON Lines (over ingest/ingest_json.h)
+ *   event_jsonl.c   JSON Lines (over pipeline/util/json.h)
  *   event_avro.c    Avro object container files (Avro C) */
 #ifndef VIGIL_EVENT_FILE_INTERNAL_H
 #define VIGIL_EVENT_FILE_INTERNAL_H
@@ -17,6 +17,7 @@
 
 #include "event_file.h"
 #include "ingest_record.h"
+#include "json.h"
 
 /* ---- The fields, in file order (also the Avro schema's field order). ---- */
 
@@ -71,9 +72,8 @@ struct event_file_writer {
     event_file_format_t fmt;
     char *path;
     FILE *f;
-    int failed; /* a write failed: close says so */
-    char *buf;  /* CSV, JSONL: the record being formatted */
-    size_t len, cap;
+    int failed;     /* a write failed: close says so */
+    json_buf_t rec; /* CSV, JSONL: the record being formatted */
     /* Avro. */
     avro_schema_t schema;
     avro_value_iface_t *iface;
@@ -93,7 +93,8 @@ typedef enum ef_kind {
 
 typedef struct ef_value {
     ef_kind_t kind;
-    const char *s; /* TEXT and NUMBER */
+    const char *s;            /* TEXT and NUMBER */
+    const json_value_t *json; /* JSONL NUMBER: s as parsed already, so it is not converted twice */
 } ef_value_t;
 
 /* Where a field of the file's Avro schema is. */
@@ -118,8 +119,8 @@ struct event_file_reader {
     size_t rec_len, rec_cap;
     int col_field[EF_MAX_COLUMNS]; /* field of each column */
     int n_cols;
-    /* JSONL: the current record's strings and number tokens. */
-    char *owned[EF_NFIELDS];
+    /* JSONL: the current record's string values (parsed) and number tokens (as written). */
+    json_value_t owned[EF_NFIELDS];
     char num[EF_NFIELDS][64];
     /* Avro. */
     avro_file_reader_t ar;
@@ -146,7 +147,7 @@ const char *ef_show(const char *s, char *buf, size_t len);
 
 /* ---- event_text.c: what CSV and JSON Lines share. ---- */
 
-/* Appends n bytes of s (or the string s) to the record in w->buf. 0, or -1 out of memory. */
+/* Appends n bytes of s (or the string s) to the record in w->rec. 0, or -1 out of memory. */
 int ef_put(event_file_writer_t *w, const char *s, size_t n);
 int ef_puts(event_file_writer_t *w, const char *s);
 /* Field k of ev as text into buf (is_fraud as true/false when json, else 1/0): 0 done, 1 null.
@@ -166,7 +167,7 @@ int ef_fill(const char *loc, const ef_value_t *v, ingest_event_t *ev, int *is_fr
 
 /* Writes the header row to w's file. 0, or -1 with err. */
 int ef_csv_write_header(event_file_writer_t *w, char *err, size_t errlen);
-/* Formats ev as one row into w->buf. 0, or -1 out of memory. */
+/* Formats ev as one row into w->rec. 0, or -1 out of memory. */
 int ef_csv_format(event_file_writer_t *w, const ingest_event_t *ev, int is_fraud);
 /* Reads and checks the header row. 0, or -1 with err. */
 int ef_csv_read_header(event_file_reader_t *r, char *err, size_t errlen);
@@ -176,7 +177,7 @@ int ef_csv_read(event_file_reader_t *r, ingest_event_t *ev, int *is_fraud, char 
 
 /* ---- event_jsonl.c. ---- */
 
-/* Formats ev as one line into w->buf. 0, or -1 out of memory. */
+/* Formats ev as one line into w->rec. 0, or -1 out of memory. */
 int ef_jsonl_format(event_file_writer_t *w, const ingest_event_t *ev, int is_fraud);
 /* As event_file_read. */
 int ef_jsonl_read(event_file_reader_t *r, ingest_event_t *ev, int *is_fraud, char *err,

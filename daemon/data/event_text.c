@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "errbuf.h"
 #include "event_file_internal.h"
 
 /* A finite decimal number, the whole string (no spaces, hex, inf or nan). */
@@ -40,31 +41,30 @@ static int ef_parse_i64(const char *s, int64_t *out)
     return 0;
 }
 
-/* Shortest "%.Ng" that reads back as exactly v (v finite). */
-static void ef_format_double(double v, char *buf, size_t len)
+/* A NUMBER or TEXT value as a finite double: JSON's as parsed, else converted here. */
+static int ef_value_double(const ef_value_t *x, double *out)
 {
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, len, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            return;
+    if (x->json) {
+        *out = x->json->number; /* the parser refuses what is not finite */
+        return 0;
     }
+    return ef_parse_double(x->s, out);
+}
+
+/* A NUMBER or TEXT value as an int64: JSON's when it was written as one, else converted here. */
+static int ef_value_i64(const ef_value_t *x, int64_t *out)
+{
+    if (x->json) {
+        *out = x->json->integer;
+        return x->json->is_integer ? 0 : -1;
+    }
+    return ef_parse_i64(x->s, out);
 }
 
 int ef_put(event_file_writer_t *w, const char *s, size_t n)
 {
-    if (w->len + n + 1 > w->cap) {
-        size_t cap = w->cap ? w->cap : 1024;
-        while (cap < w->len + n + 1)
-            cap *= 2;
-        char *b = realloc(w->buf, cap);
-        if (!b)
-            return -1;
-        w->buf = b;
-        w->cap = cap;
-    }
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
-    return 0;
+    json_buf_raw(&w->rec, s, n);
+    return w->rec.failed ? -1 : 0;
 }
 
 int ef_puts(event_file_writer_t *w, const char *s)
@@ -86,7 +86,8 @@ int ef_field_text(const ingest_event_t *ev, int is_fraud, int k, int json, char 
         double v = k == EF_AMOUNT ? ev->amount : k == EF_LATITUDE ? ev->latitude : ev->longitude;
         if (k == EF_AMOUNT ? !ev->has_amount : !ev->has_geo)
             return 1;
-        ef_format_double(v, buf, len);
+        char text[JSON_DOUBLE_MAX]; /* the shortest text that reads back exactly */
+        snprintf(buf, len, "%s", json_double_text(v, text));
         return 0;
     }
     case EF_T_TIME:
@@ -108,20 +109,20 @@ long ef_getline(event_file_reader_t *r, char *err, size_t errlen)
     ssize_t n = getline(&r->line, &r->line_cap, r->f);
     if (n < 0) {
         if (ferror(r->f) || errno == ENOMEM) {
-            snprintf(err, errlen, "cannot read %.900s: %s", r->path,
-                     errno ? strerror(errno) : "read error");
+            errbuf_printf(err, errlen, "cannot read %.900s: %s", r->path,
+                          errno ? strerror(errno) : "read error");
             return -1;
         }
         return 0;
     }
     r->line_no++;
     if (memchr(r->line, '\0', (size_t)n)) {
-        snprintf(err, errlen, "%.900s:%" PRIu64 ": a NUL byte", r->path, r->line_no);
+        errbuf_printf(err, errlen, "%.900s:%" PRIu64 ": a NUL byte", r->path, r->line_no);
         return -1;
     }
     if ((size_t)n > EF_RECORD_MAX) {
-        snprintf(err, errlen, "%.900s:%" PRIu64 ": line longer than %u bytes", r->path, r->line_no,
-                 EF_RECORD_MAX);
+        errbuf_printf(err, errlen, "%.900s:%" PRIu64 ": line longer than %u bytes", r->path,
+                      r->line_no, EF_RECORD_MAX);
         return -1;
     }
     return (long)n;
@@ -150,7 +151,7 @@ int ef_fill(const char *loc, const ef_value_t *v, ingest_event_t *ev, int *is_fr
         const char *name = ef_fields[k].name;
         if (x->kind == EF_V_NULL) {
             if (ef_fields[k].required) {
-                snprintf(err, errlen, "%s: missing required field %s", loc, name);
+                errbuf_printf(err, errlen, "%s: missing required field %s", loc, name);
                 return -1;
             }
             continue;
@@ -158,29 +159,29 @@ int ef_fill(const char *loc, const ef_value_t *v, ingest_event_t *ev, int *is_fr
         switch (ef_fields[k].type) {
         case EF_T_STRING:
             if (x->kind != EF_V_TEXT) {
-                snprintf(err, errlen, "%s: %s is not a string", loc, name);
+                errbuf_printf(err, errlen, "%s: %s is not a string", loc, name);
                 return -1;
             }
             if (ef_fields[k].required && x->s[0] == '\0') {
-                snprintf(err, errlen, "%s: %s is empty", loc, name);
+                errbuf_printf(err, errlen, "%s: %s is empty", loc, name);
                 return -1;
             }
             ef_event_set_string(ev, k, x->s);
             break;
         case EF_T_ENUM:
             if (x->kind != EF_V_TEXT || !(ev->event_type = ef_event_type_symbol(x->s))) {
-                snprintf(err, errlen,
-                         "%s: event_type '%s' is not one of TRANSACTION, LOGIN, LOGIN_FAILED, "
-                         "CLICK, PASSWORD_CHANGE",
-                         loc, x->s ? ef_show(x->s, shown, sizeof shown) : "(not a string)");
+                errbuf_printf(err, errlen,
+                              "%s: event_type '%s' is not one of TRANSACTION, LOGIN, LOGIN_FAILED, "
+                              "CLICK, PASSWORD_CHANGE",
+                              loc, x->s ? ef_show(x->s, shown, sizeof shown) : "(not a string)");
                 return -1;
             }
             break;
         case EF_T_DOUBLE: {
             double d;
-            if (x->kind == EF_V_TRUE || x->kind == EF_V_FALSE || ef_parse_double(x->s, &d) < 0) {
-                snprintf(err, errlen, "%s: %s '%s' is not a finite number", loc, name,
-                         x->s ? ef_show(x->s, shown, sizeof shown) : "true/false");
+            if (x->kind == EF_V_TRUE || x->kind == EF_V_FALSE || ef_value_double(x, &d) < 0) {
+                errbuf_printf(err, errlen, "%s: %s '%s' is not a finite number", loc, name,
+                              x->s ? ef_show(x->s, shown, sizeof shown) : "true/false");
                 return -1;
             }
             ef_event_set_double(ev, k, d);
@@ -188,9 +189,10 @@ int ef_fill(const char *loc, const ef_value_t *v, ingest_event_t *ev, int *is_fr
         }
         case EF_T_TIME:
             if (x->kind == EF_V_TRUE || x->kind == EF_V_FALSE ||
-                ef_parse_i64(x->s, &ev->event_time_ms) < 0) {
-                snprintf(err, errlen, "%s: event_time '%s' is not an integer (epoch milliseconds)",
-                         loc, x->s ? ef_show(x->s, shown, sizeof shown) : "true/false");
+                ef_value_i64(x, &ev->event_time_ms) < 0) {
+                errbuf_printf(err, errlen,
+                              "%s: event_time '%s' is not an integer (epoch milliseconds)", loc,
+                              x->s ? ef_show(x->s, shown, sizeof shown) : "true/false");
                 return -1;
             }
             break;
@@ -205,15 +207,16 @@ int ef_fill(const char *loc, const ef_value_t *v, ingest_event_t *ev, int *is_fr
                                  (x->kind == EF_V_TEXT && strcasecmp(x->s, "false") == 0)))) {
                 *is_fraud = 0;
             } else {
-                snprintf(err, errlen, "%s: is_fraud '%s' is not 0, 1, true, false or empty", loc,
-                         ef_show(x->s, shown, sizeof shown));
+                errbuf_printf(err, errlen, "%s: is_fraud '%s' is not 0, 1, true, false or empty",
+                              loc, ef_show(x->s, shown, sizeof shown));
                 return -1;
             }
             break;
         }
     }
     if ((v[EF_LATITUDE].kind == EF_V_NULL) != (v[EF_LONGITUDE].kind == EF_V_NULL)) {
-        snprintf(err, errlen, "%s: latitude and longitude must both be present or both null", loc);
+        errbuf_printf(err, errlen, "%s: latitude and longitude must both be present or both null",
+                      loc);
         return -1;
     }
     ev->has_geo = v[EF_LATITUDE].kind != EF_V_NULL;

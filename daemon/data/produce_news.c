@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "produce_internal.h"
 
 typedef struct produce_company {
@@ -67,14 +68,14 @@ int produce_gen_load_headlines(produce_gen_t *g, const char *path, char *err, si
     FILE *f = fopen(path, "r");
     char line[256];
     if (!f) {
-        snprintf(err, errlen, "--headlines %s: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "--headlines %s: %s", path, strerror(errno));
         return -1;
     }
     while (fgets(line, sizeof line, f)) {
         size_t len = strcspn(line, "\r\n");
         if (line[len] == '\0' && !feof(f)) {
-            snprintf(err, errlen, "--headlines %s: line %zu is longer than %zu bytes", path,
-                     g->n_headlines + 1, sizeof line - 2);
+            errbuf_printf(err, errlen, "--headlines %s: line %zu is longer than %zu bytes", path,
+                          g->n_headlines + 1, sizeof line - 2);
             fclose(f);
             return -1;
         }
@@ -87,7 +88,7 @@ int produce_gen_load_headlines(produce_gen_t *g, const char *path, char *err, si
             g->headlines = h;
         if (!h || !copy) {
             free(copy);
-            snprintf(err, errlen, "--headlines %s: out of memory", path);
+            errbuf_printf(err, errlen, "--headlines %s: out of memory", path);
             fclose(f);
             return -1;
         }
@@ -95,7 +96,7 @@ int produce_gen_load_headlines(produce_gen_t *g, const char *path, char *err, si
     }
     fclose(f);
     if (g->n_headlines == 0) {
-        snprintf(err, errlen, "--headlines %s: no headline in the file", path);
+        errbuf_printf(err, errlen, "--headlines %s: no headline in the file", path);
         return -1;
     }
     return 0;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "produce_internal.h"
 
 void produce_gen_record(produce_gen_t *g, ingest_kind_t kind, uint64_t i, int64_t now_ms,
@@ -62,8 +63,9 @@ long produce_gen_malformed(produce_gen_t *g, ingest_avro_t *enc, int32_t schema_
     if (kind == PRODUCE_MALFORMED_EMPTY)
         return 0;
     if (out_cap < 256) {
-        snprintf(err, errlen, "malformed message buffer of %zu bytes is too small: use 256 or more",
-                 out_cap);
+        errbuf_printf(err, errlen,
+                      "malformed message buffer of %zu bytes is too small: use 256 or more",
+                      out_cap);
         return -1;
     }
     if (kind == PRODUCE_MALFORMED_RANDOM) {
@@ -107,7 +109,7 @@ long produce_gen_malformed(produce_gen_t *g, ingest_avro_t *enc, int32_t schema_
         return len;
     }
     default:
-        snprintf(err, errlen, "internal error: malformed kind %d", (int)kind);
+        errbuf_printf(err, errlen, "internal error: malformed kind %d", (int)kind);
         return -1;
     }
 }

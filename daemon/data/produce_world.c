@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "produce_internal.h"
 
 const produce_city_t produce_cities[] = {
@@ -54,13 +55,13 @@ produce_gen_t *produce_gen_new(uint64_t seed, int n_users, char *err, size_t err
     produce_gen_t *g = NULL;
 
     if (n_users < 1 || n_users > PRODUCE_USERS_MAX) {
-        snprintf(err, errlen, "user count %d is out of range: use 1..%d", n_users,
-                 PRODUCE_USERS_MAX);
+        errbuf_printf(err, errlen, "user count %d is out of range: use 1..%d", n_users,
+                      PRODUCE_USERS_MAX);
         goto err;
     }
     g = calloc(1, sizeof *g);
     if (!g) {
-        snprintf(err, errlen, "out of memory allocating the event generator");
+        errbuf_printf(err, errlen, "out of memory allocating the event generator");
         goto err;
     }
     g->seed = seed;
@@ -69,7 +70,8 @@ produce_gen_t *produce_gen_new(uint64_t seed, int n_users, char *err, size_t err
     g->slot = calloc(PRODUCE_WINDOW, sizeof *g->slot);
     g->users = calloc((size_t)n_users, sizeof *g->users);
     if (!g->slot || !g->users) {
-        snprintf(err, errlen, "out of memory allocating %d users: use a smaller --users", n_users);
+        errbuf_printf(err, errlen, "out of memory allocating %d users: use a smaller --users",
+                      n_users);
         goto err;
     }
 

@@ -3,7 +3,7 @@
  * they are found and typed when the reader schema is loaded, and their defaults are read from
  * the schema's JSON, since Avro C drops field defaults when it parses a schema. */
 #include "ingest_avro_internal.h"
-#include "ingest_json.h"
+#include "json.h"
 
 #include <avro.h>
 #include <limits.h>
@@ -102,11 +102,8 @@ static int extra_classify(extra_field_t *x, avro_schema_t t)
 /* ---- the defaults, from the schema's JSON text ----
  *
  * Read for what Avro C keeps no trace of: field defaults. Avro C has parsed the same text
- * already, so it is valid JSON; every read is still bounded, and anything unexpected gives up. */
-
-/* How reading the defaults failed, for extra_defaults to word: MALFORMED and NOMEM are
- * ingest_json's own -1 and -2, passed up as they come; REFUSED means err says why already. */
-enum { DEFAULTS_MALFORMED = -1, DEFAULTS_NOMEM = -2, DEFAULTS_REFUSED = -3 };
+ * already; pipeline/util/json.h parses it again, strictly, and the defaults are looked up in its
+ * DOM. */
 
 static int extra_default_wrong(const extra_field_t *x, const char *path, char *err, size_t errlen)
 {
@@ -116,34 +113,29 @@ static int extra_default_wrong(const extra_field_t *x, const char *path, char *e
     return -1;
 }
 
-/* The string default at j->p (which is '"'), for a string or an enum extra field. */
-static int extra_default_string(extra_field_t *x, ingest_json_t *j, const char *path, char *err,
-                                size_t errlen)
+/* The string default d, for a string or an enum extra field. */
+static int extra_default_string(extra_field_t *x, const json_value_t *d, const char *path,
+                                char *err, size_t errlen)
 {
-    char *text = NULL;
-    size_t len = 0;
-    int rc;
-
-    if ((rc = ingest_json_string(j, &text, &len)) != 0) {
-        ingest_avro_text_set(err, errlen, "%s reading the default of extra field %s in %s",
-                             rc == -2 ? "out of memory" : "malformed JSON", x->name, path);
-        return -1;
-    }
     if (x->value_type == AVRO_STRING) {
         /* ingest_avro_text_check rather than utf8_valid itself: a second caller would cost the
          * decoders its inlining into ingest_avro_text_check. */
-        if (ingest_avro_text_check(x->name, text, len, 0, NULL, 0) != 0) {
-            free(text);
+        if (ingest_avro_text_check(x->name, d->string, d->string_len, 0, NULL, 0) != 0) {
             return extra_default_wrong(x, path, err, errlen);
         }
-        x->def_text = text;
-        x->def.str = text;
-        x->def.len = len;
+        x->def_text = malloc(d->string_len + 1);
+        if (x->def_text == NULL) {
+            ingest_avro_text_set(err, errlen, "out of memory reading the field defaults of %s",
+                                 path);
+            return -1;
+        }
+        memcpy(x->def_text, d->string, d->string_len + 1);
+        x->def.str = x->def_text;
+        x->def.len = d->string_len;
         return 0;
     }
     if (x->value_type == AVRO_ENUM) {
-        int index = avro_schema_enum_get_by_name(x->value_schema, text);
-        free(text);
+        int index = avro_schema_enum_get_by_name(x->value_schema, d->string);
         if (index < 0) {
             return extra_default_wrong(x, path, err, errlen);
         }
@@ -151,32 +143,18 @@ static int extra_default_string(extra_field_t *x, ingest_json_t *j, const char *
         x->def.len = strlen(x->def.str);
         return 0;
     }
-    free(text);
     return extra_default_wrong(x, path, err, errlen);
 }
 
-/* The number default at j->p (which is '-' or a digit), for a number extra field other than a
- * boolean: finite, whole for int and long, within range for int. */
-static int extra_default_number(extra_field_t *x, ingest_json_t *j, const char *path, char *err,
-                                size_t errlen)
+/* The number default d, for a number extra field other than a boolean: whole for int and long,
+ * within range for int (the parser has refused what is not finite). */
+static int extra_default_number(extra_field_t *x, const json_value_t *d, const char *path,
+                                char *err, size_t errlen)
 {
-    char num[64];
-    const char *start = j->p;
-    char *stop;
-
-    while (j->p < j->end && strchr("+-.0123456789eE", *j->p) != NULL && *j->p != '\0') {
-        j->p++;
-    }
-    if ((size_t)(j->p - start) >= sizeof num || x->type != INGEST_EXTRA_NUMBER ||
-        x->value_type == AVRO_BOOLEAN) {
+    if (x->type != INGEST_EXTRA_NUMBER || x->value_type == AVRO_BOOLEAN) {
         return extra_default_wrong(x, path, err, errlen);
     }
-    memcpy(num, start, (size_t)(j->p - start));
-    num[j->p - start] = '\0';
-    x->def.num = strtod(num, &stop);
-    if (*stop != '\0' || !isfinite(x->def.num)) {
-        return extra_default_wrong(x, path, err, errlen);
-    }
+    x->def.num = d->number;
     if ((x->value_type == AVRO_INT32 || x->value_type == AVRO_INT64) &&
         x->def.num != floor(x->def.num)) {
         return extra_default_wrong(x, path, err, errlen);
@@ -187,168 +165,28 @@ static int extra_default_number(extra_field_t *x, ingest_json_t *j, const char *
     return 0;
 }
 
-/* Reads the default at j->p into x, checked against x's type. Returns 0, or -1 with err. */
-static int extra_default(extra_field_t *x, ingest_json_t *j, const char *path, char *err,
+/* Reads the default d into x, checked against x's type. Returns 0, or -1 with err. */
+static int extra_default(extra_field_t *x, const json_value_t *d, const char *path, char *err,
                          size_t errlen)
 {
-    ingest_json_space(j);
     x->has_default = 1;
     x->def.present = 1;
-    if (ingest_json_word(j, "null")) {
+    switch (d->type) {
+    case JSON_NULL:
         if (!x->optional) {
             return extra_default_wrong(x, path, err, errlen);
         }
         x->def.present = 0;
         return 0;
-    }
-    if (ingest_json_word(j, "true")) {
-        x->def.num = 1.0;
+    case JSON_BOOL:
+        x->def.num = d->boolean ? 1.0 : 0.0;
         return x->value_type == AVRO_BOOLEAN ? 0 : extra_default_wrong(x, path, err, errlen);
-    }
-    if (ingest_json_word(j, "false")) {
-        x->def.num = 0.0;
-        return x->value_type == AVRO_BOOLEAN ? 0 : extra_default_wrong(x, path, err, errlen);
-    }
-    if (j->p < j->end && *j->p == '"') {
-        return extra_default_string(x, j, path, err, errlen);
-    }
-    if (j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))) {
-        return extra_default_number(x, j, path, err, errlen);
-    }
-    return extra_default_wrong(x, path, err, errlen);
-}
-
-/* Skips the comma (and the spaces around it) that may follow a member or an item. */
-static void json_comma_skip(ingest_json_t *j)
-{
-    ingest_json_space(j);
-    if (j->p < j->end && *j->p == ',') {
-        j->p++;
-        ingest_json_space(j);
-    }
-}
-
-/* One object of the "fields" array at j->p: its "name" (the first one, malloc'd into *name for
- * the caller to free) and where its "default" starts (*def_at, or NULL for none). Returns 0 or
- * a DEFAULTS_ code. */
-static int field_object_read(ingest_json_t *j, char **name, const char **def_at)
-{
-    int rc;
-
-    ingest_json_space(j);
-    if (j->p == j->end || *j->p++ != '{') {
-        return DEFAULTS_MALFORMED;
-    }
-    ingest_json_space(j);
-    while (j->p < j->end && *j->p != '}') {
-        char *key = NULL;
-        ingest_json_space(j);
-        if ((rc = ingest_json_string(j, &key, NULL)) != 0) {
-            return rc; /* DEFAULTS_MALFORMED or DEFAULTS_NOMEM */
-        }
-        ingest_json_space(j);
-        if (j->p == j->end || *j->p++ != ':') {
-            free(key);
-            return DEFAULTS_MALFORMED;
-        }
-        ingest_json_space(j);
-        if (strcmp(key, "name") == 0 && *name == NULL) {
-            rc = ingest_json_string(j, name, NULL);
-        } else {
-            if (strcmp(key, "default") == 0) {
-                *def_at = j->p;
-            }
-            rc = ingest_json_skip(j, 2);
-        }
-        free(key);
-        if (rc != 0) {
-            return rc;
-        }
-        json_comma_skip(j);
-    }
-    if (j->p == j->end) {
-        return DEFAULTS_MALFORMED;
-    }
-    j->p++; /* the '}' */
-    return 0;
-}
-
-/* The "fields" array at j->p: the default of each field that is one of dec's extra fields is
- * read into it. Returns 0 or a DEFAULTS_ code. */
-static int fields_defaults_read(ingest_avro_t *dec, ingest_json_t *j, const char *path, char *err,
-                                size_t errlen)
-{
-    if (j->p == j->end || *j->p++ != '[') {
-        return DEFAULTS_MALFORMED;
-    }
-    ingest_json_space(j);
-    while (j->p < j->end && *j->p != ']') {
-        char *name = NULL;
-        const char *def_at = NULL;
-        int rc = field_object_read(j, &name, &def_at);
-        for (size_t e = 0; rc == 0 && name != NULL && def_at != NULL && e < dec->n_extra; e++) {
-            if (strcmp(dec->extras[e].name, name) == 0) {
-                ingest_json_t at = {def_at, j->end};
-                if (extra_default(&dec->extras[e], &at, path, err, errlen) != 0) {
-                    rc = DEFAULTS_REFUSED;
-                }
-            }
-        }
-        free(name);
-        if (rc != 0) {
-            return rc;
-        }
-        json_comma_skip(j);
-    }
-    if (j->p == j->end) {
-        return DEFAULTS_MALFORMED;
-    }
-    j->p++; /* the ']' */
-    return 0;
-}
-
-/* The schema's top-level object at j->p, whose "fields" array fields_defaults_read reads.
- * Returns 0 or a DEFAULTS_ code. */
-static int schema_defaults_read(ingest_avro_t *dec, ingest_json_t *j, const char *path, char *err,
-                                size_t errlen)
-{
-    ingest_json_space(j);
-    if (j->p == j->end || *j->p++ != '{') {
-        return DEFAULTS_MALFORMED;
-    }
-    for (;;) {
-        char *key = NULL;
-        int rc;
-        ingest_json_space(j);
-        if ((rc = ingest_json_string(j, &key, NULL)) == 0) {
-            ingest_json_space(j);
-            if (j->p == j->end || *j->p++ != ':') {
-                rc = DEFAULTS_MALFORMED;
-            }
-        }
-        if (rc == 0) {
-            ingest_json_space(j);
-            if (strcmp(key, "fields") == 0) {
-                rc = fields_defaults_read(dec, j, path, err, errlen);
-            } else if (ingest_json_skip(j, 1) != 0) {
-                rc = DEFAULTS_MALFORMED;
-            }
-        }
-        free(key);
-        if (rc != 0) {
-            return rc;
-        }
-        ingest_json_space(j);
-        if (j->p == j->end) {
-            return DEFAULTS_MALFORMED;
-        }
-        char c = *j->p++;
-        if (c == '}') {
-            return 0;
-        }
-        if (c != ',') {
-            return DEFAULTS_MALFORMED;
-        }
+    case JSON_STRING:
+        return extra_default_string(x, d, path, err, errlen);
+    case JSON_NUMBER:
+        return extra_default_number(x, d, path, err, errlen);
+    default:
+        return extra_default_wrong(x, path, err, errlen);
     }
 }
 
@@ -357,17 +195,31 @@ static int schema_defaults_read(ingest_avro_t *dec, ingest_json_t *j, const char
 static int extra_defaults(ingest_avro_t *dec, const char *text, size_t len, const char *path,
                           char *err, size_t errlen)
 {
-    ingest_json_t j = {text, text + len};
-    int rc = schema_defaults_read(dec, &j, path, err, errlen);
+    char jerr[160];
+    json_value_t *root = json_parse(text, len, jerr, sizeof jerr);
+    const json_value_t *fields = json_get(root, "fields");
+    int rc = 0;
 
-    if (rc == DEFAULTS_NOMEM) {
-        ingest_avro_text_set(err, errlen, "out of memory reading the field defaults of %s", path);
-    } else if (rc == DEFAULTS_MALFORMED) {
-        ingest_avro_text_set(err, errlen,
-                             "cannot read the field defaults of reader schema %s: unexpected JSON",
-                             path);
+    if (fields == NULL || fields->type != JSON_ARRAY) {
+        ingest_avro_text_set(err, errlen, "cannot read the field defaults of reader schema %s: %s",
+                             path, root == NULL ? jerr : "no \"fields\" array");
+        json_free(root);
+        return -1;
     }
-    return rc == 0 ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < fields->n; i++) {
+        const json_value_t *name = json_get(&fields->items[i], "name");
+        const json_value_t *def = json_get(&fields->items[i], "default");
+        if (name == NULL || name->type != JSON_STRING || def == NULL) {
+            continue;
+        }
+        for (size_t e = 0; rc == 0 && e < dec->n_extra; e++) {
+            if (strcmp(dec->extras[e].name, name->string) == 0) {
+                rc = extra_default(&dec->extras[e], def, path, err, errlen);
+            }
+        }
+    }
+    json_free(root);
+    return rc;
 }
 
 /* Makes the reader fields that are not the kind's own into extra fields (BehaviorEvent only;

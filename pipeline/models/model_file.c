@@ -441,52 +441,6 @@ int model_file_check_all_used(const model_file_t *mf, char *err, size_t errlen)
 
 /* ---- writing ---- */
 
-/* A growing text buffer; on out of memory it stays failed and model_file_write reports it. */
-typedef struct mf_buf {
-    char *p;
-    size_t len, cap;
-    int failed;
-} mf_buf_t;
-
-static void mf_buf_put(mf_buf_t *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void mf_buf_str(mf_buf_t *b, const char *s)
-{
-    mf_buf_put(b, s, strlen(s));
-}
-
-static void mf_buf_json_string(mf_buf_t *b, const char *s)
-{
-    size_t need = json_escape(s, NULL, 0);
-    char *tmp = malloc(need + 1);
-    if (!tmp) {
-        b->failed = 1;
-        return;
-    }
-    json_escape(s, tmp, need + 1);
-    mf_buf_put(b, tmp, need);
-    free(tmp);
-}
-
 static uint64_t mf_tensor_bytes(const model_file_tensor_out_t *t)
 {
     uint64_t n = 4;
@@ -561,8 +515,8 @@ int model_file_write(const char *path, const char *const *meta_keys, const char 
                      char *sha256_hex_out, char *err, size_t errlen)
 {
     const model_file_tensor_out_t **order = NULL;
-    mf_buf_t h = {0};
-    char hex[65], num[64], created[32], *tmp = NULL;
+    json_buf_t h = {0}; /* the header; on out of memory it stays failed */
+    char hex[65], created[32], *tmp = NULL;
     uint64_t at = 0;
     uint8_t lenbuf[8];
     time_t now = time(NULL);
@@ -588,35 +542,32 @@ int model_file_write(const char *path, const char *const *meta_keys, const char 
     gmtime_r(&now, &tm);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
 
-    mf_buf_str(&h, "{\"__metadata__\":{\"vigil.format\":\"1\",\"vigil.sha256\":\"");
-    mf_buf_str(&h, hex);
-    mf_buf_str(&h, "\",\"vigil.created\":\"");
-    mf_buf_str(&h, created);
-    mf_buf_str(&h, "\"");
+    json_buf_puts(&h, "{\"__metadata__\":{\"vigil.format\":\"1\",\"vigil.sha256\":\"");
+    json_buf_puts(&h, hex);
+    json_buf_puts(&h, "\",\"vigil.created\":\"");
+    json_buf_puts(&h, created);
+    json_buf_puts(&h, "\"");
     for (size_t i = 0; i < n_meta; i++) {
-        mf_buf_str(&h, ",");
-        mf_buf_json_string(&h, meta_keys[i]);
-        mf_buf_str(&h, ":");
-        mf_buf_json_string(&h, meta_values[i]);
+        json_buf_puts(&h, ",");
+        json_buf_string(&h, meta_keys[i]);
+        json_buf_puts(&h, ":");
+        json_buf_string(&h, meta_values[i]);
     }
-    mf_buf_str(&h, "}");
+    json_buf_puts(&h, "}");
     for (size_t k = 0; k < n_tensors; k++) {
         const model_file_tensor_out_t *t = order[k];
         uint64_t bytes = mf_tensor_bytes(t);
-        mf_buf_str(&h, ",");
-        mf_buf_json_string(&h, t->name);
-        mf_buf_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
-        for (int d = 0; d < t->ndim; d++) {
-            snprintf(num, sizeof num, "%s%" PRId64, d ? "," : "", t->shape[d]);
-            mf_buf_str(&h, num);
-        }
-        snprintf(num, sizeof num, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", at, at + bytes);
-        mf_buf_str(&h, num);
+        json_buf_puts(&h, ",");
+        json_buf_string(&h, t->name);
+        json_buf_puts(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (int d = 0; d < t->ndim; d++)
+            json_buf_printf(&h, "%s%" PRId64, d ? "," : "", t->shape[d]);
+        json_buf_printf(&h, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", at, at + bytes);
         at += bytes;
     }
-    mf_buf_str(&h, "}");
+    json_buf_puts(&h, "}");
     while (!h.failed && (8 + h.len) % 64 != 0) /* spaces, so the tensors start 64-aligned */
-        mf_buf_str(&h, " ");
+        json_buf_puts(&h, " ");
     if (h.failed) {
         errbuf_printf(err, errlen, "%s: out of memory building the header", path);
         goto out;
@@ -665,7 +616,7 @@ write_err:
     unlink(tmp);
 out:
     free(tmp);
-    free(h.p);
+    json_buf_free(&h);
     free(order);
     return rc;
 }

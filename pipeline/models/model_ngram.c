@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "ngram.h"
 
 /* Distinct buckets kept per text; a text with more (a very long article) keeps the first ones in
@@ -33,13 +34,13 @@ model_ngram_t *model_ngram_new(uint32_t buckets, size_t dim, uint64_t seed, char
 {
     model_ngram_t *m;
     if (dim < 64 || dim > 4096 || dim % 64 != 0) {
-        snprintf(err, errlen, "n-gram encoder dimension %zu: use a multiple of 64 in 64..4096",
-                 dim);
+        errbuf_printf(err, errlen, "n-gram encoder dimension %zu: use a multiple of 64 in 64..4096",
+                      dim);
         return NULL;
     }
     m = calloc(1, sizeof *m);
     if (!m) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_printf(err, errlen, "out of memory");
         return NULL;
     }
     m->buckets = buckets;
@@ -50,7 +51,7 @@ model_ngram_t *model_ngram_new(uint32_t buckets, size_t dim, uint64_t seed, char
     m->acc = malloc(dim * sizeof *m->acc);
     if (!m->ng || !m->feats || !m->acc) {
         if (m->ng)
-            snprintf(err, errlen, "out of memory");
+            errbuf_printf(err, errlen, "out of memory");
         model_ngram_free(m);
         return NULL;
     }

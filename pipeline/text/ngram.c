@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "text_normalize.h"
 
 #define FNV_OFFSET 2166136261u
@@ -45,7 +46,7 @@ ngram_t *ngram_new(uint32_t n_buckets, char *err, size_t errlen)
 {
     ngram_t *ng = NULL;
     if (n_buckets == 0) {
-        snprintf(err, errlen, "ngram: n_buckets must be > 0");
+        errbuf_printf(err, errlen, "ngram: n_buckets must be > 0");
         return NULL;
     }
     ng = calloc(1, sizeof(*ng));
@@ -57,7 +58,7 @@ ngram_t *ngram_new(uint32_t n_buckets, char *err, size_t errlen)
         goto oom;
     return ng;
 oom:
-    snprintf(err, errlen, "ngram: out of memory");
+    errbuf_printf(err, errlen, "ngram: out of memory");
     ngram_free(ng);
     return NULL;
 }
@@ -78,7 +79,7 @@ static int hit(ngram_t *ng, uint32_t h, char *err, size_t errlen)
         size_t cap = ng->cap_hits ? ng->cap_hits * 2 : 1024;
         uint32_t *nh = realloc(ng->hits, cap * sizeof(uint32_t));
         if (!nh) {
-            snprintf(err, errlen, "ngram: out of memory for %zu features", cap);
+            errbuf_printf(err, errlen, "ngram: out of memory for %zu features", cap);
             return -1;
         }
         ng->hits = nh;
@@ -97,7 +98,7 @@ static int on_word(void *ctx, const uint32_t *cps, size_t n, int special, char *
         size_t cap = n * 8 + 64;
         unsigned char *np = realloc(ng->prev, cap);
         if (!np) {
-            snprintf(err, errlen, "ngram: out of memory for a %zu-character word", n);
+            errbuf_printf(err, errlen, "ngram: out of memory for a %zu-character word", n);
             return -1;
         }
         ng->prev = np;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "unicode_tables.h"
 
 /* Work-buffer entries pack the code point with what the flush step needs, so flushing does not
@@ -163,8 +164,8 @@ static int reserve(run_t *r, size_t extra)
     s->cap = cap;
     return 0;
 err:
-    snprintf(r->err, r->errlen, "text_normalize: out of memory for a %zu-character token",
-             r->n + extra);
+    errbuf_printf(r->err, r->errlen, "text_normalize: out of memory for a %zu-character token",
+                  r->n + extra);
     return -1;
 }
 
@@ -295,7 +296,7 @@ int text_normalize_words(const char *text, size_t len, const char *const *specia
         first[(unsigned char)specials[k][0]] = 1;
 
     if (!s || !fn || (len > 0 && !text)) {
-        snprintf(err, errlen, "text_normalize: missing scratch, callback or text");
+        errbuf_printf(err, errlen, "text_normalize: missing scratch, callback or text");
         return -1;
     }
     size_t pos = 0;

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "errbuf.h"
+
 #define CASHTAG_MAX_LETTERS 5
 #define CASHTAG_MAX_SUFFIX 2
 
@@ -94,7 +96,7 @@ int tickers_extract(const char *const *field, size_t n_field, const char *headli
     size_t n = 0;
     if ((n_field && !field) || (headline_len && !headline) || (body_len && !body) ||
         (max_out && !out) || !n_out) {
-        snprintf(err, errlen, "tickers: NULL argument with a non-zero length");
+        errbuf_printf(err, errlen, "tickers: NULL argument with a non-zero length");
         return -1;
     }
     for (size_t k = 0; k < n_field; k++) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "text_normalize.h"
 
 /* Cut out of the text before normalisation, in this order (the slow tokenizer's added tokens). */
@@ -109,7 +110,7 @@ static char *read_file(const char *path, size_t *size, char *err, size_t errlen)
     char *buf = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(err, errlen, "wordpiece: cannot open vocab %s: %s", path, strerror(errno));
+        errbuf_printf(err, errlen, "wordpiece: cannot open vocab %s: %s", path, strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 16, n = 0;
@@ -132,7 +133,7 @@ static char *read_file(const char *path, size_t *size, char *err, size_t errlen)
             break;
     }
     if (ferror(f)) {
-        snprintf(err, errlen, "wordpiece: cannot read vocab %s", path);
+        errbuf_printf(err, errlen, "wordpiece: cannot read vocab %s", path);
         goto err;
     }
     fclose(f);
@@ -140,10 +141,10 @@ static char *read_file(const char *path, size_t *size, char *err, size_t errlen)
     *size = n;
     return buf;
 toolarge:
-    snprintf(err, errlen, "wordpiece: vocab %s is larger than 4 GiB", path);
+    errbuf_printf(err, errlen, "wordpiece: vocab %s is larger than 4 GiB", path);
     goto err;
 oom:
-    snprintf(err, errlen, "wordpiece: out of memory reading vocab %s", path);
+    errbuf_printf(err, errlen, "wordpiece: out of memory reading vocab %s", path);
 err:
     free(buf);
     fclose(f);
@@ -155,7 +156,7 @@ wordpiece_t *wordpiece_new(const char *vocab_path, char *err, size_t errlen)
     wordpiece_t *wp = calloc(1, sizeof(*wp));
     size_t size = 0;
     if (!wp) {
-        snprintf(err, errlen, "wordpiece: out of memory");
+        errbuf_printf(err, errlen, "wordpiece: out of memory");
         return NULL;
     }
     wp->pool = read_file(vocab_path, &size, err, errlen);
@@ -174,7 +175,7 @@ wordpiece_t *wordpiece_new(const char *vocab_path, char *err, size_t errlen)
         slots *= 2;
     wp->slots = malloc(slots * sizeof(slot_t));
     if (!wp->slots) {
-        snprintf(err, errlen, "wordpiece: out of memory for %zu vocab slots", slots);
+        errbuf_printf(err, errlen, "wordpiece: out of memory for %zu vocab slots", slots);
         goto err;
     }
     for (size_t i = 0; i < slots; i++)
@@ -188,7 +189,7 @@ wordpiece_t *wordpiece_new(const char *vocab_path, char *err, size_t errlen)
             end++;
         size_t len = end - start;
         if (id > INT32_MAX - 1) {
-            snprintf(err, errlen, "wordpiece: vocab %s has too many lines", vocab_path);
+            errbuf_printf(err, errlen, "wordpiece: vocab %s has too many lines", vocab_path);
             goto err;
         }
         insert(wp, (uint32_t)start, (uint32_t)len, (int32_t)id);
@@ -210,8 +211,8 @@ wordpiece_t *wordpiece_new(const char *vocab_path, char *err, size_t errlen)
     wp->sep = wordpiece_token_id(wp, "[SEP]");
     wp->pad = wordpiece_token_id(wp, "[PAD]");
     if (wp->unk < 0 || wp->cls < 0 || wp->sep < 0 || wp->pad < 0) {
-        snprintf(err, errlen, "wordpiece: vocab %s lacks one of [CLS], [SEP], [UNK], [PAD]",
-                 vocab_path);
+        errbuf_printf(err, errlen, "wordpiece: vocab %s lacks one of [CLS], [SEP], [UNK], [PAD]",
+                      vocab_path);
         goto err;
     }
     for (size_t k = 0; k < N_SPECIALS; k++) {
@@ -319,7 +320,7 @@ int wordpiece_tokenize(const wordpiece_t *wp, wordpiece_scratch_t *s, const char
 {
     sink_t k = {.wp = wp, .ids = ids, .max_ids = ids ? max_ids : 0, .n = 0};
     if (!wp || !s) {
-        snprintf(err, errlen, "wordpiece: missing tokenizer or scratch");
+        errbuf_printf(err, errlen, "wordpiece: missing tokenizer or scratch");
         return -1;
     }
     if (text_normalize_words(text, len, wp->specials, wp->n_specials, s->norm, on_word, &k, err,
@@ -335,8 +336,8 @@ int wordpiece_encode(const wordpiece_t *wp, wordpiece_scratch_t *s, const char *
 {
     size_t full = 0;
     if (max_len < 2 || !ids || !mask) {
-        snprintf(err, errlen, "wordpiece: max_len must be >= 2 (got %zu) with ids and mask",
-                 max_len);
+        errbuf_printf(err, errlen, "wordpiece: max_len must be >= 2 (got %zu) with ids and mask",
+                      max_len);
         return -1;
     }
     /* Tokens land right after the [CLS] slot; only max_len-2 of them are kept. */

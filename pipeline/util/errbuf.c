@@ -4,12 +4,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-void errbuf_printf(char *err, size_t errlen, const char *fmt, ...)
+void errbuf_printf(char *out, size_t outlen, const char *fmt, ...)
 {
     va_list ap;
-    if (!err || errlen == 0)
+    if (!out || outlen == 0)
         return;
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    vsnprintf(out, outlen, fmt, ap);
     va_end(ap);
 }

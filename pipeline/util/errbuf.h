@@ -1,5 +1,6 @@
-/* The caller's error buffer: every pipeline function that can fail fills (err, errlen) with one
- * message saying what failed. One formatter for all of them. */
+/* The caller's error buffer: every function of vigil that can fail fills (err, errlen) with one
+ * message saying what failed, in ingest, sinks, pipeline and daemon alike. One formatter for all
+ * of them (kernels/, which builds on its own, keeps its own). */
 #ifndef VIGIL_ERRBUF_H
 #define VIGIL_ERRBUF_H
 

@@ -1,10 +1,12 @@
-/* A strict RFC 8259 JSON parser into a DOM (see json.h). Recursive descent with the depth bound,
- * every read checked against the end of the text, which is not NUL-terminated. */
+/* The strict RFC 8259 JSON parser into a DOM (see json.h; the writer is json_write.c). Recursive
+ * descent with the depth bound, every read checked against the end of the text, which is not
+ * NUL-terminated. */
 #include "json.h"
+
+#include "errbuf.h"
 
 #include <locale.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,8 +40,7 @@ static void parser_fail(parser_t *p, size_t at, const char *what)
     if (p->failed)
         return;
     p->failed = 1;
-    if (p->err && p->errlen > 0)
-        snprintf(p->err, p->errlen, "json: %s at byte %zu", what, at);
+    errbuf_printf(p->err, p->errlen, "json: %s at byte %zu", what, at);
 }
 
 static void parser_fail_oom(parser_t *p)
@@ -47,8 +48,7 @@ static void parser_fail_oom(parser_t *p)
     if (p->failed)
         return;
     p->failed = 1;
-    if (p->err && p->errlen > 0)
-        snprintf(p->err, p->errlen, "json: out of memory");
+    errbuf_printf(p->err, p->errlen, "json: out of memory");
 }
 
 static void parser_skip_ws(parser_t *p)
@@ -62,14 +62,14 @@ static void parser_skip_ws(parser_t *p)
 }
 
 /* Frees what v holds and leaves it a JSON_NULL; v itself is not freed (it lives in its parent's
- * items). Recursion is bounded by the parse depth. */
-static void value_clear(json_value_t *v)
+ * items, or is the caller's). Recursion is bounded by the parse depth. */
+void json_clear(json_value_t *v)
 {
     if (v->type == JSON_STRING) {
         free(v->string);
     } else if (v->type == JSON_ARRAY || v->type == JSON_OBJECT) {
         for (size_t i = 0; i < v->n; i++) {
-            value_clear(&v->items[i]);
+            json_clear(&v->items[i]);
             if (v->keys)
                 free(v->keys[i]);
         }
@@ -166,12 +166,21 @@ static int parse_string(parser_t *p, char **out, size_t *out_len)
 {
     const unsigned char *s = p->s;
     size_t start = p->pos + 1, end = start, n = 0;
+    int plain = 1;
     char *buf;
 
     /* Find the closing quote first: the unescaped text is never longer than the literal, so one
-     * allocation of that size is enough. An escape always covers the byte after the backslash. */
-    while (end < p->len && s[end] != '"')
-        end += s[end] == '\\' ? 2 : 1;
+     * allocation of that size is enough. An escape always covers the byte after the backslash.
+     * A literal of printable ASCII only (most keys and values) is its own text: one copy. */
+    while (end < p->len && s[end] != '"') {
+        if (s[end] == '\\') {
+            plain = 0;
+            end += 2;
+        } else {
+            plain &= s[end] >= 0x20 && s[end] < 0x80;
+            end++;
+        }
+    }
     if (end >= p->len) {
         parser_fail(p, p->len, "unterminated string");
         return -1;
@@ -181,7 +190,11 @@ static int parse_string(parser_t *p, char **out, size_t *out_len)
         parser_fail_oom(p);
         return -1;
     }
-    for (size_t j = start; j < end;) {
+    if (plain) {
+        memcpy(buf, s + start, end - start);
+        n = end - start;
+    }
+    for (size_t j = plain ? end : start; j < end;) {
         unsigned char c = s[j];
         if (c < 0x20) {
             parser_fail(p, j, "control character in string");
@@ -317,7 +330,7 @@ static int parse_number(parser_t *p, json_value_t *v)
     size_t start = p->pos, int_start, int_end, n;
     int negative = 0, integral = 1;
     char small[JSON_NUMBER_BUF], *buf = small, *stop = NULL;
-    const char *point = localeconv()->decimal_point;
+    const char *point;
     double d;
 
     if (p->s[p->pos] == '-') {
@@ -350,8 +363,19 @@ static int parse_number(parser_t *p, json_value_t *v)
             return -1;
     }
 
+    /* An integer that fits int64 needs no strtod: converting it rounds to the nearest double, as
+     * strtod would (and -0 keeps its sign). */
+    if (integral && integer_parse(p->s, int_start, int_end, negative, &v->integer)) {
+        v->type = JSON_NUMBER;
+        v->is_integer = 1;
+        v->number = negative && v->integer == 0 ? -0.0 : (double)v->integer;
+        return 0;
+    }
+    v->integer = 0;
+
     /* strtod needs a NUL-terminated copy; the grammar above already held, so strtod cannot
      * wander into hex floats or "inf". */
+    point = localeconv()->decimal_point;
     n = p->pos - start;
     if (n >= sizeof(small)) {
         buf = malloc(n + 1);
@@ -384,9 +408,6 @@ static int parse_number(parser_t *p, json_value_t *v)
     }
     v->type = JSON_NUMBER;
     v->number = d;
-    v->is_integer = integral && integer_parse(p->s, int_start, int_end, negative, &v->integer);
-    if (!v->is_integer)
-        v->integer = 0;
     return 0;
 }
 
@@ -550,7 +571,7 @@ static int parse_array(parser_t *p, json_value_t *v, int depth)
             goto fail;
     }
 fail:
-    value_clear(v);
+    json_clear(v);
     return -1;
 }
 
@@ -635,7 +656,7 @@ static int parse_object(parser_t *p, json_value_t *v, int depth)
     }
 fail:
     free(ks.slots);
-    value_clear(v);
+    json_clear(v);
     return -1;
 }
 
@@ -665,13 +686,21 @@ static int parse_value(parser_t *p, json_value_t *v, int depth)
     return parse_literal(p, v);
 }
 
+int json_parse_next(const char *text, size_t len, size_t *pos, json_value_t *out, char *err,
+                    size_t errlen)
+{
+    parser_t p = {(const unsigned char *)text, text ? len : 0, *pos, err, errlen, 0};
+    memset(out, 0, sizeof(*out));
+    if (parse_value(&p, out, 0) < 0)
+        return -1;
+    *pos = p.pos;
+    return 0;
+}
+
 json_value_t *json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
-    parser_t p = {(const unsigned char *)text, len, 0, err, errlen, 0};
-    json_value_t *root;
-    if (!text)
-        p.len = 0;
-    root = calloc(1, sizeof(*root));
+    parser_t p = {(const unsigned char *)text, text ? len : 0, 0, err, errlen, 0};
+    json_value_t *root = calloc(1, sizeof(*root));
     if (!root) {
         parser_fail_oom(&p);
         return NULL;
@@ -693,7 +722,7 @@ void json_free(json_value_t *v)
 {
     if (!v)
         return;
-    value_clear(v);
+    json_clear(v);
     free(v);
 }
 
@@ -706,57 +735,4 @@ const json_value_t *json_get(const json_value_t *v, const char *key)
             return &v->items[i];
     }
     return NULL;
-}
-
-/* Appends c when it fits before the NUL, and counts it either way, as snprintf does. */
-static void escape_put(char *out, size_t cap, size_t *n, char c)
-{
-    if (*n + 1 < cap)
-        out[*n] = c;
-    (*n)++;
-}
-
-size_t json_escape(const char *s, char *out, size_t cap)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t n = 0;
-    escape_put(out, cap, &n, '"');
-    for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c; c++) {
-        if (*c == '"' || *c == '\\') {
-            escape_put(out, cap, &n, '\\');
-            escape_put(out, cap, &n, (char)*c);
-        } else if (*c < 0x20) {
-            escape_put(out, cap, &n, '\\');
-            escape_put(out, cap, &n, 'u');
-            escape_put(out, cap, &n, '0');
-            escape_put(out, cap, &n, '0');
-            escape_put(out, cap, &n, hex[*c >> 4]);
-            escape_put(out, cap, &n, hex[*c & 15]);
-        } else {
-            escape_put(out, cap, &n, (char)*c);
-        }
-    }
-    escape_put(out, cap, &n, '"');
-    if (cap > 0)
-        out[n < cap ? n : cap - 1] = '\0';
-    return n;
-}
-
-char *json_string_array(const char *const *v, size_t n)
-{
-    size_t cap = 3, at = 0; /* brackets and the NUL */
-    for (size_t i = 0; i < n; i++)
-        cap += json_escape(v[i], NULL, 0) + 1; /* and a comma */
-    char *s = malloc(cap);
-    if (!s)
-        return NULL;
-    s[at++] = '[';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            s[at++] = ',';
-        at += json_escape(v[i], s + at, cap - at);
-    }
-    s[at++] = ']';
-    s[at] = '\0';
-    return s;
 }

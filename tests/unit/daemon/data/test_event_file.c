@@ -442,6 +442,30 @@ static void test_refusals(void)
                    "{\"event_id\":\"e\",\"event_id\":\"f\",\"event_type\":\"LOGIN\",\"user_id\":"
                    "\"u\",\"event_time\":1}\n",
                    0, WANT(":1:", "event_id appears twice"));
+    /* Strict JSON (RFC 8259): what other readers might guess at is refused, naming the field. */
+    expect_refusal(
+        "tab.jsonl",
+        "{\"event_id\":\"e\",\"event_type\":\"LOGIN\",\"user_id\":\"a\tb\","
+        "\"event_time\":1}\n",
+        0, WANT(":1:", "bad JSON in user_id: json: control character in string at byte 49"));
+    expect_refusal("latin1.jsonl",
+                   "{\"event_id\":\"e\",\"event_type\":\"LOGIN\",\"user_id\":\"caf\xe9\","
+                   "\"event_time\":1}\n",
+                   0, WANT(":1:", "bad JSON in user_id: json: invalid UTF-8 in string"));
+    expect_refusal("badkey.jsonl", "{\"event\\_id\":\"e\"}\n", 0,
+                   WANT(":1:", "bad JSON in a key: json: invalid escape in string at byte 7"));
+    expect_refusal("plus.jsonl",
+                   "{\"event_id\":\"e\",\"event_type\":\"LOGIN\",\"user_id\":\"u\","
+                   "\"event_time\":1,\"amount\":+1}\n",
+                   0, WANT(":1:", "amount '+1' is not a finite number"));
+    expect_refusal("zero.jsonl",
+                   "{\"event_id\":\"e\",\"event_type\":\"LOGIN\",\"user_id\":\"u\","
+                   "\"event_time\":01}\n",
+                   0, WANT(":1:", "event_time '01' is not a finite number"));
+    expect_refusal("huge.jsonl",
+                   "{\"event_id\":\"e\",\"event_type\":\"LOGIN\",\"user_id\":\"u\","
+                   "\"event_time\":1,\"latitude\":1e999,\"longitude\":0}\n",
+                   0, WANT(":1:", "latitude '1e999' is not a finite number"));
 
     /* Avro: not Avro at all, then a good file cut short. */
     expect_refusal("text.avro", "event_id\n", 1, WANT("not an Avro object container file"));

@@ -1,8 +1,11 @@
 /* Tests the strict JSON parser: good documents and their DOM, exact integers at the int64 limits,
- * one test per kind of refusal with the byte offset in the message, json_get and json_escape, and
- * a deterministic fuzz loop (every prefix and thousands of mutations of the good documents) that
- * must never crash or read outside the text; run under ASan it catches over-reads, because every
- * text is parsed from an allocation of exactly its length. */
+ * one test per kind of refusal with the byte offset in the message, json_get, json_parse_next
+ * (a value out of a larger text), and a deterministic fuzz loop (every prefix and thousands of
+ * mutations of the good documents) that must never crash or read outside the text; run under
+ * ASan it catches over-reads, because every text is parsed from an allocation of exactly its
+ * length. And the writer: json_escape's escapes, every byte value, non-ASCII, numbers and the
+ * growable buffer, each checked by a round trip through the parser. */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -350,7 +353,7 @@ static void test_escape(void)
 {
     char out[64], err[256];
     const char *s = "a\"b\\c\n\x01\x1f caf\xc3\xa9/";
-    const char *want = "\"a\\\"b\\\\c\\u000a\\u0001\\u001f caf\xc3\xa9/\"";
+    const char *want = "\"a\\\"b\\\\c\\n\\u0001\\u001f caf\xc3\xa9/\"";
     size_t n = json_escape(s, out, sizeof(out));
     CHECK(n == strlen(want));
     CHECK_STR(out, want);
@@ -508,6 +511,170 @@ static void test_string_array(void)
     free(text);
 }
 
+/* json_parse_next: values one after another out of one text, each ending where the next
+ * begins, error offsets counted from the start of the text, len a hard end. */
+static void test_parse_next(void)
+{
+    const char *text = "  {\"a\":[1,2]} \"x\\ty\"-2.5e1true,1.2.3 [1,]";
+    size_t len = strlen(text), pos = 0;
+    char err[256];
+    json_value_t v;
+
+    CHECK(json_parse_next(text, len, &pos, &v, err, sizeof(err)) == 0);
+    CHECK(v.type == JSON_OBJECT && v.n == 1 && pos == 13);
+    CHECK(json_get(&v, "a") && json_get(&v, "a")->n == 2);
+    json_clear(&v);
+    CHECK(v.type == JSON_NULL && v.n == 0 && v.items == NULL);
+    CHECK(json_parse_next(text, len, &pos, &v, err, sizeof(err)) == 0);
+    CHECK(v.type == JSON_STRING && strcmp(v.string, "x\ty") == 0 && pos == 20);
+    json_clear(&v);
+    CHECK(json_parse_next(text, len, &pos, &v, err, sizeof(err)) == 0);
+    CHECK(v.type == JSON_NUMBER && v.number == -25.0 && pos == 26);
+    CHECK(json_parse_next(text, len, &pos, &v, err, sizeof(err)) == 0);
+    CHECK(v.type == JSON_BOOL && v.boolean == 1 && pos == 30);
+    /* The caller walks the punctuation; a number stops where its grammar does. */
+    pos++;
+    CHECK(json_parse_next(text, len, &pos, &v, err, sizeof(err)) == 0);
+    CHECK(v.type == JSON_NUMBER && v.number == 1.2 && pos == 34);
+    /* A failure leaves pos where it was and v a JSON_NULL. */
+    CHECK(json_parse_next(text, len, &pos, &v, err, sizeof(err)) == -1);
+    CHECK_STR(err, "json: expected a value at byte 34");
+    CHECK(pos == 34 && v.type == JSON_NULL);
+    pos = 37;
+    CHECK(json_parse_next(text, len, &pos, &v, err, sizeof(err)) == -1);
+    CHECK_STR(err, "json: trailing comma at byte 39");
+    CHECK(pos == 37 && v.type == JSON_NULL);
+    json_clear(&v);
+    /* len is the end, whatever follows it. */
+    pos = 0;
+    CHECK(json_parse_next("12345", 3, &pos, &v, err, sizeof(err)) == 0);
+    CHECK(v.is_integer && v.integer == 123 && pos == 3);
+    pos = 0;
+    CHECK(json_parse_next("[\"ab\"]", 4, &pos, &v, err, sizeof(err)) == -1);
+    CHECK_STR(err, "json: unterminated string at byte 4");
+    pos = 9;
+    CHECK(json_parse_next("[1]", 3, &pos, &v, err, sizeof(err)) == -1);
+    CHECK_STR(err, "json: unexpected end of input at byte 9");
+}
+
+/* Every byte value 1..255 through the writer: control characters escaped (\n, \r, \t short, the
+ * rest as \u00XX), '"' and '\\' escaped, everything else copied; and what is written parses back
+ * to the same bytes when they are UTF-8. */
+static void test_write_escapes(void)
+{
+    char out[16], err[256];
+    for (int c = 1; c < 0x80; c++) {
+        char s[2] = {(char)c, '\0'}, want[16];
+        if (c == '"' || c == '\\')
+            snprintf(want, sizeof(want), "\"\\%c\"", c);
+        else if (c == '\n' || c == '\r' || c == '\t')
+            snprintf(want, sizeof(want), "\"\\%c\"", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+        else if (c < 0x20)
+            snprintf(want, sizeof(want), "\"\\u%04x\"", c);
+        else
+            snprintf(want, sizeof(want), "\"%c\"", c);
+        CHECK_MSG(json_escape(s, out, sizeof(out)) == strlen(want) && strcmp(out, want) == 0,
+                  "byte %#x: %s, want %s", c, out, want);
+        json_value_t *v = parse_str(out, err, sizeof(err));
+        CHECK_MSG(v && v->type == JSON_STRING && strcmp(v->string, s) == 0, "byte %#x: %s", c,
+                  v ? "read back wrong" : err);
+        json_free(v);
+    }
+    /* Bytes from 0x80 are copied as they are: UTF-8 is the caller's to give. */
+    for (int c = 0x80; c < 0x100; c++) {
+        char s[2] = {(char)c, '\0'};
+        CHECK(json_escape(s, out, sizeof(out)) == 3 && (unsigned char)out[1] == c);
+    }
+    CHECK(json_escape(NULL, out, sizeof(out)) == 2 && strcmp(out, "\"\"") == 0);
+}
+
+/* A document built in a json_buf_t reads back member by member: escapes, 2- to 4-byte UTF-8, a
+ * long string (the buffer grows), numbers from json_buf_printf and json_double_text. */
+static void test_write_buf(void)
+{
+    const char *texts[] = {"", "plain", "quote \" backslash \\ slash /",
+                           "lines\n\r\ttabs \b\f \x01\x1f\x7f",
+                           "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf"};
+    char err[256], num[JSON_DOUBLE_MAX], *big = malloc(5001);
+    json_buf_t b = {0};
+
+    CHECK(big != NULL);
+    if (!big)
+        return;
+    for (int i = 0; i < 5000; i++)
+        big[i] = i % 7 == 0 ? '"' : (char)('a' + i % 26);
+    big[5000] = '\0';
+    json_buf_puts(&b, "{");
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        json_buf_printf(&b, "\"s%zu\":", i);
+        json_buf_string(&b, texts[i]);
+        json_buf_puts(&b, ",");
+    }
+    json_buf_puts(&b, "\"big\":");
+    json_buf_string(&b, big);
+    json_buf_printf(&b, ",\"n\":%d,\"x\":%s", -7, json_double_text(0.1, num));
+    json_buf_raw(&b, "}garbage", 1);
+    CHECK(!b.failed && b.len == strlen(b.p));
+    json_value_t *v = b.p ? parse_exact(b.p, b.len, err, sizeof(err)) : NULL;
+    CHECK_MSG(v && v->type == JSON_OBJECT, "%s: %s", err, b.p ? b.p : "(null)");
+    for (size_t i = 0; v && i < sizeof(texts) / sizeof(texts[0]); i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "s%zu", i);
+        const json_value_t *m = json_get(v, key);
+        CHECK_MSG(m && m->type == JSON_STRING && strcmp(m->string, texts[i]) == 0, "%s", key);
+    }
+    const json_value_t *m = json_get(v, "big");
+    CHECK(m && m->type == JSON_STRING && m->string_len == 5000 && strcmp(m->string, big) == 0);
+    CHECK(json_get(v, "n") && json_get(v, "n")->integer == -7);
+    CHECK(json_get(v, "x") && json_get(v, "x")->number == 0.1);
+    json_free(v);
+    /* Reset keeps the allocation for the next document; free leaves a zeroed buffer. */
+    char *p = b.p;
+    json_buf_reset(&b);
+    CHECK(b.len == 0 && b.p == p && b.p[0] == '\0' && !b.failed);
+    json_buf_puts(&b, "[]");
+    CHECK_STR(b.p, "[]");
+    json_buf_free(&b);
+    CHECK(b.p == NULL && b.len == 0 && b.cap == 0);
+    free(big);
+}
+
+/* json_double_text: the shortest text that reads back as exactly the same double, for values
+ * that need 15, 16 and 17 digits, the extremes and the sign of zero; null for NaN and infinity. */
+static void test_write_doubles(void)
+{
+    static const struct {
+        double v;
+        const char *want;
+    } cases[] = {
+        {0.0, "0"},
+        {-0.0, "-0"},
+        {0.1, "0.1"},
+        {0.30000000000000004, "0.30000000000000004"},
+        {1.0 / 3.0, "0.3333333333333333"},
+        {85.86, "85.86"},
+        {-122.2909874140671, "-122.2909874140671"},
+        {1767225600000.0, "1767225600000"},
+        {1e300, "1e+300"},
+        {DBL_MAX, "1.7976931348623157e+308"},
+        {DBL_MIN, "2.2250738585072014e-308"},
+        {5e-324, "4.94065645841247e-324"},
+    };
+    char buf[JSON_DOUBLE_MAX], err[256];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *t = json_double_text(cases[i].v, buf);
+        CHECK_MSG(t == buf && strcmp(t, cases[i].want) == 0, "%s, want %s", t, cases[i].want);
+        json_value_t *v = parse_str(t, err, sizeof(err));
+        CHECK_MSG(v && v->type == JSON_NUMBER && v->number == cases[i].v &&
+                      signbit(v->number) == signbit(cases[i].v),
+                  "%s: %s", t, v ? "reads back as another number" : err);
+        json_free(v);
+    }
+    CHECK_STR(json_double_text(NAN, buf), "null");
+    CHECK_STR(json_double_text(INFINITY, buf), "null");
+    CHECK_STR(json_double_text(-INFINITY, buf), "null");
+}
+
 int main(void)
 {
     test_good_docs();
@@ -521,6 +688,10 @@ int main(void)
     test_get();
     test_escape();
     test_string_array();
+    test_parse_next();
+    test_write_escapes();
+    test_write_buf();
+    test_write_doubles();
     test_fuzz();
     return TEST_DONE();
 }
