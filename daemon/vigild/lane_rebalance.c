@@ -104,8 +104,12 @@ static void lane_batch_committed_back(lane_t *l, lane_batch_t *b)
     lane_dlq_publish(l, b);
     lane_kafka_commit(l, b);
     lane_entities_publish(l);
-    log_debug("batch committed", "lane=%s messages=%zu partitions=%zu", l->name, b->n_items,
-              b->n_adv);
+    log_debug("batch committed",
+              "lane=%s messages=%zu partitions=%zu fill_ms=%.1f enrich_ms=%.1f queue_ms=%.1f "
+              "write_ms=%.1f snapshots=%zu",
+              l->name, b->n_items, b->n_adv, (double)(b->closed_ns - b->opened_ns) / 1e6,
+              b->enrich_s * 1e3, (double)(b->taken_ns - b->closed_ns) / 1e6,
+              (double)(b->done_ns - b->taken_ns) / 1e6, b->n_ckpt);
 }
 
 /* What the writer made of b, taken into account; b becomes free again. */

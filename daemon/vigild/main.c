@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "decoder.h"
+#include "errbuf.h"
 #include "http.h"
 #include "ingest_kafka.h"
 #include "ingest_mock.h"
@@ -337,15 +338,15 @@ static int vigild_ready(void *ctx, char *why, size_t whylen)
 {
     vigild_t *d = ctx;
     if (d->stopping) {
-        snprintf(why, whylen, "stopping");
+        errbuf_printf(why, whylen, "stopping");
         return 0;
     }
     if (!atomic_load(&metrics.pg_up)) {
-        snprintf(why, whylen, "PostgreSQL unreachable");
+        errbuf_printf(why, whylen, "PostgreSQL unreachable");
         return 0;
     }
     if (metrics_topics_total().assigned_partitions <= 0) {
-        snprintf(why, whylen, "no Kafka partitions assigned");
+        errbuf_printf(why, whylen, "no Kafka partitions assigned");
         return 0;
     }
     return 1;
