@@ -39,6 +39,7 @@ typedef struct config_key {
 
 static const char *const config_formats[] = {"confluent", "plain", NULL};
 static const char *const config_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const config_priorities[] = {"idle", "low", "normal", NULL};
 
 #define FIELD(f) offsetof(daemon_config_t, f)
 
@@ -111,9 +112,11 @@ static const config_key_t config_keys[] = {
     {"model.news_max_batch", CONFIG_INT, FIELD(model_news_max_batch), 1, 100000, NULL, "32", 0,
      "A news batch is closed when it holds this many articles, so that encoding them (tens of "
      "ms each on a CPU) keeps their latency short: a batch commits once all are encoded."},
-    {"model.news_nice", CONFIG_INT, FIELD(model_news_nice), 0, 19, NULL, "10", 0,
-     "Added to the nice value of the news model's thread: on a CPU the encoder keeps a core busy, "
-     "and events are scored and written ahead of it."},
+    {"model.news_priority", CONFIG_ENUM, FIELD(model_news_priority), 0, 0, config_priorities,
+     "idle", 0,
+     "CPU priority of the news model's thread: idle (only CPU time nothing else wants), low "
+     "(nice + 10) or normal. On a CPU the encoder keeps a core busy; below normal, events are "
+     "scored and written ahead of it."},
     {"model.max_seq", CONFIG_INT, FIELD(model_max_seq), 2, 512, NULL, "256", 0,
      "Longest encoder input in tokens; longer articles are truncated."},
     {"postgres.conninfo", CONFIG_STRING, FIELD(postgres_conninfo), 0, 0, NULL, "dbname=vigil", 0,

@@ -71,7 +71,7 @@ typedef struct daemon_config {
     char *model_encoder_dir;  /* BERT folder (config.json, model.safetensors, vocab.txt); "" none */
     int model_max_seq;        /* encoder input limit in tokens */
     int model_news_max_batch; /* a batch closes at this many articles */
-    int model_news_nice;      /* added to the news server thread's nice value, 0..19 */
+    char *model_news_priority; /* the news server thread's CPU priority: idle | low | normal */
 
     char *postgres_conninfo;   /* libpq conninfo; default "dbname=vigil" */
     int postgres_retry_max_ms; /* cap of the reconnect backoff, 100..600000, default 5000,

@@ -473,6 +473,14 @@ static int vigild_inputs(vigild_t *d, const daemon_input_t *inputs, size_t n_inp
     return 0;
 }
 
+/* model.news_priority (the table allows only these words). */
+static model_runtime_priority_t vigild_priority(const char *word)
+{
+    return strcmp(word, "idle") == 0  ? MODEL_RUNTIME_PRIORITY_IDLE
+           : strcmp(word, "low") == 0 ? MODEL_RUNTIME_PRIORITY_LOW
+                                      : MODEL_RUNTIME_PRIORITY_NORMAL;
+}
+
 /* The model runtime, when there is something to score: without features there is nothing for
  * the risk model, and without a model nothing to load (no backend, no BLAS threads, no device
  * probe). Returns 0 (d->runtime may stay NULL) or -1. */
@@ -493,7 +501,7 @@ static int vigild_models(vigild_t *d, const featurize_t *fz)
                                   .news_path = d->cfg.model_news_path,
                                   .encoder_dir = d->cfg.model_encoder_dir,
                                   .max_seq = d->cfg.model_max_seq,
-                                  .news_nice = d->cfg.model_news_nice};
+                                  .news_priority = vigild_priority(d->cfg.model_news_priority)};
     d->runtime = model_runtime_new(&mo, err, sizeof(err));
     if (!d->runtime) {
         log_error("cannot start the model runtime", "error=\"%s\"", log_quote(err, q, sizeof(q)));

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,7 @@ struct rt_server {
     double seconds;
     const char *version; /* the active model's, interned; read under mu */
     const char *encoder; /* news: "bert" or "ngram" of the active heads; read under mu */
-    int nice;            /* added to the thread's nice value when it starts */
+    model_runtime_priority_t priority; /* taken by the thread when it starts */
 
     /* The server's thread only, once started (before: model_runtime_new). */
     kernels_backend_t *be; /* made with the server's first model */
@@ -371,19 +372,31 @@ static void rt_news_run(rt_server_t *s, runtime_job_t *j)
 
 /* --- servers ---------------------------------------------------------------------------- */
 
-static void *rt_server_main(void *arg)
+/* Lowers the calling thread's CPU priority. On Linux a thread's nice value and scheduling
+ * policy are its own (setpriority on the thread id; sched_setscheduler(0) is the calling
+ * thread). Lowering is always allowed; should it fail anyway, the thread keeps the process's
+ * priority. A SCHED_IDLE thread is preempted at once by any other that wakes on its CPU, which is
+ * what keeps the encoder out of the way of the fraud lane and PostgreSQL; the price is that on a
+ * machine busy with other work it only gets the CPU time left over. */
+static void rt_priority_take(model_runtime_priority_t priority)
 {
-    rt_server_t *s = arg;
-    pthread_setname_np(pthread_self(), s->run == rt_risk_run ? "model-risk" : "model-news");
-    /* On Linux a thread's nice value is its own: setpriority on the thread id. Raising it is
-     * always allowed; should it fail anyway, the server runs at the process's priority. */
-    if (s->nice > 0) {
+    if (priority == MODEL_RUNTIME_PRIORITY_IDLE) {
+        struct sched_param sp = {0};
+        (void)sched_setscheduler(0, SCHED_IDLE, &sp);
+    } else if (priority == MODEL_RUNTIME_PRIORITY_LOW) {
         pid_t tid = (pid_t)syscall(SYS_gettid);
         errno = 0;
         int now = getpriority(PRIO_PROCESS, (id_t)tid);
         if (errno == 0)
-            (void)setpriority(PRIO_PROCESS, (id_t)tid, now + s->nice);
+            (void)setpriority(PRIO_PROCESS, (id_t)tid, now + 10);
     }
+}
+
+static void *rt_server_main(void *arg)
+{
+    rt_server_t *s = arg;
+    pthread_setname_np(pthread_self(), s->run == rt_risk_run ? "model-risk" : "model-news");
+    rt_priority_take(s->priority);
     pthread_mutex_lock(&s->mu);
     s->running = 1;
     pthread_cond_broadcast(&s->done); /* rt_server_start waits for this */
@@ -536,7 +549,7 @@ model_runtime_t *model_runtime_new(const model_runtime_options_t *o, char *err, 
         rt_server_init(rt, &rt->servers[MODEL_RUNTIME_NEWS], rt_news_run, err, errlen) != 0 ||
         rt_load_configured(rt, o, err, errlen) != 0)
         goto err;
-    rt->servers[MODEL_RUNTIME_NEWS].nice = o->news_nice > 19 ? 19 : o->news_nice;
+    rt->servers[MODEL_RUNTIME_NEWS].priority = o->news_priority;
     for (int i = 0; i < MODEL_RUNTIME_SERVERS; i++)
         if (rt_server_start(&rt->servers[i], err, errlen) != 0)
             goto err;

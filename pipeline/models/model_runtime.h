@@ -20,6 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef enum model_runtime_priority {
+    MODEL_RUNTIME_PRIORITY_NORMAL, /* as the process */
+    MODEL_RUNTIME_PRIORITY_LOW,    /* nice + 10 */
+    MODEL_RUNTIME_PRIORITY_IDLE,   /* SCHED_IDLE: only CPU time nothing else wants */
+} model_runtime_priority_t;
+
 typedef struct model_runtime_options {
     const char *backend;     /* kernels backend: "auto", "cpu", "cuda", "cuda:N" */
     int threads;             /* CPU backend threads (0: OpenBLAS's default) */
@@ -29,10 +35,10 @@ typedef struct model_runtime_options {
     const char *news_path;   /* news heads file; NULL or "": articles stay unscored */
     const char *encoder_dir; /* BERT model folder for heads trained on it; NULL or "": none */
     int max_seq;             /* encoder input limit in tokens (2..512; 0: 256) */
-    /* Added to the news server thread's nice value (0..19; Linux: per thread). On a CPU the
-     * encoder keeps a core busy while articles wait; a lower priority keeps the threads that
-     * score events and write results ahead of it. Its BLAS threads (threads > 1) keep theirs. */
-    int news_nice;
+    /* The news server thread's CPU priority (Linux: per thread). On a CPU the encoder keeps a
+     * core busy while articles wait; below normal, the threads that score events and write
+     * results (and PostgreSQL) go first. Its BLAS threads (threads > 1) keep the process's. */
+    model_runtime_priority_t news_priority;
 } model_runtime_options_t;
 
 typedef struct model_runtime model_runtime_t;

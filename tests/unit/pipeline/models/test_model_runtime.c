@@ -2,7 +2,7 @@
  * what that whole model gives (never a mix of two, never a half-loaded one), while other threads
  * swap models back and forth; refused files leave the running model scoring. Risk jobs are
  * answered while a long news job runs (a server per model), and the news server runs at the
- * lower priority it was given. */
+ * lower priority it was given (nice + 10, or SCHED_IDLE). */
 #include <dirent.h>
 #include <math.h>
 #include <pthread.h>
@@ -89,37 +89,44 @@ static void *news_scorer(void *arg)
     return NULL;
 }
 
-/* The nice values of this process's threads (from /proc/self/task/<tid>/stat, field 19), the
- * most and the least. */
-static void thread_nice_range(int *lo, int *hi)
+/* Field `field` (1-based, as proc(5) counts them; 3 or more) of /proc/self/task/<tid>/stat for
+ * every thread: how many threads have it equal to want, and the most and least value seen. */
+static int threads_with(int field, int want, int *lo, int *hi)
 {
     DIR *d = opendir("/proc/self/task");
     struct dirent *e;
-    *lo = 100;
-    *hi = -100;
+    int n = 0;
+    *lo = 1 << 30;
+    *hi = -(1 << 30);
     while (d && (e = readdir(d))) {
         char path[300], buf[1024];
         if (e->d_name[0] == '.')
             continue;
         snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
         FILE *f = fopen(path, "r");
-        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
         if (f)
             fclose(f);
-        buf[n] = '\0';
+        buf[len] = '\0';
         char *p = strrchr(buf, ')'); /* the name may hold spaces; the fields after it do not */
-        int field = 2, nice = 0;
-        for (; p && *p && field < 19; p++)
+        int at = 2, v = 0;
+        for (; p && *p && at < field; p++)
             if (*p == ' ')
-                field++;
-        if (p && sscanf(p, "%d", &nice) == 1) {
-            *lo = nice < *lo ? nice : *lo;
-            *hi = nice > *hi ? nice : *hi;
+                at++;
+        if (p && sscanf(p, "%d", &v) == 1) {
+            n += v == want;
+            *lo = v < *lo ? v : *lo;
+            *hi = v > *hi ? v : *hi;
         }
     }
     if (d)
         closedir(d);
+    return n;
 }
+
+#define STAT_NICE 19
+#define STAT_POLICY 41
+#define POLICY_IDLE 5 /* SCHED_IDLE */
 
 /* Risk jobs while the news server works on a long job: all answered before it ends. */
 static void test_servers_apart(const char *risk_path)
@@ -133,15 +140,24 @@ static void test_servers_apart(const char *risk_path)
                                  .spec_hash = "00000000000000aa",
                                  .max_batch = 16,
                                  .news_path = heads,
-                                 .news_nice = 5};
+                                 .news_priority = MODEL_RUNTIME_PRIORITY_LOW};
     int lo, hi;
+    /* Low: the news server is 10 nicer than the other threads. */
     rt = model_runtime_new(&o, err, sizeof err);
     CHECK_MSG(rt != NULL, "%s", err);
     if (!rt)
         return;
-    thread_nice_range(&lo, &hi);
-    CHECK_MSG(hi - lo == 5, "thread nice values from %d to %d; the news server's should be 5 more",
-              lo, hi);
+    threads_with(STAT_NICE, 0, &lo, &hi);
+    CHECK_MSG(hi - lo == 10,
+              "thread nice values from %d to %d; the news server's should be 10 more", lo, hi);
+    model_runtime_free(rt);
+    /* Idle (vigild's default): the news server alone is SCHED_IDLE. */
+    o.news_priority = MODEL_RUNTIME_PRIORITY_IDLE;
+    rt = model_runtime_new(&o, err, sizeof err);
+    CHECK_MSG(rt != NULL, "%s", err);
+    if (!rt)
+        return;
+    CHECK(threads_with(STAT_POLICY, POLICY_IDLE, &lo, &hi) == 1);
 
     /* Articles of 4 KB each, enough for the n-gram encoder to take seconds over them. */
     enum { ARTICLES = 3000, LEN = 4000 };
