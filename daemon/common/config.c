@@ -83,6 +83,9 @@ static const config_key_t config_keys[] = {
     {"ingest.batches_in_flight", CONFIG_INT, FIELD(ingest_batches_in_flight), 1, 16, NULL, "2", 0,
      "Closed batches a lane may have between its reader and their commit: while one is written "
      "the next is decoded, featurised and scored. More hold more memory, not more speed."},
+    {"ingest.events_writers", CONFIG_INT, FIELD(ingest_events_writers), 1, 8, NULL, "2", 0,
+     "PostgreSQL connections the events lane writes with at once, each partition always with "
+     "the same one (so its transactions stay in offset order); the other lanes have one."},
     {"features.spec", CONFIG_STRING, FIELD(features_spec), 0, 0, NULL, "", 0,
      "Feature spec file for BehaviorEvents (docs/features.md); empty: the built-in spec; off: "
      "no features."},

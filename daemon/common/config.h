@@ -54,7 +54,8 @@ typedef struct daemon_config {
     int ingest_batch_max;                  /* 1..100000, default 20000, reloadable */
     int ingest_batch_max_delay_ms;         /* 1..60000, default 200, reloadable */
     int ingest_batch_linger_ms;            /* 0..60000, default 0, reloadable */
-    int ingest_batches_in_flight;          /* 1..16, default 2: closed batches per lane */
+    int ingest_batches_in_flight;          /* 1..16, default 2: closed batches per writer */
+    int ingest_events_writers;             /* 1..8, default 2: the events lane's connections */
 
     /* [postgres] */
     /* [features] behavior features of the events topic (docs/features.md) */

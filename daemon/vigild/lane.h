@@ -12,12 +12,17 @@
  *   lane_writer.c     the writer thread: one transaction per batch, retries, isolation of a
  *                     refused record, checkpoints handed over after the commit
  *
+ * Writers. A lane has one writer thread or more (the events lane: ingest.events_writers, each
+ * with a PostgreSQL connection of its own, so that its COPYs run on several server backends at
+ * once). A partition always goes to the same writer (partition % writers), so its transactions
+ * stay in offset order; the reader keeps an open batch per writer.
+ *
  * Ownership. The reader thread owns the consumer, the decoders, the partitions (offsets, entity
  * state), the dead-letter producer and every batch that is free or open. A closed batch belongs
- * to the writer from the moment it is pushed on to_write until the writer pushes it on done; the
- * writer owns its PostgreSQL connection and nothing else. The two share the queues, a handful of
- * atomics and what never changes after start (topic names, options). Functions say which thread
- * they run on (@locality). */
+ * to its writer from the moment it is pushed on the writer's to_write until the writer pushes it
+ * on done; a writer owns its PostgreSQL connection and nothing else. They share the queues, a
+ * handful of atomics and what never changes after start (topic names, options). Functions say
+ * which thread they run on (@locality). */
 #ifndef VIGIL_LANE_H
 #define VIGIL_LANE_H
 
@@ -45,6 +50,8 @@
 /* An open batch of events is enriched (featurised and scored) in steps of at most this many. */
 #define LANE_ENRICH_CHUNK 4096
 #define LANE_PING_INTERVAL_MS 5000
+/* Most writers a lane may have. */
+#define LANE_WRITERS_MAX 8
 
 typedef enum lane_kind { LANE_EVENTS, LANE_NEWS, LANE_LABELS, LANE_KINDS } lane_kind_t;
 
@@ -79,6 +86,7 @@ typedef enum lane_batch_status {
 
 typedef struct lane_batch {
     uint64_t epoch; /* the reader's epoch when it closed the batch (see lane_t.epoch) */
+    size_t writer;  /* the index of the writer its partitions go to */
     lane_item_t *items;
     size_t n_items, cap_items;
     size_t n_enriched; /* items [0, n_enriched) have their features and scores */
@@ -104,8 +112,8 @@ typedef struct lane_batch {
 } lane_batch_t;
 
 /* What the reader knows of one partition. Offsets: `expected` is what PostgreSQL holds (as far
- * as committed batches tell); `sent_next` is where the last batch handed to the writer ends, so
- * the next batch's offset update expects it; `open_next` is where the open batch ends. */
+ * as committed batches tell); `sent_next` is where the last batch handed to its writer ends, so
+ * the next batch's offset update expects it; `open_next` is where its open batch ends. */
 typedef struct lane_partition {
     int assigned;
     int64_t expected;  /* stored next offset (SINK_PG_OFFSET_NONE: none yet) */
@@ -140,8 +148,9 @@ typedef struct lanes_shared {
     char **kafka_keys, **kafka_values, **kafka_origins;
     size_t n_kafka;
     int shutdown_timeout_ms;
-    size_t batches_in_flight;
-    featurize_t *fz; /* NULL: no features */
+    size_t batches_in_flight; /* per writer */
+    size_t events_writers;    /* writers of the events lane (the others have one) */
+    featurize_t *fz;          /* NULL: no features */
     size_t fz_width;
     uint32_t max_entities;
     int64_t ttl_ms;
@@ -152,6 +161,28 @@ typedef struct lanes_shared {
     atomic_int batch_max, batch_max_delay_ms, batch_linger_ms, retry_max_ms;
     _Atomic int64_t stop_deadline_ms; /* when a stop must be done by; 0 until asked to stop */
 } lanes_shared_t;
+
+struct lane;
+
+/* One writer of a lane: its thread and connection, and what the reader keeps for it. */
+typedef struct lane_writer {
+    struct lane *lane;
+    size_t index;
+    /* The writer thread's. */
+    pthread_t thread;
+    int started;
+    sink_pg_t *pg;
+    uint64_t fenced_epoch; /* batches closed in this epoch or before are dropped */
+    int gave_up;           /* stopping and past the bound: nothing more is written */
+    int64_t last_write_ms;
+    _Atomic int64_t beat_ms;  /* 0 while no thread runs */
+    atomic_int write_failing; /* its last attempt failed: the reader pauses */
+    lane_queue_t to_write;    /* closed batches, oldest first */
+    /* The reader's. */
+    lane_batch_t *open; /* the batch being filled for it; NULL when none is free */
+    size_t in_flight;   /* closed for it and not yet taken back */
+    int64_t batch_deadline_ms;
+} lane_writer_t;
 
 typedef struct lane {
     lanes_t *owner;
@@ -172,18 +203,22 @@ typedef struct lane {
     size_t n_pool;
     lane_batch_t **free_list; /* (n_pool) */
     size_t n_free;
-    lane_batch_t *open; /* the batch being filled; NULL when none is free */
-    size_t in_flight;   /* closed and not yet taken back */
-    /* Bumped when a batch comes back fenced: batches closed before (still in flight) are
-     * dropped by the writer and ignored when they come back. */
+    lane_writer_t writers[LANE_WRITERS_MAX];
+    size_t n_writers;
+    size_t in_flight; /* closed and not yet taken back, all writers */
+    /* Bumped when a batch comes back fenced: the batches closed before it (still in flight, on
+     * any writer) are dropped by the writers (drop_before) and the busy partitions refenced once
+     * every one of them is back. */
     uint64_t epoch;
+    _Atomic uint64_t drop_before; /* writers drop batches of older epochs */
+    int fence_pending;            /* a fenced batch came back: settle, then refence */
     checkpointer_t *ckpt; /* events: made at the first checkpoint */
     size_t ckpt_in_flight;
     int64_t checkpoint_paced_ms;
     int paused;         /* fetching is paused */
     int pause_schema;   /* paused while a writer schema cannot be fetched */
     int64_t waiting_ms; /* since when the reader waits for a free batch; 0: it does not */
-    int64_t batch_deadline_ms, batch_last_add_ms;
+    int64_t batch_last_add_ms;
     ingest_record_t replay_rec; /* decodes replayed events */
     float *replay_features;     /* (fz_width) their vectors, unused */
     /* Scratch of lane_enrich, (scratch_cap) each. */
@@ -207,19 +242,8 @@ typedef struct lane {
     atomic_int drained;
     _Atomic int64_t reader_beat_ms;
 
-    /* The writer thread's. */
-    pthread_t writer;
-    int writer_started;
-    sink_pg_t *pg;
-    uint64_t fenced_epoch; /* batches closed in this epoch or before are dropped */
-    int gave_up;           /* stopping and past the bound: nothing more is written */
-    int64_t last_write_ms;
-    _Atomic int64_t writer_beat_ms;
-    atomic_int write_failing; /* the writer's last attempt failed: the reader pauses */
-
-    /* Between them. */
-    lane_queue_t to_write; /* closed batches, oldest first */
-    lane_queue_t done;     /* batches the writer is done with */
+    /* Between the reader and every writer. */
+    lane_queue_t done; /* batches the writers are done with */
 } lane_t;
 
 /* lanes.c */
@@ -237,18 +261,23 @@ void lanes_lane_exited(lanes_t *ls);
 
 /* lane_reader.c */
 void *lane_reader_main(void *arg);
-/* The lane's PostgreSQL schema, consumer (subscribed, not polled yet) and writer thread.
+/* The lane's PostgreSQL schema, consumer (subscribed, not polled yet) and writer threads.
  * Returns 0 (also when stopped first: l->kafka is then NULL) or -1. */
 int lane_open(lane_t *l);
-/* Drains the lane, leaves the group, joins the writer and frees what lane_open made. */
+/* Drains the lane, leaves the group, joins the writers and frees what lane_open made. */
 void lane_finish(lane_t *l);
 /* One message from the consumer into the lane: replayed into the state, dropped, or decoded
- * into the open batch. Takes msg. */
+ * into its writer's open batch. Takes msg. */
 void lane_message(lane_t *l, rd_kafka_message_t *msg);
-/* A free batch becomes the open one. Returns 0, or -1 when none is free. */
+/* The writer partition goes to. */
+lane_writer_t *lane_writer_of(lane_t *l, int32_t partition);
+/* Every writer without an open batch gets a free one. Returns 0, or -1 when one is left
+ * without (none was free). */
 int lane_take_free(lane_t *l);
-/* Closes the open batch (enriched to its end) and hands it to the writer. Returns 0, or -1 when
- * it cannot be enriched (the lane is stopping on a fatal error). @locality: reader. */
+/* Closes w's open batch (enriched to its end) and hands it to w. Returns 0, or -1 when it
+ * cannot be enriched (the lane is stopping on a fatal error). @locality: reader. */
+int lane_close_batch(lane_t *l, lane_writer_t *w);
+/* lane_close_batch for every writer. */
 int lane_close_open(lane_t *l);
 
 /* lane_rebalance.c */
@@ -298,11 +327,12 @@ int lane_state_resume(lane_t *l, lane_topic_t *t, int32_t id);
 void lane_seek_stored(lane_t *l, lane_topic_t *t, int32_t id);
 /* After a fence, or a batch given up: re-reads the stored offset of every partition with work
  * not committed (and of (topic, partition) when topic is not NULL), resumes its state, seeks
- * there; the open batch is emptied. */
+ * there; the open batches are emptied. */
 void lane_refence(lane_t *l, lane_topic_t *topic, int32_t partition);
 /* Replays an event before the stored offset into its partition's state. Takes msg. */
 void lane_replay(lane_t *l, lane_topic_t *t, lane_partition_t *p, rd_kafka_message_t *msg);
-/* Snapshots of the partitions of b due a checkpoint, into b->checkpoints. */
+/* Snapshots of the partitions of b (those of its writer) due a checkpoint, into b->checkpoints.
+ * Runs before the batch's advances clear open_next. */
 void lane_checkpoints_take(lane_t *l, lane_batch_t *b);
 void lane_entities_publish(lane_t *l);
 void lane_lag_update(lane_t *l);
@@ -310,14 +340,14 @@ void lane_lag_update(lane_t *l);
 void lane_pause(lane_t *l, int pause, const char *why);
 
 /* lane_enrich.c */
-/* Features and scores of the open batch's items not enriched yet. Returns 0, or -1 when the
- * entity state broke (out of memory): the batch must never be written. @locality: reader. */
-int lane_enrich(lane_t *l);
+/* Features and scores of batch b's items not enriched yet. Returns 0, or -1 when the entity
+ * state broke (out of memory): the batch must never be written. @locality: reader. */
+int lane_enrich(lane_t *l, lane_batch_t *b);
 /* Makes the enrichment scratch big enough for a batch of n items. */
 int lane_enrich_reserve(lane_t *l, size_t n);
 void lane_enrich_free(lane_t *l);
 
 /* lane_writer.c */
-void *lane_writer_main(void *arg);
+void *lane_writer_main(void *arg); /* arg: the lane_writer_t */
 
 #endif

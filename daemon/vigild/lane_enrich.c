@@ -271,9 +271,8 @@ static void lane_enrich_news(lane_t *l, lane_batch_t *b, size_t from, size_t to)
         }
 }
 
-int lane_enrich(lane_t *l)
+int lane_enrich(lane_t *l, lane_batch_t *b)
 {
-    lane_batch_t *b = l->open;
     size_t from, to;
 
     if (!b || b->n_enriched == b->n_items)

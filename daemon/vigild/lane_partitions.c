@@ -322,8 +322,9 @@ void lane_refence(lane_t *l, lane_topic_t *topic, int32_t partition)
         }
     }
 out:
-    if (l->open)
-        lane_batch_reset(l->open);
+    for (size_t w = 0; w < l->n_writers; w++)
+        if (l->writers[w].open)
+            lane_batch_reset(l->writers[w].open);
     lane_control_release(l);
 }
 
@@ -403,15 +404,16 @@ static void lane_checkpoint_add(lane_t *l, lane_batch_t *b, lane_topic_t *tp, si
     l->ckpt_in_flight++;
 }
 
-/* Snapshots into b the entity state of the featurised partitions in the batch that are due a
- * checkpoint: every partition with none taken since it was assigned, and of those whose interval
+/* Snapshots into b the entity state of the featurised partitions in the batch (its writer's
+ * partitions) that are due a checkpoint: every partition with none taken since it was assigned, and of those whose interval
  * has passed only the one waiting longest, and only when interval / (assigned featurised
  * partitions) has passed since the last such one. A snapshot is as large as its partition's
  * state (megabytes to tens of MB); partitions assigned together come due together, and paced this
  * way their checkpoints spread evenly over the interval. A partition whose state is not exactly at
  * the batch's end (or is broken), or that has a snapshot in flight already, is skipped. No more
  * snapshots are taken than the checkpoint writer has room for, counting those in flight. Runs
- * before the batch's advances clear open_next. */
+ * before the batch's advances clear open_next. The pacing counts the lane's assigned partitions
+ * and paces the lane as a whole, whichever writer's batch a snapshot rides in. */
 void lane_checkpoints_take(lane_t *l, lane_batch_t *b)
 {
     size_t due_p = 0, assigned = 0, room;
@@ -440,6 +442,8 @@ void lane_checkpoints_take(lane_t *l, lane_batch_t *b)
         for (size_t p = 0; tp->featurised && p < tp->n_parts; p++) {
             lane_partition_t *part = &tp->parts[p];
             assigned += part->assigned != 0;
+            if (lane_writer_of(l, (int32_t)p)->index != b->writer)
+                continue;
             if (part->open_next < 0 || part->state_broken || part->ckpt_in_flight ||
                 part->state_next != part->open_next)
                 continue;

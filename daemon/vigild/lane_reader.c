@@ -70,7 +70,7 @@ static int lane_migrate(lane_t *l, sink_pg_t *pg, void *ctx, char *err, size_t e
 }
 
 /* PostgreSQL, the consumer (client.id vigild-<lane>), the dead-letter producer, the writer
- * thread. Returns 0 (also when stopped before it could open: then l->kafka is NULL) or -1. */
+ * threads. Returns 0 (also when stopped before it could open: then l->kafka is NULL) or -1. */
 int lane_open(lane_t *l)
 {
     char err[1024], q[1100], client_id[64];
@@ -103,17 +103,21 @@ int lane_open(lane_t *l)
             return -1;
         }
     }
-    atomic_store(&l->writer_beat_ms, lanes_now_ms());
-    int rc = pthread_create(&l->writer, NULL, lane_writer_main, l);
-    if (rc != 0) {
-        atomic_store(&l->writer_beat_ms, 0);
-        log_error("cannot start the lane's writer thread", "lane=%s error=\"%s\"", l->name,
-                  strerror(rc));
-        return -1;
+    for (size_t i = 0; i < l->n_writers; i++) {
+        lane_writer_t *w = &l->writers[i];
+        atomic_store(&w->beat_ms, lanes_now_ms());
+        int rc = pthread_create(&w->thread, NULL, lane_writer_main, w);
+        if (rc != 0) {
+            atomic_store(&w->beat_ms, 0);
+            log_error("cannot start a writer thread", "lane=%s error=\"%s\"", l->name,
+                      strerror(rc));
+            return -1;
+        }
+        w->started = 1;
     }
-    l->writer_started = 1;
     for (size_t t = 0; t < l->n_topics; t++)
-        log_info("consuming", "lane=%s topic=%s record=%s group=%s instance=%s", l->name,
+        log_info("consuming", "lane=%s writers=%zu topic=%s record=%s group=%s instance=%s", l->name,
+                 l->n_writers,
                  l->topics[t].name, ingest_kind_schema_name(ingest_avro_kind(l->topics[t].decoder)),
                  ingest_kafka_group(l->kafka), sh->instance_id);
     return 0;
@@ -121,14 +125,22 @@ int lane_open(lane_t *l)
 
 /* --- messages into the open batch ---------------------------------------------------------- */
 
-/* A free batch becomes the open one. Returns 0, or -1 when none is free. */
+lane_writer_t *lane_writer_of(lane_t *l, int32_t partition)
+{
+    return &l->writers[(size_t)partition % l->n_writers];
+}
+
 int lane_take_free(lane_t *l)
 {
-    if (l->open)
-        return 0;
-    if (l->n_free == 0)
-        return -1;
-    l->open = l->free_list[--l->n_free];
+    for (size_t i = 0; i < l->n_writers; i++) {
+        lane_writer_t *w = &l->writers[i];
+        if (w->open)
+            continue;
+        if (l->n_free == 0)
+            return -1;
+        w->open = l->free_list[--l->n_free];
+        w->open->writer = i;
+    }
     l->waiting_ms = 0;
     return 0;
 }
@@ -153,11 +165,12 @@ static void lane_unplaced(lane_t *l, lane_topic_t *t, lane_partition_t *p, rd_ka
     rd_kafka_message_destroy(msg);
 }
 
-/* A new item of the open batch for msg (not counted yet: n_items includes it, the partition's
- * open_next does not). NULL when out of memory: msg is destroyed and the lane stops. */
+/* A new item of the open batch for msg (its writer's; not counted yet: n_items includes it, the
+ * partition's open_next does not). NULL when out of memory: msg is destroyed and the lane
+ * stops. */
 static lane_item_t *lane_item_new(lane_t *l, lane_topic_t *t, rd_kafka_message_t *msg)
 {
-    lane_batch_t *b = l->open;
+    lane_batch_t *b = lane_writer_of(l, msg->partition)->open;
     if (lane_batch_reserve(b, l->sh, b->n_items + 1) != 0 ||
         lane_enrich_reserve(l, b->n_items + 1) != 0) {
         /* Out of memory: leave the message unconsumed; it is read again after a restart. */
@@ -202,6 +215,7 @@ static int lane_decode(lane_item_t *it)
  * to the stored offset). msg stays the caller's. */
 static int lane_schema_wait(lane_t *l, lane_topic_t *t, rd_kafka_message_t *msg, const char *why)
 {
+    lane_writer_t *w = lane_writer_of(l, msg->partition);
     char reason[LANE_REASON_MAX], q[600];
     int backoff = 500, rc = INGEST_AVRO_RETRY;
     uint64_t epoch = l->epoch;
@@ -210,7 +224,7 @@ static int lane_schema_wait(lane_t *l, lane_topic_t *t, rd_kafka_message_t *msg,
     log_warn("writer schema unavailable; holding the partition and retrying",
              "topic=%s partition=%d offset=%lld error=\"%s\"", t->name, (int)msg->partition,
              (long long)msg->offset, log_quote(why, q, sizeof(q)));
-    if (l->open && l->open->n_items > 0 && lane_close_open(l) != 0)
+    if (lane_close_open(l) != 0)
         return -1;
     l->pause_schema = 1;
     lane_pause(l, 1, "writer schema unavailable");
@@ -232,7 +246,7 @@ static int lane_schema_wait(lane_t *l, lane_topic_t *t, rd_kafka_message_t *msg,
         lane_take_back(l, 100);
     }
     l->pause_schema = 0;
-    if (rc == INGEST_AVRO_RETRY || !l->open)
+    if (rc == INGEST_AVRO_RETRY || !w->open)
         return -1;
     log_info("writer schema available again", "topic=%s partition=%d offset=%lld", t->name,
              (int)msg->partition, (long long)msg->offset);
@@ -242,11 +256,12 @@ static int lane_schema_wait(lane_t *l, lane_topic_t *t, rd_kafka_message_t *msg,
 /* Decodes msg into the open batch, retrying a registry outage (lane_schema_wait). Takes msg. */
 static void lane_add(lane_t *l, lane_topic_t *t, lane_partition_t *p, rd_kafka_message_t *msg)
 {
+    lane_writer_t *w = lane_writer_of(l, msg->partition);
     lane_item_t *it = lane_item_new(l, t, msg);
     int rc = it ? lane_decode(it) : INGEST_AVRO_ERR;
 
     while (it && rc == INGEST_AVRO_RETRY) {
-        l->open->n_items--; /* msg is the last item: out of the batch while the rest is closed */
+        w->open->n_items--; /* msg is the last item: out of the batch while the rest is closed */
         it->msg = NULL;
         if (lane_schema_wait(l, t, msg, it->reason) != 0) {
             rd_kafka_message_destroy(msg);
@@ -265,7 +280,7 @@ static void lane_add(lane_t *l, lane_topic_t *t, lane_partition_t *p, rd_kafka_m
         log_error("cannot decode: internal error; stopping",
                   "topic=%s partition=%d offset=%lld error=\"%s\"", t->name, (int)msg->partition,
                   (long long)msg->offset, log_quote(it->reason, q, sizeof(q)));
-        l->open->n_items--;
+        w->open->n_items--;
         it->msg = NULL;
         rd_kafka_message_destroy(msg);
         l->failed = 1;
@@ -282,14 +297,14 @@ static void lane_add(lane_t *l, lane_topic_t *t, lane_partition_t *p, rd_kafka_m
     if (it->dead)
         log_debug("dead letter", "topic=%s partition=%d offset=%lld reason=\"%s\"", t->name,
                   (int)msg->partition, (long long)msg->offset, it->reason);
-    if (l->open->n_items == 1) {
-        l->open->opened_ns = it->polled_ns;
-        l->batch_deadline_ms = lanes_now_ms() + atomic_load(&l->sh->batch_max_delay_ms);
+    if (w->open->n_items == 1) {
+        w->open->opened_ns = it->polled_ns;
+        w->batch_deadline_ms = lanes_now_ms() + atomic_load(&l->sh->batch_max_delay_ms);
     }
     if (it->rec.kind == INGEST_KIND_ARTICLE && !it->dead)
-        l->open->n_articles++;
+        w->open->n_articles++;
     p->open_next = msg->offset + 1;
-    atomic_store(&l->m->open_messages, (int64_t)l->open->n_items);
+    atomic_fetch_add(&l->m->open_messages, 1);
 }
 
 /* One message from the consumer: replayed into the state, dropped, or added. Takes msg. */
@@ -310,7 +325,7 @@ void lane_message(lane_t *l, rd_kafka_message_t *msg)
         rd_kafka_message_destroy(msg);
         return;
     }
-    if (!l->open) {
+    if (!lane_writer_of(l, msg->partition)->open) {
         lane_unplaced(l, t, p, msg);
         return;
     }
@@ -320,14 +335,24 @@ void lane_message(lane_t *l, rd_kafka_message_t *msg)
 /* --- closing
  * -------------------------------------------------------------------------------------- */
 
-int lane_close_open(lane_t *l)
+/* The closed batches waiting for the lane's writers, for the gauge. */
+static void lane_queue_publish(lane_t *l)
 {
-    lane_batch_t *b = l->open;
+    int64_t waiting = 0;
+    for (size_t i = 0; i < l->n_writers; i++)
+        waiting += (int64_t)lane_queue_depth(&l->writers[i].to_write);
+    atomic_store(&l->m->write_queue, waiting);
+    atomic_store(&l->m->in_flight, (int64_t)l->in_flight);
+}
+
+int lane_close_batch(lane_t *l, lane_writer_t *w)
+{
+    lane_batch_t *b = w->open;
     int64_t now = lane_now_ns();
 
     if (!b || b->n_items == 0)
         return 0;
-    if (l->enrich_failed || lane_enrich(l) != 0) {
+    if (l->enrich_failed || lane_enrich(l, b) != 0) {
         l->enrich_failed = 1;
         l->failed = 1;
         lane_request_stop(l);
@@ -337,7 +362,7 @@ int lane_close_open(lane_t *l)
     b->n_adv = 0;
     for (size_t t = 0; t < l->n_topics; t++) {
         lane_topic_t *tp = &l->topics[t];
-        for (size_t p = 0; p < tp->n_parts; p++) {
+        for (size_t p = w->index; p < tp->n_parts; p += l->n_writers) { /* w's partitions */
             lane_partition_t *part = &tp->parts[p];
             if (part->open_next < 0)
                 continue;
@@ -351,11 +376,14 @@ int lane_close_open(lane_t *l)
     b->closed_ns = now;
     metrics_observe(&l->m->stage_seconds[METRICS_STAGE_FILL], (double)(now - b->opened_ns) / 1e9);
     metrics_observe(&l->m->stage_seconds[METRICS_STAGE_ENRICH], b->enrich_s);
-    l->open = NULL;
+    atomic_fetch_sub(&l->m->open_messages, (int64_t)b->n_items);
+    w->open = NULL;
+    w->in_flight++;
     l->in_flight++;
     /* Ownership of b passes to the writer until it comes back on the done queue. */
-    if (lane_queue_push(&l->to_write, b) != 0) {
+    if (lane_queue_push(&w->to_write, b) != 0) {
         log_error("a lane's write queue refused a batch (a bug); stopping", "lane=%s", l->name);
+        w->in_flight--;
         l->in_flight--;
         lane_batch_reset(b);
         l->free_list[l->n_free++] = b;
@@ -363,52 +391,70 @@ int lane_close_open(lane_t *l)
         lane_request_stop(l);
         return -1;
     }
-    atomic_store(&l->m->in_flight, (int64_t)l->in_flight);
-    atomic_store(&l->m->write_queue, (int64_t)lane_queue_depth(&l->to_write));
-    atomic_store(&l->m->open_messages, 0);
+    lane_queue_publish(l);
     return 0;
 }
 
-/* Whether the open batch closes now (see the top of this file). */
-static int lane_should_close(const lane_t *l, int got_msg, int64_t now)
+int lane_close_open(lane_t *l)
 {
-    const lane_batch_t *b = l->open;
+    for (size_t i = 0; i < l->n_writers; i++)
+        if (lane_close_batch(l, &l->writers[i]) != 0)
+            return -1;
+    return 0;
+}
+
+/* Whether w's open batch closes now (see the top of this file). */
+static int lane_should_close(const lane_t *l, const lane_writer_t *w, int got_msg, int64_t now)
+{
+    const lane_batch_t *b = w->open;
     if (!b || b->n_items == 0)
         return 0;
-    if ((int)b->n_items >= atomic_load(&l->sh->batch_max) || now >= l->batch_deadline_ms)
+    if ((int)b->n_items >= atomic_load(&l->sh->batch_max) || now >= w->batch_deadline_ms)
         return 1;
     if (l->sh->news_batch_max > 0 && b->n_articles >= l->sh->news_batch_max)
         return 1;
-    return l->in_flight == 0 && !got_msg &&
+    return w->in_flight == 0 && !got_msg &&
            now >= l->batch_last_add_ms + atomic_load(&l->sh->batch_linger_ms);
 }
 
 /* How long the next poll may wait: with a batch that could close, until it would; otherwise a
- * tenth of a second (the writer wakes the poll when it hands a batch back). */
+ * tenth of a second (a writer wakes the poll when it hands a batch back). */
 static int lane_poll_timeout(const lane_t *l, int64_t now)
 {
-    const lane_batch_t *b = l->open;
-    int64_t until;
-    if (!b || b->n_items == 0)
-        return 100;
-    until = l->batch_deadline_ms;
-    if (l->in_flight == 0) {
-        int64_t linger = l->batch_last_add_ms + atomic_load(&l->sh->batch_linger_ms);
-        until = linger < until ? linger : until;
+    int64_t until = now + 100;
+    for (size_t i = 0; i < l->n_writers; i++) {
+        const lane_writer_t *w = &l->writers[i];
+        if (!w->open || w->open->n_items == 0)
+            continue;
+        int64_t at = w->batch_deadline_ms;
+        if (w->in_flight == 0) {
+            int64_t linger = l->batch_last_add_ms + atomic_load(&l->sh->batch_linger_ms);
+            at = linger < at ? linger : at;
+        }
+        until = at < until ? at : until;
     }
-    return until <= now ? 0 : until - now < 100 ? (int)(until - now) : 100;
+    return until <= now ? 0 : (int)(until - now);
 }
 
 /* --- the loop --------------------------------------------------------------------------------- */
 
-/* Pauses while the writer fails, a schema cannot be fetched, or no batch has been free for a
+/* Whether a writer's last attempt failed. */
+static int lane_writes_fail(lane_t *l)
+{
+    for (size_t i = 0; i < l->n_writers; i++)
+        if (atomic_load(&l->writers[i].write_failing))
+            return 1;
+    return 0;
+}
+
+/* Pauses while a writer fails, a schema cannot be fetched, or no batch has been free for a
  * while; resumes when none of those holds. */
 static void lane_follow_pause(lane_t *l, int64_t now)
 {
-    const char *why = atomic_load(&l->write_failing) ? "PostgreSQL writes fail"
+    const char *why = lane_writes_fail(l)            ? "PostgreSQL writes fail"
                       : l->pause_schema              ? "writer schema unavailable"
                       : l->waiting_ms && now - l->waiting_ms >= LANE_PAUSE_AFTER_MS
-                          ? "no free batch: the writer is behind"
+                          ? "no free batch: the writers are behind"
                           : NULL;
     lane_pause(l, why != NULL, why ? why : "the lane can take messages again");
 }
@@ -449,7 +495,7 @@ static int lane_turn(lane_t *l, int64_t *last_second)
 
     lane_reader_beat(l);
     lane_take_back(l, 0);
-    if (!l->open && lane_take_free(l) != 0) {
+    if (lane_take_free(l) != 0) {
         /* Every batch is in flight: wait for one, polling only to serve rebalances once the
          * partitions are paused. */
         if (!l->waiting_ms)
@@ -468,9 +514,10 @@ static int lane_turn(lane_t *l, int64_t *last_second)
     now = lanes_now_ms();
     if (msg)
         l->batch_last_add_ms = now;
-    if (l->open && l->open->n_items - l->open->n_enriched > 0 &&
-        (!msg || l->open->n_items - l->open->n_enriched >= LANE_ENRICH_CHUNK)) {
-        if (lane_enrich(l) != 0) {
+    for (size_t i = 0; i < l->n_writers; i++) {
+        lane_batch_t *b = l->writers[i].open;
+        if (b && b->n_items - b->n_enriched > 0 &&
+            (!msg || b->n_items - b->n_enriched >= LANE_ENRICH_CHUNK) && lane_enrich(l, b) != 0) {
             l->enrich_failed = 1;
             l->failed = 1;
             return -1;
@@ -480,13 +527,15 @@ static int lane_turn(lane_t *l, int64_t *last_second)
         lane_housekeeping(l);
         *last_second = now;
     }
-    if (lane_should_close(l, msg != NULL, now) && lane_close_open(l) != 0)
-        return -1;
+    for (size_t i = 0; i < l->n_writers; i++)
+        if (lane_should_close(l, &l->writers[i], msg != NULL, now) &&
+            lane_close_batch(l, &l->writers[i]) != 0)
+            return -1;
     return l->failed ? -1 : 0;
 }
 
 /* The end of the lane: what is in flight committed (or given up at the shutdown bound), the
- * group left, the writer joined. */
+ * group left, the writers joined. */
 void lane_finish(lane_t *l)
 {
     if (!atomic_load(&l->sh->stop_deadline_ms))
@@ -502,15 +551,19 @@ void lane_finish(lane_t *l)
         }
         ingest_kafka_close(l->kafka); /* revokes: nothing is left to drain */
     }
-    if (l->writer_started) {
-        lane_queue_close(&l->to_write);
-        pthread_join(l->writer, NULL);
-        l->writer_started = 0;
-        atomic_store(&l->writer_beat_ms, 0);
+    for (size_t i = 0; i < l->n_writers; i++) {
+        lane_writer_t *w = &l->writers[i];
+        if (!w->started)
+            continue;
+        lane_queue_close(&w->to_write);
+        pthread_join(w->thread, NULL);
+        w->started = 0;
+        atomic_store(&w->beat_ms, 0);
     }
     lane_take_back(l, 0);
-    if (l->open)
-        lane_batch_reset(l->open);
+    for (size_t i = 0; i < l->n_writers; i++)
+        if (l->writers[i].open)
+            lane_batch_reset(l->writers[i].open);
     /* The write in progress ends; a queued checkpoint is dropped (the older one stands). */
     checkpointer_free(l->ckpt);
     l->ckpt = NULL;

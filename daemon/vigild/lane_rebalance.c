@@ -112,22 +112,26 @@ static void lane_batch_committed_back(lane_t *l, lane_batch_t *b)
               (double)(b->done_ns - b->taken_ns) / 1e6, b->n_ckpt);
 }
 
-/* What the writer made of b, taken into account; b becomes free again. */
+/* What a writer made of b, taken into account; b becomes free again. A batch that committed
+ * counts whatever its epoch (it is in PostgreSQL); one that came back fenced in the current
+ * epoch starts a new one: the writers drop what was closed before, and once all of it is back
+ * lane_fence_settle refences the partitions it held (lane_take_back). */
 static void lane_batch_back(lane_t *l, lane_batch_t *b)
 {
     char q[1100];
 
     l->in_flight--;
+    l->writers[b->writer].in_flight--;
     metrics_observe(&l->m->stage_seconds[METRICS_STAGE_QUEUE],
                     (double)(b->taken_ns - b->closed_ns) / 1e9);
     metrics_observe(&l->m->stage_seconds[METRICS_STAGE_WRITE],
                     (double)(b->done_ns - b->taken_ns) / 1e9);
     lane_checkpoints_back(l, b);
-    if (b->epoch != l->epoch) {
-        /* Closed before a batch that came back fenced: never written, its partitions are
-         * refenced already. */
-    } else if (b->status == LANE_BATCH_COMMITTED) {
+    if (b->status == LANE_BATCH_COMMITTED) {
         lane_batch_committed_back(l, b);
+    } else if (b->epoch != l->epoch) {
+        /* Closed before a batch that came back fenced, and dropped or fenced too: its
+         * partitions are refenced once everything of that epoch is back. */
     } else if (b->status == LANE_BATCH_FENCED) {
         metrics_add(&metrics.fenced, 1);
         metrics_add(&l->m->fenced, 1);
@@ -136,15 +140,31 @@ static void lane_batch_back(lane_t *l, lane_batch_t *b)
                  "without writing",
                  "lane=%s messages=%zu error=\"%s\"", l->name, b->n_items,
                  log_quote(b->err, q, sizeof(q)));
-        l->epoch++; /* the writer drops the batches closed before this point */
-        lane_refence(l, NULL, -1);
+        l->epoch++;
+        atomic_store(&l->drop_before, l->epoch); /* every writer drops what is older */
+        l->fence_pending = 1;
     } else {
         /* UNWRITTEN (or DROPPED, which only a stale epoch gets): stopping past the bound */
         l->unwritten = 1;
     }
     lane_batch_reset(b);
     l->free_list[l->n_free++] = b;
-    atomic_store(&l->m->in_flight, (int64_t)l->in_flight);
+}
+
+/* After a fence: waits until every batch closed before it is back (the writers drop the ones
+ * they had not started; one a writer was writing may still commit, and counts), then puts every
+ * partition with work not committed back where PostgreSQL says it stands. Waiting first means
+ * no commit can land after the stored offsets are read. */
+static void lane_fence_settle(lane_t *l)
+{
+    lane_batch_t *b;
+    while (l->in_flight > 0) {
+        lane_reader_beat(l);
+        if ((b = lane_queue_pop(&l->done, 100)) != NULL)
+            lane_batch_back(l, b);
+    }
+    l->fence_pending = 0;
+    lane_refence(l, NULL, -1);
 }
 
 size_t lane_take_back(lane_t *l, int timeout_ms)
@@ -155,13 +175,18 @@ size_t lane_take_back(lane_t *l, int timeout_ms)
         lane_batch_back(l, b);
         n++;
     }
+    if (l->fence_pending)
+        lane_fence_settle(l);
+    atomic_store(&l->m->in_flight, (int64_t)l->in_flight);
     return n;
 }
 
 int lane_drain(lane_t *l)
 {
-    if (l->open && l->open->n_items > 0 && lane_close_open(l) != 0) {
-        lane_batch_reset(l->open); /* never written: read again from the stored offsets */
+    if (lane_close_open(l) != 0) {
+        for (size_t i = 0; i < l->n_writers; i++) /* never written: read again from Kafka */
+            if (l->writers[i].open)
+                lane_batch_reset(l->writers[i].open);
         l->unwritten = 1;
     }
     while (l->in_flight > 0) {
@@ -171,7 +196,7 @@ int lane_drain(lane_t *l)
     return l->unwritten ? -1 : 0;
 }
 
-/* Whether partition p has work that is not committed: in the open batch or in flight. */
+/* Whether partition p has work that is not committed: in an open batch or in flight. */
 static int lane_partition_busy(const lane_partition_t *p)
 {
     return p->open_next >= 0 || p->sent_next != p->expected;

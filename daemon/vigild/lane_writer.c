@@ -1,5 +1,5 @@
-/* A lane's writer thread (see lane.h): takes closed batches in the order they were closed and
- * writes each as one PostgreSQL transaction, retrying database errors on a new connection with
+/* A lane's writer thread (see lane.h), one of the lane's writers: takes the closed batches of
+ * its partitions in the order they were closed and writes each as one PostgreSQL transaction, retrying database errors on a new connection with
  * capped backoff (safe: the offset condition makes a retry of a batch that did commit come back
  * fenced, never doubled). A batch closed before a fenced one is dropped unwritten: its offset
  * condition expects the fenced batch's end and could only fail. After a commit, the batch's
@@ -14,44 +14,45 @@
 #include "lane.h"
 #include "log.h"
 
-static void lane_writer_beat(lane_t *l)
+static void lane_writer_beat(lane_writer_t *w)
 {
-    atomic_store(&l->writer_beat_ms, lanes_now_ms());
+    atomic_store(&w->beat_ms, lanes_now_ms());
 }
 
 /* One attempt of sink_pg_write on the writer's connection, made or repaired first. */
-static int lane_write_once(lane_t *l, const sink_batch_t *batch, char *err, size_t errlen)
+static int lane_write_once(lane_writer_t *w, const sink_batch_t *batch, char *err, size_t errlen)
 {
-    if (!l->pg && !(l->pg = sink_pg_new(l->sh->pg_conninfo, err, errlen)))
+    if (!w->pg && !(w->pg = sink_pg_new(w->lane->sh->pg_conninfo, err, errlen)))
         return SINK_PG_ERR;
-    int rc = sink_pg_reconnect(l->pg, err, errlen);
-    return rc == SINK_PG_OK ? sink_pg_write(l->pg, batch, err, errlen) : rc;
+    int rc = sink_pg_reconnect(w->pg, err, errlen);
+    return rc == SINK_PG_OK ? sink_pg_write(w->pg, batch, err, errlen) : rc;
 }
 
 /* Writes one transaction, retrying database errors with backoff. Returns SINK_PG_OK,
  * SINK_PG_FENCED or SINK_PG_REJECTED as sink_pg_write does, or SINK_PG_ERR once stopping and
  * past the shutdown bound. While writes fail the reader pauses fetching (write_failing). */
-static int lane_write(lane_t *l, const sink_batch_t *batch, char *err, size_t errlen)
+static int lane_write(lane_writer_t *w, const sink_batch_t *batch, char *err, size_t errlen)
 {
+    lane_t *l = w->lane;
     char q[1100];
     int backoff = 100;
 
     for (;;) {
-        int rc = lane_write_once(l, batch, err, errlen);
+        int rc = lane_write_once(w, batch, err, errlen);
         if (rc != SINK_PG_ERR) {
-            atomic_store(&l->write_failing, 0);
+            atomic_store(&w->write_failing, 0);
             atomic_store(&metrics.pg_up, 1);
             return rc;
         }
         metrics_add(&metrics.pg_errors, 1);
         atomic_store(&metrics.pg_up, 0);
-        atomic_store(&l->write_failing, 1);
+        atomic_store(&w->write_failing, 1);
         ingest_kafka_wake(l->kafka); /* so the reader pauses now */
         log_warn("batch write failed; retrying on a new connection",
-                 "lane=%s rows=%zu dead=%zu error=\"%s\" retry_ms=%d", l->name,
+                 "lane=%s writer=%zu rows=%zu dead=%zu error=\"%s\" retry_ms=%d", l->name, w->index,
                  batch->rows.n_risk + batch->rows.n_articles + batch->rows.n_labels, batch->n_dead,
                  log_quote(err, q, sizeof(q)), backoff);
-        if (lane_backoff(l, &l->writer_beat_ms, &backoff) != 0)
+        if (lane_backoff(l, &w->beat_ms, &backoff) != 0)
             return SINK_PG_ERR;
     }
 }
@@ -83,8 +84,9 @@ static sink_offset_advance_t *lane_advance_of(lane_batch_t *b, const lane_item_t
  * refuse it forever. Writes the messages one by one instead, each with its own offset advance:
  * a refused event becomes a dead letter saying why, the rest land as usual. Slow, and rare.
  * Returns the batch's outcome: COMMITTED, FENCED or UNWRITTEN. */
-static lane_batch_status_t lane_write_isolated(lane_t *l, lane_batch_t *b)
+static lane_batch_status_t lane_write_isolated(lane_writer_t *w, lane_batch_t *b)
 {
+    lane_t *l = w->lane;
     char err[1024], q[1100];
 
     for (size_t i = 0; i < b->n_items; i++) {
@@ -105,7 +107,7 @@ static lane_batch_status_t lane_write_isolated(lane_t *l, lane_batch_t *b)
             lane_batch_fill_one(b, l->sh, i, &n_dead);
             one.n_dead = n_dead;
             one.rows = b->rows.view;
-            int rc = lane_write(l, &one, err, sizeof(err));
+            int rc = lane_write(w, &one, err, sizeof(err));
             if (rc == SINK_PG_ERR)
                 return LANE_BATCH_UNWRITTEN;
             if (rc == SINK_PG_FENCED) {
@@ -129,7 +131,7 @@ static lane_batch_status_t lane_write_isolated(lane_t *l, lane_batch_t *b)
             log_error("dead letter refused by PostgreSQL; retrying until fixed",
                       "partition=%d offset=%lld error=\"%s\" retry_ms=%d", (int)it->msg->partition,
                       (long long)it->msg->offset, log_quote(err, q, sizeof(q)), backoff);
-            if (lane_backoff(l, &l->writer_beat_ms, &backoff) != 0)
+            if (lane_backoff(l, &w->beat_ms, &backoff) != 0)
                 return LANE_BATCH_UNWRITTEN;
         }
         whole->expected = adv.next; /* the next one-by-one write expects this one's end */
@@ -153,17 +155,19 @@ static void lane_batch_committed(lane_t *l, lane_batch_t *b)
     metrics_add(&l->m->batches, 1);
 }
 
-/* Writes batch b and says what became of it in b->status. */
-static void lane_write_batch(lane_t *l, lane_batch_t *b)
+/* Writes batch b and says what became of it in b->status. A batch closed before a fence,
+ * this writer's (fenced_epoch) or another's (drop_before), is dropped unwritten. */
+static void lane_write_batch(lane_writer_t *w, lane_batch_t *b)
 {
+    lane_t *l = w->lane;
     char err[1024];
     size_t n_dead = 0;
 
-    if (l->gave_up) {
+    if (w->gave_up) {
         b->status = LANE_BATCH_UNWRITTEN;
         return;
     }
-    if (b->epoch <= l->fenced_epoch) {
+    if (b->epoch <= w->fenced_epoch || b->epoch < atomic_load(&l->drop_before)) {
         b->status = LANE_BATCH_DROPPED;
         return;
     }
@@ -178,14 +182,14 @@ static void lane_write_batch(lane_t *l, lane_batch_t *b)
                           .offsets = b->advances,
                           .n_offsets = b->n_adv};
     int64_t t0 = lane_now_ns();
-    int rc = lane_write(l, &batch, err, sizeof(err));
+    int rc = lane_write(w, &batch, err, sizeof(err));
     if (rc == SINK_PG_REJECTED) {
         char q[1100];
         log_warn("batch refused by PostgreSQL; writing its records one by one to find the "
                  "culprit",
                  "lane=%s messages=%zu error=\"%s\"", l->name, b->n_items,
                  log_quote(err, q, sizeof(q)));
-        b->status = lane_write_isolated(l, b);
+        b->status = lane_write_isolated(w, b);
     } else if (rc == SINK_PG_OK) {
         metrics_observe(&metrics.write_seconds, (double)(lane_now_ns() - t0) / 1e9);
         for (size_t i = 0; i < b->n_items; i++)
@@ -200,23 +204,24 @@ static void lane_write_batch(lane_t *l, lane_batch_t *b)
     if (b->status == LANE_BATCH_COMMITTED)
         lane_batch_committed(l, b);
     else if (b->status == LANE_BATCH_FENCED)
-        l->fenced_epoch = b->epoch;
+        w->fenced_epoch = b->epoch;
     else
-        l->gave_up = 1;
+        w->gave_up = 1;
 }
 
-/* Keeps /readyz honest while the lane has nothing to write. */
-static void lane_writer_ping(lane_t *l)
+/* Keeps /readyz honest while the writer has nothing to write. */
+static void lane_writer_ping(lane_writer_t *w)
 {
+    lane_t *l = w->lane;
     char err[512], q[600];
-    if (!l->pg && !(l->pg = sink_pg_new(l->sh->pg_conninfo, err, sizeof err))) {
+    if (!w->pg && !(w->pg = sink_pg_new(l->sh->pg_conninfo, err, sizeof err))) {
         atomic_store(&metrics.pg_up, 0);
         log_warn("PostgreSQL ping failed", "lane=%s error=\"%s\"", l->name,
                  log_quote(err, q, sizeof q));
         return;
     }
-    int ok = sink_pg_reconnect(l->pg, err, sizeof(err)) == SINK_PG_OK &&
-             sink_pg_ping(l->pg, err, sizeof(err)) == SINK_PG_OK;
+    int ok = sink_pg_reconnect(w->pg, err, sizeof(err)) == SINK_PG_OK &&
+             sink_pg_ping(w->pg, err, sizeof(err)) == SINK_PG_OK;
     atomic_store(&metrics.pg_up, ok);
     if (!ok)
         log_warn("PostgreSQL ping failed", "lane=%s error=\"%s\"", l->name,
@@ -225,35 +230,35 @@ static void lane_writer_ping(lane_t *l)
 
 void *lane_writer_main(void *arg)
 {
-    lane_t *l = arg;
+    lane_writer_t *w = arg;
+    lane_t *l = w->lane;
     char name[16];
 
-    snprintf(name, sizeof name, "%.8s-write", l->name); /* for top -H, gdb, perf */
+    snprintf(name, sizeof name, "%.6s-write%zu", l->name, w->index); /* for top -H, gdb, perf */
     pthread_setname_np(pthread_self(), name);
-    l->last_write_ms = lanes_now_ms();
+    w->last_write_ms = lanes_now_ms();
     for (;;) {
-        lane_writer_beat(l);
-        lane_batch_t *b = lane_queue_pop(&l->to_write, 1000);
+        lane_writer_beat(w);
+        lane_batch_t *b = lane_queue_pop(&w->to_write, 1000);
         if (!b) {
-            if (lane_queue_closed(&l->to_write))
+            if (lane_queue_closed(&w->to_write))
                 break; /* the reader is done, and so is everything it closed */
-            if (lanes_now_ms() - l->last_write_ms >= LANE_PING_INTERVAL_MS) {
-                lane_writer_ping(l);
-                l->last_write_ms = lanes_now_ms();
+            if (lanes_now_ms() - w->last_write_ms >= LANE_PING_INTERVAL_MS) {
+                lane_writer_ping(w);
+                w->last_write_ms = lanes_now_ms();
             }
             continue;
         }
-        atomic_store(&l->m->write_queue, (int64_t)lane_queue_depth(&l->to_write));
         b->taken_ns = lane_now_ns();
-        lane_write_batch(l, b);
+        lane_write_batch(w, b);
         b->done_ns = lane_now_ns();
-        l->last_write_ms = lanes_now_ms();
+        w->last_write_ms = lanes_now_ms();
         if (lane_queue_push(&l->done, b) != 0)
             log_error("a lane's done queue refused a batch (a bug); the lane stops", "lane=%s",
                       l->name); /* the reader then waits for it until the shutdown bound */
         ingest_kafka_wake(l->kafka);
     }
-    sink_pg_free(l->pg);
-    l->pg = NULL;
+    sink_pg_free(w->pg);
+    w->pg = NULL;
     return NULL;
 }

@@ -118,6 +118,9 @@ static int lanes_copy_options(lanes_t *ls, const lanes_options_t *o)
     }
     sh->shutdown_timeout_ms = o->shutdown_timeout_ms;
     sh->batches_in_flight = o->batches_in_flight > 0 ? (size_t)o->batches_in_flight : 1;
+    sh->events_writers = o->events_writers > 0 ? (size_t)o->events_writers : 1;
+    if (sh->events_writers > LANE_WRITERS_MAX)
+        sh->events_writers = LANE_WRITERS_MAX;
     sh->rt = o->runtime;
     sh->news_batch_max = o->news_batch_max;
     if (sh->fz) {
@@ -149,19 +152,21 @@ static int lanes_add_input(lanes_t *ls, const lanes_input_t *in, char *err, size
     return 0;
 }
 
-/* The lane's batches and queues: batches_in_flight closed ones plus the one being filled. */
+/* The lane's writers, batches and queues: per writer batches_in_flight closed batches plus the
+ * one being filled. */
 static int lanes_lane_init(lanes_t *ls, lane_t *l, lane_kind_t kind, char *err, size_t errlen)
 {
     l->owner = ls;
     l->sh = &ls->sh;
     l->kind = kind;
     l->name = lane_names[kind];
-    l->epoch = 1; /* the writer drops batches of epochs up to the last fenced one, 0 at first */
+    l->epoch = 1; /* writers drop batches of epochs up to the last fenced one: 0 at first */
     if (!(l->m = metrics_lane(l->name))) {
         errbuf_printf(err, errlen, "lanes: no metrics slot for lane %s", l->name);
         return -1;
     }
-    l->n_pool = ls->sh.batches_in_flight + 1;
+    l->n_writers = kind == LANE_EVENTS ? ls->sh.events_writers : 1;
+    l->n_pool = l->n_writers * (ls->sh.batches_in_flight + 1);
     l->pool = calloc(l->n_pool, sizeof *l->pool);
     l->free_list = calloc(l->n_pool, sizeof *l->free_list);
     if (!l->pool || !l->free_list) {
@@ -173,9 +178,14 @@ static int lanes_lane_init(lanes_t *ls, lane_t *l, lane_kind_t kind, char *err, 
             return -1;
         l->free_list[l->n_free++] = &l->pool[i];
     }
-    if (lane_queue_init(&l->to_write, l->n_pool, err, errlen) != 0 ||
-        lane_queue_init(&l->done, l->n_pool, err, errlen) != 0)
+    if (lane_queue_init(&l->done, l->n_pool, err, errlen) != 0)
         return -1;
+    for (size_t w = 0; w < l->n_writers; w++) {
+        l->writers[w].lane = l;
+        l->writers[w].index = w;
+        if (lane_queue_init(&l->writers[w].to_write, l->n_pool, err, errlen) != 0)
+            return -1;
+    }
     if (ls->sh.fz && kind == LANE_EVENTS &&
         !(l->replay_features = malloc(ls->sh.fz_width * sizeof(float)))) {
         errbuf_printf(err, errlen, "lanes: out of memory");
@@ -262,7 +272,7 @@ int lanes_start(lanes_t *ls, char *err, size_t errlen)
         lane_t *l = &ls->lanes[k];
         if (l->n_topics == 0)
             continue;
-        lane_reader_beat(l); /* the writer beats once it runs (lane_open starts it) */
+        lane_reader_beat(l); /* the writers beat once they run (lane_open starts them) */
         int rc = pthread_create(&l->reader, NULL, lane_reader_main, l);
         if (rc != 0) {
             errbuf_printf(err, errlen, "cannot start the %s lane: %s", l->name, strerror(rc));
@@ -321,10 +331,13 @@ int64_t lanes_heartbeat_ms(const lanes_t *ls)
         const lane_t *l = &ls->lanes[k];
         if (!l->n_topics)
             continue;
-        int64_t r = atomic_load(&l->reader_beat_ms), w = atomic_load(&l->writer_beat_ms);
+        int64_t r = atomic_load(&l->reader_beat_ms);
         oldest = r < oldest ? r : oldest;
-        if (w) /* 0: no writer thread (not started yet, or joined) */
-            oldest = w < oldest ? w : oldest;
+        for (size_t i = 0; i < l->n_writers; i++) {
+            int64_t w = atomic_load(&l->writers[i].beat_ms);
+            if (w) /* 0: no writer thread (not started yet, or joined) */
+                oldest = w < oldest ? w : oldest;
+        }
     }
     return oldest == INT64_MAX ? lanes_now_ms() : oldest;
 }
@@ -345,7 +358,8 @@ static void lanes_lane_free(lane_t *l)
         lane_batch_free(&l->pool[i]);
     free(l->pool);
     free(l->free_list);
-    lane_queue_destroy(&l->to_write);
+    for (size_t w = 0; w < l->n_writers; w++)
+        lane_queue_destroy(&l->writers[w].to_write);
     lane_queue_destroy(&l->done);
     lane_enrich_free(l);
     ingest_record_clear(&l->replay_rec);

@@ -52,7 +52,8 @@ typedef struct lanes_options {
     int batch_max;
     int batch_max_delay_ms;
     int batch_linger_ms;
-    int batches_in_flight; /* closed batches per lane between its reader and the commit */
+    int batches_in_flight; /* closed batches per writer between the reader and the commit */
+    int events_writers;    /* PostgreSQL connections the events lane writes with (0: 1) */
     int retry_max_ms;
     int shutdown_timeout_ms;
     /* Behavior features of the BehaviorEvent topic; NULL: none. Ownership passes to the lanes

@@ -550,6 +550,7 @@ static int vigild_lanes(vigild_t *d, const lanes_input_t *li, size_t n_inputs, f
         .batch_max_delay_ms = d->cfg.ingest_batch_max_delay_ms,
         .batch_linger_ms = d->cfg.ingest_batch_linger_ms,
         .batches_in_flight = d->cfg.ingest_batches_in_flight,
+        .events_writers = d->cfg.ingest_events_writers,
         .retry_max_ms = d->cfg.postgres_retry_max_ms,
         .shutdown_timeout_ms = d->cfg.daemon_shutdown_timeout_ms,
         .on_ready = vigild_lanes_ready,

@@ -80,6 +80,7 @@ static void test_defaults(void)
     CHECK(cfg.ingest_batch_max_delay_ms == 200);
     CHECK(cfg.ingest_batch_linger_ms == 0);
     CHECK(cfg.ingest_batches_in_flight == 2);
+    CHECK(cfg.ingest_events_writers == 2);
     CHECK_STR(cfg.postgres_conninfo, "dbname=vigil");
     CHECK(cfg.postgres_retry_max_ms == 5000);
     CHECK_STR(cfg.http_listen, "127.0.0.1:9187");
@@ -449,7 +450,7 @@ static void test_print_defaults(void)
         o += (size_t)snprintf(uncommented + o, sizeof(uncommented) - o, "%s\n", out);
     }
     CHECK(o < sizeof(uncommented));
-    CHECK(keys == 40); /* every key of the table, each printed once */
+    CHECK(keys == 41); /* every key of the table, each printed once */
     free(text);
 
     const char *path = write_conf(uncommented);

@@ -186,8 +186,8 @@ static void test_pipelined(lane_t *l)
 {
     lane_topic_t *t = &l->topics[0];
     feed(l, 100);
-    lane_batch_t *a = l->open;
-    CHECK(lane_enrich(l) == 0);
+    lane_batch_t *a = l->writers[0].open;
+    CHECK(lane_enrich(l, a) == 0);
     CHECK(a->n_enriched == 100);
     check_vectors(l, a, 100);
     CHECK(lane_close_open(l) == 0);
@@ -197,7 +197,7 @@ static void test_pipelined(lane_t *l)
         a_end[a->advances[i].partition] = a->advances[i].next;
 
     feed(l, 100);
-    lane_batch_t *b = l->open;
+    lane_batch_t *b = l->writers[0].open;
     CHECK(lane_close_open(l) == 0);
     CHECK(l->in_flight == 2);
     CHECK(b->n_adv == PARTS);
@@ -228,7 +228,7 @@ static void test_isolated(lane_t *l)
 {
     char sql[256];
     feed(l, 40);
-    lane_batch_t *b = l->open;
+    lane_batch_t *b = l->writers[0].open;
     double most = -1;
     long culprit = -1;
     for (size_t i = 0; i < b->n_items; i++)
@@ -264,10 +264,10 @@ static void test_fenced(lane_t *l)
     CHECK(exec_sql("UPDATE vigil.kafka_offsets SET next_offset = 500 WHERE topic = 'ev' AND "
                    "partition = 0") == 0);
     feed(l, 60);
-    lane_batch_t *c = l->open;
+    lane_batch_t *c = l->writers[0].open;
     CHECK(lane_close_open(l) == 0);
     feed(l, 60);
-    lane_batch_t *d = l->open;
+    lane_batch_t *d = l->writers[0].open;
     CHECK(lane_close_open(l) == 0);
     /* Wait for the writer to be done with both before taking them back, so D's outcome is the
      * writer's (dropped), not a consequence of the reader having moved on. */
