@@ -6,13 +6,15 @@
  * encoded once by the BERT encoder (L2-normalised sentence embeddings, at most 256 tokens) or the
  * n-gram one; each head is then a linear softmax classifier trained with AdamW on its train file.
  * The encoder and the training run on the kernels backend --backend names (default cpu); each
- * candidate of the option search below trains on a backend of its own, one per thread.
+ * candidate of the option search (train_news_choose.c) trains on a backend of its own, one per
+ * thread.
  *
  * The learning rate, the number of epochs and (for topics) class balancing are chosen on the
  * training data alone: one training row in ten (by a hash of its text, so duplicated sentences
  * stay on one side) validates each candidate of a small grid by macro-F1, and the winner is then
- * refitted on every training row. The dev files take no part in any choice: they are the held-out
- * evaluation, whose accuracy and macro-F1 are printed and stored in the file's vigil.training. */
+ * refitted on every training row here. The dev files take no part in any choice: they are the
+ * held-out evaluation, whose accuracy and macro-F1 are printed and stored in the file's
+ * vigil.training. */
 #include "train_news.h"
 
 #include <errno.h>
@@ -20,8 +22,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,10 +39,10 @@
 #include "model_ngram.h"
 #include "sha256.h"
 #include "train.h"
+#include "train_news_internal.h"
 
 #define NEWS_MAX_SEQ 256
 #define NEWS_ENCODE_BATCH 512
-#define NEWS_VALID_MOD 10 /* one training row in this many validates the choice */
 #define NEWS_FILE_MAX ((size_t)1 << 30)
 #define NEWS_BATCH 64
 #define NEWS_WEIGHT_DECAY 1e-4f
@@ -83,16 +83,7 @@ static double news_now(void)
 
 /* ---- CSV (RFC 4180) ---- */
 
-/* One file's rows: label and text point into buf, unquoted in place and NUL-terminated. */
-typedef struct news_csv {
-    char name[64]; /* as the messages and the training record name it: "fpb/train.csv" */
-    char *buf;
-    size_t n, cap;
-    char **label, **text;
-    size_t *text_len, *line;
-    int32_t *y; /* the class of each row */
-    char sha256[65];
-} news_csv_t;
+/* news_csv_t, one file's rows, is in train_news_internal.h: the option search reads them too. */
 
 static void news_csv_free(news_csv_t *c)
 {
@@ -313,180 +304,6 @@ static int news_encode_ngram(model_ngram_t *m, const news_csv_t *c, float *out, 
     return 0;
 }
 
-/* ---- choosing the options on the training data ---- */
-
-/* A text's side of the validation split: FNV-1a of its bytes, mixed with the seed. */
-static int news_is_valid_row(const char *text, size_t len, uint64_t seed)
-{
-    uint64_t h = 0xcbf29ce484222325ULL ^ (seed * 0x9E3779B97F4A7C15ULL);
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)text[i];
-        h *= 0x100000001b3ULL;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return h % NEWS_VALID_MOD == 0;
-}
-
-typedef struct news_candidate {
-    train_options_t o;
-    double accuracy, macro_f1;
-    int rc;
-    char err[256];
-} news_candidate_t;
-
-typedef struct news_grid {
-    const float *x_fit, *x_val;
-    const int32_t *y_fit, *y_val;
-    size_t n_fit, n_val, d, c;
-    const char *backend; /* each worker trains on a backend of its own by this name */
-    news_candidate_t *cand;
-    size_t n_cand;
-    atomic_size_t next;
-} news_grid_t;
-
-static void *news_grid_worker(void *arg)
-{
-    news_grid_t *g = arg;
-    float *w = malloc(g->d * g->c * sizeof *w), *b = malloc(g->c * sizeof *b);
-    int32_t *pred = malloc(g->n_val * sizeof *pred);
-    char be_err[256] = "out of memory";
-    /* One BLAS thread: the workers are the parallelism (and the heads' GEMMs are small). */
-    kernels_backend_t *be =
-        w && b && pred ? kernels_backend_new(g->backend, 1, be_err, sizeof be_err) : NULL;
-    for (;;) {
-        size_t j = atomic_fetch_add(&g->next, 1);
-        if (j >= g->n_cand)
-            break;
-        news_candidate_t *k = &g->cand[j];
-        if (!be) {
-            snprintf(k->err, sizeof k->err, "%s", be_err);
-            k->rc = -1;
-            continue;
-        }
-        k->rc = train_softmax_fit(be, w, b, g->d, g->c, g->x_fit, g->y_fit, g->n_fit, &k->o, NULL,
-                                  k->err, sizeof k->err);
-        if (k->rc == 0) {
-            train_softmax_predict(w, b, g->d, g->c, g->x_val, g->n_val, pred, NULL);
-            train_class_metrics(pred, g->y_val, g->n_val, g->c, &k->accuracy, &k->macro_f1);
-        }
-    }
-    kernels_backend_free(be);
-    free(w);
-    free(b);
-    free(pred);
-    return NULL;
-}
-
-/* The candidate options of a head: every learning rate x epoch count (or the fixed one) x class
- * balancing (topics only), in order of preference on a tie. */
-static const float news_lrs[] = {3e-3f, 1e-2f, 3e-2f};
-static const int news_epochs[] = {10, 30, 60};
-
-/* Chooses o's lr, epochs (unless fixed_epochs) and class balancing for a c-class head on
- * (x, y, n) by macro-F1 on its validation split. *best_f1 receives the winner's. */
-static int news_choose(const char *head, const news_csv_t *csv, const float *x, size_t d, size_t c,
-                       int try_balanced, int fixed_epochs, int threads, const char *backend,
-                       train_options_t *o, double *best_f1, char *err, size_t errlen)
-{
-    size_t n = csv->n, n_val = 0, n_fit = 0;
-    float *x_fit = NULL, *x_val = NULL;
-    int32_t *y_fit = NULL, *y_val = NULL;
-    pthread_t tid[64];
-    int n_threads = 0, rc = -1;
-    news_grid_t g;
-    news_candidate_t cand[64];
-    size_t n_cand = 0;
-
-    for (size_t r = 0; r < n; r++)
-        n_val += news_is_valid_row(csv->text[r], csv->text_len[r], o->seed);
-    n_fit = n - n_val;
-    if (n_val < 10 || n_fit < 10) {
-        errbuf_printf(err, errlen, "%s: too few rows (%zu) to choose the options on", csv->name, n);
-        return -1;
-    }
-    x_fit = malloc(n_fit * d * sizeof *x_fit);
-    x_val = malloc(n_val * d * sizeof *x_val);
-    y_fit = malloc(n_fit * sizeof *y_fit);
-    y_val = malloc(n_val * sizeof *y_val);
-    if (!x_fit || !x_val || !y_fit || !y_val) {
-        errbuf_printf(err, errlen, "out of memory");
-        goto out;
-    }
-    for (size_t r = 0, i = 0, k = 0; r < n; r++) {
-        if (news_is_valid_row(csv->text[r], csv->text_len[r], o->seed)) {
-            memcpy(x_val + k * d, x + r * d, d * sizeof *x);
-            y_val[k++] = csv->y[r];
-        } else {
-            memcpy(x_fit + i * d, x + r * d, d * sizeof *x);
-            y_fit[i++] = csv->y[r];
-        }
-    }
-    for (size_t e = 0; e < sizeof news_epochs / sizeof news_epochs[0]; e++) {
-        if (fixed_epochs && e > 0)
-            break;
-        for (size_t l = 0; l < sizeof news_lrs / sizeof news_lrs[0]; l++)
-            for (int bal = 0; bal <= try_balanced; bal++) {
-                train_options_t co = *o;
-                co.epochs = fixed_epochs ? fixed_epochs : news_epochs[e];
-                co.lr = news_lrs[l];
-                co.class_balanced = bal;
-                cand[n_cand++] = (news_candidate_t){.o = co};
-            }
-    }
-    g.x_fit = x_fit;
-    g.x_val = x_val;
-    g.y_fit = y_fit;
-    g.y_val = y_val;
-    g.n_fit = n_fit;
-    g.n_val = n_val;
-    g.d = d;
-    g.c = c;
-    g.backend = backend;
-    g.cand = cand;
-    g.n_cand = n_cand;
-    atomic_init(&g.next, 0);
-    fprintf(stderr,
-            "vigil train news: %s: choosing among %zu option sets on %zu training rows, "
-            "validating on %zu (1 in %d by text hash)\n",
-            head, n_cand, n_fit, n_val, NEWS_VALID_MOD);
-    for (int t = 0; t < threads && t < 64 && (size_t)t < n_cand; t++) {
-        if (pthread_create(&tid[n_threads], NULL, news_grid_worker, &g) != 0)
-            break;
-        n_threads++;
-    }
-    if (n_threads == 0)
-        news_grid_worker(&g);
-    for (int t = 0; t < n_threads; t++)
-        pthread_join(tid[t], NULL);
-    size_t best = n_cand;
-    for (size_t j = 0; j < n_cand; j++) {
-        if (cand[j].rc != 0) {
-            errbuf_printf(err, errlen, "%s head: %s", head, cand[j].err);
-            goto out;
-        }
-        fprintf(stderr,
-                "vigil train news: %s: lr=%g epochs=%d class_balanced=%d: validation "
-                "accuracy=%.4f macro_f1=%.4f\n",
-                head, (double)cand[j].o.lr, cand[j].o.epochs, cand[j].o.class_balanced,
-                cand[j].accuracy, cand[j].macro_f1);
-        if (best == n_cand || cand[j].macro_f1 > cand[best].macro_f1)
-            best = j;
-    }
-    *o = cand[best].o;
-    *best_f1 = cand[best].macro_f1;
-    fprintf(stderr, "vigil train news: %s: chose lr=%g epochs=%d class_balanced=%d\n", head,
-            (double)o->lr, o->epochs, o->class_balanced);
-    rc = 0;
-out:
-    free(x_fit);
-    free(x_val);
-    free(y_fit);
-    free(y_val);
-    return rc;
-}
-
 /* ---- one head ---- */
 
 typedef struct news_head_result {
@@ -515,8 +332,8 @@ static int news_train_head(const char *head, const news_csv_t *train, const floa
         errbuf_printf(err, errlen, "out of memory");
         return -1;
     }
-    if (news_choose(head, train, x_train, d, c, try_balanced, fixed_epochs, threads, backend,
-                    &res->o, &res->select_f1, err, errlen) != 0)
+    if (train_news_choose(head, train, x_train, d, c, try_balanced, fixed_epochs, threads, backend,
+                          &res->o, &res->select_f1, err, errlen) != 0)
         goto out;
     if (train_softmax_fit(be, w, b, d, c, x_train, train->y, train->n, &res->o, NULL, err,
                           errlen) != 0)
@@ -586,7 +403,19 @@ static int news_parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-int train_news_main(int argc, char **argv)
+/* The command line. */
+typedef struct train_news_args {
+    const char *data, *model_dir, *out, *version, *backend;
+    int use_ngram;
+    long threads, epochs; /* epochs 0: chosen on the training data */
+    uint64_t seed;
+} train_news_args_t;
+
+enum { TRAIN_NEWS_GO = 0, TRAIN_NEWS_HELP = 1, TRAIN_NEWS_USAGE = -1 };
+
+/* Parses argv into a. TRAIN_NEWS_HELP when --help printed the usage, TRAIN_NEWS_USAGE when a
+ * usage error was printed (the caller prints the usage after it). */
+static int train_news_parse(int argc, char **argv, train_news_args_t *a)
 {
     static const struct option options[] = {
         {"data", required_argument, NULL, 'd'},
@@ -601,234 +430,336 @@ int train_news_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *data = NULL, *model_dir = getenv("VIGIL_MODEL_DIR"), *version = NULL;
-    const char *out = NULL, *backend = "cpu";
-    int use_ngram = 0;
-    model_ngram_t *ngram = NULL;
-    long v, threads = sysconf(_SC_NPROCESSORS_ONLN), epochs = 0;
-    uint64_t seed = 1;
-    int rc = 1, opt;
-    news_csv_t csv[4];
-    static const char *const files[4] = {"fpb/train.csv", "fpb/dev.csv", "topics/train.csv",
-                                         "topics/dev.csv"};
-    char err[1024], ver[128];
-    json_buf_t training = {0}; /* vigil.training */
-    char **topics = NULL;
-    size_t n_topics = 0, total = 0, done = 0, d = 0;
-    float *emb[4] = {NULL, NULL, NULL, NULL};
-    kernels_backend_t *be = NULL;
-    model_bert_t *bert = NULL;
-    model_news_heads_t h = {0};
-    news_head_result_t rs, rt;
-    double t_start = news_now(), t_enc0, t_enc = 0;
+    long v;
+    int opt;
 
-    memset(csv, 0, sizeof csv);
-    if (!model_dir || !model_dir[0])
-        model_dir = news_default_model_dir;
-    if (threads < 1)
-        threads = 1;
+    *a = (train_news_args_t){.model_dir = getenv("VIGIL_MODEL_DIR"),
+                             .backend = "cpu",
+                             .threads = sysconf(_SC_NPROCESSORS_ONLN),
+                             .seed = 1};
+    if (!a->model_dir || !a->model_dir[0])
+        a->model_dir = news_default_model_dir;
+    if (a->threads < 1)
+        a->threads = 1;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'd':
-            data = optarg;
+            a->data = optarg;
             break;
         case 'm':
-            model_dir = optarg;
+            a->model_dir = optarg;
             break;
         case 'o':
-            out = optarg;
+            a->out = optarg;
             break;
         case 'e':
-            if (news_parse_int(optarg, 1, 1000, &epochs) != 0) {
+            if (news_parse_int(optarg, 1, 1000, &a->epochs) != 0) {
                 fprintf(stderr, "vigil train news: --epochs wants 1..1000\n");
-                goto usage;
+                return TRAIN_NEWS_USAGE;
             }
             break;
         case 't':
-            if (news_parse_int(optarg, 1, 64, &threads) != 0) {
+            if (news_parse_int(optarg, 1, 64, &a->threads) != 0) {
                 fprintf(stderr, "vigil train news: --threads wants 1..64\n");
-                goto usage;
+                return TRAIN_NEWS_USAGE;
             }
             break;
         case 'S':
             if (news_parse_int(optarg, 0, LONG_MAX, &v) != 0) {
                 fprintf(stderr, "vigil train news: --seed wants a number >= 0\n");
-                goto usage;
+                return TRAIN_NEWS_USAGE;
             }
-            seed = (uint64_t)v;
+            a->seed = (uint64_t)v;
             break;
         case 'V':
-            version = optarg;
+            a->version = optarg;
             break;
         case 'E':
             if (strcmp(optarg, "bert") != 0 && strcmp(optarg, "ngram") != 0) {
                 fprintf(stderr, "vigil train news: --encoder wants bert or ngram\n");
-                goto usage;
+                return TRAIN_NEWS_USAGE;
             }
-            use_ngram = strcmp(optarg, "ngram") == 0;
+            a->use_ngram = strcmp(optarg, "ngram") == 0;
             break;
         case 'B':
-            backend = optarg;
+            a->backend = optarg;
             break;
         case 'h':
             train_news_usage(stdout);
-            rc = 0;
-            goto out;
+            return TRAIN_NEWS_HELP;
         default:
-            goto usage;
+            return TRAIN_NEWS_USAGE;
         }
     }
-    if (!data || optind != argc) {
+    if (!a->data || optind != argc) {
         fprintf(stderr, "vigil train news: %s\n",
-                data ? "unexpected argument" : "--data is required");
-        goto usage;
+                a->data ? "unexpected argument" : "--data is required");
+        return TRAIN_NEWS_USAGE;
     }
+    if (!a->out)
+        a->out =
+            a->use_ngram ? "models/news-heads-ngram.safetensors" : "models/news-heads.safetensors";
+    return TRAIN_NEWS_GO;
+}
 
-    /* The data, every label checked before the long part starts. */
+/* The four files of --data DIR, every label mapped to its class. */
+typedef struct news_data {
+    news_csv_t csv[4];      /* fpb/train.csv, fpb/dev.csv, topics/train.csv, topics/dev.csv */
+    char **topics;          /* the sorted topic names of topics/train.csv (pointing into it) */
+    size_t n_topics, total; /* total: the rows of the four */
+} news_data_t;
+
+static void news_data_free(news_data_t *nd)
+{
+    for (int i = 0; i < 4; i++)
+        news_csv_free(&nd->csv[i]);
+    free(nd->topics);
+    memset(nd, 0, sizeof *nd);
+}
+
+/* Reads the four files of dir into nd (zeroed here; news_data_free it whatever this returns) and
+ * checks every label, before the long part starts. */
+static int news_data_load(news_data_t *nd, const char *dir, char *err, size_t errlen)
+{
+    static const char *const files[4] = {"fpb/train.csv", "fpb/dev.csv", "topics/train.csv",
+                                         "topics/dev.csv"};
+    news_csv_t *csv = nd->csv;
+
+    memset(nd, 0, sizeof *nd);
     for (int i = 0; i < 4; i++) {
-        if (news_csv_read(&csv[i], data, files[i], err, sizeof err) != 0)
-            goto fail;
-        total += csv[i].n;
+        if (news_csv_read(&csv[i], dir, files[i], err, errlen) != 0)
+            return -1;
+        nd->total += csv[i].n;
     }
     for (int i = 0; i < 2; i++)
         if (news_map_labels(&csv[i], (char *const *)model_news_sentiment_names,
                             MODEL_NEWS_N_SENTIMENT, 0, "negative, neutral or positive", err,
-                            sizeof err) != 0)
-            goto fail;
-    if (news_topic_names(&csv[2], &topics, &n_topics) != 0) {
-        errbuf_printf(err, sizeof err, "out of memory");
-        goto fail;
+                            errlen) != 0)
+            return -1;
+    if (news_topic_names(&csv[2], &nd->topics, &nd->n_topics) != 0) {
+        errbuf_printf(err, errlen, "out of memory");
+        return -1;
     }
-    if (n_topics < 2 || n_topics > MODEL_NEWS_TOPICS_MAX) {
-        errbuf_printf(err, sizeof err, "%s: %zu topics; a topic head needs 2..%d", csv[2].name,
-                      n_topics, MODEL_NEWS_TOPICS_MAX);
-        goto fail;
+    if (nd->n_topics < 2 || nd->n_topics > MODEL_NEWS_TOPICS_MAX) {
+        errbuf_printf(err, errlen, "%s: %zu topics; a topic head needs 2..%d", csv[2].name,
+                      nd->n_topics, MODEL_NEWS_TOPICS_MAX);
+        return -1;
     }
-    if (news_map_labels(&csv[2], topics, n_topics, 1, "a topic", err, sizeof err) != 0 ||
-        news_map_labels(&csv[3], topics, n_topics, 1, "a topic of topics/train.csv", err,
-                        sizeof err) != 0)
-        goto fail;
-    fprintf(stderr,
-            "vigil train news: %s: %zu + %zu sentiment rows, %zu + %zu topic rows (%zu "
-            "topics), train + dev\n",
-            data, csv[0].n, csv[1].n, csv[2].n, csv[3].n, n_topics);
+    if (news_map_labels(&csv[2], nd->topics, nd->n_topics, 1, "a topic", err, errlen) != 0 ||
+        news_map_labels(&csv[3], nd->topics, nd->n_topics, 1, "a topic of topics/train.csv", err,
+                        errlen) != 0)
+        return -1;
+    return 0;
+}
 
-    /* The embeddings. */
-    if (!out)
-        out = use_ngram ? "models/news-heads-ngram.safetensors" : "models/news-heads.safetensors";
-    if (!(be = kernels_backend_new(backend, (int)threads, err, sizeof err)))
-        goto fail;
-    fprintf(stderr, "vigil train news: kernels: %s\n", kernels_backend_reason(be));
-    if (use_ngram) {
-        if (!(ngram = model_ngram_new(MODEL_NGRAM_BUCKETS, MODEL_NGRAM_DIM, MODEL_NGRAM_SEED, err,
-                                      sizeof err)))
-            goto fail;
-        d = model_ngram_dim(ngram);
+/* The encoder --encoder names: one of the two is set. */
+typedef struct news_encoder {
+    model_ngram_t *ngram;
+    model_bert_t *bert;
+    size_t dim;
+} news_encoder_t;
+
+/* Makes the encoder of a (the BERT one on be, from a->model_dir) and says which it is. */
+static int news_encoder_open(news_encoder_t *enc, const train_news_args_t *a, kernels_backend_t *be,
+                             char *err, size_t errlen)
+{
+    if (a->use_ngram) {
+        if (!(enc->ngram = model_ngram_new(MODEL_NGRAM_BUCKETS, MODEL_NGRAM_DIM, MODEL_NGRAM_SEED,
+                                           err, errlen)))
+            return -1;
+        enc->dim = model_ngram_dim(enc->ngram);
         fprintf(stderr, "vigil train news: hashed n-gram encoder (%u buckets, %zu wide)\n",
-                model_ngram_buckets(ngram), d);
+                model_ngram_buckets(enc->ngram), enc->dim);
     } else {
-        if (!(bert = model_bert_load(be, model_dir, NEWS_MAX_SEQ, err, sizeof err)))
-            goto fail;
-        d = model_bert_dim(bert);
+        if (!(enc->bert = model_bert_load(be, a->model_dir, NEWS_MAX_SEQ, err, errlen)))
+            return -1;
+        enc->dim = model_bert_dim(enc->bert);
         fprintf(stderr,
                 "vigil train news: encoder %s (%zu wide, weights sha256 %.12s...), %ld threads\n",
-                model_dir, d, model_bert_weights_sha256(bert), threads);
+                a->model_dir, enc->dim, model_bert_weights_sha256(enc->bert), a->threads);
     }
-    t_enc0 = news_now();
+    return 0;
+}
+
+/* Encodes every text of the four files into emb[i] (csv[i].n x dim, allocated here; the caller
+ * frees them whatever this returns). */
+static int news_embed(news_encoder_t *enc, const news_data_t *nd, float *emb[4], char *err,
+                      size_t errlen)
+{
+    size_t done = 0, d = enc->dim;
+    double t0 = news_now();
+
     for (int i = 0; i < 4; i++) {
-        if (!(emb[i] = malloc(csv[i].n * d * sizeof *emb[i]))) {
-            errbuf_printf(err, sizeof err, "out of memory for %zu embeddings", csv[i].n);
-            goto fail;
+        const news_csv_t *c = &nd->csv[i];
+        if (!(emb[i] = malloc(c->n * d * sizeof *emb[i]))) {
+            errbuf_printf(err, errlen, "out of memory for %zu embeddings", c->n);
+            return -1;
         }
-        if (use_ngram
-                ? news_encode_ngram(ngram, &csv[i], emb[i], err, sizeof err) != 0
-                : news_encode(bert, &csv[i], emb[i], &done, total, t_enc0, err, sizeof err) != 0)
-            goto fail;
+        if (enc->ngram ? news_encode_ngram(enc->ngram, c, emb[i], err, errlen) != 0
+                       : news_encode(enc->bert, c, emb[i], &done, nd->total, t0, err, errlen) != 0)
+            return -1;
     }
-    t_enc = news_now() - t_enc0;
+    return 0;
+}
 
-    /* The heads. */
-    h.dim = d;
-    h.n_sentiment = MODEL_NEWS_N_SENTIMENT;
-    h.n_topic = n_topics;
-    h.sentiment_labels = (char **)model_news_sentiment_names;
-    h.topic_labels = topics;
-    h.sent_w = malloc(d * MODEL_NEWS_N_SENTIMENT * sizeof *h.sent_w);
-    h.sent_b = malloc(MODEL_NEWS_N_SENTIMENT * sizeof *h.sent_b);
-    h.topic_w = malloc(d * n_topics * sizeof *h.topic_w);
-    h.topic_b = malloc(n_topics * sizeof *h.topic_b);
-    if (!h.sent_w || !h.sent_b || !h.topic_w || !h.topic_b) {
-        errbuf_printf(err, sizeof err, "out of memory for the heads");
-        goto fail;
+/* Allocates h's weights for d-wide embeddings and labels it (the caller frees the weights
+ * whatever this returns). */
+static int news_heads_alloc(model_news_heads_t *h, size_t d, char **topics, size_t n_topics,
+                            char *err, size_t errlen)
+{
+    h->dim = d;
+    h->n_sentiment = MODEL_NEWS_N_SENTIMENT;
+    h->n_topic = n_topics;
+    h->sentiment_labels = (char **)model_news_sentiment_names;
+    h->topic_labels = topics;
+    h->sent_w = malloc(d * MODEL_NEWS_N_SENTIMENT * sizeof *h->sent_w);
+    h->sent_b = malloc(MODEL_NEWS_N_SENTIMENT * sizeof *h->sent_b);
+    h->topic_w = malloc(d * n_topics * sizeof *h->topic_w);
+    h->topic_b = malloc(n_topics * sizeof *h->topic_b);
+    if (!h->sent_w || !h->sent_b || !h->topic_w || !h->topic_b) {
+        errbuf_printf(err, errlen, "out of memory for the heads");
+        return -1;
     }
-    double t_train0 = news_now();
-    if (news_train_head("sentiment", &csv[0], emb[0], &csv[1], emb[1], d, MODEL_NEWS_N_SENTIMENT,
-                        (char *const *)model_news_sentiment_names, 0, (int)epochs, (int)threads, be,
-                        backend, seed, h.sent_w, h.sent_b, &rs, err, sizeof err) != 0 ||
-        news_train_head("topic", &csv[2], emb[2], &csv[3], emb[3], d, n_topics, topics, 1,
-                        (int)epochs, (int)threads, be, backend, seed, h.topic_w, h.topic_b, &rt,
-                        err, sizeof err) != 0)
-        goto fail;
-    double t_train = news_now() - t_train0;
+    return 0;
+}
+
+/* Trains both heads of h on the training files and prints their held-out figures on the dev
+ * files. */
+static int news_train_heads(const train_news_args_t *a, kernels_backend_t *be,
+                            const news_data_t *nd, float *const emb[4], model_news_heads_t *h,
+                            news_head_result_t *rs, news_head_result_t *rt, char *err,
+                            size_t errlen)
+{
+    const news_csv_t *csv = nd->csv;
+    int epochs = (int)a->epochs, threads = (int)a->threads;
+
+    if (news_train_head("sentiment", &csv[0], emb[0], &csv[1], emb[1], h->dim,
+                        MODEL_NEWS_N_SENTIMENT, (char *const *)model_news_sentiment_names, 0,
+                        epochs, threads, be, a->backend, a->seed, h->sent_w, h->sent_b, rs, err,
+                        errlen) != 0 ||
+        news_train_head("topic", &csv[2], emb[2], &csv[3], emb[3], h->dim, nd->n_topics, nd->topics,
+                        1, epochs, threads, be, a->backend, a->seed, h->topic_w, h->topic_b, rt,
+                        err, errlen) != 0)
+        return -1;
     printf("held-out sentiment (%s, %zu rows): accuracy=%.4f macro_f1=%.4f\n", csv[1].name,
-           csv[1].n, rs.accuracy, rs.macro_f1);
+           csv[1].n, rs->accuracy, rs->macro_f1);
     printf("held-out topic (%s, %zu rows): accuracy=%.4f macro_f1=%.4f\n", csv[3].name, csv[3].n,
-           rt.accuracy, rt.macro_f1);
+           rt->accuracy, rt->macro_f1);
+    return 0;
+}
 
-    /* The file. */
-    const char *base = use_ngram ? "ngram" : strrchr(model_dir, '/');
-    if (!use_ngram)
-        base = base && base[1] ? base + 1 : model_dir;
+/* Writes h to a->out with its training record (vigil.training) and the encoder's identity, and
+ * prints the file and its version. */
+static int news_write(const train_news_args_t *a, const news_encoder_t *enc,
+                      const model_news_heads_t *h, const news_data_t *nd,
+                      const news_head_result_t *rs, const news_head_result_t *rt, char *err,
+                      size_t errlen)
+{
+    json_buf_t training = {0};
+    const char *base = a->use_ngram ? "ngram" : strrchr(a->model_dir, '/');
+    char ver[128];
+    int rc = -1;
+
+    if (!a->use_ngram)
+        base = base && base[1] ? base + 1 : a->model_dir;
     json_buf_puts(&training, "{\"encoder\": ");
     json_buf_string(&training, base);
     json_buf_printf(&training,
                     ", \"max_seq\": %d, \"normalize\": true, \"seed\": %" PRIu64
                     ", \"selection\": \"macro-F1 on 1 in %d training rows (by text hash), then "
                     "refitted on all; dev files only evaluate\", \"sentiment\": ",
-                    NEWS_MAX_SEQ, seed, NEWS_VALID_MOD);
-    news_json_head(&training, &csv[0], &csv[1], &rs);
+                    NEWS_MAX_SEQ, a->seed, NEWS_VALID_MOD);
+    news_json_head(&training, &nd->csv[0], &nd->csv[1], rs);
     json_buf_puts(&training, ", \"topic\": ");
-    news_json_head(&training, &csv[2], &csv[3], &rt);
+    news_json_head(&training, &nd->csv[2], &nd->csv[3], rt);
     json_buf_puts(&training, "}");
     if (training.failed) {
-        errbuf_printf(err, sizeof err, "out of memory building the training record");
-        goto fail;
+        errbuf_printf(err, errlen, "out of memory building the training record");
+        goto out;
     }
-    news_make_parent(out);
-    if ((use_ngram ? model_news_save_ngram(out, &h, version, model_ngram_buckets(ngram),
-                                           model_ngram_seed(ngram), training.p, ver, sizeof ver,
-                                           err, sizeof err)
-                   : model_news_save(out, &h, version, model_bert_weights_sha256(bert), training.p,
-                                     ver, sizeof ver, err, sizeof err)) != 0)
+    news_make_parent(a->out);
+    if ((a->use_ngram ? model_news_save_ngram(
+                            a->out, h, a->version, model_ngram_buckets(enc->ngram),
+                            model_ngram_seed(enc->ngram), training.p, ver, sizeof ver, err, errlen)
+                      : model_news_save(a->out, h, a->version, model_bert_weights_sha256(enc->bert),
+                                        training.p, ver, sizeof ver, err, errlen)) != 0)
+        goto out;
+    printf("wrote %s version=%s\n", a->out, ver);
+    rc = 0;
+out:
+    json_buf_free(&training);
+    return rc;
+}
+
+int train_news_main(int argc, char **argv)
+{
+    train_news_args_t a;
+    news_data_t nd = {0};
+    news_encoder_t enc = {0};
+    float *emb[4] = {NULL, NULL, NULL, NULL};
+    kernels_backend_t *be = NULL;
+    model_news_heads_t h = {0};
+    news_head_result_t rs, rt;
+    double t_start = news_now(), t_enc, t_train;
+    char err[1024];
+    int rc = 1;
+
+    switch (train_news_parse(argc, argv, &a)) {
+    case TRAIN_NEWS_HELP:
+        rc = 0;
+        goto out;
+    case TRAIN_NEWS_USAGE:
+        train_news_usage(stderr);
+        rc = 2;
+        goto out;
+    }
+    if (news_data_load(&nd, a.data, err, sizeof err) != 0)
         goto fail;
-    printf("wrote %s version=%s\n", out, ver);
+    fprintf(stderr,
+            "vigil train news: %s: %zu + %zu sentiment rows, %zu + %zu topic rows (%zu "
+            "topics), train + dev\n",
+            a.data, nd.csv[0].n, nd.csv[1].n, nd.csv[2].n, nd.csv[3].n, nd.n_topics);
+
+    if (!(be = kernels_backend_new(a.backend, (int)a.threads, err, sizeof err)))
+        goto fail;
+    fprintf(stderr, "vigil train news: kernels: %s\n", kernels_backend_reason(be));
+    if (news_encoder_open(&enc, &a, be, err, sizeof err) != 0)
+        goto fail;
+    t_enc = news_now();
+    if (news_embed(&enc, &nd, emb, err, sizeof err) != 0)
+        goto fail;
+    t_enc = news_now() - t_enc;
+
+    if (news_heads_alloc(&h, enc.dim, nd.topics, nd.n_topics, err, sizeof err) != 0)
+        goto fail;
+    t_train = news_now();
+    if (news_train_heads(&a, be, &nd, emb, &h, &rs, &rt, err, sizeof err) != 0)
+        goto fail;
+    t_train = news_now() - t_train;
+
+    if (news_write(&a, &enc, &h, &nd, &rs, &rt, err, sizeof err) != 0)
+        goto fail;
     fprintf(stderr,
             "vigil train news: %.1f s in all: encoding %zu texts %.1f s (%.0f texts/s), "
             "training %.1f s\n",
-            news_now() - t_start, total, t_enc, t_enc > 0 ? (double)total / t_enc : 0.0, t_train);
+            news_now() - t_start, nd.total, t_enc, t_enc > 0 ? (double)nd.total / t_enc : 0.0,
+            t_train);
     rc = 0;
-    goto out;
-usage:
-    train_news_usage(stderr);
-    rc = 2;
     goto out;
 fail:
     fprintf(stderr, "vigil train news: %s\n", err);
     rc = 1;
 out:
-    model_ngram_free(ngram);
-    model_bert_free(bert);
+    model_ngram_free(enc.ngram);
+    model_bert_free(enc.bert);
     kernels_backend_free(be);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 4; i++)
         free(emb[i]);
-        news_csv_free(&csv[i]);
-    }
-    free(topics);
+    news_data_free(&nd);
     free(h.sent_w);
     free(h.sent_b);
     free(h.topic_w);
     free(h.topic_b);
-    json_buf_free(&training);
     return rc;
 }

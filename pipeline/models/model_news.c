@@ -298,96 +298,80 @@ static float *news_tensor(model_file_t *mf, const char *name, int ndim, const in
     return dst;
 }
 
-static int news_load_meta(model_news_t *m, model_file_t *mf, const char *encoder_sha256, char *err,
-                          size_t errlen)
+/* vigil.encoder "bert": the encoder's weights sha256, which must be encoder_sha256 when the caller
+ * gives one. */
+static int news_load_bert(model_news_t *m, const model_file_t *mf, const char *encoder_sha256,
+                          char *err, size_t errlen)
 {
-    const char *path = mf->path, *version, *enc, *dim, *training;
-    json_value_t *sv = NULL, *tv = NULL;
-    char jerr[200], *end = NULL;
-    int rc = -1;
+    const char *path = mf->path;
+    const char *enc_sha = model_file_meta_need(mf, "vigil.encoder_sha256", err, errlen);
 
-    if (!(version = model_file_meta_need(mf, "vigil.version", err, errlen)) ||
-        !(enc = model_file_meta_need(mf, "vigil.encoder", err, errlen)) ||
-        !(dim = model_file_meta_need(mf, "vigil.embedding_dim", err, errlen)) ||
-        !(training = model_file_meta_need(mf, "vigil.training", err, errlen)))
+    if (!enc_sha)
         return -1;
-    if (!version[0] || strlen(version) >= NEWS_VERSION_MAX) {
-        errbuf_printf(err, errlen, "%s: vigil.version must be 1..%d characters", path,
-                      NEWS_VERSION_MAX - 1);
+    if (!news_is_sha256(enc_sha)) {
+        errbuf_printf(err, errlen, "%s: vigil.encoder_sha256 must be 64 lower-case hex digits",
+                      path);
         return -1;
     }
-    snprintf(m->version, sizeof m->version, "%s", version);
-    unsigned long d = dim[0] >= '1' && dim[0] <= '9' ? strtoul(dim, &end, 10) : 0;
-    if (d < 1 || d > NEWS_DIM_MAX || !end || *end) {
-        errbuf_printf(err, errlen, "%s: vigil.embedding_dim \"%s\" is not a width in 1..%d", path,
-                      dim, NEWS_DIM_MAX);
+    if (encoder_sha256 && strcmp(enc_sha, encoder_sha256) != 0) {
+        errbuf_printf(err, errlen,
+                      "%s: the heads were trained on another encoder (weights sha256 %.12s..., "
+                      "this encoder's is %.12s...): retrain them with `vigil train news`",
+                      path, enc_sha, encoder_sha256);
         return -1;
     }
-    m->dim = d;
-    if (strcmp(enc, "bert") == 0) {
-        const char *enc_sha = model_file_meta_need(mf, "vigil.encoder_sha256", err, errlen);
-        if (!enc_sha)
-            return -1;
-        if (!news_is_sha256(enc_sha)) {
-            errbuf_printf(err, errlen, "%s: vigil.encoder_sha256 must be 64 lower-case hex digits",
-                          path);
-            return -1;
-        }
-        if (encoder_sha256 && strcmp(enc_sha, encoder_sha256) != 0) {
-            errbuf_printf(err, errlen,
-                          "%s: the heads were trained on another encoder (weights sha256 %.12s..., "
-                          "this encoder's is %.12s...): retrain them with `vigil train news`",
-                          path, enc_sha, encoder_sha256);
-            return -1;
-        }
-        m->encoder = "bert";
-        snprintf(m->encoder_sha256, sizeof m->encoder_sha256, "%s", enc_sha);
-    } else if (strcmp(enc, "ngram") == 0) {
-        const char *nb = model_file_meta_need(mf, "vigil.ngram_buckets", err, errlen);
-        const char *ns = nb ? model_file_meta_need(mf, "vigil.ngram_seed", err, errlen) : NULL;
-        uint64_t b = 0, sd = 0;
-        if (!ns)
-            return -1;
-        if (news_parse_u64(nb, &b) != 0 || b < 1 || b > UINT32_MAX) {
-            errbuf_printf(err, errlen,
-                          "%s: vigil.ngram_buckets \"%s\" is not a count in 1..%" PRIu32, path, nb,
-                          UINT32_MAX);
-            return -1;
-        }
-        if (news_parse_u64(ns, &sd) != 0) {
-            errbuf_printf(err, errlen, "%s: vigil.ngram_seed \"%s\" is not a decimal 64-bit number",
-                          path, ns);
-            return -1;
-        }
-        if (d < NEWS_NGRAM_DIM_MIN || d > NEWS_NGRAM_DIM_MAX || d % 64 != 0) {
-            errbuf_printf(
-                err, errlen,
-                "%s: vigil.embedding_dim %lu: the n-gram encoder makes a multiple of 64 in "
-                "64..4096",
-                path, d);
-            return -1;
-        }
-        if (encoder_sha256) {
-            errbuf_printf(err, errlen,
-                          "%s: the heads were trained on the n-gram encoder, not a BERT encoder",
-                          path);
-            return -1;
-        }
-        m->encoder = "ngram";
-        m->ngram_buckets = (uint32_t)b;
-        m->ngram_seed = sd;
-    } else {
-        errbuf_printf(err, errlen, "%s: vigil.encoder \"%s\" is not supported (bert, ngram)", path,
-                      enc);
+    m->encoder = "bert";
+    snprintf(m->encoder_sha256, sizeof m->encoder_sha256, "%s", enc_sha);
+    return 0;
+}
+
+/* vigil.encoder "ngram": its buckets and seed. m->dim must be a width the n-gram encoder makes,
+ * and refused when the caller runs a BERT encoder (encoder_sha256 not NULL). */
+static int news_load_ngram(model_news_t *m, const model_file_t *mf, const char *encoder_sha256,
+                           char *err, size_t errlen)
+{
+    const char *path = mf->path;
+    const char *nb = model_file_meta_need(mf, "vigil.ngram_buckets", err, errlen);
+    const char *ns = nb ? model_file_meta_need(mf, "vigil.ngram_seed", err, errlen) : NULL;
+    uint64_t b = 0, sd = 0;
+
+    if (!ns)
+        return -1;
+    if (news_parse_u64(nb, &b) != 0 || b < 1 || b > UINT32_MAX) {
+        errbuf_printf(err, errlen, "%s: vigil.ngram_buckets \"%s\" is not a count in 1..%" PRIu32,
+                      path, nb, UINT32_MAX);
         return -1;
     }
-    json_value_t *tr = json_parse(training, strlen(training), jerr, sizeof jerr);
-    int tr_ok = tr && tr->type == JSON_OBJECT;
-    json_free(tr);
-    if (!tr_ok) {
-        errbuf_printf(err, errlen, "%s: metadata vigil.training must be a JSON object", path);
+    if (news_parse_u64(ns, &sd) != 0) {
+        errbuf_printf(err, errlen, "%s: vigil.ngram_seed \"%s\" is not a decimal 64-bit number",
+                      path, ns);
         return -1;
     }
+    if (m->dim < NEWS_NGRAM_DIM_MIN || m->dim > NEWS_NGRAM_DIM_MAX || m->dim % 64 != 0) {
+        errbuf_printf(err, errlen,
+                      "%s: vigil.embedding_dim %zu: the n-gram encoder makes a multiple of 64 in "
+                      "64..4096",
+                      path, m->dim);
+        return -1;
+    }
+    if (encoder_sha256) {
+        errbuf_printf(err, errlen,
+                      "%s: the heads were trained on the n-gram encoder, not a BERT encoder", path);
+        return -1;
+    }
+    m->encoder = "ngram";
+    m->ngram_buckets = (uint32_t)b;
+    m->ngram_seed = sd;
+    return 0;
+}
+
+/* vigil.labels.sentiment, which must be the three of model_news_sentiment_names in order, and
+ * vigil.labels.topic, checked and copied into m->topic_labels. */
+static int news_load_labels(model_news_t *m, const model_file_t *mf, char *err, size_t errlen)
+{
+    const char *path = mf->path;
+    json_value_t *sv = NULL, *tv = NULL;
+    int rc = -1;
 
     if (!(sv = news_meta_strings(mf, "vigil.labels.sentiment", err, errlen)) ||
         !(tv = news_meta_strings(mf, "vigil.labels.topic", err, errlen)))
@@ -429,6 +413,54 @@ out:
     json_free(sv);
     json_free(tv);
     return rc;
+}
+
+/* mf's metadata into m, checked (the tensors are model_news_load's): the version, the embedding
+ * width, the encoder the heads were trained on (against encoder_sha256, as model_news_load says),
+ * the training record (a JSON object), the labels. */
+static int news_load_meta(model_news_t *m, const model_file_t *mf, const char *encoder_sha256,
+                          char *err, size_t errlen)
+{
+    const char *path = mf->path, *version, *enc, *dim, *training;
+    char jerr[200], *end = NULL;
+
+    if (!(version = model_file_meta_need(mf, "vigil.version", err, errlen)) ||
+        !(enc = model_file_meta_need(mf, "vigil.encoder", err, errlen)) ||
+        !(dim = model_file_meta_need(mf, "vigil.embedding_dim", err, errlen)) ||
+        !(training = model_file_meta_need(mf, "vigil.training", err, errlen)))
+        return -1;
+    if (!version[0] || strlen(version) >= NEWS_VERSION_MAX) {
+        errbuf_printf(err, errlen, "%s: vigil.version must be 1..%d characters", path,
+                      NEWS_VERSION_MAX - 1);
+        return -1;
+    }
+    snprintf(m->version, sizeof m->version, "%s", version);
+    unsigned long d = dim[0] >= '1' && dim[0] <= '9' ? strtoul(dim, &end, 10) : 0;
+    if (d < 1 || d > NEWS_DIM_MAX || !end || *end) {
+        errbuf_printf(err, errlen, "%s: vigil.embedding_dim \"%s\" is not a width in 1..%d", path,
+                      dim, NEWS_DIM_MAX);
+        return -1;
+    }
+    m->dim = d;
+    if (strcmp(enc, "bert") == 0) {
+        if (news_load_bert(m, mf, encoder_sha256, err, errlen) != 0)
+            return -1;
+    } else if (strcmp(enc, "ngram") == 0) {
+        if (news_load_ngram(m, mf, encoder_sha256, err, errlen) != 0)
+            return -1;
+    } else {
+        errbuf_printf(err, errlen, "%s: vigil.encoder \"%s\" is not supported (bert, ngram)", path,
+                      enc);
+        return -1;
+    }
+    json_value_t *tr = json_parse(training, strlen(training), jerr, sizeof jerr);
+    int tr_ok = tr && tr->type == JSON_OBJECT;
+    json_free(tr);
+    if (!tr_ok) {
+        errbuf_printf(err, errlen, "%s: metadata vigil.training must be a JSON object", path);
+        return -1;
+    }
+    return news_load_labels(m, mf, err, errlen);
 }
 
 model_news_t *model_news_load(const char *path, const char *encoder_sha256, char *err,
