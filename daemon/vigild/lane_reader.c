@@ -1,20 +1,21 @@
 /* A lane's reader thread (see lane.h): it opens the lane (PostgreSQL, the consumer, the writer
- * thread), then turns a loop that polls Kafka, decodes each message into the open batch,
- * enriches the batch as it fills and closes it for the writer.
+ * threads), then turns a loop that polls Kafka, decodes each message into the open batch of its
+ * partition's writer, enriches the open batches as they fill and closes them for their writers.
  *
- * When a batch closes. A batch is handed to the writer when it holds ingest.batch_max messages
- * (or model.news_max_batch articles), when its first message has waited ingest.batch_max_delay_ms,
- * or, when the writer is idle, as soon as Kafka has nothing more waiting (after
- * ingest.batch_linger_ms, 0 by default). While the writer is busy the open batch keeps filling
- * and enriching, and closes the moment the writer is done: under light load each message is
- * written within about one transaction's time, under a backlog batches fill to batch_max and the
- * writer always has the next one ready.
+ * When a batch closes. A writer's open batch is handed to it when it holds ingest.batch_max
+ * messages (or model.news_max_batch articles), when its first message has waited
+ * ingest.batch_max_delay_ms, or, when that writer is idle, as soon as Kafka has nothing more
+ * waiting (after ingest.batch_linger_ms, 0 by default). While the writer is busy its open batch
+ * keeps filling and enriching, and closes the moment the writer is done: under light load each
+ * message is written within about one transaction's time, under a backlog batches fill to
+ * batch_max and each writer always has its next one ready.
  *
- * Backpressure. The lane owns ingest.batches_in_flight + 1 batches. When none is free the reader
- * stops taking messages (librdkafka's prefetch queue, bounded by queued.max.messages.kbytes, holds
- * what arrives); when that lasts LANE_PAUSE_AFTER_MS, or the writer's writes fail, or a writer
- * schema cannot be fetched, the lane's partitions are paused (which also releases what librdkafka
- * had prefetched) and the reader polls only for rebalances until it can go on.
+ * Backpressure. The lane owns (ingest.batches_in_flight + 1) batches per writer. When a writer
+ * has no open batch and none is free, the reader stops taking messages (librdkafka's prefetch
+ * queue, bounded by queued.max.messages.kbytes, holds what arrives); when that lasts
+ * LANE_PAUSE_AFTER_MS, or a writer's writes fail, or a writer schema cannot be fetched, the
+ * lane's partitions are paused (which also releases what librdkafka had prefetched) and the
+ * reader polls only for rebalances until it can go on.
  * @locality: everything here runs on the lane's reader thread. */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include <stdio.h>

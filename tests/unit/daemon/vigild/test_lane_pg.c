@@ -12,7 +12,9 @@
  *     dead letter;
  *   - fencing: another instance moved a partition on; the next batch comes back fenced, the one
  *     closed after it dropped unwritten, nothing of either is stored, and the lane re-reads the
- *     stored offsets. */
+ *     stored offsets;
+ *   - two writers: each partition on its own writer, both committing; a fence on one leaves what
+ *     the other committed counted. */
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -289,11 +291,11 @@ static void test_fenced(lane_t *l)
     CHECK(t->parts[0].open_next == -1 && t->parts[1].open_next == -1);
 }
 
-static lanes_t *lanes_make(void)
+static lanes_t *lanes_make(const char *group, int writers)
 {
     char err[1024];
     const char *keys[] = {"bootstrap.servers", "group.id"};
-    const char *values[] = {ingest_mock_bootstraps(mock), "test-lane"};
+    const char *values[] = {ingest_mock_bootstraps(mock), group};
     const char *origins[] = {"test", "test"};
     ingest_avro_t *dec =
         ingest_avro_new(INGEST_KIND_EVENT, INGEST_FORMAT_PLAIN, schema_path, NULL, err, sizeof err);
@@ -311,6 +313,7 @@ static lanes_t *lanes_make(void)
                          .batch_max = 1000,
                          .batch_max_delay_ms = 60000,
                          .batches_in_flight = 3,
+                         .events_writers = writers,
                          .retry_max_ms = 1000,
                          .shutdown_timeout_ms = 10000,
                          .featurize = fz,
@@ -319,6 +322,82 @@ static lanes_t *lanes_make(void)
     lanes_t *ls = lanes_new(&o, err, sizeof err);
     CHECK_MSG(ls != NULL, "%s", err);
     return ls;
+}
+
+/* The lane's own assignment of both partitions, as librdkafka would make it. */
+static lane_t *lane_start(lanes_t *ls)
+{
+    lane_t *l = ls ? lanes_lane(ls, LANE_EVENTS) : NULL;
+    CHECK(l != NULL && lane_open(l) == 0 && l->kafka != NULL);
+    if (!l || !l->kafka)
+        return NULL;
+    int32_t parts[PARTS] = {0, 1};
+    int64_t offsets[PARTS];
+    CHECK(lane_on_assign(l, TOPIC, parts, PARTS, offsets) == 0);
+    CHECK(offsets[0] == SINK_PG_OFFSET_NONE && offsets[1] == SINK_PG_OFFSET_NONE);
+    return l;
+}
+
+static void readers_open(void)
+{
+    for (int p = 0; p < PARTS; p++)
+        readers[p] = reader_new(p);
+}
+
+static void readers_close(void)
+{
+    for (int p = 0; p < PARTS; p++) {
+        rd_kafka_consumer_close(readers[p]);
+        rd_kafka_destroy(readers[p]);
+    }
+}
+
+/* Two writers, another consumer group (its own stored offsets): partition p goes to writer
+ * p % 2 and commits there; a fence on writer 0 leaves what writer 1 committed meanwhile
+ * counted, and the lane re-reads partition 0's stored offset only once both are back. */
+static void test_two_writers(void)
+{
+    lanes_t *ls = lanes_make("test-lane-2", 2);
+    lane_t *l = lane_start(ls);
+    if (!l)
+        return;
+    lane_topic_t *t = &l->topics[0];
+    long rows = q_long("SELECT count(*) FROM vigil.risk_scores");
+    CHECK(l->n_writers == 2);
+    readers_open();
+    feed(l, 100);
+    for (int w = 0; w < 2; w++) {
+        lane_batch_t *b = l->writers[w].open;
+        size_t theirs = 0;
+        for (size_t i = 0; i < b->n_items; i++)
+            theirs += b->items[i].msg->partition == w;
+        CHECK(b->n_items == 50 && theirs == 50);
+    }
+    CHECK(lane_close_open(l) == 0);
+    CHECK(l->in_flight == 2 && l->writers[0].in_flight == 1 && l->writers[1].in_flight == 1);
+    take_all_back(l);
+    CHECK(q_long("SELECT count(*) FROM vigil.risk_scores") == rows + 100);
+    CHECK(q_long("SELECT sum(next_offset) FROM vigil.kafka_offsets WHERE consumer_group = "
+                 "'test-lane-2'") == 100);
+
+    CHECK(exec_sql("UPDATE vigil.kafka_offsets SET next_offset = 500 WHERE consumer_group = "
+                   "'test-lane-2' AND partition = 0") == 0);
+    feed(l, 40);
+    lane_batch_t *b0 = l->writers[0].open, *b1 = l->writers[1].open;
+    CHECK(lane_close_open(l) == 0);
+    double until = now_s() + 20;
+    while (lane_queue_depth(&l->done) < 2 && now_s() < until)
+        nanosleep(&(struct timespec){0, 1000000}, NULL); /* polls the condition */
+    CHECK(b0->status == LANE_BATCH_FENCED);
+    CHECK(b1->status == LANE_BATCH_COMMITTED);
+    take_all_back(l);
+    CHECK(q_long("SELECT count(*) FROM vigil.risk_scores") == rows + 120);
+    CHECK(t->parts[0].expected == 500 && t->parts[0].sent_next == 500);
+    CHECK(t->parts[1].expected == 70 && t->parts[1].sent_next == 70);
+    readers_close();
+    lanes_stop(ls);
+    lane_finish(l);
+    lanes_free(ls);
 }
 
 int main(void)
@@ -342,29 +421,20 @@ int main(void)
         return TEST_DONE();
     produce_events();
 
-    lanes_t *ls = lanes_make();
-    lane_t *l = ls ? lanes_lane(ls, LANE_EVENTS) : NULL;
-    CHECK(l != NULL && lane_open(l) == 0 && l->kafka != NULL);
-    if (!l || !l->kafka)
+    lanes_t *ls = lanes_make("test-lane", 1);
+    lane_t *l = lane_start(ls);
+    if (!l)
         return TEST_DONE();
-    int32_t parts[PARTS] = {0, 1};
-    int64_t offsets[PARTS];
-    CHECK(lane_on_assign(l, TOPIC, parts, PARTS, offsets) == 0); /* as librdkafka would call it */
-    CHECK(offsets[0] == SINK_PG_OFFSET_NONE && offsets[1] == SINK_PG_OFFSET_NONE);
-
-    for (int p = 0; p < PARTS; p++)
-        readers[p] = reader_new(p);
+    readers_open();
     test_pipelined(l);
     test_isolated(l);
     test_fenced(l);
-
-    for (int p = 0; p < PARTS; p++) {
-        rd_kafka_consumer_close(readers[p]);
-        rd_kafka_destroy(readers[p]);
-    }
+    readers_close();
     lanes_stop(ls);
     lane_finish(l);
     lanes_free(ls);
+
+    test_two_writers();
     ingest_mock_free(mock);
     PQfinish(admin);
     return TEST_DONE();
