@@ -19,6 +19,8 @@ run() {
     VIGIL_HTTP_LISTEN=127.0.0.1:0 vigild_start "$1" "${opts[@]}"
     local port
     port=$(vigild_http_port "$1")
+    # The 8 s of load below are vigild's to checkpoint in only once it holds the partitions.
+    wait_until 60 "behavior-events' 4 partitions assigned" topic_assigned "$port" behavior-events 4
     producer_start -n "$2" -r 2000 --seed "$3"
     producer_wait
     wait_until 60 "$4 events committed" committed_at_least "$4"
