@@ -15,7 +15,8 @@
 #            separately PostgreSQL's (all its processes, exited backends included). Peak RSS is
 #            vigild's VmHWM; the live entities are its vigil_entities gauge. The per-stage
 #            breakdown is each stage histogram's sum: decode, featurise, infer, write (COPY and
-#            commit, mostly waiting on PostgreSQL).
+#            commit, mostly waiting on PostgreSQL, summed over the writers); the stages overlap
+#            (the lane's reader and its writers), so they do not add up to the wall time.
 #   ceiling  The same messages consumed by kcat (every partition from the beginning, to the end,
 #            payloads read and discarded) while psql \copy loads the rows vigild wrote (dumped in
 #            binary COPY format beforehand) into a table of the same shape (LIKE

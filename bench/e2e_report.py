@@ -155,7 +155,7 @@ def main():
     if rate["vigild"] and rate["peer"]:
         goals.append(f"vigild / peer = {rate['vigild'] / rate['peer']:.1f}× (goal ≥ 10×)")
     if rate["vigild"] and rate["ceiling"]:
-        goals.append(f"vigild / ceiling = {100 * rate['vigild'] / rate['ceiling']:.0f}% (goal ≥ 50%)")
+        goals.append(f"vigild / ceiling = {100 * rate['vigild'] / rate['ceiling']:.0f}% (goal ≥ 85%)")
     if v.get("peak_rss_mib"):
         goals.append(f"vigild peak RSS {spread(v['peak_rss_mib'], '{:.0f}')} MiB with "
                      f"{med(v['entities']):,.0f} live entities (goal ≤ 1,024 MiB at 1,000,000)")
@@ -169,13 +169,15 @@ def main():
         stages = [(s, med(v.get(f"{s}_s", [])) / a.events * 1e6) for s in
                   ("decode", "featurize", "infer", "write") if v.get(f"{s}_s")]
         md.append("")
-        md.append("vigild's worker thread per million events (seconds, from the stage histograms' "
-                  "sums; write is the COPY and commit, mostly waiting on PostgreSQL):")
+        md.append("vigild's stages per million events (seconds, from the stage histograms' sums). "
+                  "They overlap: decode, featurize and infer run on the events lane's reader while "
+                  "its writers (ingest.events_writers) COPY and commit earlier batches, so they do "
+                  "not add up to the wall time; write is summed over the writers and is mostly "
+                  "waiting on PostgreSQL:")
         md.append("")
-        md.append("| " + " | ".join(s for s, _ in stages) + " | rest (polling, batching, rows) | wall |")
-        md.append("|" + "---|" * (len(stages) + 2))
-        rest = wall - sum(x for _, x in stages)
-        md.append("| " + " | ".join(f"{x:.2f}" for _, x in stages) + f" | {rest:.2f} | {wall:.2f} |")
+        md.append("| " + " | ".join(s for s, _ in stages) + " | wall |")
+        md.append("|" + "---|" * (len(stages) + 1))
+        md.append("| " + " | ".join(f"{x:.2f}" for _, x in stages) + f" | {wall:.2f} |")
     if lat_rates:
         md.append("")
         md.append(f"Latency, Kafka message timestamp to its row's commit, {a.latency_seconds} s at "
