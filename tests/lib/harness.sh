@@ -250,8 +250,8 @@ committed_at_least() { [ "$(committed_total 2>/dev/null || echo 0)" -ge "$1" ]; 
 # Whether the vigild on PORT holds N partitions of TOPIC (its vigil_assigned_partitions gauge).
 # A group of three members (one per lane) takes a few seconds to form, more on a loaded machine
 # (the embedded Kafka answered the first join 3 s after it was sent; a member that joins late
-# starts another round): a test
-# that times what vigild does with a load waits for this before offering the load.
+# starts another round): a test that times what vigild does with a load waits for this before
+# offering the load.
 topic_assigned() { # PORT TOPIC N
     [ "$(http_get "$1" /metrics | sed -n "s/^vigil_assigned_partitions{topic=\"$2\"} //p")" = "$3" ]
 }
