@@ -17,6 +17,11 @@ VIGIL_HTTP_LISTEN=127.0.0.1:0 vigild_start v1 --set ingest.batch_max=1000 \
 v1=$VIGILD_PID
 port=$(vigild_http_port v1)
 wait_until 60 "load flowing" committed_at_least 10000
+# The outage starts once the group has formed: its three members (one per lane) may join in more
+# than one round, and a round that fell in the outage left every partition unassigned, none
+# paused, until PostgreSQL was back (an assignment reads the stored offsets), which once failed
+# the wait below. A rebalance during an outage is not this test's scenario.
+wait_until 60 "the 4 topics' 32 partitions assigned" all_assigned "$port" 32
 before=$(rss_kib "$v1")
 
 pg_stop

@@ -255,6 +255,11 @@ committed_at_least() { [ "$(committed_total 2>/dev/null || echo 0)" -ge "$1" ]; 
 topic_assigned() { # PORT TOPIC N
     [ "$(http_get "$1" /metrics | sed -n "s/^vigil_assigned_partitions{topic=\"$2\"} //p")" = "$3" ]
 }
+# Whether the vigild on PORT holds N partitions over all the topics it reads: every lane's member
+# is in the group's current generation, so no round of the group's forming is still to come.
+all_assigned() { # PORT N
+    [ "$(http_get "$1" /metrics | awk '$1 ~ /^vigil_assigned_partitions\{/ { n += $2 } END { print n + 0 }')" = "$2" ]
+}
 
 # Parses produce's summary line "produced=N good=N malformed=N delivered=N failed=N".
 summary_field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
