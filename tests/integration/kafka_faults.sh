@@ -44,7 +44,22 @@ vigild_term "$v1" 30
 [ "$TERM_RC" = 0 ] || fail "v1 exited with $TERM_RC"
 vigild_term "$v2" 30
 [ "$TERM_RC" = 0 ] || fail "v2 exited with $TERM_RC"
-assert_exactly_once "$(summary_field "$summary" good)" "$(summary_field "$summary" malformed)"
+# What the topic holds, counted by kcat: once (in 1 of 5 make test runs) risk_scores had 4 rows
+# more than the producer's good count and the cause was not kept. If the broker holds more
+# messages than were produced (a retry through the faults stored twice), each of its offsets must
+# still be exactly one row or dead letter (the broker's doubles are not vigild's to undo).
+held=$(kcat -C -b "$KAFKA_BOOTSTRAP" -t behavior-events -o beginning -e -q -f '\n' | wc -l)
+produced=$(summary_field "$summary" produced)
+if [ "$held" != "$produced" ]; then
+    [ "$(count_duplicates risk_scores)" = 0 ] || fail "duplicate (topic, partition, offset) in risk_scores"
+    [ "$(count_duplicates dead_letters)" = 0 ] || fail "duplicate (topic, partition, offset) in dead_letters"
+    [ "$(( $(count_rows risk_scores) + $(count_rows dead_letters) ))" = "$held" ] ||
+        fail "the topic holds $held messages ($produced produced), but risk_scores and dead_letters hold $(( $(count_rows risk_scores) + $(count_rows dead_letters) ))"
+    assert_offsets_match_rows
+    note "the topic holds $held messages, $produced produced: the broker stored some twice; vigild wrote each offset once"
+else
+    assert_exactly_once "$(summary_field "$summary" good)" "$(summary_field "$summary" malformed)"
+fi
 # The faults reached vigild (not just the mock): its librdkafka log saw them.
 grep -q 'Connect to ipv4#127.0.0.1:[0-9]* failed: Connection refused' "$HARNESS_TMP/v1.log" ||
     fail "v1 never saw broker 2 down"

@@ -208,12 +208,13 @@ vigild_term() {
 # and every partition's stored next_offset accounts for exactly the rows and dead letters in it.
 assert_exactly_once() {
     local good=$1 bad=$2 rows dead
+    # Doubles first: a failure then says whether vigild wrote an offset twice or the counts differ.
+    [ "$(count_duplicates risk_scores)" = 0 ] || fail "duplicate (topic, partition, offset) in risk_scores"
+    [ "$(count_duplicates dead_letters)" = 0 ] || fail "duplicate (topic, partition, offset) in dead_letters"
     rows=$(count_rows risk_scores)
     dead=$(count_rows dead_letters)
     [ "$rows" = "$good" ] || fail "risk_scores has $rows rows, expected $good"
     [ "$dead" = "$bad" ] || fail "dead_letters has $dead rows, expected $bad"
-    [ "$(count_duplicates risk_scores)" = 0 ] || fail "duplicate (topic, partition, offset) in risk_scores"
-    [ "$(count_duplicates dead_letters)" = 0 ] || fail "duplicate (topic, partition, offset) in dead_letters"
     local bad_parts
     assert_offsets_match_rows
 }
