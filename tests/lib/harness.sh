@@ -257,7 +257,7 @@ topic_assigned() { # PORT TOPIC N
     [ "$(http_get "$1" /metrics | sed -n "s/^vigil_assigned_partitions{topic=\"$2\"} //p")" = "$3" ]
 }
 # Whether the vigild on PORT holds N partitions over all the topics it reads: every lane's member
-# is in the group's current generation, so no round of the group's forming is still to come.
+# is in the group's current generation, and no more rounds come unless a member joins or leaves.
 all_assigned() { # PORT N
     [ "$(http_get "$1" /metrics | awk '$1 ~ /^vigil_assigned_partitions\{/ { n += $2 } END { print n + 0 }')" = "$2" ]
 }
