@@ -205,7 +205,6 @@ typedef struct lane {
     size_t n_free;
     lane_writer_t writers[LANE_WRITERS_MAX];
     size_t n_writers;
-    size_t in_flight; /* closed and not yet taken back, all writers */
     /* Bumped when a batch comes back fenced: the batches closed before it (still in flight, on
      * any writer) are dropped by the writers (drop_before) and the busy partitions refenced once
      * every one of them is back. */
@@ -271,6 +270,8 @@ void lane_finish(lane_t *l);
 void lane_message(lane_t *l, rd_kafka_message_t *msg);
 /* The writer partition goes to. */
 lane_writer_t *lane_writer_of(lane_t *l, int32_t partition);
+/* Batches closed and not yet taken back, over all the lane's writers. */
+size_t lane_in_flight(const lane_t *l);
 /* Every writer without an open batch gets a free one. Returns 0, or -1 when one is left
  * without (none was free). */
 int lane_take_free(lane_t *l);

@@ -131,6 +131,14 @@ lane_writer_t *lane_writer_of(lane_t *l, int32_t partition)
     return &l->writers[(size_t)partition % l->n_writers];
 }
 
+size_t lane_in_flight(const lane_t *l)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->n_writers; i++)
+        n += l->writers[i].in_flight;
+    return n;
+}
+
 int lane_take_free(lane_t *l)
 {
     for (size_t i = 0; i < l->n_writers; i++) {
@@ -343,7 +351,7 @@ static void lane_queue_publish(lane_t *l)
     for (size_t i = 0; i < l->n_writers; i++)
         waiting += (int64_t)lane_queue_depth(&l->writers[i].to_write);
     atomic_store(&l->m->write_queue, waiting);
-    atomic_store(&l->m->in_flight, (int64_t)l->in_flight);
+    atomic_store(&l->m->in_flight, (int64_t)lane_in_flight(l));
 }
 
 int lane_close_batch(lane_t *l, lane_writer_t *w)
@@ -380,12 +388,10 @@ int lane_close_batch(lane_t *l, lane_writer_t *w)
     atomic_fetch_sub(&l->m->open_messages, (int64_t)b->n_items);
     w->open = NULL;
     w->in_flight++;
-    l->in_flight++;
     /* Ownership of b passes to the writer until it comes back on the done queue. */
     if (lane_queue_push(&w->to_write, b) != 0) {
         log_error("a lane's write queue refused a batch (a bug); stopping", "lane=%s", l->name);
         w->in_flight--;
-        l->in_flight--;
         lane_batch_reset(b);
         l->free_list[l->n_free++] = b;
         l->failed = 1;

@@ -120,7 +120,6 @@ static void lane_batch_back(lane_t *l, lane_batch_t *b)
 {
     char q[1100];
 
-    l->in_flight--;
     l->writers[b->writer].in_flight--;
     metrics_observe(&l->m->stage_seconds[METRICS_STAGE_QUEUE],
                     (double)(b->taken_ns - b->closed_ns) / 1e9);
@@ -158,7 +157,7 @@ static void lane_batch_back(lane_t *l, lane_batch_t *b)
 static void lane_fence_settle(lane_t *l)
 {
     lane_batch_t *b;
-    while (l->in_flight > 0) {
+    while (lane_in_flight(l) > 0) {
         lane_reader_beat(l);
         if ((b = lane_queue_pop(&l->done, 100)) != NULL)
             lane_batch_back(l, b);
@@ -177,7 +176,7 @@ size_t lane_take_back(lane_t *l, int timeout_ms)
     }
     if (l->fence_pending)
         lane_fence_settle(l);
-    atomic_store(&l->m->in_flight, (int64_t)l->in_flight);
+    atomic_store(&l->m->in_flight, (int64_t)lane_in_flight(l));
     return n;
 }
 
@@ -189,7 +188,7 @@ int lane_drain(lane_t *l)
                 lane_batch_reset(l->writers[i].open);
         l->unwritten = 1;
     }
-    while (l->in_flight > 0) {
+    while (lane_in_flight(l) > 0) {
         lane_reader_beat(l); /* waiting for PostgreSQL is not a hang */
         lane_take_back(l, 100);
     }

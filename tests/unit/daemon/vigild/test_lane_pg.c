@@ -151,9 +151,9 @@ static void feed(lane_t *l, int n)
 static void take_all_back(lane_t *l)
 {
     double until = now_s() + 20;
-    while (l->in_flight > 0 && now_s() < until)
+    while (lane_in_flight(l) > 0 && now_s() < until)
         lane_take_back(l, 100);
-    CHECK(l->in_flight == 0);
+    CHECK(lane_in_flight(l) == 0);
 }
 
 /* Each partition's events featurised alone in offset order, from an empty state, compared with
@@ -201,7 +201,7 @@ static void test_pipelined(lane_t *l)
     feed(l, 100);
     lane_batch_t *b = l->writers[0].open;
     CHECK(lane_close_open(l) == 0);
-    CHECK(l->in_flight == 2);
+    CHECK(lane_in_flight(l) == 2);
     CHECK(b->n_adv == PARTS);
     for (size_t i = 0; i < b->n_adv; i++)
         CHECK(b->advances[i].expected == a_end[b->advances[i].partition]);
@@ -374,7 +374,7 @@ static void test_two_writers(void)
         CHECK(b->n_items == 50 && theirs == 50);
     }
     CHECK(lane_close_open(l) == 0);
-    CHECK(l->in_flight == 2 && l->writers[0].in_flight == 1 && l->writers[1].in_flight == 1);
+    CHECK(lane_in_flight(l) == 2 && l->writers[0].in_flight == 1 && l->writers[1].in_flight == 1);
     take_all_back(l);
     CHECK(q_long("SELECT count(*) FROM vigil.risk_scores") == rows + 100);
     CHECK(q_long("SELECT sum(next_offset) FROM vigil.kafka_offsets WHERE consumer_group = "
