@@ -201,6 +201,12 @@ int model_news_save(const char *path, const model_news_heads_t *h, const char *v
                      errlen);
 }
 
+/* Whether the n-gram encoder makes dim dimensions: a multiple of 64 in 64..4096. */
+static int news_ngram_dim_ok(size_t dim)
+{
+    return dim >= NEWS_NGRAM_DIM_MIN && dim <= NEWS_NGRAM_DIM_MAX && dim % 64 == 0;
+}
+
 int model_news_save_ngram(const char *path, const model_news_heads_t *h, const char *version,
                           uint32_t buckets, uint64_t seed, const char *training_json,
                           char *version_out, size_t cap, char *err, size_t errlen)
@@ -209,7 +215,7 @@ int model_news_save_ngram(const char *path, const model_news_heads_t *h, const c
         errbuf_printf(err, errlen, "%s: the n-gram encoder needs at least one bucket", path);
         return -1;
     }
-    if (h->dim < NEWS_NGRAM_DIM_MIN || h->dim > NEWS_NGRAM_DIM_MAX || h->dim % 64 != 0) {
+    if (!news_ngram_dim_ok(h->dim)) {
         errbuf_printf(err, errlen,
                       "%s: heads for the n-gram encoder take a multiple of 64 in 64..4096 "
                       "dimensions, not %zu",
@@ -347,7 +353,7 @@ static int news_load_ngram(model_news_t *m, const model_file_t *mf, const char *
                       path, ns);
         return -1;
     }
-    if (m->dim < NEWS_NGRAM_DIM_MIN || m->dim > NEWS_NGRAM_DIM_MAX || m->dim % 64 != 0) {
+    if (!news_ngram_dim_ok(m->dim)) {
         errbuf_printf(err, errlen,
                       "%s: vigil.embedding_dim %zu: the n-gram encoder makes a multiple of 64 in "
                       "64..4096",
