@@ -405,15 +405,15 @@ static void lane_checkpoint_add(lane_t *l, lane_batch_t *b, lane_topic_t *tp, si
 }
 
 /* Snapshots into b the entity state of the featurised partitions in the batch (its writer's
- * partitions) that are due a checkpoint: every partition with none taken since it was assigned, and of those whose interval
- * has passed only the one waiting longest, and only when interval / (assigned featurised
- * partitions) has passed since the last such one. A snapshot is as large as its partition's
- * state (megabytes to tens of MB); partitions assigned together come due together, and paced this
- * way their checkpoints spread evenly over the interval. A partition whose state is not exactly at
- * the batch's end (or is broken), or that has a snapshot in flight already, is skipped. No more
- * snapshots are taken than the checkpoint writer has room for, counting those in flight. Runs
- * before the batch's advances clear open_next. The pacing counts the lane's assigned partitions
- * and paces the lane as a whole, whichever writer's batch a snapshot rides in. */
+ * partitions) that are due a checkpoint: every partition with none taken since it was assigned, and
+ * of those whose interval has passed only the one waiting longest, and only when interval /
+ * (assigned featurised partitions) has passed since the last such one. A snapshot is as large as
+ * its partition's state (megabytes to tens of MB); partitions assigned together come due together,
+ * and paced this way their checkpoints spread evenly over the interval. A partition whose state is
+ * not exactly at the batch's end (or is broken), or that has a snapshot in flight already, is
+ * skipped. No more snapshots are taken than the checkpoint writer has room for, counting those in
+ * flight. Runs before the batch's advances clear open_next. The pacing counts the lane's assigned
+ * partitions and paces the lane as a whole, whichever writer's batch a snapshot rides in. */
 void lane_checkpoints_take(lane_t *l, lane_batch_t *b)
 {
     size_t due_p = 0, assigned = 0, room;

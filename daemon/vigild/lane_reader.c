@@ -117,9 +117,9 @@ int lane_open(lane_t *l)
         w->started = 1;
     }
     for (size_t t = 0; t < l->n_topics; t++)
-        log_info("consuming", "lane=%s writers=%zu topic=%s record=%s group=%s instance=%s", l->name,
-                 l->n_writers,
-                 l->topics[t].name, ingest_kind_schema_name(ingest_avro_kind(l->topics[t].decoder)),
+        log_info("consuming", "lane=%s writers=%zu topic=%s record=%s group=%s instance=%s",
+                 l->name, l->n_writers, l->topics[t].name,
+                 ingest_kind_schema_name(ingest_avro_kind(l->topics[t].decoder)),
                  ingest_kafka_group(l->kafka), sh->instance_id);
     return 0;
 }
@@ -458,8 +458,8 @@ static int lane_writes_fail(lane_t *l)
  * while; resumes when none of those holds. */
 static void lane_follow_pause(lane_t *l, int64_t now)
 {
-    const char *why = lane_writes_fail(l)            ? "PostgreSQL writes fail"
-                      : l->pause_schema              ? "writer schema unavailable"
+    const char *why = lane_writes_fail(l) ? "PostgreSQL writes fail"
+                      : l->pause_schema   ? "writer schema unavailable"
                       : l->waiting_ms && now - l->waiting_ms >= LANE_PAUSE_AFTER_MS
                           ? "no free batch: the writers are behind"
                           : NULL;

@@ -1,11 +1,12 @@
 /* A lane's writer thread (see lane.h), one of the lane's writers: takes the closed batches of
- * its partitions in the order they were closed and writes each as one PostgreSQL transaction, retrying database errors on a new connection with
- * capped backoff (safe: the offset condition makes a retry of a batch that did commit come back
- * fenced, never doubled). A batch closed before a fenced one is dropped unwritten: its offset
- * condition expects the fenced batch's end and could only fail. After a commit, the batch's
- * entity state snapshots go to the checkpoint writer. Every batch goes back to the reader on the
- * done queue with what became of it; the reader does the rest (Kafka commit for lag tools,
- * dead-letter topic, offsets). @locality: everything here runs on the lane's writer thread. */
+ * its partitions in the order they were closed and writes each as one PostgreSQL transaction,
+ * retrying database errors on a new connection with capped backoff (safe: the offset condition
+ * makes a retry of a batch that did commit come back fenced, never doubled). A batch closed before
+ * a fenced one is dropped unwritten: its offset condition expects the fenced batch's end and could
+ * only fail. After a commit, the batch's entity state snapshots go to the checkpoint writer. Every
+ * batch goes back to the reader on the done queue with what became of it; the reader does the rest
+ * (Kafka commit for lag tools, dead-letter topic, offsets). @locality: everything here runs on the
+ * lane's writer thread. */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include <stdio.h>
 #include <stdlib.h>
