@@ -23,6 +23,11 @@
  * chunk * heads * L * L floats). */
 #define BERT_CHUNK 32
 
+/* With a yield hook (model_bert_set_yield), the most tokens one step of a forward pass covers: on
+ * MiniLM a 64-row feed-forward GEMM is about a millisecond of one core, yet long enough for the
+ * BLAS to stay efficient. */
+#define BERT_STEP_ROWS 64
+
 /* A text's place in the length order of model_bert_encode. */
 typedef struct bert_order {
     size_t len, index;
@@ -71,6 +76,9 @@ struct model_bert {
     uint8_t *tok_mask;   /* (n texts, max_seq) wordpiece output, grown on demand */
     bert_order_t *order; /* (n texts) by length */
     size_t cap_texts;
+
+    void (*yield)(void *ctx); /* NULL: no steps, every op covers the whole chunk */
+    void *yield_ctx;
 };
 
 /* The whole file at path, NUL-terminated, into *out (malloc'ed) and *len. */
@@ -432,17 +440,62 @@ const char *model_bert_weights_sha256(const model_bert_t *m)
     return m->sha256;
 }
 
-/* One transformer layer over the residual stream x (n_seq sequences of L tokens). */
-static int bert_layer_forward(model_bert_t *m, const bert_layer_t *ly, int64_t n_seq, int64_t len,
-                              char *err, size_t errlen)
+void model_bert_set_yield(model_bert_t *m, void (*hook)(void *ctx), void *ctx)
 {
-    kernels_backend_t *be = m->be;
-    int64_t h = m->cfg.hidden, i = m->cfg.intermediate, n = n_seq * len;
-    int64_t hd = h / m->cfg.heads;
-    kernels_tensor_t x = kernels_tensor_2d(m->x, n, h), qkv = kernels_tensor_2d(m->qkv, n, 3 * h);
-    kernels_tensor_t ctx = kernels_tensor_2d(m->ctx, n, h), ffn = kernels_tensor_2d(m->ffn, n, i);
+    m->yield = hook;
+    m->yield_ctx = ctx;
+}
+
+static void bert_yield(model_bert_t *m)
+{
+    if (m->yield)
+        m->yield(m->yield_ctx);
+}
+
+/* The fused query, key and value projection of tokens r0 .. r0 + n - 1. */
+static int bert_qkv_rows(model_bert_t *m, const bert_layer_t *ly, int64_t r0, int64_t n, char *err,
+                         size_t errlen)
+{
+    int64_t h = m->cfg.hidden;
+    kernels_tensor_t x = kernels_tensor_2d(m->x + r0 * h, n, h);
+    kernels_tensor_t qkv = kernels_tensor_2d(m->qkv + r0 * 3 * h, n, 3 * h);
     kernels_tensor_t wqkv = kernels_tensor_2d(ly->wqkv, 3 * h, h);
     kernels_tensor_t bqkv = kernels_tensor_2d(ly->bqkv, 1, 3 * h);
+    if (kernels_gemm(m->be, 0, 1, 1.0f, &x, &wqkv, 0.0f, &qkv, err, errlen) != 0 ||
+        kernels_bias_act(m->be, &qkv, &bqkv, KERNELS_ACT_NONE, &qkv, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+/* Self-attention of sequences s0 .. s0 + ns - 1 (len tokens each) into ctx. */
+static int bert_attention_seqs(model_bert_t *m, int64_t s0, int64_t ns, int64_t len, char *err,
+                               size_t errlen)
+{
+    int64_t h = m->cfg.hidden, heads = m->cfg.heads, r0 = s0 * len;
+    /* q, k, v: column blocks of the fused projection. */
+    float *qkv = m->qkv + r0 * 3 * h;
+    kernels_tensor_t q = {qkv, ns * len, h, 3 * h, 1, 0};
+    kernels_tensor_t k = {qkv + h, ns * len, h, 3 * h, 1, 0};
+    kernels_tensor_t v = {qkv + 2 * h, ns * len, h, 3 * h, 1, 0};
+    kernels_tensor_t mask = kernels_tensor_2d(m->mask_be + s0 * len, ns, len);
+    kernels_tensor_t probs =
+        kernels_tensor_3d(m->probs + s0 * heads * len * len, ns * heads, len, len);
+    kernels_tensor_t ctx = kernels_tensor_2d(m->ctx + r0 * h, ns * len, h);
+    return kernels_attention(m->be, &q, &k, &v, &mask, ns, heads, 1.0f / sqrtf((float)(h / heads)),
+                             &probs, &ctx, err, errlen);
+}
+
+/* Everything after attention, for tokens r0 .. r0 + n - 1: it is all row by row (the output
+ * projection into the residual stream, its norm, the feed-forward and its norm), with a step
+ * between the GEMMs. */
+static int bert_ffn_rows(model_bert_t *m, const bert_layer_t *ly, int64_t r0, int64_t n, char *err,
+                         size_t errlen)
+{
+    kernels_backend_t *be = m->be;
+    int64_t h = m->cfg.hidden, i = m->cfg.intermediate;
+    kernels_tensor_t x = kernels_tensor_2d(m->x + r0 * h, n, h);
+    kernels_tensor_t ctx = kernels_tensor_2d(m->ctx + r0 * h, n, h);
+    kernels_tensor_t ffn = kernels_tensor_2d(m->ffn + r0 * i, n, i);
     kernels_tensor_t wo = kernels_tensor_2d(ly->wo, h, h), bo = kernels_tensor_2d(ly->bo, 1, h);
     kernels_tensor_t w1 = kernels_tensor_2d(ly->w1, i, h), b1 = kernels_tensor_2d(ly->b1, 1, i);
     kernels_tensor_t w2 = kernels_tensor_2d(ly->w2, h, i), b2 = kernels_tensor_2d(ly->b2, 1, h);
@@ -450,26 +503,50 @@ static int bert_layer_forward(model_bert_t *m, const bert_layer_t *ly, int64_t n
                      e1 = kernels_tensor_2d(ly->ln1_b, 1, h);
     kernels_tensor_t g2 = kernels_tensor_2d(ly->ln2_g, 1, h),
                      e2 = kernels_tensor_2d(ly->ln2_b, 1, h);
-    kernels_tensor_t mask = kernels_tensor_2d(m->mask_be, n_seq, len);
-    kernels_tensor_t probs = kernels_tensor_3d(m->probs, n_seq * m->cfg.heads, len, len);
-    /* q, k, v: column blocks of the fused projection. */
-    kernels_tensor_t q = {m->qkv, n, h, 3 * h, 1, 0};
-    kernels_tensor_t k = {m->qkv + h, n, h, 3 * h, 1, 0};
-    kernels_tensor_t v = {m->qkv + 2 * h, n, h, 3 * h, 1, 0};
 
-    if (kernels_gemm(be, 0, 1, 1.0f, &x, &wqkv, 0.0f, &qkv, err, errlen) != 0 ||
-        kernels_bias_act(be, &qkv, &bqkv, KERNELS_ACT_NONE, &qkv, err, errlen) != 0 ||
-        kernels_attention(be, &q, &k, &v, &mask, n_seq, m->cfg.heads, 1.0f / sqrtf((float)hd),
-                          &probs, &ctx, err, errlen) != 0 ||
-        kernels_gemm(be, 0, 1, 1.0f, &ctx, &wo, 1.0f, &x, err, errlen) != 0 ||
+    if (kernels_gemm(be, 0, 1, 1.0f, &ctx, &wo, 1.0f, &x, err, errlen) != 0 ||
         kernels_bias_act(be, &x, &bo, KERNELS_ACT_NONE, &x, err, errlen) != 0 ||
-        kernels_layernorm(be, &x, &g1, &e1, m->cfg.ln_eps, &x, err, errlen) != 0 ||
-        kernels_gemm(be, 0, 1, 1.0f, &x, &w1, 0.0f, &ffn, err, errlen) != 0 ||
-        kernels_bias_act(be, &ffn, &b1, KERNELS_ACT_GELU, &ffn, err, errlen) != 0 ||
-        kernels_gemm(be, 0, 1, 1.0f, &ffn, &w2, 1.0f, &x, err, errlen) != 0 ||
+        kernels_layernorm(be, &x, &g1, &e1, m->cfg.ln_eps, &x, err, errlen) != 0)
+        return -1;
+    bert_yield(m);
+    if (kernels_gemm(be, 0, 1, 1.0f, &x, &w1, 0.0f, &ffn, err, errlen) != 0 ||
+        kernels_bias_act(be, &ffn, &b1, KERNELS_ACT_GELU, &ffn, err, errlen) != 0)
+        return -1;
+    bert_yield(m);
+    if (kernels_gemm(be, 0, 1, 1.0f, &ffn, &w2, 1.0f, &x, err, errlen) != 0 ||
         kernels_bias_act(be, &x, &b2, KERNELS_ACT_NONE, &x, err, errlen) != 0 ||
         kernels_layernorm(be, &x, &g2, &e2, m->cfg.ln_eps, &x, err, errlen) != 0)
         return -1;
+    return 0;
+}
+
+/* One transformer layer over the residual stream x (n_seq sequences of L tokens). Without a yield
+ * hook each op covers every token at once; with one, the row-wise parts go BERT_STEP_ROWS tokens
+ * at a time and attention a sequence at a time, with a step between. Each row's arithmetic is the
+ * same either way. */
+static int bert_layer_forward(model_bert_t *m, const bert_layer_t *ly, int64_t n_seq, int64_t len,
+                              char *err, size_t errlen)
+{
+    int64_t n = n_seq * len;
+    int64_t rows = m->yield && n > BERT_STEP_ROWS ? BERT_STEP_ROWS : n;
+    int64_t seqs = m->yield ? 1 : n_seq;
+
+    for (int64_t r0 = 0; r0 < n; r0 += rows) {
+        if (bert_qkv_rows(m, ly, r0, n - r0 < rows ? n - r0 : rows, err, errlen) != 0)
+            return -1;
+        bert_yield(m);
+    }
+    for (int64_t s0 = 0; s0 < n_seq; s0 += seqs) {
+        if (bert_attention_seqs(m, s0, n_seq - s0 < seqs ? n_seq - s0 : seqs, len, err, errlen) !=
+            0)
+            return -1;
+        bert_yield(m);
+    }
+    for (int64_t r0 = 0; r0 < n; r0 += rows) {
+        if (bert_ffn_rows(m, ly, r0, n - r0 < rows ? n - r0 : rows, err, errlen) != 0)
+            return -1;
+        bert_yield(m);
+    }
     return 0;
 }
 

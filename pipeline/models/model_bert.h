@@ -44,6 +44,14 @@ int model_bert_max_seq(const model_bert_t *m);
 /* sha256 of model.safetensors, hex: news heads record which encoder they were trained on. */
 const char *model_bert_weights_sha256(const model_bert_t *m);
 
+/* Has hook(ctx) called between the steps of every later forward pass, so that its caller can give
+ * the CPU up in between (model_runtime does, at news_priority idle: model_pace.h). A step is then
+ * at most a few dozen tokens' row-wise work, or one sequence's attention: about a millisecond of
+ * one core for MiniLM. The embeddings agree with those computed without a hook to rounding (each
+ * row's arithmetic is the same; only the BLAS's blocking may differ). hook NULL: no steps, every
+ * op covers a whole chunk of sequences, which is fastest. */
+void model_bert_set_yield(model_bert_t *m, void (*hook)(void *ctx), void *ctx);
+
 /* Embeddings of n texts (texts[i], lens[i] bytes of UTF-8) into out (n x H floats, host),
  * L2-normalised when normalize is set, else the mean-pooled token states. Returns 0 or -1 with
  * err. */

@@ -38,6 +38,43 @@ static char *read_all(const char *path, size_t *len)
     return buf;
 }
 
+static size_t steps_taken;
+
+static void count_step(void *ctx)
+{
+    (void)ctx;
+    steps_taken++;
+}
+
+/* The first n texts with a yield hook against want, their mean-pooled states without one: the
+ * same to rounding, in steps (per layer and block of at most 64 tokens, one after the query, key
+ * and value projection and three in what follows attention; and one per sequence's attention). */
+static void test_steps(model_bert_t *m, const char **texts, const size_t *lens, size_t n,
+                       const float *want, size_t h)
+{
+    char err[512];
+    float *got = malloc(n * h * sizeof *got);
+    CHECK(got != NULL);
+    if (!got)
+        return;
+    steps_taken = 0;
+    model_bert_set_yield(m, count_step, NULL);
+    CHECK_MSG(model_bert_encode(m, texts, lens, n, 0, got, err, sizeof err) == 0, "%s", err);
+    model_bert_set_yield(m, NULL, NULL);
+    size_t layers = (size_t)model_bert_config(m)->layers, least = layers * (n + 4);
+    CHECK_MSG(steps_taken >= least,
+              "%zu steps for %zu texts over %zu layers, at least %zu expected", steps_taken, n,
+              layers, least);
+    double worst = 0;
+    for (size_t i = 0; i < n * h; i++)
+        if (fabs((double)got[i] - (double)want[i]) > worst)
+            worst = fabs((double)got[i] - (double)want[i]);
+    fprintf(stderr, "in steps: %zu texts, %zu steps, max abs difference %.3g\n", n, steps_taken,
+            worst);
+    CHECK_MSG(worst <= 1e-5, "pooled states in steps differ by up to %.3g", worst);
+    free(got);
+}
+
 /* Compares n embeddings of width h; returns the worst cosine and max abs error seen. */
 static void compare(const float *got, const float *want, size_t n, size_t h, double *worst_cos,
                     double *worst_abs, size_t *worst_at)
@@ -115,6 +152,10 @@ static void test_parity(model_bert_t *m, const char *src)
     fprintf(stderr, "pooled (before normalisation): worst cosine %.9f, max abs error %.3g\n", cos,
             mx);
     CHECK_MSG(cos >= 0.9999 && mx <= 1e-4, "pooled: cosine %.9f, abs %.3g at %zu", cos, mx, at);
+
+    /* With a yield hook the forward pass goes in steps, and its results stay the same (got holds
+     * the pooled states now). */
+    test_steps(m, texts, lens, n < 64 ? n : 64, got, h);
 
     /* One sentence alone (no padding) equals the same sentence inside the big batch. */
     float one[4096];
