@@ -117,9 +117,10 @@ static const config_key_t config_keys[] = {
      "ms each on a CPU) keeps their latency short: a batch commits once all are encoded."},
     {"model.news_priority", CONFIG_ENUM, FIELD(model_news_priority), 0, 0, config_priorities,
      "idle", 0,
-     "CPU priority of the news model's thread: idle (only CPU time nothing else wants), low "
-     "(nice + 10) or normal. On a CPU the encoder keeps a core busy; below normal, events are "
-     "scored and written ahead of it."},
+     "CPU priority of the news model's thread: idle (only CPU time nothing else on the machine "
+     "wants: SCHED_IDLE, and on a CPU its steps wait while every CPU is busy), low (nice + 10) "
+     "or normal. On a CPU the encoder keeps a core busy; below normal, events are scored and "
+     "written ahead of it."},
     {"model.max_seq", CONFIG_INT, FIELD(model_max_seq), 2, 512, NULL, "256", 0,
      "Longest encoder input in tokens; longer articles are truncated."},
     {"postgres.conninfo", CONFIG_STRING, FIELD(postgres_conninfo), 0, 0, NULL, "dbname=vigil", 0,

@@ -442,6 +442,14 @@ static void metrics_render_models(metrics_text_t *t)
             t, "vigil_model_busy_seconds_total{model=\"%s\"} %.9f\n", metrics_model_names[i],
             (double)atomic_load_explicit(&metrics.models[i].busy_nanos, memory_order_relaxed) /
                 1e9);
+    metrics_text_printf(t, "# HELP vigil_model_yield_seconds_total Of the busy time, that a paced "
+                           "model spent stepping aside for threads waiting for a CPU.\n"
+                           "# TYPE vigil_model_yield_seconds_total counter\n");
+    for (int i = 0; i < METRICS_MODELS; i++)
+        metrics_text_printf(
+            t, "vigil_model_yield_seconds_total{model=\"%s\"} %.9f\n", metrics_model_names[i],
+            (double)atomic_load_explicit(&metrics.models[i].yield_nanos, memory_order_relaxed) /
+                1e9);
 }
 
 int metrics_render(char **out, size_t *out_len)

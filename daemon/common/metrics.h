@@ -93,10 +93,11 @@ typedef enum metrics_model {
 } metrics_model_t;
 
 typedef struct metrics_model_server {
-    _Atomic int64_t queued;      /* gauge vigil_model_queue_depth{model}: jobs waiting */
-    _Atomic int64_t busy;        /* gauge vigil_model_busy{model}: 1 while a job runs */
-    _Atomic uint64_t jobs;       /* counter vigil_model_jobs_total{model} */
-    _Atomic uint64_t busy_nanos; /* counter vigil_model_busy_seconds_total{model} */
+    _Atomic int64_t queued;       /* gauge vigil_model_queue_depth{model}: jobs waiting */
+    _Atomic int64_t busy;         /* gauge vigil_model_busy{model}: 1 while a job runs */
+    _Atomic uint64_t jobs;        /* counter vigil_model_jobs_total{model} */
+    _Atomic uint64_t busy_nanos;  /* counter vigil_model_busy_seconds_total{model} */
+    _Atomic uint64_t yield_nanos; /* counter vigil_model_yield_seconds_total{model} */
 } metrics_model_server_t;
 
 typedef struct metrics {

@@ -364,6 +364,7 @@ static void vigild_on_models(evutil_socket_t fd, short what, void *arg)
         atomic_store(&metrics.models[i].busy, st.busy);
         atomic_store(&metrics.models[i].jobs, st.jobs);
         atomic_store(&metrics.models[i].busy_nanos, (uint64_t)(st.seconds * 1e9));
+        atomic_store(&metrics.models[i].yield_nanos, (uint64_t)(st.yielded * 1e9));
     }
 }
 
@@ -516,11 +517,13 @@ static int vigild_models(vigild_t *d, const featurize_t *fz)
     const char *rv = model_runtime_risk_version(d->runtime);
     const char *nv = model_runtime_news_version(d->runtime);
     log_info("model runtime",
-             "backend=\"%s\" risk_model=%s version=%s news_model=%s news_version=%s encoder=%s",
+             "backend=\"%s\" risk_model=%s version=%s news_model=%s news_version=%s encoder=%s "
+             "news_pace=\"%s\"",
              model_runtime_backend(d->runtime),
              d->cfg.model_risk_path[0] ? d->cfg.model_risk_path : "none", rv ? rv : "none",
              d->cfg.model_news_path[0] ? d->cfg.model_news_path : "none", nv ? nv : "none",
-             nv ? model_runtime_news_encoder(d->runtime) : "none");
+             nv ? model_runtime_news_encoder(d->runtime) : "none",
+             log_quote(model_runtime_news_pace(d->runtime), q, sizeof(q)));
     return 0;
 }
 

@@ -23,10 +23,14 @@
 #include "model_bert.h"
 #include "model_news.h"
 #include "model_ngram.h"
+#include "model_pace.h"
 #include "model_risk.h"
 
 #define RUNTIME_QUEUE 8
 #define RUNTIME_ERR_MAX 512
+/* The longest a paced encoder steps aside at one step (model_pace.h): on a machine that never has
+ * a CPU to spare it still does a step every so often, so that articles are scored, slowly. */
+#define RUNTIME_PACE_MAX_WAIT_MS 100
 
 typedef enum job_kind { JOB_SCORE, JOB_RELOAD } job_kind_t;
 
@@ -75,6 +79,7 @@ struct rt_server {
     int running; /* the thread has set its priority and takes jobs */
     uint64_t jobs;
     double seconds;
+    double yielded;      /* of seconds, those the pace made the thread step aside */
     const char *version; /* the active model's, interned; read under mu */
     const char *encoder; /* news: "bert" or "ngram" of the active heads; read under mu */
     model_runtime_priority_t priority; /* taken by the thread when it starts */
@@ -82,6 +87,7 @@ struct rt_server {
     /* The server's thread only, once started (before: model_runtime_new). */
     kernels_backend_t *be; /* made with the server's first model */
     runtime_version_t *versions;
+    model_pace_t *pace; /* news at idle priority on a CPU: the encoder's steps are paced */
 };
 
 struct model_runtime {
@@ -92,6 +98,7 @@ struct model_runtime {
 
     pthread_mutex_t mu; /* guards reason */
     char reason[512];   /* the first backend's kernels_backend_reason */
+    char pace[256];     /* how the encoder is paced, for the log; set before the servers start */
 
     rt_server_t servers[MODEL_RUNTIME_SERVERS];
 
@@ -414,11 +421,12 @@ static void *rt_server_main(void *arg)
         j->rc = 0;
         j->version = NULL;
         s->run(s, j);
-        double took = rt_now() - t0;
+        double took = rt_now() - t0, yielded = s->pace ? model_pace_take_waited(s->pace) : 0;
         pthread_mutex_lock(&s->mu);
         s->busy = 0;
         s->jobs++;
         s->seconds += took;
+        s->yielded += yielded;
         j->done = 1;
         pthread_cond_broadcast(&s->done);
     }
@@ -496,6 +504,7 @@ static void rt_server_free(rt_server_t *s)
     if (!s->rt)
         return; /* never initialised */
     kernels_backend_free(s->be);
+    model_pace_free(s->pace);
     while (s->versions) {
         runtime_version_t *v = s->versions;
         s->versions = v->next;
@@ -507,6 +516,23 @@ static void rt_server_free(rt_server_t *s)
 }
 
 /* --- API -------------------------------------------------------------------------------- */
+
+/* Paces the BERT encoder when the news server runs at idle priority on a CPU (model_pace.h). On
+ * a GPU the encoder's thread mostly waits for the device, and at low or normal priority sharing
+ * the CPU is what was asked for. Without /proc/loadavg (a sandbox can hide it) the encoder runs
+ * at SCHED_IDLE alone, which the log says. @locality: model_runtime_new, before the servers. */
+static void rt_news_pace(model_runtime_t *rt, rt_server_t *news, kernels_backend_t *be)
+{
+    char why[200] = "";
+    if (news->priority != MODEL_RUNTIME_PRIORITY_IDLE || strcmp(kernels_backend_name(be), "cpu"))
+        return;
+    if (!(news->pace = model_pace_new(RUNTIME_PACE_MAX_WAIT_MS, why, sizeof why))) {
+        snprintf(rt->pace, sizeof rt->pace, "off: %s", why);
+        return;
+    }
+    model_bert_set_yield(rt->bert, model_pace_step, news->pace);
+    snprintf(rt->pace, sizeof rt->pace, "loadavg");
+}
 
 /* The configured models, loaded before the servers start. */
 static int rt_load_configured(model_runtime_t *rt, const model_runtime_options_t *o, char *err,
@@ -520,6 +546,7 @@ static int rt_load_configured(model_runtime_t *rt, const model_runtime_options_t
         if (!be || !(rt->bert = model_bert_load(be, o->encoder_dir, o->max_seq ? o->max_seq : 256,
                                                 err, errlen)))
             return -1;
+        rt_news_pace(rt, news, be);
     }
     if (o->news_path && o->news_path[0] && rt_news_load(news, o->news_path, NULL, err, errlen))
         return -1;
@@ -546,10 +573,12 @@ model_runtime_t *model_runtime_new(const model_runtime_options_t *o, char *err, 
         goto err;
     }
     if (rt_server_init(rt, &rt->servers[MODEL_RUNTIME_RISK], rt_risk_run, err, errlen) != 0 ||
-        rt_server_init(rt, &rt->servers[MODEL_RUNTIME_NEWS], rt_news_run, err, errlen) != 0 ||
-        rt_load_configured(rt, o, err, errlen) != 0)
+        rt_server_init(rt, &rt->servers[MODEL_RUNTIME_NEWS], rt_news_run, err, errlen) != 0)
         goto err;
     rt->servers[MODEL_RUNTIME_NEWS].priority = o->news_priority;
+    snprintf(rt->pace, sizeof rt->pace, "none");
+    if (rt_load_configured(rt, o, err, errlen) != 0)
+        goto err;
     for (int i = 0; i < MODEL_RUNTIME_SERVERS; i++)
         if (rt_server_start(&rt->servers[i], err, errlen) != 0)
             goto err;
@@ -582,6 +611,11 @@ void model_runtime_free(model_runtime_t *rt)
     free(rt->backend_name);
     pthread_mutex_destroy(&rt->mu);
     free(rt);
+}
+
+const char *model_runtime_news_pace(model_runtime_t *rt)
+{
+    return rt->pace; /* set before the servers start, never changed after */
 }
 
 const char *model_runtime_backend(model_runtime_t *rt)
@@ -672,6 +706,6 @@ void model_runtime_stats(model_runtime_t *rt, model_runtime_server_t which,
 {
     rt_server_t *s = &rt->servers[which];
     pthread_mutex_lock(&s->mu);
-    *st = (model_runtime_stats_t){s->count, s->busy, s->jobs, s->seconds};
+    *st = (model_runtime_stats_t){s->count, s->busy, s->jobs, s->seconds, s->yielded};
     pthread_mutex_unlock(&s->mu);
 }

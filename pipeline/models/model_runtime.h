@@ -37,7 +37,9 @@ typedef struct model_runtime_options {
     int max_seq;             /* encoder input limit in tokens (2..512; 0: 256) */
     /* The news server thread's CPU priority (Linux: per thread). On a CPU the encoder keeps a
      * core busy while articles wait; below normal, the threads that score events and write
-     * results (and PostgreSQL) go first. Its BLAS threads (threads > 1) keep the process's. */
+     * results go first. At idle on a CPU its steps are also paced by the machine's runnable
+     * threads, so that PostgreSQL and other processes go first too (model_pace.h). Its BLAS
+     * threads (threads > 1) keep the process's priority. */
     model_runtime_priority_t news_priority;
 } model_runtime_options_t;
 
@@ -50,6 +52,11 @@ typedef struct model_runtime model_runtime_t;
 model_runtime_t *model_runtime_new(const model_runtime_options_t *o, char *err, size_t errlen);
 /* Stops the servers (each after the job it is running) and frees everything. */
 void model_runtime_free(model_runtime_t *rt);
+
+/* How the news encoder steps aside for other work (model_pace.h), for the log: "loadavg" (paced:
+ * news priority idle on a CPU), "none" (not paced), or "off: " and why pacing was wanted but is
+ * not possible. */
+const char *model_runtime_news_pace(model_runtime_t *rt);
 
 /* Which backend runs and why (kernels_backend_reason of the first backend created), for the
  * log; "none" before any model is loaded. */
@@ -110,6 +117,7 @@ typedef struct model_runtime_stats {
     int busy;       /* a job is running */
     uint64_t jobs;  /* jobs finished so far */
     double seconds; /* time spent running them */
+    double yielded; /* of seconds, those a paced encoder spent stepping aside (model_pace.h) */
 } model_runtime_stats_t;
 
 /* A snapshot of one server's queue. @locality: any thread. */

@@ -58,6 +58,9 @@ log=$HARNESS_TMP/v.log
 wait_until 120 "partitions assigned" grep -q 'msg="partition assigned"' "$log"
 v_bert=$(sed -n 's/.*msg="model runtime".* news_version=\([^ ]*\) encoder=bert.*/\1/p' "$log")
 [ -n "$v_bert" ] || fail "model runtime did not log BERT heads: $(grep 'model runtime' "$log")"
+# At news_priority idle (the default) on the CPU the encoder is paced by the machine's load.
+grep -q 'msg="model runtime".* news_pace="loadavg"' "$log" ||
+    fail "the encoder is not paced: $(grep 'model runtime' "$log")"
 
 "$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -k news --headlines "$headlines" -n 30 --seed 5 >/dev/null 2>&1 ||
     fail "producing the articles failed"

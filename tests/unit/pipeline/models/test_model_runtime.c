@@ -147,6 +147,7 @@ static void test_servers_apart(const char *risk_path)
     CHECK_MSG(rt != NULL, "%s", err);
     if (!rt)
         return;
+    CHECK_STR(model_runtime_news_pace(rt), "none"); /* the n-gram encoder is not paced */
     threads_with(STAT_NICE, 0, &lo, &hi);
     CHECK_MSG(hi - lo == 10,
               "thread nice values from %d to %d; the news server's should be 10 more", lo, hi);
