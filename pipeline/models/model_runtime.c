@@ -96,9 +96,9 @@ struct model_runtime {
     char *spec_hash;
     size_t max_batch;
 
-    pthread_mutex_t mu; /* guards reason */
-    char reason[512];   /* the first backend's kernels_backend_reason */
-    char pace[256];     /* how the encoder is paced, for the log; set before the servers start */
+    pthread_mutex_t mu;  /* guards reason */
+    char reason[512];    /* the first backend's kernels_backend_reason */
+    char pace_note[256]; /* how the encoder is paced, for the log; set before the servers start */
 
     rt_server_t servers[MODEL_RUNTIME_SERVERS];
 
@@ -527,11 +527,11 @@ static void rt_news_pace(model_runtime_t *rt, rt_server_t *news, kernels_backend
     if (news->priority != MODEL_RUNTIME_PRIORITY_IDLE || strcmp(kernels_backend_name(be), "cpu"))
         return;
     if (!(news->pace = model_pace_new(RUNTIME_PACE_MAX_WAIT_MS, why, sizeof why))) {
-        snprintf(rt->pace, sizeof rt->pace, "off: %s", why);
+        snprintf(rt->pace_note, sizeof rt->pace_note, "off: %s", why);
         return;
     }
     model_bert_set_yield(rt->bert, model_pace_step, news->pace);
-    snprintf(rt->pace, sizeof rt->pace, "loadavg");
+    snprintf(rt->pace_note, sizeof rt->pace_note, "loadavg");
 }
 
 /* The configured models, loaded before the servers start. */
@@ -576,7 +576,7 @@ model_runtime_t *model_runtime_new(const model_runtime_options_t *o, char *err, 
         rt_server_init(rt, &rt->servers[MODEL_RUNTIME_NEWS], rt_news_run, err, errlen) != 0)
         goto err;
     rt->servers[MODEL_RUNTIME_NEWS].priority = o->news_priority;
-    snprintf(rt->pace, sizeof rt->pace, "none");
+    snprintf(rt->pace_note, sizeof rt->pace_note, "none");
     if (rt_load_configured(rt, o, err, errlen) != 0)
         goto err;
     for (int i = 0; i < MODEL_RUNTIME_SERVERS; i++)
@@ -615,7 +615,7 @@ void model_runtime_free(model_runtime_t *rt)
 
 const char *model_runtime_news_pace(model_runtime_t *rt)
 {
-    return rt->pace; /* set before the servers start, never changed after */
+    return rt->pace_note; /* set before the servers start, never changed after */
 }
 
 const char *model_runtime_backend(model_runtime_t *rt)
