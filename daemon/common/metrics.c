@@ -435,21 +435,29 @@ static void metrics_render_models(metrics_text_t *t)
                                 metrics_model_names[i], v);
         }
     }
-    metrics_text_printf(t, "# HELP vigil_model_busy_seconds_total Time a model server spent "
-                           "running jobs.\n# TYPE vigil_model_busy_seconds_total counter\n");
-    for (int i = 0; i < METRICS_MODELS; i++)
-        metrics_text_printf(
-            t, "vigil_model_busy_seconds_total{model=\"%s\"} %.9f\n", metrics_model_names[i],
-            (double)atomic_load_explicit(&metrics.models[i].busy_nanos, memory_order_relaxed) /
-                1e9);
-    metrics_text_printf(t, "# HELP vigil_model_yield_seconds_total Of the busy time, that a paced "
-                           "model spent stepping aside for threads waiting for a CPU.\n"
-                           "# TYPE vigil_model_yield_seconds_total counter\n");
-    for (int i = 0; i < METRICS_MODELS; i++)
-        metrics_text_printf(
-            t, "vigil_model_yield_seconds_total{model=\"%s\"} %.9f\n", metrics_model_names[i],
-            (double)atomic_load_explicit(&metrics.models[i].yield_nanos, memory_order_relaxed) /
-                1e9);
+    /* Counters kept in nanoseconds, shown in seconds. */
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } seconds[] = {
+        {"vigil_model_busy_seconds_total", "Time a model server spent running jobs.",
+         offsetof(metrics_model_server_t, busy_nanos)},
+        {"vigil_model_yield_seconds_total",
+         "Of the busy time, that a paced model spent stepping aside for threads waiting for a "
+         "CPU.",
+         offsetof(metrics_model_server_t, yield_nanos)},
+    };
+    for (size_t s = 0; s < sizeof seconds / sizeof seconds[0]; s++) {
+        metrics_text_printf(t, "# HELP %s %s\n# TYPE %s counter\n", seconds[s].name,
+                            seconds[s].help, seconds[s].name);
+        for (int i = 0; i < METRICS_MODELS; i++) {
+            char *field = (char *)&metrics.models[i] + seconds[s].offset;
+            uint64_t ns =
+                atomic_load_explicit((_Atomic uint64_t *)(void *)field, memory_order_relaxed);
+            metrics_text_printf(t, "%s{model=\"%s\"} %.9f\n", seconds[s].name,
+                                metrics_model_names[i], (double)ns / 1e9);
+        }
+    }
 }
 
 int metrics_render(char **out, size_t *out_len)
