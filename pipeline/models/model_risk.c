@@ -24,6 +24,11 @@ struct model_risk {
     size_t cap;
     float *xn;                             /* host (cap, dims[0]) */
     float *act[MODEL_RISK_HIDDEN_MAX + 2]; /* backend (cap, dims[l]) */
+    /* model_risk_explain's, for explain_cap rows: the gradient flowing back, two buffers of the
+     * widest layer taking turns, and the output gradient (ones) on the host. */
+    size_t explain_cap, dmax;
+    float *grad[2]; /* backend (explain_cap, dmax) */
+    float *ones;    /* host (explain_cap) */
 };
 
 int model_risk_weights_alloc(model_risk_weights_t *w, const size_t *dims, size_t n_layers)
@@ -191,6 +196,9 @@ void model_risk_free(model_risk_t *m)
     }
     for (size_t l = 0; l < MODEL_RISK_HIDDEN_MAX + 2; l++)
         kernels_free(m->be, m->act[l]);
+    kernels_free(m->be, m->grad[0]);
+    kernels_free(m->be, m->grad[1]);
+    free(m->ones);
     free(m->xn);
     free(m->mean);
     free(m->inv_std);
@@ -375,13 +383,13 @@ static int risk_reserve(model_risk_t *m, size_t n, char *err, size_t errlen)
     return 0;
 }
 
-int model_risk_score(model_risk_t *m, const float *x, size_t n, float *scores, char *err,
-                     size_t errlen)
+/* The forward pass over n raw rows: normalised into xn and act[0], then every layer. The last
+ * layer's activation is out_act: the sigmoid when scoring, none (the logit) when explaining. */
+static int risk_forward(model_risk_t *m, const float *x, size_t n, kernels_act_t out_act, char *err,
+                        size_t errlen)
 {
     size_t d = m->dims[0];
 
-    if (n == 0)
-        return 0;
     if (risk_reserve(m, n, err, errlen) != 0)
         return -1;
     for (size_t r = 0; r < n; r++) {
@@ -398,12 +406,82 @@ int model_risk_score(model_risk_t *m, const float *x, size_t n, float *scores, c
             kernels_tensor_2d(m->w[l], (int64_t)m->dims[l], (int64_t)m->dims[l + 1]);
         kernels_tensor_t b = kernels_tensor_2d(m->b[l], 1, (int64_t)m->dims[l + 1]);
         kernels_tensor_t y = kernels_tensor_2d(m->act[l + 1], (int64_t)n, (int64_t)m->dims[l + 1]);
-        kernels_act_t act = l + 1 == m->n_layers ? KERNELS_ACT_SIGMOID : KERNELS_ACT_RELU;
+        kernels_act_t act = l + 1 == m->n_layers ? out_act : KERNELS_ACT_RELU;
         if (kernels_gemm(m->be, 0, 0, 1.0f, &a, &w, 0.0f, &y, err, errlen) != 0 ||
             kernels_bias_act(m->be, &y, &b, act, &y, err, errlen) != 0)
             return -1;
     }
+    return 0;
+}
+
+int model_risk_score(model_risk_t *m, const float *x, size_t n, float *scores, char *err,
+                     size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    if (risk_forward(m, x, n, KERNELS_ACT_SIGMOID, err, errlen) != 0)
+        return -1;
     return kernels_copy_to_host(m->be, scores, m->act[m->n_layers], n, err, errlen);
+}
+
+static int risk_explain_reserve(model_risk_t *m, size_t n, char *err, size_t errlen)
+{
+    if (n <= m->explain_cap)
+        return 0;
+    kernels_free(m->be, m->grad[0]);
+    kernels_free(m->be, m->grad[1]);
+    m->grad[0] = m->grad[1] = NULL;
+    free(m->ones);
+    m->explain_cap = 0;
+    m->dmax = 0;
+    for (size_t l = 0; l <= m->n_layers; l++)
+        if (m->dims[l] > m->dmax)
+            m->dmax = m->dims[l];
+    if (!(m->ones = malloc(n * sizeof *m->ones))) {
+        errbuf_printf(err, errlen, "out of memory explaining %zu rows", n);
+        return -1;
+    }
+    for (size_t r = 0; r < n; r++)
+        m->ones[r] = 1.0f;
+    for (int k = 0; k < 2; k++)
+        if (!(m->grad[k] = kernels_alloc(m->be, n * m->dmax, err, errlen)))
+            return -1;
+    m->explain_cap = n;
+    return 0;
+}
+
+int model_risk_explain(model_risk_t *m, const float *x, size_t n, float *attr, char *err,
+                       size_t errlen)
+{
+    size_t d = m->dims[0], L = m->n_layers;
+    int cur = 0;
+
+    if (n == 0)
+        return 0;
+    if (risk_forward(m, x, n, KERNELS_ACT_NONE, err, errlen) != 0 ||
+        risk_explain_reserve(m, n, err, errlen) != 0)
+        return -1;
+    /* d logit / d logit = 1; then back through each layer: dx = dy W^T, and through the ReLU
+     * that made the layer's input (act[l] is its output, which tells where it was active). */
+    if (kernels_copy_to_backend(m->be, m->grad[cur], m->ones, n, err, errlen) != 0)
+        return -1;
+    for (size_t l = L; l-- > 0;) {
+        kernels_tensor_t a = kernels_tensor_2d(m->act[l], (int64_t)n, (int64_t)m->dims[l]);
+        kernels_tensor_t w =
+            kernels_tensor_2d(m->w[l], (int64_t)m->dims[l], (int64_t)m->dims[l + 1]);
+        kernels_tensor_t dy = kernels_tensor_2d(m->grad[cur], (int64_t)n, (int64_t)m->dims[l + 1]);
+        kernels_tensor_t dx = kernels_tensor_2d(m->grad[!cur], (int64_t)n, (int64_t)m->dims[l]);
+        if (kernels_dense_backward(m->be, &a, &w, &dy, &dx, NULL, NULL, err, errlen) != 0)
+            return -1;
+        if (l > 0 && kernels_relu_backward(m->be, &a, &dx, &dx, err, errlen) != 0)
+            return -1;
+        cur = !cur;
+    }
+    if (kernels_copy_to_host(m->be, attr, m->grad[cur], n * d, err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < n * d; i++)
+        attr[i] *= m->xn[i];
+    return 0;
 }
 
 void model_risk_score_ref(const model_risk_weights_t *w, const float *x, size_t n, float *scores)
@@ -441,4 +519,49 @@ void model_risk_score_ref(const model_risk_weights_t *w, const float *x, size_t 
     }
     free(a);
     free(b);
+}
+
+void model_risk_explain_ref(const model_risk_weights_t *w, const float *x, size_t n, float *attr)
+{
+    size_t L = w->n_layers, d = w->dims[0], total = 0, at[MODEL_RISK_HIDDEN_MAX + 2];
+    for (size_t l = 0; l <= L; l++) {
+        at[l] = total;
+        total += w->dims[l];
+    }
+    /* a: every layer's activation of one row (the last one the logit); g: the gradient. */
+    double *a = malloc(total * sizeof *a), *g = malloc(total * sizeof *g);
+    if (!a || !g) {
+        for (size_t i = 0; i < n * d; i++)
+            attr[i] = NAN;
+        free(a);
+        free(g);
+        return;
+    }
+    for (size_t r = 0; r < n; r++) {
+        for (size_t i = 0; i < d; i++)
+            a[i] = model_risk_normalise(x[r * d + i], (float)w->mean[i], (float)(1.0 / w->std[i]));
+        for (size_t l = 0; l < L; l++) {
+            size_t in = w->dims[l], out = w->dims[l + 1];
+            for (size_t j = 0; j < out; j++) {
+                double s = w->b[l][j];
+                for (size_t i = 0; i < in; i++)
+                    s += a[at[l] + i] * w->w[l][i * out + j];
+                a[at[l + 1] + j] = l + 1 == L || s > 0 ? s : 0.0;
+            }
+        }
+        g[at[L]] = 1.0;
+        for (size_t l = L; l-- > 0;) {
+            size_t in = w->dims[l], out = w->dims[l + 1];
+            for (size_t i = 0; i < in; i++) {
+                double s = 0;
+                for (size_t j = 0; j < out; j++)
+                    s += g[at[l + 1] + j] * w->w[l][i * out + j];
+                g[at[l] + i] = l > 0 && a[at[l] + i] <= 0 ? 0.0 : s;
+            }
+        }
+        for (size_t i = 0; i < d; i++)
+            attr[r * d + i] = (float)(a[i] * g[i]);
+    }
+    free(a);
+    free(g);
 }

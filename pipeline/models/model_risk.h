@@ -73,6 +73,17 @@ int model_risk_score(model_risk_t *m, const float *x, size_t n, float *scores, c
  * and the trainer's evaluation. */
 void model_risk_score_ref(const model_risk_weights_t *w, const float *x, size_t n, float *scores);
 
+/* Why the model gave n raw rows x (n x width) their scores: input x gradient. attr (n x width,
+ * host) gets, for row r and column i, z_i * d logit / d z_i, where z is the normalised (clipped)
+ * input and logit the output before the sigmoid (which flattens near 0 and 1 and would hide what
+ * drove a score of 0.999). For a ReLU network that is how the column moved the logit away from
+ * an input at the training set's mean (z = 0), to first order; positive pushed towards fraud.
+ * One forward and one backward pass on the kernels, the ones training uses. 0 or -1 with err. */
+int model_risk_explain(model_risk_t *m, const float *x, size_t n, float *attr, char *err,
+                       size_t errlen);
+/* The same in plain C from weights, in double: what the tests hold model_risk_explain to. */
+void model_risk_explain_ref(const model_risk_weights_t *w, const float *x, size_t n, float *attr);
+
 /* (x - mean) / std, clipped to +-MODEL_RISK_CLIP: the input the MLP sees. */
 static inline float model_risk_normalise(float x, float mean, float inv_std)
 {

@@ -32,14 +32,14 @@
  * a CPU to spare it still does a step every so often, so that articles are scored, slowly. */
 #define RUNTIME_PACE_MAX_WAIT_MS 100
 
-typedef enum job_kind { JOB_SCORE, JOB_RELOAD } job_kind_t;
+typedef enum job_kind { JOB_SCORE, JOB_EXPLAIN, JOB_RELOAD } job_kind_t;
 
 /* A request and its answer. */
 typedef struct runtime_job {
     job_kind_t kind;
     const float *x; /* risk */
     size_t n, width;
-    float *scores;
+    float *scores;            /* risk scores, or (n, width) attributions for JOB_EXPLAIN */
     const char *path;         /* reload */
     const char *const *texts; /* news */
     const size_t *lens;
@@ -192,8 +192,8 @@ static int rt_risk_load(rt_server_t *s, const char *path, const char **version, 
     return 0;
 }
 
-/* Micro-batches of at most max_batch rows: bounds the work area whatever the caller's batch
- * size. */
+/* Scores (or explains: JOB_EXPLAIN) in micro-batches of at most max_batch rows: bounds the work
+ * area whatever the caller's batch size. */
 static void rt_risk_score(rt_server_t *s, runtime_job_t *j)
 {
     model_runtime_t *rt = s->rt;
@@ -209,8 +209,12 @@ static void rt_risk_score(rt_server_t *s, runtime_job_t *j)
     }
     for (size_t s0 = 0; s0 < j->n; s0 += rt->max_batch) {
         size_t nb = j->n - s0 < rt->max_batch ? j->n - s0 : rt->max_batch;
-        if (model_risk_score(rt->risk, j->x + s0 * j->width, nb, j->scores + s0, j->err,
-                             sizeof j->err) != 0) {
+        const float *x = j->x + s0 * j->width;
+        int rc = j->kind == JOB_EXPLAIN
+                     ? model_risk_explain(rt->risk, x, nb, j->scores + s0 * j->width, j->err,
+                                          sizeof j->err)
+                     : model_risk_score(rt->risk, x, nb, j->scores + s0, j->err, sizeof j->err);
+        if (rc != 0) {
             j->rc = -1;
             return;
         }
@@ -645,6 +649,15 @@ int model_runtime_risk_score(model_runtime_t *rt, const float *x, size_t n, size
                              float *scores, const char **version, char *err, size_t errlen)
 {
     runtime_job_t j = {.kind = JOB_SCORE, .x = x, .n = n, .width = width, .scores = scores};
+    int rc = rt_submit(&rt->servers[MODEL_RUNTIME_RISK], &j, err, errlen);
+    *version = j.version;
+    return rc;
+}
+
+int model_runtime_risk_explain(model_runtime_t *rt, const float *x, size_t n, size_t width,
+                               float *attr, const char **version, char *err, size_t errlen)
+{
+    runtime_job_t j = {.kind = JOB_EXPLAIN, .x = x, .n = n, .width = width, .scores = attr};
     int rc = rt_submit(&rt->servers[MODEL_RUNTIME_RISK], &j, err, errlen);
     *version = j.version;
     return rc;

@@ -70,6 +70,13 @@ const char *model_runtime_risk_version(model_runtime_t *rt);
 int model_runtime_risk_score(model_runtime_t *rt, const float *x, size_t n, size_t width,
                              float *scores, const char **version, char *err, size_t errlen);
 
+/* Why the active risk model scores n feature vectors x (n x width) as it does: input x gradient
+ * (model_risk_explain) into attr (n x width). *version gets the version that explained them, so
+ * that a caller can tell a model swapped in since it scored. Returns 0, 1 when no risk model is
+ * active, or -1 with err. Blocks until done. @locality: any thread. */
+int model_runtime_risk_explain(model_runtime_t *rt, const float *x, size_t n, size_t width,
+                               float *attr, const char **version, char *err, size_t errlen);
+
 /* Replaces the risk model with the file at path, between two jobs. Returns 0 when the new model
  * is active (its version in *version when not NULL), or -1 with err when the file was refused
  * (the previous model, if any, stays active). Blocks until the risk server has done it. */

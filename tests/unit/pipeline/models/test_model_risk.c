@@ -131,6 +131,82 @@ static void test_refusals(kernels_backend_t *be)
     expect_load_refused(be, p, "vigil.norm_mean must be an array of 6 finite numbers");
 }
 
+/* The logit of w on one raw row, in double (the reference's forward pass without the sigmoid). */
+static double logit_of(const model_risk_weights_t *w, const double *x)
+{
+    double a[64], b[64];
+    for (size_t i = 0; i < w->dims[0]; i++)
+        a[i] = (x[i] - w->mean[i]) / w->std[i];
+    for (size_t l = 0; l < w->n_layers; l++) {
+        for (size_t j = 0; j < w->dims[l + 1]; j++) {
+            double s = w->b[l][j];
+            for (size_t i = 0; i < w->dims[l]; i++)
+                s += a[i] * w->w[l][i * w->dims[l + 1] + j];
+            b[j] = l + 1 == w->n_layers || s > 0 ? s : 0;
+        }
+        memcpy(a, b, w->dims[l + 1] * sizeof *a);
+    }
+    return a[0];
+}
+
+/* Input x gradient: the kernels agree with the reference, the reference with finite differences
+ * of the logit, and on rows the model calls fraud the columns of the rule (a, b) come first. */
+static void test_explain(model_risk_t *m, const model_risk_weights_t *w, const float *x, size_t n,
+                         const float *scores)
+{
+    float *attr = malloc(n * D * sizeof *attr), *ref = malloc(n * D * sizeof *ref);
+    char err[512];
+    CHECK(attr && ref);
+    if (!attr || !ref)
+        goto out;
+    CHECK_MSG(model_risk_explain(m, x, n, attr, err, sizeof err) == 0, "%s", err);
+    model_risk_explain_ref(w, x, n, ref);
+    double mx = 0;
+    for (size_t i = 0; i < n * D; i++)
+        mx = fmax(mx, fabs((double)attr[i] - ref[i]) / (1 + fabs((double)ref[i])));
+    CHECK_MSG(mx < 1e-4, "kernels vs reference attribution: max difference %.3g", mx);
+
+    size_t bad = 0, fraud = 0, top_ab = 0;
+    for (size_t r = 0; r < n; r++) {
+        double xr[D];
+        for (size_t i = 0; i < D; i++)
+            xr[i] = x[r * D + i];
+        for (size_t i = 0; i < D; i++) {
+            const double h = 1e-4;
+            double z = (xr[i] - w->mean[i]) / w->std[i], keep = xr[i];
+            xr[i] = keep + h * w->std[i];
+            double up = logit_of(w, xr);
+            xr[i] = keep - h * w->std[i];
+            double down = logit_of(w, xr);
+            xr[i] = keep;
+            double mid = logit_of(w, xr);
+            /* One side or the other: at a hidden unit's kink the gradient is one of the two. */
+            double fd_up = z * (up - mid) / h, fd_down = z * (mid - down) / h, a = ref[r * D + i];
+            if (fabs(z) < MODEL_RISK_CLIP && fabs(fd_up - a) > 1e-3 * (1 + fabs(a)) &&
+                fabs(fd_down - a) > 1e-3 * (1 + fabs(a))) {
+                if (bad++ < 5)
+                    fprintf(stderr, "row %zu column %zu: attribution %.6g, differences %.6g %.6g\n",
+                            r, i, a, fd_down, fd_up);
+            }
+        }
+        CHECK(ref[r * D + 4] == 0.0f); /* a constant column sits at its mean: no part in it */
+        if (scores[r] > 0.9f) {
+            size_t top = 0;
+            for (size_t i = 1; i < D; i++)
+                if (fabsf(ref[r * D + i]) > fabsf(ref[r * D + top]))
+                    top = i;
+            fraud++;
+            top_ab += top <= 1;
+        }
+    }
+    CHECK_MSG(bad == 0, "%zu attributions disagree with finite differences", bad);
+    CHECK_MSG(fraud > 10 && top_ab == fraud, "%zu of %zu fraud rows led by a or b", top_ab, fraud);
+    CHECK(model_risk_explain(m, x, 0, attr, err, sizeof err) == 0);
+out:
+    free(attr);
+    free(ref);
+}
+
 int main(void)
 {
     char err[512], path[512], version[128], cmd[600];
@@ -180,6 +256,7 @@ int main(void)
         /* Scoring in small batches gives the same as one big one. */
         CHECK(model_risk_score(m, x + n * D, 3, s_be, err, sizeof err) == 0);
         CHECK(fabs(s_be[0] - s_ref[0]) < 1e-5 && fabs(s_be[2] - s_ref[2]) < 1e-5);
+        test_explain(m, &w, x + n * D, 500, s_ref);
         model_risk_free(m);
     }
     test_refusals(be);
