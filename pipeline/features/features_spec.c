@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "duration.h"
 #include "errbuf.h"
 #include "features_internal.h"
 
@@ -83,35 +84,14 @@ static int parse_double(parser_t *p, const char *s, double *out)
     return 0;
 }
 
-/* "90s", "1m", "1h", "24h", "7d" */
+/* "90s", "1m", "1h", "24h", "7d" (duration.h), and at least 6 s */
 static int parse_duration(parser_t *p, const char *s, int64_t *ms)
 {
-    char *end;
-    long long v;
-    int64_t unit;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno || end == s || v <= 0 || strlen(end) != 1)
-        PERR(p, "not a window length: %s (write e.g. 90s, 1m, 1h, 24h, 7d)", s);
-    switch (*end) {
-    case 's':
-        unit = 1000;
-        break;
-    case 'm':
-        unit = 60000;
-        break;
-    case 'h':
-        unit = 3600000;
-        break;
-    case 'd':
-        unit = 86400000;
-        break;
-    default:
-        PERR(p, "not a window length: %s (units s, m, h, d)", s);
-    }
-    if (v > 366LL * 86400000 / unit)
+    int rc = duration_parse(s, ms);
+    if (rc == DURATION_TOO_LONG)
         PERR(p, "window %s is longer than a year", s);
-    *ms = v * unit;
+    if (rc != DURATION_OK)
+        PERR(p, "not a window length: %s (write e.g. 90s, 1m, 1h, 24h, 7d)", s);
     if (*ms < 6000)
         PERR(p, "window %s is shorter than 6 s", s);
     return 0;
