@@ -62,6 +62,12 @@ typedef struct sink_risk_row {
      * not scored (no risk model configured), and score is then stored NULL too. */
     float score;
     const char *model_version;
+    /* The fraud alert rules' verdict: the severity of the highest rule the event matched
+     * ("low" .. "critical"; NULL: none), and why the model scored it so (a JSON object, NULL:
+     * none; docs/alerts.md). An event with a severity raises or grows its user's fraud alert in
+     * the batch's own transaction (vigil.alerts). */
+    const char *alert_severity;
+    const char *alert_explanation;
 } sink_risk_row_t;
 
 /* One decoded news article, as it goes into vigil.news_scores with the news model's output.
@@ -146,10 +152,23 @@ typedef struct sink_checkpoint {
     size_t state_len;
 } sink_checkpoint_t;
 
+/* The severities, lowest first, as vigil.alerts spells them. */
+#define SINK_ALERT_SEVERITIES 4
+extern const char *const sink_alert_severities[SINK_ALERT_SEVERITIES];
+
+/* What a batch did to vigil.alerts, per severity (sink_alert_severities order), once committed. */
+typedef struct sink_alert_changes {
+    uint64_t raised[SINK_ALERT_SEVERITIES], updated[SINK_ALERT_SEVERITIES];
+} sink_alert_changes_t;
+
 typedef struct sink_batch {
     const char *group;       /* Kafka consumer group id: offsets are per group */
     const char *instance_id; /* written to kafka_offsets.updated_by, for operators */
     sink_rows_t rows;
+    /* Fraud alerts: an alert-worthy event grows its user's open alert whose newest event is at
+     * most this far before it (event time), or raises one. */
+    int64_t alert_group_gap_ms;
+    sink_alert_changes_t *alert_changes; /* NULL, or filled when SINK_PG_OK is returned */
     const sink_dead_letter_t *dead;
     size_t n_dead;
     const sink_offset_advance_t *offsets;
@@ -237,6 +256,40 @@ void sink_pg_dead_entries_free(sink_dead_entry_t *entries, size_t n);
  * (replayed already, by this or another run: nothing written), SINK_PG_REJECTED or SINK_PG_ERR. */
 int sink_pg_dead_letter_replace(sink_pg_t *pg, int64_t id, const sink_rows_t *rows, char *err,
                                 size_t errlen);
+
+/* ---- alert tooling (vigil alerts, the daemon's quiet-period resolver) ---- */
+
+/* One alert as vigil.alerts holds it, every column as text (timestamps as PostgreSQL prints them;
+ * NULL columns as NULL). Owned by the entry (sink_pg_alerts_free). */
+typedef struct sink_alert {
+    char *alert_id, *kind, *entity, *severity, *status, *revision, *event_count;
+    char *first_event_id, *first_event_time, *last_event_id, *last_event_time, *max_score;
+    char *event_ids; /* a text[] in PostgreSQL's text form: {e1,e2} */
+    char *explanation, *model_version, *raised_at, *updated_at;
+    char *acknowledged_at, *acknowledged_by, *resolved_at, *resolved_by, *resolution;
+} sink_alert_t;
+
+/* Lists up to limit alerts, most recently updated first; status ("open", "acknowledged",
+ * "resolved"; NULL: any) and kind ("fraud", "sentiment"; NULL: any) filter, and id (NULL: any)
+ * picks one. *out is malloc'd (free with sink_pg_alerts_free). */
+int sink_pg_alerts_list(sink_pg_t *pg, const char *status, const char *kind, const char *id,
+                        int limit, sink_alert_t **out, size_t *n, char *err, size_t errlen);
+void sink_pg_alerts_free(sink_alert_t *alerts, size_t n);
+
+/* Acknowledges (status "acknowledged") or resolves (status "resolved", how "fraud", "legit" or
+ * "manual") alert id on behalf of by, in one transaction with its NOTIFY; resolving a fraud
+ * alert as fraud or legit labels its events (vigil.labels, label_source 'analyst'). SINK_PG_OK
+ * with the alert as it is now in *out (when not NULL; free with sink_pg_alerts_free(out, 1)),
+ * SINK_PG_FENCED when there is no such alert or it is past that step (nothing changed), or
+ * SINK_PG_ERR. */
+int sink_pg_alert_set_status(sink_pg_t *pg, const char *id, const char *status, const char *by,
+                             const char *how, sink_alert_t **out, char *err, size_t errlen);
+
+/* Resolves the alerts of kind with no new event for quiet_ms (wall clock), each with its NOTIFY;
+ * resolved[s] (sink_alert_severities order) gets how many of each severity. */
+int sink_pg_alerts_resolve_quiet(sink_pg_t *pg, const char *kind, int64_t quiet_ms, const char *by,
+                                 uint64_t resolved[SINK_ALERT_SEVERITIES], char *err,
+                                 size_t errlen);
 
 /* Cheap liveness check (SELECT 1). */
 int sink_pg_ping(sink_pg_t *pg, char *err, size_t errlen);

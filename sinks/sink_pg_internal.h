@@ -82,6 +82,13 @@ int sink_pg_copy_dead(sink_pg_t *pg, const sink_dead_letter_t *dead, size_t n, c
 /* Whether rows' counts and arrays agree. */
 int sink_pg_rows_complete(const sink_rows_t *rows);
 
+/* ---- alerts (sink_pg_alerts.c), inside the open batch transaction ---- */
+
+/* Raises or grows the fraud alerts of the batch's risk rows that carry a severity
+ * (vigil.alerts_fraud_apply), after their COPY; fills batch->alert_changes. Sets pg->rejected
+ * when the server refused the data itself. */
+int sink_pg_alerts_apply(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t errlen);
+
 /* ---- failed writes (sink_pg_write.c) ---- */
 
 /* After a failed step of a write transaction (a batch, a replay): rolls back and returns

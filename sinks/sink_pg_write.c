@@ -251,6 +251,8 @@ int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t er
         goto err;
     if (batch->n_dead > 0 && sink_pg_copy_dead(pg, batch->dead, batch->n_dead, err, errlen) != 0)
         goto err;
+    if (sink_pg_alerts_apply(pg, batch, err, errlen) != 0)
+        goto err;
     for (size_t i = 0; i < batch->n_offsets; i++) {
         rc = sink_pg_offset_advance(pg->conn, batch, &batch->offsets[i], err, errlen);
         if (rc < 0)

@@ -1,0 +1,262 @@
+/* PostgreSQL sink, alerts: the fraud alert hits of a batch applied inside its transaction (the
+ * grouping, the entity baseline and the NOTIFY happen in vigil.alerts_fraud_apply, migration
+ * 0005), and the tooling behind `vigil alerts` and the quiet-period resolver. The alert logic
+ * lives in SQL so that an alert and the scores that caused it commit or roll back together, and
+ * an analyst's resolution (another process) is seen by the very next batch. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errbuf.h"
+#include "json.h"
+#include "sink_pg_internal.h"
+
+const char *const sink_alert_severities[SINK_ALERT_SEVERITIES] = {"low", "medium", "high",
+                                                                  "critical"};
+
+static int sink_alert_severity_index(const char *s)
+{
+    for (int i = 0; i < SINK_ALERT_SEVERITIES; i++)
+        if (strcmp(sink_alert_severities[i], s) == 0)
+            return i;
+    return -1;
+}
+
+/* The hits as the JSON array alerts_fraud_apply takes; 0 hits leaves b empty. */
+static void sink_alerts_hits_json(const sink_rows_t *rows, json_buf_t *b)
+{
+    char num[JSON_DOUBLE_MAX];
+    size_t n = 0;
+
+    for (size_t i = 0; i < rows->n_risk; i++) {
+        const sink_risk_row_t *r = &rows->risk[i];
+        if (!r->alert_severity)
+            continue;
+        json_buf_puts(b, n++ ? ",{" : "[{");
+        json_buf_puts(b, "\"entity\":");
+        json_buf_string(b, r->user_id);
+        json_buf_puts(b, ",\"event_id\":");
+        json_buf_string(b, r->event_id);
+        json_buf_printf(b, ",\"event_ms\":%" PRId64 ",\"score\":%s,\"severity\":", r->event_time_ms,
+                        json_double_text(r->score, num));
+        json_buf_string(b, r->alert_severity);
+        json_buf_puts(b, ",\"model_version\":");
+        if (r->model_version)
+            json_buf_string(b, r->model_version);
+        else
+            json_buf_puts(b, "null");
+        json_buf_puts(b, ",\"topic\":");
+        json_buf_string(b, r->at.topic);
+        json_buf_printf(b, ",\"part\":%" PRId32 ",\"off\":%" PRId64 ",\"explanation\":",
+                        r->at.partition, r->at.offset);
+        json_buf_puts(b, r->alert_explanation ? r->alert_explanation : "null");
+        json_buf_puts(b, "}");
+    }
+    if (n)
+        json_buf_puts(b, "]");
+}
+
+int sink_pg_alerts_apply(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t errlen)
+{
+    json_buf_t hits = {0};
+    char gap[32], msg[512];
+    PGresult *res = NULL;
+    int rc = -1;
+
+    if (batch->alert_changes)
+        *batch->alert_changes = (sink_alert_changes_t){0};
+    sink_alerts_hits_json(&batch->rows, &hits);
+    if (hits.failed) {
+        errbuf_printf(err, errlen, "PostgreSQL sink: out of memory listing alert hits");
+        goto out;
+    }
+    if (hits.len == 0) {
+        rc = 0;
+        goto out;
+    }
+    snprintf(gap, sizeof gap, "%" PRId64, batch->alert_group_gap_ms);
+    const char *params[2] = {hits.p, gap};
+    res = PQexecParams(pg->conn,
+                       "SELECT alert_id, severity, raised FROM "
+                       "vigil.alerts_fraud_apply($1::jsonb, $2::int8)",
+                       2, NULL, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        errbuf_printf(err, errlen, "PostgreSQL: raising the batch's fraud alerts failed: %s",
+                      sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        if (sink_pg_sqlstate_is_data(res))
+            pg->rejected = 1;
+        goto out;
+    }
+    for (int r = 0; batch->alert_changes && r < PQntuples(res); r++) {
+        int sev = sink_alert_severity_index(PQgetvalue(res, r, 1));
+        if (sev < 0)
+            continue; /* the table's CHECK allows no other; never reached */
+        if (strcmp(PQgetvalue(res, r, 2), "t") == 0)
+            batch->alert_changes->raised[sev]++;
+        else
+            batch->alert_changes->updated[sev]++;
+    }
+    rc = 0;
+out:
+    PQclear(res);
+    json_buf_free(&hits);
+    return rc;
+}
+
+/* ---- tooling ---------------------------------------------------------------------------- */
+
+#define SINK_ALERT_COLUMNS                                                                         \
+    "alert_id, kind, entity, severity, status, revision, event_count, first_event_id, "            \
+    "first_event_time, last_event_id, last_event_time, max_score, event_ids, explanation, "        \
+    "model_version, raised_at, updated_at, acknowledged_at, acknowledged_by, resolved_at, "        \
+    "resolved_by, resolution"
+
+/* The fields of sink_alert_t in SINK_ALERT_COLUMNS order. */
+static char **sink_alert_field(sink_alert_t *a, int col)
+{
+    char **f[] = {&a->alert_id,         &a->kind,
+                  &a->entity,           &a->severity,
+                  &a->status,           &a->revision,
+                  &a->event_count,      &a->first_event_id,
+                  &a->first_event_time, &a->last_event_id,
+                  &a->last_event_time,  &a->max_score,
+                  &a->event_ids,        &a->explanation,
+                  &a->model_version,    &a->raised_at,
+                  &a->updated_at,       &a->acknowledged_at,
+                  &a->acknowledged_by,  &a->resolved_at,
+                  &a->resolved_by,      &a->resolution};
+    return col >= 0 && col < (int)(sizeof f / sizeof f[0]) ? f[col] : NULL;
+}
+
+void sink_pg_alerts_free(sink_alert_t *alerts, size_t n)
+{
+    for (size_t i = 0; alerts && i < n; i++)
+        for (int c = 0; sink_alert_field(&alerts[i], c); c++)
+            free(*sink_alert_field(&alerts[i], c));
+    free(alerts);
+}
+
+/* The rows of res (SINK_ALERT_COLUMNS) into *out, *n. 0, or -1 when out of memory. */
+static int sink_alerts_take(const PGresult *res, sink_alert_t **out, size_t *n)
+{
+    size_t rows = (size_t)PQntuples(res);
+    sink_alert_t *v = calloc(rows ? rows : 1, sizeof *v);
+
+    *out = NULL;
+    *n = 0;
+    if (!v)
+        return -1;
+    for (size_t r = 0; r < rows; r++)
+        for (int c = 0; c < PQnfields(res); c++) {
+            char **f = sink_alert_field(&v[r], c);
+            if (!f || PQgetisnull(res, (int)r, c))
+                continue;
+            if (!(*f = strdup(PQgetvalue(res, (int)r, c)))) {
+                sink_pg_alerts_free(v, rows);
+                return -1;
+            }
+        }
+    *out = v;
+    *n = rows;
+    return 0;
+}
+
+int sink_pg_alerts_list(sink_pg_t *pg, const char *status, const char *kind, const char *id,
+                        int limit, sink_alert_t **out, size_t *n, char *err, size_t errlen)
+{
+    char lim[16], msg[512];
+    const char *params[4] = {status, kind, id, lim};
+    int rc = SINK_PG_ERR;
+
+    *out = NULL;
+    *n = 0;
+    if (sink_pg_check_conn(pg, "list alerts", err, errlen) != 0)
+        return SINK_PG_ERR;
+    snprintf(lim, sizeof lim, "%d", limit);
+    PGresult *res = PQexecParams(pg->conn,
+                                 "SELECT " SINK_ALERT_COLUMNS " FROM vigil.alerts "
+                                 "WHERE ($1::text IS NULL OR status = $1::text) "
+                                 "AND ($2::text IS NULL OR kind = $2::text) "
+                                 "AND ($3::text IS NULL OR alert_id = $3::text) "
+                                 "ORDER BY updated_at DESC, alert_id LIMIT $4::int4",
+                                 4, NULL, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        errbuf_printf(err, errlen, "PostgreSQL: listing vigil.alerts failed: %s",
+                      sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+    else if (sink_alerts_take(res, out, n) != 0)
+        errbuf_printf(err, errlen, "out of memory listing %d alerts", PQntuples(res));
+    else
+        rc = SINK_PG_OK;
+    PQclear(res);
+    return rc;
+}
+
+int sink_pg_alert_set_status(sink_pg_t *pg, const char *id, const char *status, const char *by,
+                             const char *how, sink_alert_t **out, char *err, size_t errlen)
+{
+    const char *params[4] = {id, status, by, how};
+    sink_alert_t *a = NULL;
+    size_t n = 0;
+    char msg[512];
+    int rc = SINK_PG_ERR;
+
+    if (out)
+        *out = NULL;
+    if (sink_pg_check_conn(pg, "change an alert", err, errlen) != 0)
+        return SINK_PG_ERR;
+    /* One statement: its own transaction, the label rows and the NOTIFY with it. */
+    PGresult *res = PQexecParams(pg->conn,
+                                 "SELECT " SINK_ALERT_COLUMNS " FROM vigil.alert_set_status("
+                                 "$1::text, $2::text, $3::text, $4::text)",
+                                 4, NULL, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        errbuf_printf(err, errlen, "PostgreSQL: setting alert %s %s failed: %s", id, status,
+                      sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+    } else if (sink_alerts_take(res, &a, &n) != 0) {
+        errbuf_printf(err, errlen, "out of memory reading alert %s back", id);
+    } else if (n == 0) {
+        errbuf_printf(err, errlen, "no alert %s that can be %s (no such alert, or it is %s)", id,
+                      status, strcmp(status, "resolved") == 0 ? "resolved already" : "not open");
+        rc = SINK_PG_FENCED;
+    } else {
+        rc = SINK_PG_OK;
+    }
+    PQclear(res);
+    if (rc == SINK_PG_OK && out) {
+        *out = a;
+        a = NULL;
+    }
+    sink_pg_alerts_free(a, n);
+    return rc;
+}
+
+int sink_pg_alerts_resolve_quiet(sink_pg_t *pg, const char *kind, int64_t quiet_ms, const char *by,
+                                 uint64_t resolved[SINK_ALERT_SEVERITIES], char *err, size_t errlen)
+{
+    char quiet[48], msg[512];
+    const char *params[3] = {kind, quiet, by};
+    int rc = SINK_PG_ERR;
+
+    memset(resolved, 0, SINK_ALERT_SEVERITIES * sizeof *resolved);
+    if (sink_pg_check_conn(pg, "resolve quiet alerts", err, errlen) != 0)
+        return SINK_PG_ERR;
+    snprintf(quiet, sizeof quiet, "%" PRId64 " milliseconds", quiet_ms);
+    PGresult *res = PQexecParams(pg->conn,
+                                 "SELECT severity, resolved FROM vigil.alerts_resolve_quiet("
+                                 "$1::text, $2::interval, $3::text)",
+                                 3, NULL, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        errbuf_printf(err, errlen, "PostgreSQL: resolving quiet %s alerts failed: %s", kind,
+                      sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+    } else {
+        for (int r = 0; r < PQntuples(res); r++) {
+            int sev = sink_alert_severity_index(PQgetvalue(res, r, 0));
+            if (sev >= 0)
+                resolved[sev] = strtoull(PQgetvalue(res, r, 1), NULL, 10);
+        }
+        rc = SINK_PG_OK;
+    }
+    PQclear(res);
+    return rc;
+}
