@@ -3,6 +3,7 @@
  *   vigil produce ...        synthetic BehaviorEvents into any Kafka (see produce_cmd.c)
  *   vigil migrate            apply the PostgreSQL migrations and exit
  *   vigil check-config       validate a vigild configuration (exit 0 ok, 2 bad)
+ *   vigil alerts ...         list, show, acknowledge, resolve alerts (see alerts_cmd.c)
  *   vigil kafka-mock ...     run the embedded Kafka (librdkafka's mock cluster) on its own, until
  *                            SIGTERM/SIGINT: for tests and demos that restart vigild under it */
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alerts_cmd.h"
 #include "config.h"
 #include "dlq.h"
 #include "errbuf.h"
@@ -37,6 +39,7 @@ static void vigil_usage(FILE *out)
             "  migrate       apply PostgreSQL migrations [--config FILE] [--set K=V ...]\n"
             "  check-config  validate a configuration [--config FILE] [--set K=V ...]\n"
             "  dlq           list or replay dead letters (vigil dlq --help)\n"
+            "  alerts        list, show, acknowledge or resolve alerts (vigil alerts --help)\n"
             "  train         train a model from files: train risk --data FILE ..., train news\n"
             "                --data DIR (--help for each)\n"
             "  kafka-mock    run the embedded Kafka: --brokers N --partitions N --topic T ...\n"
@@ -298,6 +301,8 @@ int main(int argc, char **argv)
         return produce_main(argc - 1, argv + 1);
     if (strcmp(cmd, "dlq") == 0)
         return dlq_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "alerts") == 0)
+        return alerts_main(argc - 1, argv + 1);
     if (strcmp(cmd, "train") == 0)
         return vigil_train(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)

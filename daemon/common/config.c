@@ -97,6 +97,10 @@ static const config_key_t config_keys[] = {
     {"features.checkpoint_interval_ms", CONFIG_INT, FIELD(features_checkpoint_interval_ms), 0,
      86400000, NULL, "10000", 0,
      "Least time between two entity state checkpoints of a partition (more: longer replays)."},
+    {"alerts.rules", CONFIG_STRING, FIELD(alerts_rules), 0, 0, NULL, "", 0,
+     "Fraud alert rule file (docs/alerts.md): score thresholds per severity, conditions on "
+     "features, grouping per user; empty: the built-in rules; off: no fraud alerts. Needs "
+     "features and a risk model."},
     {"model.backend", CONFIG_STRING, FIELD(model_backend), 0, 0, NULL, "auto", 0,
      "Where models run: auto (CUDA when a usable GPU is there, else CPU), cpu, cuda, cuda:N."},
     {"model.threads", CONFIG_INT, FIELD(model_threads), 0, 256, NULL, "1", 0,

@@ -64,6 +64,9 @@ typedef struct daemon_config {
     int features_ttl_s;                  /* event-time TTL of an entity; 0 never */
     int features_checkpoint_interval_ms; /* least time between a partition's checkpoints */
 
+    /* [alerts] (docs/alerts.md) */
+    char *alerts_rules; /* fraud alert rule file; "" built-in rules; "off" no fraud alerts */
+
     char *model_backend;      /* kernels backend: auto | cpu | cuda | cuda:N */
     int model_threads;        /* CPU backend threads */
     char *model_risk_path;    /* risk model file; "" none; reread on SIGHUP (hot swap) */

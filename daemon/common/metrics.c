@@ -460,6 +460,36 @@ static void metrics_render_models(metrics_text_t *t)
     }
 }
 
+static void metrics_render_alerts(metrics_text_t *t)
+{
+    static const char *const kinds[METRICS_ALERT_KINDS] = {"fraud", "sentiment"};
+    static const char *const severities[METRICS_ALERT_SEVERITIES] = {"low", "medium", "high",
+                                                                     "critical"};
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } series[] = {
+        {"vigil_alerts_raised_total", "Alerts raised by committed batches.",
+         offsetof(metrics_alerts_t, raised)},
+        {"vigil_alerts_updated_total", "Alerts grown by committed batches (one per batch).",
+         offsetof(metrics_alerts_t, updated)},
+        {"vigil_alerts_resolved_total", "Alerts this process resolved after their quiet period.",
+         offsetof(metrics_alerts_t, resolved)},
+    };
+    for (size_t s = 0; s < sizeof series / sizeof series[0]; s++) {
+        metrics_text_printf(t, "# HELP %s %s\n# TYPE %s counter\n", series[s].name, series[s].help,
+                            series[s].name);
+        for (int k = 0; k < METRICS_ALERT_KINDS; k++) {
+            _Atomic uint64_t *v =
+                (_Atomic uint64_t *)(void *)((char *)&metrics.alerts[k] + series[s].offset);
+            for (int sev = 0; sev < METRICS_ALERT_SEVERITIES; sev++)
+                metrics_text_printf(t, "%s{kind=\"%s\",severity=\"%s\"} %" PRIu64 "\n",
+                                    series[s].name, kinds[k], severities[sev],
+                                    atomic_load_explicit(&v[sev], memory_order_relaxed));
+        }
+    }
+}
+
 int metrics_render(char **out, size_t *out_len)
 {
     metrics_text_t t = {0};
@@ -538,6 +568,7 @@ int metrics_render(char **out, size_t *out_len)
     }
     metrics_render_lanes(&t);
     metrics_render_models(&t);
+    metrics_render_alerts(&t);
 
     metrics_text_printf(&t, "# HELP vigil_messages_dead_lettered_by_reason_total Dead letters by "
                             "kind of reason.\n"

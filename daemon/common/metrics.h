@@ -100,6 +100,21 @@ typedef struct metrics_model_server {
     _Atomic uint64_t yield_nanos; /* counter vigil_model_yield_seconds_total{model} */
 } metrics_model_server_t;
 
+/* Alerts (docs/alerts.md), per kind and severity: vigil_alerts_{raised,updated,resolved}_total.
+ * Raised and updated count committed batch transactions; resolved counts what this process
+ * resolved (the quiet period), not what analysts resolve through `vigil alerts`. */
+typedef enum metrics_alert_kind {
+    METRICS_ALERT_FRAUD,
+    METRICS_ALERT_SENTIMENT,
+    METRICS_ALERT_KINDS
+} metrics_alert_kind_t;
+#define METRICS_ALERT_SEVERITIES 4 /* low, medium, high, critical */
+typedef struct metrics_alerts {
+    _Atomic uint64_t raised[METRICS_ALERT_SEVERITIES];
+    _Atomic uint64_t updated[METRICS_ALERT_SEVERITIES];
+    _Atomic uint64_t resolved[METRICS_ALERT_SEVERITIES];
+} metrics_alerts_t;
+
 typedef struct metrics {
     _Atomic uint64_t batches;         /* vigil_batches_committed_total */
     _Atomic uint64_t fenced;          /* vigil_batches_fenced_total: rolled back, offset moved on */
@@ -126,6 +141,7 @@ typedef struct metrics {
     metrics_topic_t topics[METRICS_TOPICS_MAX];
     metrics_lane_t lanes[METRICS_LANES_MAX];
     metrics_model_server_t models[METRICS_MODELS];
+    metrics_alerts_t alerts[METRICS_ALERT_KINDS];
 } metrics_t;
 
 /* The one instance of the process. metrics_init sets up the histogram bounds; call it once. */

@@ -82,6 +82,13 @@ void rows_batch_set_score(rows_batch_t *b, float score, const char *model_versio
     r->model_version = model_version;
 }
 
+void rows_batch_set_alert(rows_batch_t *b, const char *severity, const char *explanation)
+{
+    sink_risk_row_t *r = &b->risk[b->view.n_risk - 1];
+    r->alert_severity = severity;
+    r->alert_explanation = explanation;
+}
+
 void rows_batch_set_news(rows_batch_t *b, const rows_news_result_t *r)
 {
     sink_article_row_t *a = &b->articles[b->view.n_articles - 1];

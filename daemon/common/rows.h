@@ -46,6 +46,9 @@ void rows_batch_set_features(rows_batch_t *b, const float *features, size_t n,
                              const char *spec_hash);
 /* Gives the last risk row added its score and the version (borrowed) of the model that made it. */
 void rows_batch_set_score(rows_batch_t *b, float score, const char *model_version);
+/* Gives the last risk row added the alert rules' severity ("low" .. "critical") and the model's
+ * explanation (a JSON object or NULL), both borrowed: it raises or grows a fraud alert. */
+void rows_batch_set_alert(rows_batch_t *b, const char *severity, const char *explanation);
 /* What the news model said of an article (all borrowed until the batch is written). */
 typedef struct rows_news_result {
     const char *sentiment;

@@ -32,11 +32,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alert_rules.h"
 #include "checkpointer.h"
 #include "featurize.h"
 #include "ingest_avro.h"
 #include "ingest_dlq.h"
 #include "ingest_kafka.h"
+#include "json.h"
 #include "lane_queue.h"
 #include "lanes.h"
 #include "metrics.h"
@@ -67,6 +69,9 @@ typedef struct lane_item {
     int featured;              /* events: its vector is computed */
     float score;               /* events: the risk model's score, when model_version is set */
     const char *model_version; /* events: borrowed from the runtime; NULL: not scored */
+    alert_severity_t alert;    /* events: the alert rules' verdict on its score and vector */
+    size_t explain_at;         /* events with an alert: its explanation in the batch's explain,
+                                  SIZE_MAX when there is none */
     /* articles: the news model's answer, in the batch's news_floats from news_at (NULL
      * news_version: not scored) */
     const char *sentiment, *topic_label, *news_version;
@@ -95,7 +100,10 @@ typedef struct lane_batch {
     float *scores;      /* (cap_items) the risk model's answers */
     float *news_floats; /* the articles' probabilities and embeddings (lane_item_t.news_at) */
     size_t news_len, news_cap;
-    sink_offset_advance_t *advances; /* per partition of the batch (room: cap_items) */
+    char *explain; /* alert explanations (JSON objects, each NUL-terminated; lane_item_t) */
+    size_t explain_len, explain_cap;
+    sink_alert_changes_t alert_changes; /* what its transaction did to vigil.alerts */
+    sink_offset_advance_t *advances;    /* per partition of the batch (room: cap_items) */
     size_t n_adv;
     sink_checkpoint_t *checkpoints; /* snapshots of its partitions at its end (room: cap_ckpt) */
     int *ckpt_taken;                /* the checkpoint writer took checkpoints[i] */
@@ -155,7 +163,8 @@ typedef struct lanes_shared {
     uint32_t max_entities;
     int64_t ttl_ms;
     int checkpoint_interval_ms;
-    model_runtime_t *rt; /* borrowed; NULL: no models */
+    model_runtime_t *rt;        /* borrowed; NULL: no models */
+    alert_rules_t *alert_rules; /* owned; NULL: no fraud alerts */
     size_t news_batch_max;
     atomic_int stop;
     atomic_int batch_max, batch_max_delay_ms, batch_linger_ms, retry_max_ms;
@@ -211,7 +220,7 @@ typedef struct lane {
     uint64_t epoch;
     _Atomic uint64_t drop_before; /* writers drop batches of older epochs */
     int fence_pending;            /* a fenced batch came back: settle, then refence */
-    checkpointer_t *ckpt; /* events: made at the first checkpoint */
+    checkpointer_t *ckpt;         /* events: made at the first checkpoint */
     size_t ckpt_in_flight;
     int64_t checkpoint_paced_ms;
     int paused;         /* fetching is paused */
@@ -233,7 +242,12 @@ typedef struct lane {
     size_t news_text_cap;
     const char **news_texts;
     size_t *news_lens, *news_item;
-    model_runtime_news_t news; /* the runtime's answer for one enrichment step */
+    model_runtime_news_t news;   /* the runtime's answer for one enrichment step */
+    float *alert_x, *alert_attr; /* (alert_cap, fz_width) the alerted events' vectors, their
+                                    attributions */
+    size_t *alert_item;          /* (alert_cap) their items */
+    size_t alert_cap;
+    json_buf_t explain_json;
     uint64_t fences;
     int enrich_failed; /* the open batch's entity state broke: it is never written */
     int failed;        /* ended on a fatal error */

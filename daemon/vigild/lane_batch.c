@@ -80,6 +80,8 @@ void lane_batch_reset(lane_batch_t *b)
     b->n_items = b->n_enriched = b->n_articles = 0;
     b->n_adv = b->n_ckpt = 0;
     b->news_len = 0;
+    b->explain_len = 0;
+    b->alert_changes = (sink_alert_changes_t){0};
     b->enrich_s = 0;
     b->opened_ns = b->closed_ns = b->taken_ns = b->done_ns = 0;
     b->err[0] = '\0';
@@ -94,6 +96,7 @@ void lane_batch_free(lane_batch_t *b)
     free(b->features);
     free(b->scores);
     free(b->news_floats);
+    free(b->explain);
     free(b->advances);
     free(b->checkpoints);
     free(b->ckpt_taken);
@@ -132,6 +135,9 @@ void lane_batch_fill_one(lane_batch_t *b, const lanes_shared_t *sh, size_t i, si
         rows_batch_set_features(&b->rows, b->features + i * sh->fz_width, sh->fz_width,
                                 featurize_spec_hash(sh->fz));
         rows_batch_set_score(&b->rows, it->score, it->model_version);
+        if (it->alert != ALERT_SEVERITY_NONE)
+            rows_batch_set_alert(&b->rows, alert_severity_name(it->alert),
+                                 it->explain_at == SIZE_MAX ? NULL : b->explain + it->explain_at);
     }
     if (it->rec.kind == INGEST_KIND_ARTICLE && it->news_version) {
         const float *f = b->news_floats + it->news_at;

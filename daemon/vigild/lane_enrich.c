@@ -1,9 +1,10 @@
 /* What the open batch's messages become before they are written (see lane.h): events get their
- * feature vectors (updating their partition's entity state, in offset order) and the risk model's
- * scores; articles get the news model's sentiment, topic and embedding. A batch is enriched in
- * steps, whenever Kafka has nothing waiting or LANE_ENRICH_CHUNK events have come in, so that by
- * the time the batch closes there is little left to do: while the writer commits the previous
- * batch, this one is being prepared.
+ * feature vectors (updating their partition's entity state, in offset order), the risk model's
+ * scores and the alert rules' verdict (with an explanation for those that alert); articles get the
+ * news model's sentiment, topic and embedding. A batch is enriched in steps, whenever Kafka has
+ * nothing waiting or LANE_ENRICH_CHUNK events have come in, so that by the time the batch closes
+ * there is little left to do: while the writer commits the previous batch, this one is being
+ * prepared.
  *
  * A model that fails, or no model, leaves its rows unscored (score, model_version NULL), never
  * with an invented score; a failure is logged. @locality: the lane's reader thread. */
@@ -51,6 +52,10 @@ void lane_enrich_free(lane_t *l)
     free(l->news_lens);
     free(l->news_item);
     model_runtime_news_clear(&l->news);
+    free(l->alert_x);
+    free(l->alert_attr);
+    free(l->alert_item);
+    json_buf_free(&l->explain_json);
 }
 
 /* Groups the live events of topic tp in items [from, to) by partition, keeping their order
@@ -175,6 +180,117 @@ static void lane_enrich_risk(lane_t *l, lane_batch_t *b, size_t from, size_t to)
     }
 }
 
+/* Room for n alerted events' vectors and attributions. */
+static int lane_alert_reserve(lane_t *l, size_t n)
+{
+    size_t w = l->sh->fz_width;
+    if (n <= l->alert_cap)
+        return 0;
+    if (lane_grow((void **)&l->alert_x, n * w * sizeof *l->alert_x) != 0 ||
+        lane_grow((void **)&l->alert_attr, n * w * sizeof *l->alert_attr) != 0 ||
+        lane_grow((void **)&l->alert_item, n * sizeof *l->alert_item) != 0)
+        return -1;
+    l->alert_cap = n;
+    return 0;
+}
+
+/* Item it's explanation from its attributions attr (fz_width): the explain_top columns that
+ * pushed its score up most, each with its value and contribution, appended to the batch's
+ * explain as one JSON object (docs/alerts.md; PostgreSQL adds the entity's baseline). */
+static void lane_alert_explain(lane_t *l, lane_batch_t *b, lane_item_t *it, const float *x,
+                               const float *attr)
+{
+    const features_spec_t *spec = featurize_spec(l->sh->fz);
+    size_t w = l->sh->fz_width, k = alert_rules_explain_top(l->sh->alert_rules);
+    size_t top[16], n = 0;
+    json_buf_t *j = &l->explain_json;
+    char num[JSON_DOUBLE_MAX];
+
+    if (k > sizeof top / sizeof top[0])
+        k = sizeof top / sizeof top[0];
+    /* Selection of the k largest contributions, largest first (k <= 16, w ~ 70). */
+    for (; n < k && n < w; n++) {
+        size_t best = SIZE_MAX;
+        for (size_t c = 0; c < w; c++) {
+            int taken = 0;
+            for (size_t t = 0; t < n && !taken; t++)
+                taken = top[t] == c;
+            if (!taken && (best == SIZE_MAX || attr[c] > attr[best]))
+                best = c;
+        }
+        top[n] = best;
+    }
+    json_buf_reset(j);
+    json_buf_puts(j, "{\"method\":\"input x gradient\",\"model_version\":");
+    json_buf_string(j, it->model_version);
+    json_buf_printf(j, ",\"score\":%s,\"features\":[", json_double_text(it->score, num));
+    for (size_t t = 0; t < n; t++) {
+        json_buf_puts(j, t ? ",{\"name\":" : "{\"name\":");
+        json_buf_string(j, features_spec_column(spec, top[t]));
+        json_buf_printf(j, ",\"index\":%zu,\"value\":%s", top[t], json_double_text(x[top[t]], num));
+        json_buf_printf(j, ",\"contribution\":%s}", json_double_text(attr[top[t]], num));
+    }
+    json_buf_puts(j, "]}");
+    if (j->failed)
+        return;
+    if (b->explain_len + j->len + 1 > b->explain_cap) {
+        size_t cap = (b->explain_cap + j->len + 1) * 2;
+        if (lane_grow((void **)&b->explain, cap) != 0)
+            return; /* no memory: the alert goes without its explanation */
+        b->explain_cap = cap;
+    }
+    memcpy(b->explain + b->explain_len, j->p, j->len + 1);
+    it->explain_at = b->explain_len;
+    b->explain_len += j->len + 1;
+}
+
+/* The alert rules' verdict on the scored events in [from, to), and for those that alert, why
+ * the model scored them so: one explain job on the risk server over their vectors. An event
+ * whose explanation fails (or comes from a model swapped in since it was scored) still alerts,
+ * without one. */
+static void lane_enrich_alerts(lane_t *l, lane_batch_t *b, size_t from, size_t to)
+{
+    const alert_rules_t *rules = l->sh->alert_rules;
+    size_t w = l->sh->fz_width, n = 0;
+    const char *version = NULL;
+    char err[512], q[600];
+
+    for (size_t i = from; i < to; i++) {
+        b->items[i].alert = ALERT_SEVERITY_NONE;
+        b->items[i].explain_at = SIZE_MAX;
+    }
+    if (!rules)
+        return;
+    float min_score = alert_rules_min_score(rules);
+    for (size_t i = from; i < to; i++) {
+        lane_item_t *it = &b->items[i];
+        if (!it->model_version || it->dead || !it->featured || it->score < min_score)
+            continue;
+        it->alert = alert_rules_match(rules, it->score, b->features + i * w);
+        if (it->alert == ALERT_SEVERITY_NONE)
+            continue;
+        if (lane_alert_reserve(l, n + 1) != 0)
+            continue; /* no memory for its explanation: it alerts without one */
+        memcpy(l->alert_x + n * w, b->features + i * w, w * sizeof *l->alert_x);
+        l->alert_item[n++] = i;
+    }
+    if (n == 0)
+        return;
+    int rc = model_runtime_risk_explain(l->sh->rt, l->alert_x, n, w, l->alert_attr, &version, err,
+                                        sizeof err);
+    if (rc != 0) {
+        log_warn("explaining alerted events failed; their alerts go without an explanation",
+                 "events=%zu error=\"%s\"", n,
+                 log_quote(rc > 0 ? "no risk model" : err, q, sizeof q));
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        lane_item_t *it = &b->items[l->alert_item[k]];
+        if (version && strcmp(version, it->model_version) == 0)
+            lane_alert_explain(l, b, it, l->alert_x + k * w, l->alert_attr + k * w);
+    }
+}
+
 /* Gathers the texts of the live articles in [from, to): headline, a line break, the body.
  * Returns how many, or -1 when out of memory. */
 static long lane_news_texts(lane_t *l, lane_batch_t *b, size_t from, size_t to)
@@ -284,6 +400,7 @@ int lane_enrich(lane_t *l, lane_batch_t *b)
         if (lane_enrich_features(l, b, from, to) != 0)
             return -1;
         lane_enrich_risk(l, b, from, to);
+        lane_enrich_alerts(l, b, from, to);
     } else if (l->kind == LANE_NEWS) {
         lane_enrich_news(l, b, from, to);
     }

@@ -71,6 +71,21 @@ static void lane_count_committed(lane_item_t *it)
     }
 }
 
+/* The rules' grouping gap, for the sink (0 without rules: no row then carries a severity). */
+static int64_t lane_alert_gap_ms(const lane_t *l)
+{
+    return l->sh->alert_rules ? alert_rules_group_gap_ms(l->sh->alert_rules) : 0;
+}
+
+/* Counts what a committed transaction did to vigil.alerts. */
+static void lane_alerts_count(const sink_alert_changes_t *c)
+{
+    for (int s = 0; s < SINK_ALERT_SEVERITIES && s < METRICS_ALERT_SEVERITIES; s++) {
+        metrics_add(&metrics.alerts[METRICS_ALERT_FRAUD].raised[s], c->raised[s]);
+        metrics_add(&metrics.alerts[METRICS_ALERT_FRAUD].updated[s], c->updated[s]);
+    }
+}
+
 /* The advance of (topic, partition) among the batch's, for the one-by-one writes. */
 static sink_offset_advance_t *lane_advance_of(lane_batch_t *b, const lane_item_t *it)
 {
@@ -95,8 +110,11 @@ static lane_batch_status_t lane_write_isolated(lane_writer_t *w, lane_batch_t *b
         sink_offset_advance_t *whole = lane_advance_of(b, it);
         sink_offset_advance_t adv = {it->topic->name, it->msg->partition, whole->expected,
                                      it->msg->offset + 1};
+        sink_alert_changes_t changes = {0};
         sink_batch_t one = {.group = ingest_kafka_group(l->kafka),
                             .instance_id = l->sh->instance_id,
+                            .alert_group_gap_ms = lane_alert_gap_ms(l),
+                            .alert_changes = &changes,
                             .dead = b->dead,
                             .offsets = &adv,
                             .n_offsets = 1};
@@ -137,6 +155,7 @@ static lane_batch_status_t lane_write_isolated(lane_writer_t *w, lane_batch_t *b
         }
         whole->expected = adv.next; /* the next one-by-one write expects this one's end */
         lane_count_committed(it);
+        lane_alerts_count(&changes); /* now: a fence further on does not undo this one */
     }
     return LANE_BATCH_COMMITTED;
 }
@@ -178,6 +197,8 @@ static void lane_write_batch(lane_writer_t *w, lane_batch_t *b)
     sink_batch_t batch = {.group = ingest_kafka_group(l->kafka),
                           .instance_id = l->sh->instance_id,
                           .rows = b->rows.view,
+                          .alert_group_gap_ms = lane_alert_gap_ms(l),
+                          .alert_changes = &b->alert_changes,
                           .dead = b->dead,
                           .n_dead = n_dead,
                           .offsets = b->advances,
@@ -193,6 +214,7 @@ static void lane_write_batch(lane_writer_t *w, lane_batch_t *b)
         b->status = lane_write_isolated(w, b);
     } else if (rc == SINK_PG_OK) {
         metrics_observe(&metrics.write_seconds, (double)(lane_now_ns() - t0) / 1e9);
+        lane_alerts_count(&b->alert_changes);
         for (size_t i = 0; i < b->n_items; i++)
             lane_count_committed(&b->items[i]);
         b->status = LANE_BATCH_COMMITTED;

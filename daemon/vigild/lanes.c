@@ -230,9 +230,11 @@ lanes_t *lanes_new(const lanes_options_t *o, char *err, size_t errlen)
 
     if (!ls) {
         errbuf_printf(err, errlen, "lanes: out of memory");
+        alert_rules_free(o->alert_rules);
         goto err;
     }
     ls->sh.fz = o->featurize; /* ours from here on, whatever happens next */
+    ls->sh.alert_rules = o->alert_rules;
     ls->on_ready = o->on_ready;
     ls->on_exit = o->on_exit;
     ls->ctx = o->ctx;
@@ -385,6 +387,7 @@ void lanes_free(lanes_t *ls)
     for (int k = 0; k < LANE_KINDS; k++)
         lanes_lane_free(&ls->lanes[k]);
     featurize_free(ls->sh.fz);
+    alert_rules_free(ls->sh.alert_rules);
     for (size_t i = 0; ls->sh.kafka_keys && i < ls->sh.n_kafka; i++) {
         free(ls->sh.kafka_keys[i]);
         free(ls->sh.kafka_values ? ls->sh.kafka_values[i] : NULL);

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alert_rules.h"
 #include "featurize.h"
 #include "ingest_avro.h"
 #include "model_runtime.h"
@@ -65,6 +66,9 @@ typedef struct lanes_options {
     /* Scores events and articles; NULL: rows stay unscored. Borrowed: it must outlive the
      * lanes. */
     model_runtime_t *runtime;
+    /* The fraud alert rules (pipeline/alerts), compiled against featurize's columns; NULL: no
+     * fraud alerts. Ownership passes to the lanes (also when lanes_new fails). */
+    alert_rules_t *alert_rules;
     /* A news batch closes when it holds this many articles (0: no such limit): the encoder takes
      * tens of milliseconds per article on a CPU, and a batch commits only once all are encoded. */
     size_t news_batch_max;

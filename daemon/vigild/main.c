@@ -21,6 +21,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "alert_config.h"
+#include "alerter.h"
 #include "config.h"
 #include "decoder.h"
 #include "errbuf.h"
@@ -50,6 +52,7 @@ typedef struct vigild {
     ingest_mock_t *mock;
     lanes_t *lanes;
     model_runtime_t *runtime; /* NULL: no model configured at start */
+    alerter_t *alerter;       /* NULL: no alert resolves itself */
     int has_features;         /* risk scoring possible (features.spec is not off) */
     uint64_t watchdog_usec;
     int stopping;
@@ -437,14 +440,17 @@ static int vigild_events(vigild_t *d)
     return 0;
 }
 
-/* The decoder of each input and the feature spec of the BehaviorEvent input (compiled against
- * its decoder's reader schema, whose extra fields it may name), so a bad schema or spec is a
- * start-up error naming file:line. On failure nothing is left allocated. */
+/* The decoder of each input, the feature spec of the BehaviorEvent input (compiled against
+ * its decoder's reader schema, whose extra fields it may name) and the alert rules (against the
+ * spec's columns), so that a bad schema, spec or rule file is a start-up error naming file:line.
+ * Returns 0, -1, or -2 for a spec or rule file that does not compile (a configuration error:
+ * exit status 2). On failure nothing is left allocated. */
 static int vigild_inputs(vigild_t *d, const daemon_input_t *inputs, size_t n_inputs,
-                         lanes_input_t *li, featurize_t **fz)
+                         lanes_input_t *li, featurize_t **fz, alert_rules_t **rules)
 {
     char err[1024], q[1100];
     *fz = NULL;
+    *rules = NULL;
     for (size_t i = 0; i < n_inputs; i++) {
         li[i] = (lanes_input_t){inputs[i].topic,
                                 daemon_decoder_new(&d->cfg, inputs[i].kind, err, sizeof(err))};
@@ -464,12 +470,25 @@ static int vigild_inputs(vigild_t *d, const daemon_input_t *inputs, size_t n_inp
             log_error("cannot load the feature spec", "error=\"%s\"", log_quote(err, q, sizeof(q)));
             for (size_t j = 0; j < n_inputs; j++)
                 ingest_avro_free(li[j].decoder);
-            return -1;
+            return -2;
+        }
+        if (alert_config_rules(*fz, d->cfg.alerts_rules, rules, err, sizeof err) != 0) {
+            log_error("cannot load the alert rules", "error=\"%s\"", log_quote(err, q, sizeof(q)));
+            featurize_free(*fz);
+            *fz = NULL;
+            for (size_t j = 0; j < n_inputs; j++)
+                ingest_avro_free(li[j].decoder);
+            return -2;
         }
         log_info("features", "spec=%s hash=%s columns=%zu max_entities=%d ttl_s=%d",
                  d->cfg.features_spec[0] ? d->cfg.features_spec : "built-in",
                  featurize_spec_hash(*fz), features_spec_width(featurize_spec(*fz)),
                  d->cfg.features_max_entities, d->cfg.features_ttl_s);
+        if (*rules)
+            log_info("fraud alerts", "rules=%s count=%zu group_gap_ms=%lld resolve_after_ms=%lld",
+                     d->cfg.alerts_rules[0] ? d->cfg.alerts_rules : "built-in",
+                     alert_rules_count(*rules), (long long)alert_rules_group_gap_ms(*rules),
+                     (long long)alert_rules_resolve_after_ms(*rules));
     }
     return 0;
 }
@@ -529,11 +548,12 @@ static int vigild_models(vigild_t *d, const featurize_t *fz)
 
 /* The lanes, given the inputs' decoders and the feature spec (both theirs from here on). */
 static int vigild_lanes(vigild_t *d, const lanes_input_t *li, size_t n_inputs, featurize_t *fz,
-                        const vigild_kafka_kv_t *kv)
+                        alert_rules_t *rules, const vigild_kafka_kv_t *kv)
 {
     char err[1024], q[1100];
     lanes_options_t lo = {
         .featurize = fz,
+        .alert_rules = rules,
         .runtime = d->runtime,
         .news_batch_max =
             d->runtime && d->cfg.model_news_path[0] ? (size_t)d->cfg.model_news_max_batch : 0,
@@ -561,7 +581,7 @@ static int vigild_lanes(vigild_t *d, const lanes_input_t *li, size_t n_inputs, f
         .ctx = d,
     };
     d->has_features = fz != NULL;
-    d->lanes = lanes_new(&lo, err, sizeof(err)); /* takes the decoders and fz */
+    d->lanes = lanes_new(&lo, err, sizeof(err)); /* takes the decoders, fz and the rules */
     if (!d->lanes || lanes_start(d->lanes, err, sizeof(err)) != 0) {
         log_error("cannot start the lanes", "error=\"%s\"", log_quote(err, q, sizeof(q)));
         return -1;
@@ -583,6 +603,7 @@ static int vigild_run(vigild_t *d, int embedded)
     lanes_input_t li[INGEST_KIND_COUNT];
     size_t n_inputs = daemon_inputs(&d->cfg, inputs);
     featurize_t *fz;
+    alert_rules_t *rules;
     int rc = 1;
 
     if (log_level_parse(d->cfg.log_level, &level) == 0)
@@ -600,16 +621,27 @@ static int vigild_run(vigild_t *d, int embedded)
         log_info("http listening", "listen=%s port=%d", d->cfg.http_listen,
                  daemon_http_port(d->http));
     }
-    if (vigild_inputs(d, inputs, n_inputs, li, &fz) != 0)
+    int in = vigild_inputs(d, inputs, n_inputs, li, &fz, &rules);
+    if (in != 0) {
+        rc = in == -2 ? 2 : 1;
         goto out;
+    }
     if (vigild_models(d, fz) != 0) {
         featurize_free(fz);
+        alert_rules_free(rules);
         for (size_t j = 0; j < n_inputs; j++)
             ingest_avro_free(li[j].decoder);
         goto out;
     }
-    if (vigild_lanes(d, li, n_inputs, fz, &kv) != 0)
+    int64_t resolve_after_ms = rules ? alert_rules_resolve_after_ms(rules) : 0;
+    if (vigild_lanes(d, li, n_inputs, fz, rules, &kv) != 0) /* the lanes take the rules */
         goto out;
+    if (resolve_after_ms > 0 &&
+        !(d->alerter = alerter_new(d->cfg.postgres_conninfo, d->cfg.daemon_instance_id,
+                                   resolve_after_ms, err, sizeof err))) {
+        log_error("cannot start the alerter", "error=\"%s\"", log_quote(err, q, sizeof(q)));
+        goto out;
+    }
 
     if (event_base_dispatch(d->base) < 0) {
         log_error("event loop failed", NULL);
@@ -628,6 +660,7 @@ static int vigild_run(vigild_t *d, int embedded)
     log_info("vigild stopped", "exit_status=%d", rc);
 
 out:
+    alerter_free(d->alerter);
     lanes_free(d->lanes);
     model_runtime_free(d->runtime);
 out_nojoin:

@@ -240,7 +240,7 @@ static void test_file_errors(void)
     expect_file_err("[postgres]\nconninfo = \"dbname=vigil\n",
                     "2: value of 'conninfo' opens a quote it does not close");
     expect_file_err("[ingest]\n[nope]\n", "2: unknown section '[nope]'; sections are ingest, "
-                                          "features, model, postgres, http, daemon, "
+                                          "features, alerts, model, postgres, http, daemon, "
                                           "log, embedded_kafka, kafka");
     expect_file_err("[kafka]\n= x\n", "2: expected 'key = value' or '[section]'");
 }
@@ -450,7 +450,7 @@ static void test_print_defaults(void)
         o += (size_t)snprintf(uncommented + o, sizeof(uncommented) - o, "%s\n", out);
     }
     CHECK(o < sizeof(uncommented));
-    CHECK(keys == 41); /* every key of the table, each printed once */
+    CHECK(keys == 42); /* every key of the table, each printed once */
     free(text);
 
     const char *path = write_conf(uncommented);
