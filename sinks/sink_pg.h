@@ -173,6 +173,13 @@ typedef struct sink_batch {
     size_t n_dead;
     const sink_offset_advance_t *offsets;
     size_t n_offsets;
+    /* Entity state checkpoints written in the batch's own transaction, as sink_pg_checkpoint_save
+     * does (one already stored at a later offset stays). The daemon puts here the empty state at
+     * the first offset of a partition's first batch: a partition with committed offsets then
+     * always has a checkpoint to replay from, even when the process dies before the checkpoint
+     * writer stored one. */
+    const sink_checkpoint_t *checkpoints;
+    size_t n_checkpoints;
 } sink_batch_t;
 
 /* Upserts the entity state checkpoint of (group, c->topic, c->partition) in a transaction of its

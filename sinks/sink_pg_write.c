@@ -186,7 +186,8 @@ static int sink_pg_offset_advance(PGconn *conn, const sink_batch_t *batch,
 static int sink_pg_batch_check(const sink_batch_t *batch, char *err, size_t errlen)
 {
     if (!batch || !batch->group || !sink_pg_rows_complete(&batch->rows) ||
-        (batch->n_dead && !batch->dead) || (batch->n_offsets && !batch->offsets)) {
+        (batch->n_dead && !batch->dead) || (batch->n_offsets && !batch->offsets) ||
+        (batch->n_checkpoints && !batch->checkpoints)) {
         errbuf_printf(err, errlen,
                       "PostgreSQL sink: write called with an incomplete batch (a "
                       "bug in the caller)");
@@ -260,6 +261,10 @@ int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t er
         if (rc > 0)
             return sink_pg_fenced(pg, batch, &batch->offsets[i], err, errlen);
     }
+    for (size_t i = 0; i < batch->n_checkpoints; i++)
+        if (sink_pg_checkpoint_save(pg, batch->group, batch->instance_id, &batch->checkpoints[i],
+                                    err, errlen) == SINK_PG_ERR)
+            goto err; /* SINK_PG_FENCED: a later checkpoint is stored, which is as good */
     snprintf(what, sizeof what, "a batch (%zu rows, %zu dead letters)",
              batch->rows.n_risk + batch->rows.n_articles + batch->rows.n_labels, batch->n_dead);
     if (sink_pg_commit(pg->conn, what, err, errlen) != 0)

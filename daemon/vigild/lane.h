@@ -105,6 +105,10 @@ typedef struct lane_batch {
     sink_alert_changes_t alert_changes; /* what its transaction did to vigil.alerts */
     sink_offset_advance_t *advances;    /* per partition of the batch (room: cap_items) */
     size_t n_adv;
+    /* The empty state at the first offset of each partition this is the first batch of (nothing
+     * stored yet), written in its transaction (sink_batch_t.checkpoints; room: cap_items). */
+    sink_checkpoint_t *first_states;
+    size_t n_first;
     sink_checkpoint_t *checkpoints; /* snapshots of its partitions at its end (room: cap_ckpt) */
     int *ckpt_taken;                /* the checkpoint writer took checkpoints[i] */
     size_t n_ckpt, cap_ckpt;
@@ -124,11 +128,12 @@ typedef struct lane_batch {
  * the next batch's offset update expects it; `open_next` is where its open batch ends. */
 typedef struct lane_partition {
     int assigned;
-    int64_t expected;  /* stored next offset (SINK_PG_OFFSET_NONE: none yet) */
-    int64_t sent_next; /* == expected when nothing of it is in flight */
-    int64_t open_next; /* last offset in the open batch + 1; -1 when not in it */
-    int seek_pending;  /* a seek to read_from failed: drop its messages until one succeeds */
-    int64_t read_from; /* where reading (re)starts: expected, or a checkpoint's offset */
+    int64_t expected;   /* stored next offset (SINK_PG_OFFSET_NONE: none yet) */
+    int64_t sent_next;  /* == expected when nothing of it is in flight */
+    int64_t open_next;  /* last offset in the open batch + 1; -1 when not in it */
+    int64_t open_first; /* its first offset in the open batch, when open_next >= 0 */
+    int seek_pending;   /* a seek to read_from failed: drop its messages until one succeeds */
+    int64_t read_from;  /* where reading (re)starts: expected, or a checkpoint's offset */
     /* Featurised topic only: */
     features_state_t *state; /* the partition's entity state */
     int64_t state_next;      /* next offset the state expects; -1: any (nothing applied yet) */
@@ -227,6 +232,8 @@ typedef struct lane {
     int pause_schema;   /* paused while a writer schema cannot be fetched */
     int64_t waiting_ms; /* since when the reader waits for a free batch; 0: it does not */
     int64_t batch_last_add_ms;
+    uint8_t *empty_state; /* an empty entity state's snapshot (lane_batch_t.first_states) */
+    size_t empty_state_len;
     ingest_record_t replay_rec; /* decodes replayed events */
     float *replay_features;     /* (fz_width) their vectors, unused */
     /* Scratch of lane_enrich, (scratch_cap) each. */

@@ -45,6 +45,7 @@ int lane_batch_reserve(lane_batch_t *b, const lanes_shared_t *sh, size_t need)
         return -1;
     memset(b->items + b->cap_items, 0, (cap - b->cap_items) * sizeof *b->items);
     ok &= lane_grow((void **)&b->advances, cap * sizeof *b->advances) == 0;
+    ok &= lane_grow((void **)&b->first_states, cap * sizeof *b->first_states) == 0;
     ok &= lane_grow((void **)&b->dead, cap * sizeof *b->dead) == 0;
     ok &= lane_grow((void **)&b->latency, cap * sizeof *b->latency) == 0;
     ok &= lane_grow((void **)&b->scores, cap * sizeof *b->scores) == 0;
@@ -78,7 +79,7 @@ void lane_batch_reset(lane_batch_t *b)
         if (!b->ckpt_taken[i])
             free((void *)b->checkpoints[i].state);
     b->n_items = b->n_enriched = b->n_articles = 0;
-    b->n_adv = b->n_ckpt = 0;
+    b->n_adv = b->n_ckpt = b->n_first = 0;
     b->news_len = 0;
     b->explain_len = 0;
     b->alert_changes = (sink_alert_changes_t){0};
@@ -98,6 +99,7 @@ void lane_batch_free(lane_batch_t *b)
     free(b->news_floats);
     free(b->explain);
     free(b->advances);
+    free(b->first_states);
     free(b->checkpoints);
     free(b->ckpt_taken);
     rows_batch_free(&b->rows);

@@ -312,6 +312,8 @@ static void lane_add(lane_t *l, lane_topic_t *t, lane_partition_t *p, rd_kafka_m
     }
     if (it->rec.kind == INGEST_KIND_ARTICLE && !it->dead)
         w->open->n_articles++;
+    if (p->open_next < 0)
+        p->open_first = msg->offset;
     p->open_next = msg->offset + 1;
     atomic_fetch_add(&l->m->open_messages, 1);
 }
@@ -354,6 +356,40 @@ static void lane_queue_publish(lane_t *l)
     atomic_store(&l->m->in_flight, (int64_t)lane_in_flight(l));
 }
 
+/* Partition p has nothing stored yet: b is its first batch, and the state before it is empty. That
+ * empty state at the partition's first offset goes into b's transaction, so that once the
+ * offsets are committed there is always a checkpoint to rebuild the state from; the later ones
+ * come through the checkpoint writer, after their batch, and a crash before the first of them
+ * would otherwise leave the stored offset without any (the state would start empty there, its
+ * aggregates missing every earlier event). */
+static void lane_first_state(lane_t *l, lane_batch_t *b, lane_topic_t *tp, int32_t p)
+{
+    if (!l->empty_state) {
+        char err[256];
+        size_t cap = 0;
+        features_state_t *st = features_state_new(featurize_spec(l->sh->fz), l->sh->max_entities,
+                                                  l->sh->ttl_ms, err, sizeof err);
+        if (!st || features_state_save(st, &l->empty_state, &l->empty_state_len, &cap) != 0) {
+            free(l->empty_state);
+            l->empty_state = NULL;
+        }
+        features_state_free(st);
+        if (!l->empty_state) {
+            log_warn("out of memory making an empty entity state; the first checkpoint of this "
+                     "partition comes after its batch",
+                     "topic=%s partition=%d", tp->name, (int)p);
+            return;
+        }
+    }
+    b->first_states[b->n_first++] = (sink_checkpoint_t){tp->name,
+                                                        p,
+                                                        tp->parts[p].open_first,
+                                                        featurize_spec_hash(l->sh->fz),
+                                                        0,
+                                                        l->empty_state,
+                                                        l->empty_state_len};
+}
+
 int lane_close_batch(lane_t *l, lane_writer_t *w)
 {
     lane_batch_t *b = w->open;
@@ -375,6 +411,8 @@ int lane_close_batch(lane_t *l, lane_writer_t *w)
             lane_partition_t *part = &tp->parts[p];
             if (part->open_next < 0)
                 continue;
+            if (tp->featurised && part->sent_next == SINK_PG_OFFSET_NONE)
+                lane_first_state(l, b, tp, (int32_t)p);
             b->advances[b->n_adv++] =
                 (sink_offset_advance_t){tp->name, (int32_t)p, part->sent_next, part->open_next};
             part->sent_next = part->open_next;

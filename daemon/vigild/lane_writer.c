@@ -117,7 +117,11 @@ static lane_batch_status_t lane_write_isolated(lane_writer_t *w, lane_batch_t *b
                             .alert_changes = &changes,
                             .dead = b->dead,
                             .offsets = &adv,
-                            .n_offsets = 1};
+                            .n_offsets = 1,
+                            /* all of them each time: one at the same offset is rewritten as it
+                               was, and never over a later one */
+                            .checkpoints = b->first_states,
+                            .n_checkpoints = b->n_first};
         int backoff = 100;
 
         for (;;) {
@@ -202,7 +206,9 @@ static void lane_write_batch(lane_writer_t *w, lane_batch_t *b)
                           .dead = b->dead,
                           .n_dead = n_dead,
                           .offsets = b->advances,
-                          .n_offsets = b->n_adv};
+                          .n_offsets = b->n_adv,
+                          .checkpoints = b->first_states,
+                          .n_checkpoints = b->n_first};
     int64_t t0 = lane_now_ns();
     int rc = lane_write(w, &batch, err, sizeof(err));
     if (rc == SINK_PG_REJECTED) {

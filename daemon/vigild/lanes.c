@@ -366,6 +366,7 @@ static void lanes_lane_free(lane_t *l)
     lane_enrich_free(l);
     ingest_record_clear(&l->replay_rec);
     free(l->replay_features);
+    free(l->empty_state);
     for (size_t t = 0; t < l->n_topics; t++) {
         lane_topic_t *tp = &l->topics[t];
         ingest_avro_free(tp->decoder);

@@ -94,3 +94,33 @@ col=$(sql "SELECT array_position(columns, 'user.count.24h') FROM vigil.feature_s
 [ "$(sql "SELECT count(*) FROM vigil.risk_scores WHERE features[$col] > 1")" -gt 1000 ] ||
     fail "hardly any user has more than one event in 24h: the aggregates were not exercised"
 note "ok: $good vectors identical after kill -9 at $at_kill and a replay of $replayed events"
+
+# Run C: no checkpoint from the checkpoint writer ever lands (a trigger refuses every one that
+# holds entities), as when the process dies after its first commits and before the writer stored
+# any. The restart must still rebuild the state: from the empty state that each partition's first
+# batch stored in its own transaction, replaying everything up to the stored offset.
+psql -X -q -d postgres -c "CREATE DATABASE vigil_c" >/dev/null
+export PGDATABASE=vigil_c
+TEST_CONNINFO="$base_conninfo dbname=vigil_c"
+VIGIL_POSTGRES_CONNINFO=$TEST_CONNINFO "$VIGIL" migrate >/dev/null || fail "vigil migrate failed"
+sql "CREATE FUNCTION public.no_checkpoints() RETURNS trigger LANGUAGE plpgsql AS
+     \$\$ BEGIN IF NEW.entities > 0 THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END \$\$;
+     CREATE TRIGGER no_checkpoints BEFORE INSERT OR UPDATE ON vigil.entity_state
+     FOR EACH ROW EXECUTE FUNCTION public.no_checkpoints()" >/dev/null
+vigild_start c1 "${common[@]}" --set kafka.group.id=run-c
+wait_until 120 "run C committed a part" committed_at_least 8000
+kill -9 "$VIGILD_PID"
+wait "$VIGILD_PID" 2>/dev/null || true
+[ "$(sql "SELECT count(*) FROM vigil.entity_state WHERE entities = 0 AND next_offset = 0")" = 4 ] ||
+    fail "not every partition stored its empty first state: $(sql "SELECT partition, next_offset, entities FROM vigil.entity_state")"
+vigild_start c2 "${common[@]}" --set kafka.group.id=run-c
+wait_until 180 "run C committed everything" committed_at_least $((good + bad))
+vigild_term "$VIGILD_PID" 30
+[ "$TERM_RC" = 0 ] || fail "run C exited with $TERM_RC"
+! grep -q "no entity state checkpoint" "$HARNESS_TMP/c2.log" || fail "run C restarted a partition with an empty state"
+sql "CREATE TABLE run_a (event_id text, features real[])"
+psql -X -q -c "\\copy run_a FROM '$HARNESS_TMP/a.tsv'"
+differ=$(sql "SELECT count(*) FROM vigil.risk_scores r FULL JOIN run_a a USING (event_id)
+              WHERE r.features IS DISTINCT FROM a.features")
+[ "$differ" = 0 ] || fail "run C: $differ events got a different feature vector after kill -9 without a checkpoint"
+note "ok: run C rebuilt its state from the first batches' empty states"
