@@ -1,6 +1,6 @@
-/* PostgreSQL sink, alerts: the fraud alert hits of a batch applied inside its transaction (the
- * grouping, the entity baseline and the NOTIFY happen in vigil.alerts_fraud_apply, migration
- * 0005), and the tooling behind `vigil alerts` and the quiet-period resolver. The alert logic
+/* PostgreSQL sink, alerts: the fraud alert hits of a batch applied inside its transaction, after
+ * its offset updates (the grouping, the entity baseline and the NOTIFY happen in
+ * vigil.alerts_fraud_apply, migration 0005), and the tooling behind `vigil alerts` and the quiet-period resolver. The alert logic
  * lives in SQL so that an alert and the scores that caused it commit or roll back together, and
  * an analyst's resolution (another process) is seen by the very next batch. */
 #include <inttypes.h>

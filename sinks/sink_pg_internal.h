@@ -85,7 +85,8 @@ int sink_pg_rows_complete(const sink_rows_t *rows);
 /* ---- alerts (sink_pg_alerts.c), inside the open batch transaction ---- */
 
 /* Raises or grows the fraud alerts of the batch's risk rows that carry a severity
- * (vigil.alerts_fraud_apply), after their COPY; fills batch->alert_changes. Sets pg->rejected
+ * (vigil.alerts_fraud_apply), after their COPY and the fenced offset updates; fills
+ * batch->alert_changes. Sets pg->rejected
  * when the server refused the data itself. */
 int sink_pg_alerts_apply(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t errlen);
 

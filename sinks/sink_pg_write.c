@@ -252,8 +252,6 @@ int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t er
         goto err;
     if (batch->n_dead > 0 && sink_pg_copy_dead(pg, batch->dead, batch->n_dead, err, errlen) != 0)
         goto err;
-    if (sink_pg_alerts_apply(pg, batch, err, errlen) != 0)
-        goto err;
     for (size_t i = 0; i < batch->n_offsets; i++) {
         rc = sink_pg_offset_advance(pg->conn, batch, &batch->offsets[i], err, errlen);
         if (rc < 0)
@@ -261,6 +259,12 @@ int sink_pg_write(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t er
         if (rc > 0)
             return sink_pg_fenced(pg, batch, &batch->offsets[i], err, errlen);
     }
+    /* After the offsets: an instance that lost a partition learns it from the fence before it
+     * touches an alert. Before them, its insert of an alert the partition's new owner had just
+     * raised failed as a unique violation, a database error retried without end, and the fence
+     * that would have ended it was never reached (group_scaling hung in SIGTERM). */
+    if (sink_pg_alerts_apply(pg, batch, err, errlen) != 0)
+        goto err;
     for (size_t i = 0; i < batch->n_checkpoints; i++)
         if (sink_pg_checkpoint_save(pg, batch->group, batch->instance_id, &batch->checkpoints[i],
                                     err, errlen) == SINK_PG_ERR)
