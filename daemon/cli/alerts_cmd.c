@@ -13,10 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_db.h"
 #include "config.h"
 #include "sink_pg.h"
-
-extern char **environ;
 
 typedef struct alerts_options {
     const char *config_path;
@@ -151,7 +150,7 @@ int alerts_main(int argc, char **argv)
     static const char *const verdicts[] = {"fraud", "legit", NULL};
     alerts_options_t o = {.config_path = getenv("VIGIL_CONFIG")};
     daemon_config_t cfg;
-    char err[1024], *end;
+    char *end;
     const char *cmd, *id = NULL;
     int opt, rc = 2;
 
@@ -225,20 +224,15 @@ int alerts_main(int argc, char **argv)
         goto out_flags;
     }
     if (!o.by)
-        o.by = getlogin() ? getlogin() : getenv("USER") ? getenv("USER") : "vigil";
-    if (daemon_config_load(&cfg, o.config_path, environ, o.flags, o.n_flags, err, sizeof err)) {
-        fprintf(stderr, "vigil alerts: configuration error: %s\n", err);
-        goto out_flags;
-    }
-    sink_pg_t *pg = sink_pg_new(cfg.postgres_conninfo, err, sizeof err);
-    if (!pg || sink_pg_migrate(pg, err, sizeof err) != SINK_PG_OK) {
-        fprintf(stderr, "vigil alerts: %s\n", err);
-        rc = 1;
-    } else {
+        o.by = getlogin();
+    if (!o.by)
+        o.by = getenv("USER") ? getenv("USER") : "vigil";
+    sink_pg_t *pg = cli_db_open("alerts", o.config_path, o.flags, o.n_flags, &cfg, &rc);
+    if (pg) {
         rc = alerts_run(pg, cmd, id, &o);
+        sink_pg_free(pg);
+        daemon_config_free(&cfg);
     }
-    sink_pg_free(pg);
-    daemon_config_free(&cfg);
 out_flags:
     free(o.flags);
     return rc;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_db.h"
 #include "config.h"
 #include "decoder.h"
 #include "ingest_avro.h"
@@ -24,8 +25,6 @@
 #include "sink_pg.h"
 
 #define DLQ_PAGE 500
-
-extern char **environ;
 
 typedef struct dlq_options {
     const char *config_path;
@@ -184,7 +183,7 @@ int dlq_main(int argc, char **argv)
     dlq_options_t o = {.config_path = getenv("VIGIL_CONFIG")};
     daemon_config_t cfg;
     const char *cmd;
-    char err[1024], *end;
+    char *end;
     sink_pg_t *pg = NULL;
     int opt, rc = 2;
 
@@ -231,19 +230,11 @@ int dlq_main(int argc, char **argv)
             goto out_flags;
         }
     }
-    if (daemon_config_load(&cfg, o.config_path, environ, o.flags, o.n_flags, err, sizeof err)) {
-        fprintf(stderr, "vigil dlq: configuration error: %s\n", err);
-        goto out_flags;
-    }
-    pg = sink_pg_new(cfg.postgres_conninfo, err, sizeof err);
-    if (!pg || sink_pg_migrate(pg, err, sizeof err) != SINK_PG_OK) {
-        fprintf(stderr, "vigil dlq: %s\n", err);
-        rc = 1;
-    } else {
+    if ((pg = cli_db_open("dlq", o.config_path, o.flags, o.n_flags, &cfg, &rc)) != NULL) {
         rc = strcmp(cmd, "list") == 0 ? dlq_list(pg, &o) : dlq_replay(pg, &cfg, &o);
+        sink_pg_free(pg);
+        daemon_config_free(&cfg);
     }
-    sink_pg_free(pg);
-    daemon_config_free(&cfg);
 out_flags:
     free(o.flags);
     return rc;

@@ -11,6 +11,7 @@
 #include "alert_rules.h"
 #include "duration.h"
 #include "errbuf.h"
+#include "textfile.h"
 
 #define RULES_MAX 64
 #define CONDS_MAX 16
@@ -361,53 +362,12 @@ err:
     return NULL;
 }
 
-/* The whole file at path, NUL-terminated, into *out (malloc'ed). Read in chunks rather than sized
- * with fseek, so a pipe or /dev/stdin works and a directory fails with its errno. */
-static int rules_read_file(const char *path, char **out, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t len = 0, got;
-
-    if (!f) {
-        errbuf_printf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    if (!(buf = malloc(FILE_MAX_BYTES + 1))) {
-        errbuf_printf(err, errlen, "%s: out of memory", path);
-        goto err;
-    }
-    while (len <= FILE_MAX_BYTES && (got = fread(buf + len, 1, FILE_MAX_BYTES + 1 - len, f)) > 0)
-        len += got;
-    if (ferror(f)) {
-        errbuf_printf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        goto err;
-    }
-    if (len > FILE_MAX_BYTES) {
-        errbuf_printf(err, errlen, "%s: larger than %d bytes: not a rule file", path,
-                      FILE_MAX_BYTES);
-        goto err;
-    }
-    if (memchr(buf, '\0', len)) {
-        errbuf_printf(err, errlen, "%s: contains a NUL byte: not a text file", path);
-        goto err;
-    }
-    buf[len] = '\0';
-    fclose(f);
-    *out = buf;
-    return 0;
-err:
-    free(buf);
-    fclose(f);
-    return -1;
-}
-
 alert_rules_t *alert_rules_load(const char *path, const char *const *columns, size_t n_columns,
                                 char *err, size_t errlen)
 {
     char *text;
     alert_rules_t *r;
-    if (rules_read_file(path, &text, err, errlen) != 0)
+    if (textfile_read(path, FILE_MAX_BYTES, &text, NULL, err, errlen) != 0)
         return NULL;
     r = alert_rules_new(text, path, columns, n_columns, err, errlen);
     free(text);

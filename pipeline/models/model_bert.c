@@ -17,6 +17,7 @@
 #include "json.h"
 #include "model_file.h"
 #include "sha256.h"
+#include "textfile.h"
 #include "wordpiece.h"
 
 /* Sequences encoded per forward pass: bounds the work area (attention probabilities are
@@ -81,37 +82,6 @@ struct model_bert {
     void *yield_ctx;
 };
 
-/* The whole file at path, NUL-terminated, into *out (malloc'ed) and *len. */
-static int bert_read_text(const char *path, char **out, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long size;
-
-    if (!f) {
-        errbuf_printf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
-        size > 16 * 1024 * 1024) {
-        errbuf_printf(err, errlen, "%s: cannot read (or larger than 16 MiB)", path);
-        fclose(f);
-        return -1;
-    }
-    buf = malloc((size_t)size + 1);
-    if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        errbuf_printf(err, errlen, "%s: %s", path, buf ? "read failed" : "out of memory");
-        free(buf);
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    buf[size] = '\0';
-    *out = buf;
-    *len = (size_t)size;
-    return 0;
-}
-
 static int bert_config_int(const json_value_t *root, const char *path, const char *key, int64_t lo,
                            int64_t hi, int64_t *out, char *err, size_t errlen)
 {
@@ -135,7 +105,7 @@ static int bert_config_read(const char *path, model_bert_config_t *c, char *err,
     const json_value_t *v;
     int rc = -1;
 
-    if (bert_read_text(path, &text, &len, err, errlen) != 0)
+    if (textfile_read(path, 16 * 1024 * 1024, &text, &len, err, errlen) != 0)
         return -1;
     root = json_parse(text, len, jerr, sizeof jerr);
     if (!root) {
