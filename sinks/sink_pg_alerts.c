@@ -1,9 +1,11 @@
 /* PostgreSQL sink, alerts: the fraud alert hits of a batch applied inside its transaction, after
  * its offset updates (the grouping, the entity baseline and the NOTIFY happen in
- * vigil.alerts_fraud_apply, migration 0005), and the tooling behind `vigil alerts` and the quiet-period resolver. The alert logic
- * lives in SQL so that an alert and the scores that caused it commit or roll back together, and
- * an analyst's resolution (another process) is seen by the very next batch. */
+ * vigil.alerts_fraud_apply, migration 0005), and the tooling behind `vigil alerts` and the
+ * quiet-period resolver. The alert logic lives in SQL so that an alert and the scores that caused
+ * it commit or roll back together, and an analyst's resolution (another process) is seen by the
+ * very next batch. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,27 +114,31 @@ out:
     "model_version, raised_at, updated_at, acknowledged_at, acknowledged_by, resolved_at, "        \
     "resolved_by, resolution"
 
-/* The fields of sink_alert_t in SINK_ALERT_COLUMNS order. */
-static char **sink_alert_field(sink_alert_t *a, int col)
+/* Where each column of SINK_ALERT_COLUMNS goes in sink_alert_t, in that order. */
+static const size_t sink_alert_offsets[] = {
+    offsetof(sink_alert_t, alert_id),         offsetof(sink_alert_t, kind),
+    offsetof(sink_alert_t, entity),           offsetof(sink_alert_t, severity),
+    offsetof(sink_alert_t, status),           offsetof(sink_alert_t, revision),
+    offsetof(sink_alert_t, event_count),      offsetof(sink_alert_t, first_event_id),
+    offsetof(sink_alert_t, first_event_time), offsetof(sink_alert_t, last_event_id),
+    offsetof(sink_alert_t, last_event_time),  offsetof(sink_alert_t, max_score),
+    offsetof(sink_alert_t, event_ids),        offsetof(sink_alert_t, explanation),
+    offsetof(sink_alert_t, model_version),    offsetof(sink_alert_t, raised_at),
+    offsetof(sink_alert_t, updated_at),       offsetof(sink_alert_t, acknowledged_at),
+    offsetof(sink_alert_t, acknowledged_by),  offsetof(sink_alert_t, resolved_at),
+    offsetof(sink_alert_t, resolved_by),      offsetof(sink_alert_t, resolution),
+};
+#define SINK_ALERT_FIELDS (sizeof sink_alert_offsets / sizeof sink_alert_offsets[0])
+
+static char **sink_alert_field(sink_alert_t *a, size_t col)
 {
-    char **f[] = {&a->alert_id,         &a->kind,
-                  &a->entity,           &a->severity,
-                  &a->status,           &a->revision,
-                  &a->event_count,      &a->first_event_id,
-                  &a->first_event_time, &a->last_event_id,
-                  &a->last_event_time,  &a->max_score,
-                  &a->event_ids,        &a->explanation,
-                  &a->model_version,    &a->raised_at,
-                  &a->updated_at,       &a->acknowledged_at,
-                  &a->acknowledged_by,  &a->resolved_at,
-                  &a->resolved_by,      &a->resolution};
-    return col >= 0 && col < (int)(sizeof f / sizeof f[0]) ? f[col] : NULL;
+    return (char **)(void *)((char *)a + sink_alert_offsets[col]);
 }
 
 void sink_pg_alerts_free(sink_alert_t *alerts, size_t n)
 {
     for (size_t i = 0; alerts && i < n; i++)
-        for (int c = 0; sink_alert_field(&alerts[i], c); c++)
+        for (size_t c = 0; c < SINK_ALERT_FIELDS; c++)
             free(*sink_alert_field(&alerts[i], c));
     free(alerts);
 }
@@ -148,11 +154,11 @@ static int sink_alerts_take(const PGresult *res, sink_alert_t **out, size_t *n)
     if (!v)
         return -1;
     for (size_t r = 0; r < rows; r++)
-        for (int c = 0; c < PQnfields(res); c++) {
+        for (size_t c = 0; c < SINK_ALERT_FIELDS && c < (size_t)PQnfields(res); c++) {
             char **f = sink_alert_field(&v[r], c);
-            if (!f || PQgetisnull(res, (int)r, c))
+            if (PQgetisnull(res, (int)r, (int)c))
                 continue;
-            if (!(*f = strdup(PQgetvalue(res, (int)r, c)))) {
+            if (!(*f = strdup(PQgetvalue(res, (int)r, (int)c)))) {
                 sink_pg_alerts_free(v, rows);
                 return -1;
             }

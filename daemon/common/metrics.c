@@ -463,8 +463,6 @@ static void metrics_render_models(metrics_text_t *t)
 static void metrics_render_alerts(metrics_text_t *t)
 {
     static const char *const kinds[METRICS_ALERT_KINDS] = {"fraud", "sentiment"};
-    static const char *const severities[METRICS_ALERT_SEVERITIES] = {"low", "medium", "high",
-                                                                     "critical"};
     static const struct {
         const char *name, *help;
         size_t offset;
@@ -482,9 +480,9 @@ static void metrics_render_alerts(metrics_text_t *t)
         for (int k = 0; k < METRICS_ALERT_KINDS; k++) {
             _Atomic uint64_t *v =
                 (_Atomic uint64_t *)(void *)((char *)&metrics.alerts[k] + series[s].offset);
-            for (int sev = 0; sev < METRICS_ALERT_SEVERITIES; sev++)
+            for (int sev = 0; sev < SINK_ALERT_SEVERITIES; sev++)
                 metrics_text_printf(t, "%s{kind=\"%s\",severity=\"%s\"} %" PRIu64 "\n",
-                                    series[s].name, kinds[k], severities[sev],
+                                    series[s].name, kinds[k], sink_alert_severities[sev],
                                     atomic_load_explicit(&v[sev], memory_order_relaxed));
         }
     }

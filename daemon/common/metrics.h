@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sink_pg.h" /* sink_alert_severities: the severities, as vigil.alerts spells them */
+
 #define METRICS_HIST_MAX_BUCKETS 16
 
 typedef struct metrics_histogram {
@@ -108,11 +110,10 @@ typedef enum metrics_alert_kind {
     METRICS_ALERT_SENTIMENT,
     METRICS_ALERT_KINDS
 } metrics_alert_kind_t;
-#define METRICS_ALERT_SEVERITIES 4 /* low, medium, high, critical */
 typedef struct metrics_alerts {
-    _Atomic uint64_t raised[METRICS_ALERT_SEVERITIES];
-    _Atomic uint64_t updated[METRICS_ALERT_SEVERITIES];
-    _Atomic uint64_t resolved[METRICS_ALERT_SEVERITIES];
+    _Atomic uint64_t raised[SINK_ALERT_SEVERITIES];
+    _Atomic uint64_t updated[SINK_ALERT_SEVERITIES];
+    _Atomic uint64_t resolved[SINK_ALERT_SEVERITIES];
 } metrics_alerts_t;
 
 typedef struct metrics {

@@ -43,7 +43,7 @@ static void alerter_resolve(alerter_t *a)
         sink_pg_alerts_resolve_quiet(a->pg, "fraud", a->resolve_after_ms, a->instance_id, resolved,
                                      err, sizeof err) != SINK_PG_OK)
         goto fail;
-    for (int s = 0; s < SINK_ALERT_SEVERITIES && s < METRICS_ALERT_SEVERITIES; s++)
+    for (int s = 0; s < SINK_ALERT_SEVERITIES; s++)
         metrics_add(&metrics.alerts[METRICS_ALERT_FRAUD].resolved[s], resolved[s]);
     return;
 fail:

@@ -180,12 +180,15 @@ static void lane_enrich_risk(lane_t *l, lane_batch_t *b, size_t from, size_t to)
     }
 }
 
-/* Room for n alerted events' vectors and attributions. */
+/* Room for n alerted events' vectors and attributions, doubling: a burst of alerts must not
+ * reallocate per event. */
 static int lane_alert_reserve(lane_t *l, size_t n)
 {
     size_t w = l->sh->fz_width;
     if (n <= l->alert_cap)
         return 0;
+    if (n < 2 * l->alert_cap)
+        n = 2 * l->alert_cap;
     if (lane_grow((void **)&l->alert_x, n * w * sizeof *l->alert_x) != 0 ||
         lane_grow((void **)&l->alert_attr, n * w * sizeof *l->alert_attr) != 0 ||
         lane_grow((void **)&l->alert_item, n * sizeof *l->alert_item) != 0)
@@ -231,13 +234,18 @@ static void lane_alert_explain(lane_t *l, lane_batch_t *b, lane_item_t *it, cons
         json_buf_printf(j, ",\"contribution\":%s}", json_double_text(attr[top[t]], num));
     }
     json_buf_puts(j, "]}");
-    if (j->failed)
-        return;
-    if (b->explain_len + j->len + 1 > b->explain_cap) {
+    int ok = !j->failed;
+    if (ok && b->explain_len + j->len + 1 > b->explain_cap) {
         size_t cap = (b->explain_cap + j->len + 1) * 2;
-        if (lane_grow((void **)&b->explain, cap) != 0)
-            return; /* no memory: the alert goes without its explanation */
-        b->explain_cap = cap;
+        ok = lane_grow((void **)&b->explain, cap) == 0;
+        if (ok)
+            b->explain_cap = cap;
+    }
+    if (!ok) {
+        log_warn("out of memory explaining an alert; it goes without its explanation",
+                 "topic=%s partition=%d offset=%lld", it->topic->name, (int)it->msg->partition,
+                 (long long)it->msg->offset);
+        return;
     }
     memcpy(b->explain + b->explain_len, j->p, j->len + 1);
     it->explain_at = b->explain_len;

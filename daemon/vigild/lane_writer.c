@@ -80,7 +80,7 @@ static int64_t lane_alert_gap_ms(const lane_t *l)
 /* Counts what a committed transaction did to vigil.alerts. */
 static void lane_alerts_count(const sink_alert_changes_t *c)
 {
-    for (int s = 0; s < SINK_ALERT_SEVERITIES && s < METRICS_ALERT_SEVERITIES; s++) {
+    for (int s = 0; s < SINK_ALERT_SEVERITIES; s++) {
         metrics_add(&metrics.alerts[METRICS_ALERT_FRAUD].raised[s], c->raised[s]);
         metrics_add(&metrics.alerts[METRICS_ALERT_FRAUD].updated[s], c->updated[s]);
     }

@@ -42,7 +42,10 @@ static long q_long(const char *sql)
 static int notifications(char got[][8192], int cap)
 {
     PGresult *res = PQexec(admin, "NOTIFY vigil_alerts, 'marker'");
+    int sent = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
+    if (!sent)
+        return -1;
     int n = 0;
     time_t deadline = time(NULL) + 30;
     while (time(NULL) < deadline) {
@@ -120,7 +123,9 @@ int main(void)
     if (!pg)
         return TEST_DONE();
     CHECK_MSG(sink_pg_migrate(pg, err, sizeof err) == SINK_PG_OK, "%s", err);
-    PQclear(PQexec(listener, "LISTEN vigil_alerts"));
+    PGresult *listen = PQexec(listener, "LISTEN vigil_alerts");
+    CHECK(PQresultStatus(listen) == PGRES_COMMAND_OK);
+    PQclear(listen);
     CHECK(sink_pg_offsets_load(pg, "g", "t.alerts", &part, 1, &next, err, sizeof err) ==
           SINK_PG_OK);
     memset(long_user, 'x', sizeof long_user - 1);
