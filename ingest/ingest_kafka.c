@@ -17,6 +17,7 @@ struct ingest_kafka {
     int64_t none_offset; /* what INGEST_OFFSET_NONE becomes: BEGINNING or END */
     int assigned;
     int closed;
+    int cooperative; /* the group's rebalance protocol, as last reported */
 };
 
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -140,7 +141,12 @@ static void kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     ingest_kafka_t *k = opaque;
-    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    /* NULL once the consumer is leaving the group (the revoke that rd_kafka_consumer_close
+     * makes): the partitions then go back the way they came, by the protocol last seen. */
+    const char *protocol = rd_kafka_rebalance_protocol(rk);
+    if (protocol)
+        k->cooperative = strcmp(protocol, "COOPERATIVE") == 0;
+    int cooperative = k->cooperative;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
         kafka_assign(k, parts, cooperative);
     else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
