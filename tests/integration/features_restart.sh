@@ -108,7 +108,11 @@ sql "CREATE FUNCTION public.no_checkpoints() RETURNS trigger LANGUAGE plpgsql AS
      CREATE TRIGGER no_checkpoints BEFORE INSERT OR UPDATE ON vigil.entity_state
      FOR EACH ROW EXECUTE FUNCTION public.no_checkpoints()" >/dev/null
 vigild_start c1 "${common[@]}" --set kafka.group.id=run-c
-wait_until 120 "run C committed a part" committed_at_least 8000
+# A partition's first batch may come well after another's (the consumer fetches a partition in
+# large chunks), so "8000 committed" alone can leave one without any: wait for all four.
+run_c_started() { committed_at_least 8000 &&
+    [ "$(sql "SELECT count(*) FROM vigil.kafka_offsets WHERE topic = 'behavior-events' AND next_offset > 0")" = 4 ]; }
+wait_until 120 "run C committed a part of every partition" run_c_started
 kill -9 "$VIGILD_PID"
 wait "$VIGILD_PID" 2>/dev/null || true
 [ "$(sql "SELECT count(*) FROM vigil.entity_state WHERE entities = 0 AND next_offset = 0")" = 4 ] ||
