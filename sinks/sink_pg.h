@@ -156,10 +156,27 @@ typedef struct sink_checkpoint {
 #define SINK_ALERT_SEVERITIES 4
 extern const char *const sink_alert_severities[SINK_ALERT_SEVERITIES];
 
-/* What a batch did to vigil.alerts, per severity (sink_alert_severities order), once committed. */
+/* The kinds of alert, as vigil.alerts spells them (sink_alert_kinds). */
+enum { SINK_ALERT_FRAUD, SINK_ALERT_SENTIMENT, SINK_ALERT_KINDS };
+extern const char *const sink_alert_kinds[SINK_ALERT_KINDS];
+
+/* What a batch did to vigil.alerts, per kind and severity (sink_alert_severities order), once
+ * committed. */
 typedef struct sink_alert_changes {
-    uint64_t raised[SINK_ALERT_SEVERITIES], updated[SINK_ALERT_SEVERITIES];
+    uint64_t raised[SINK_ALERT_KINDS][SINK_ALERT_SEVERITIES];
+    uint64_t updated[SINK_ALERT_KINDS][SINK_ALERT_SEVERITIES];
 } sink_alert_changes_t;
+
+/* Sentiment alerts over a batch's articles (vigil.alerts_sentiment_apply, migration 0006): per
+ * ticker and/or predicted topic, windows of window_ms of publication time compared with the
+ * `history` windows before them. */
+typedef struct sink_sentiment_rules {
+    int64_t window_ms;
+    int history;
+    double z;
+    int min_articles;
+    int by_ticker, by_topic;
+} sink_sentiment_rules_t;
 
 typedef struct sink_batch {
     const char *group;       /* Kafka consumer group id: offsets are per group */
@@ -168,6 +185,8 @@ typedef struct sink_batch {
     /* Fraud alerts: an alert-worthy event grows its user's open alert whose newest event is at
      * most this far before it (event time), or raises one. */
     int64_t alert_group_gap_ms;
+    /* Sentiment alerts over the batch's articles; NULL: none. */
+    const sink_sentiment_rules_t *sentiment;
     sink_alert_changes_t *alert_changes; /* NULL, or filled when SINK_PG_OK is returned */
     const sink_dead_letter_t *dead;
     size_t n_dead;

@@ -16,6 +16,7 @@
 
 const char *const sink_alert_severities[SINK_ALERT_SEVERITIES] = {"low", "medium", "high",
                                                                   "critical"};
+const char *const sink_alert_kinds[SINK_ALERT_KINDS] = {"fraud", "sentiment"};
 
 static int sink_alert_severity_index(const char *s)
 {
@@ -59,50 +60,113 @@ static void sink_alerts_hits_json(const sink_rows_t *rows, json_buf_t *b)
         json_buf_puts(b, "]");
 }
 
-int sink_pg_alerts_apply(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t errlen)
+/* The articles as alerts_sentiment_apply takes them; none leaves b empty. */
+static void sink_alerts_articles_json(const sink_rows_t *rows, json_buf_t *b)
 {
-    json_buf_t hits = {0};
-    char gap[32], msg[512];
-    PGresult *res = NULL;
-    int rc = -1;
+    size_t n = 0;
 
-    if (batch->alert_changes)
-        *batch->alert_changes = (sink_alert_changes_t){0};
-    sink_alerts_hits_json(&batch->rows, &hits);
-    if (hits.failed) {
-        errbuf_printf(err, errlen, "PostgreSQL sink: out of memory listing alert hits");
-        goto out;
+    for (size_t i = 0; i < rows->n_articles; i++) {
+        const sink_article_row_t *a = &rows->articles[i];
+        json_buf_puts(b, n++ ? ",{" : "[{");
+        json_buf_puts(b, "\"id\":");
+        json_buf_string(b, a->article_id);
+        json_buf_printf(b, ",\"ms\":%" PRId64 ",\"tickers\":[", a->published_time_ms);
+        for (size_t t = 0; t < a->n_tickers; t++) {
+            if (t)
+                json_buf_puts(b, ",");
+            json_buf_string(b, a->tickers[t]);
+        }
+        /* Unscored articles count in the volume, not in the negative share. */
+        json_buf_puts(b, "],\"topic_label\":");
+        if (a->model_version && a->topic_label)
+            json_buf_string(b, a->topic_label);
+        else
+            json_buf_puts(b, "null");
+        json_buf_puts(b, ",\"negative\":");
+        json_buf_puts(b, !a->model_version || !a->sentiment      ? "null"
+                         : strcmp(a->sentiment, "negative") == 0 ? "true"
+                                                                 : "false");
+        json_buf_puts(b, ",\"topic\":");
+        json_buf_string(b, a->at.topic);
+        json_buf_printf(b, ",\"part\":%" PRId32 ",\"off\":%" PRId64 "}", a->at.partition,
+                        a->at.offset);
     }
-    if (hits.len == 0) {
-        rc = 0;
-        goto out;
-    }
-    snprintf(gap, sizeof gap, "%" PRId64, batch->alert_group_gap_ms);
-    const char *params[2] = {hits.p, gap};
-    res = PQexecParams(pg->conn,
-                       "SELECT alert_id, severity, raised FROM "
-                       "vigil.alerts_fraud_apply($1::jsonb, $2::int8)",
-                       2, NULL, params, NULL, NULL, 0);
+    if (n)
+        json_buf_puts(b, "]");
+}
+
+/* Runs one apply function (its SQL takes $1 the JSON and then the rest of params) and counts
+ * the alerts it changed under kind. */
+static int sink_alerts_run(sink_pg_t *pg, const sink_batch_t *batch, int kind, const char *sql,
+                           const char *const *params, int n_params, char *err, size_t errlen)
+{
+    char msg[512];
+    PGresult *res = PQexecParams(pg->conn, sql, n_params, NULL, params, NULL, NULL, 0);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        errbuf_printf(err, errlen, "PostgreSQL: raising the batch's fraud alerts failed: %s",
-                      sink_pg_result_error(pg->conn, res, msg, sizeof msg));
+        errbuf_printf(err, errlen, "PostgreSQL: raising the batch's %s alerts failed: %s",
+                      sink_alert_kinds[kind], sink_pg_result_error(pg->conn, res, msg, sizeof msg));
         if (sink_pg_sqlstate_is_data(res))
             pg->rejected = 1;
-        goto out;
+        PQclear(res);
+        return -1;
     }
     for (int r = 0; batch->alert_changes && r < PQntuples(res); r++) {
         int sev = sink_alert_severity_index(PQgetvalue(res, r, 1));
         if (sev < 0)
             continue; /* the table's CHECK allows no other; never reached */
         if (strcmp(PQgetvalue(res, r, 2), "t") == 0)
-            batch->alert_changes->raised[sev]++;
+            batch->alert_changes->raised[kind][sev]++;
         else
-            batch->alert_changes->updated[sev]++;
+            batch->alert_changes->updated[kind][sev]++;
+    }
+    PQclear(res);
+    return 0;
+}
+
+int sink_pg_alerts_apply(sink_pg_t *pg, const sink_batch_t *batch, char *err, size_t errlen)
+{
+    json_buf_t hits = {0}, arts = {0};
+    int rc = -1;
+
+    if (batch->alert_changes)
+        *batch->alert_changes = (sink_alert_changes_t){0};
+    sink_alerts_hits_json(&batch->rows, &hits);
+    if (batch->sentiment)
+        sink_alerts_articles_json(&batch->rows, &arts);
+    if (hits.failed || arts.failed) {
+        errbuf_printf(err, errlen, "PostgreSQL sink: out of memory listing the batch's alerts");
+        goto out;
+    }
+    if (hits.len) {
+        char gap[32];
+        snprintf(gap, sizeof gap, "%" PRId64, batch->alert_group_gap_ms);
+        const char *params[2] = {hits.p, gap};
+        if (sink_alerts_run(pg, batch, SINK_ALERT_FRAUD,
+                            "SELECT alert_id, severity, raised FROM "
+                            "vigil.alerts_fraud_apply($1::jsonb, $2::int8)",
+                            params, 2, err, errlen) != 0)
+            goto out;
+    }
+    if (arts.len) {
+        const sink_sentiment_rules_t *sr = batch->sentiment;
+        char width[32], history[16], z[JSON_DOUBLE_MAX], min[16];
+        snprintf(width, sizeof width, "%" PRId64, sr->window_ms);
+        snprintf(history, sizeof history, "%d", sr->history);
+        json_double_text(sr->z, z);
+        snprintf(min, sizeof min, "%d", sr->min_articles);
+        const char *params[7] = {
+            arts.p, width, history, z, min, sr->by_ticker ? "t" : "f", sr->by_topic ? "t" : "f"};
+        if (sink_alerts_run(pg, batch, SINK_ALERT_SENTIMENT,
+                            "SELECT alert_id, severity, raised FROM vigil.alerts_sentiment_apply("
+                            "$1::jsonb, $2::int8, $3::int4, $4::real, $5::int4, $6::bool, "
+                            "$7::bool)",
+                            params, 7, err, errlen) != 0)
+            goto out;
     }
     rc = 0;
 out:
-    PQclear(res);
     json_buf_free(&hits);
+    json_buf_free(&arts);
     return rc;
 }
 

@@ -325,6 +325,20 @@ typedef struct produce_run {
     uint64_t produced, good, malformed;
 } produce_run_t;
 
+/* --burst TICKER:FROM:COUNT. */
+static int produce_burst_set(produce_gen_t *g, const char *spec, char *err, size_t errlen)
+{
+    char ticker[64];
+    unsigned long long from, count;
+    int used = 0;
+    if (sscanf(spec, "%63[^:]:%llu:%llu%n", ticker, &from, &count, &used) != 3 ||
+        spec[used] != '\0' || count == 0) {
+        errbuf_printf(err, errlen, "expected TICKER:FROM:COUNT, e.g. ACME:2000:40");
+        return -1;
+    }
+    return produce_gen_set_burst(g, ticker, from, count, err, errlen);
+}
+
 /* The encoder, the generator and (without --output-dir) the producer. Returns 0, or the exit
  * status after saying what failed: 2 for what the command line got wrong, else 1. */
 static int produce_setup(produce_run_t *p)
@@ -353,6 +367,19 @@ static int produce_setup(produce_run_t *p)
     if (p->o.headlines && produce_gen_load_headlines(p->g, p->o.headlines, err, sizeof err) != 0) {
         fprintf(stderr, "vigil produce: %s\n", err);
         return 2;
+    }
+    if (p->o.burst && produce_burst_set(p->g, p->o.burst, err, sizeof err) != 0) {
+        fprintf(stderr, "vigil produce: --burst %s: %s\n", p->o.burst, err);
+        return 2;
+    }
+    if (p->o.span_s) {
+        if (p->o.count == 0) {
+            fprintf(stderr, "vigil produce: --span needs --count\n");
+            return 2;
+        }
+        int64_t span_ms = (int64_t)p->o.span_s * 1000;
+        int64_t now_ms = (int64_t)(produce_clock_ns(CLOCK_REALTIME) / 1000000u);
+        produce_gen_set_span(p->g, now_ms - span_ms, span_ms, p->o.count);
     }
     if (p->o.output_dir)
         return 0;

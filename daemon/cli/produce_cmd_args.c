@@ -45,6 +45,12 @@ static void produce_usage(FILE *f)
         "  -X KEY=VALUE             librdkafka setting, repeatable (as kcat)\n"
         "      --headlines FILE     kind news: article i's headline is line i of FILE (cycled),\n"
         "                           with no body (known texts, for tests)\n"
+        "      --burst T:FROM:N     kind news: articles FROM .. FROM+N-1 are bad news about\n"
+        "                           ticker T, published when sent (the others up to an hour\n"
+        "                           earlier): a negative-news burst for sentiment alerts\n"
+        "      --span S             kind news, with --count: article i is published at\n"
+        "                           start - S + i * S / count seconds, up to 30 s earlier (a\n"
+        "                           feed in order; a burst at the time of its first article)\n"
         "      --output-dir DIR     write each message value to DIR/NNNNNNNN.avro instead of\n"
         "                           producing (for other producers, e.g. kcat -P FILE...)\n"
         "      --output FILE        write --count events and their fraud labels to FILE\n"
@@ -102,7 +108,9 @@ enum {
     OPT_OUTPUT_DIR,
     OPT_OUTPUT,
     OPT_START_MS,
-    OPT_HEADLINES
+    OPT_HEADLINES,
+    OPT_BURST,
+    OPT_SPAN
 };
 
 static const struct option produce_longopts[] = {
@@ -121,6 +129,8 @@ static const struct option produce_longopts[] = {
     {"output", required_argument, NULL, OPT_OUTPUT},
     {"start-ms", required_argument, NULL, OPT_START_MS},
     {"headlines", required_argument, NULL, OPT_HEADLINES},
+    {"burst", required_argument, NULL, OPT_BURST},
+    {"span", required_argument, NULL, OPT_SPAN},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -201,6 +211,16 @@ static produce_arg_t produce_parse_opt(produce_opts_t *o, int c, char *arg, int 
         if (arg[0] == '\0')
             return PRODUCE_ARG_BAD_VALUE;
         o->headlines = arg;
+        break;
+    case OPT_BURST:
+        if (arg[0] == '\0')
+            return PRODUCE_ARG_BAD_VALUE;
+        o->burst = arg; /* parsed with the generator (produce_cmd.c) */
+        break;
+    case OPT_SPAN:
+        if (produce_parse_u64(arg, &u) < 0 || u == 0 || u > 366ULL * 86400)
+            return PRODUCE_ARG_BAD_VALUE;
+        o->span_s = u;
         break;
     case OPT_OUTPUT: {
         event_file_format_t fmt;

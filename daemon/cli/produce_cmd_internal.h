@@ -24,6 +24,8 @@ typedef struct produce_opts {
     const char *output_dir; /* write one file per message instead of producing */
     const char *output;     /* write events and labels to this event file instead */
     const char *headlines;  /* news: headlines from this file, one per line */
+    const char *burst;      /* news: TICKER:FROM:COUNT, a negative-news burst */
+    uint64_t span_s;        /* news: published in order over this many seconds; 0: not */
     int64_t start_ms;       /* --output: event_time of event 0 */
     int rate_set;           /* --rate was given */
     const char **x_args;    /* owned array of argv pointers, "key=value" */

@@ -98,9 +98,9 @@ static const config_key_t config_keys[] = {
      86400000, NULL, "10000", 0,
      "Least time between two entity state checkpoints of a partition (more: longer replays)."},
     {"alerts.rules", CONFIG_STRING, FIELD(alerts_rules), 0, 0, NULL, "", 0,
-     "Fraud alert rule file (docs/alerts.md): score thresholds per severity, conditions on "
-     "features, grouping per user; empty: the built-in rules; off: no fraud alerts. Needs "
-     "features and a risk model."},
+     "Alert rule file (docs/alerts.md): fraud score thresholds per severity, conditions on "
+     "features, grouping per user, and the sentiment alerts' windows and z-score; empty: the "
+     "built-in rules; off: no alerts. Needs features; fraud alerts need a risk model."},
     {"model.backend", CONFIG_STRING, FIELD(model_backend), 0, 0, NULL, "auto", 0,
      "Where models run: auto (CUDA when a usable GPU is there, else CPU), cpu, cuda, cuda:N."},
     {"model.threads", CONFIG_INT, FIELD(model_threads), 0, 256, NULL, "1", 0,

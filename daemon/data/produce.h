@@ -30,6 +30,17 @@ void produce_gen_free(produce_gen_t *g);
 /* Articles take their headlines from the file at path (one per line, blank lines skipped, at
  * most 254 bytes each), cycled, with no body. Returns 0, or -1 with err. */
 int produce_gen_load_headlines(produce_gen_t *g, const char *path, char *err, size_t errlen);
+/* A negative-news burst: articles from .. from + count - 1 are bad news about ticker (1 to 15
+ * characters), tagged with it alone and published when they are made, where the others are
+ * published up to an hour before. Returns 0, or -1 with err. */
+int produce_gen_set_burst(produce_gen_t *g, const char *ticker, uint64_t from, uint64_t count,
+                          char *err, size_t errlen);
+/* A news timeline: article i of count is published at start_ms + i * span_ms / count, up to
+ * 30 s earlier, instead of up to an hour before it is made; a burst's articles at the time of its
+ * first, 100 ms apart. A feed in order, as sentiment baselines expect. */
+void produce_gen_set_span(produce_gen_t *g, int64_t start_ms, int64_t span_ms, uint64_t count);
+/* Whether article i is one of the burst's. */
+int produce_gen_article_in_burst(const produce_gen_t *g, uint64_t i);
 
 /* Fills ev for message number i, with event_time now_ms. Its strings point into g's buffers,
  * valid until the next call. */

@@ -215,7 +215,16 @@ struct produce_gen {
     size_t n_headlines;
     char body[768];
     const char *tickers[3];
+    /* --burst: articles burst_from .. burst_from + burst_count - 1 are bad news about
+     * burst_ticker, published when they are made (burst_count 0: no burst). */
+    char burst_ticker[16];
+    uint64_t burst_from, burst_count;
+    /* --span: article i is published at span_start_ms + i * span_ms / span_count, up to
+     * PRODUCE_SPAN_LATE_MS earlier (span_ms 0: up to an hour before it is made). */
+    int64_t span_start_ms, span_ms;
+    uint64_t span_count;
 };
+#define PRODUCE_SPAN_LATE_MS 30000
 
 /* ---- Shared by the files of the generator. ---- */
 

@@ -102,6 +102,68 @@ int produce_gen_load_headlines(produce_gen_t *g, const char *path, char *err, si
     return 0;
 }
 
+/* Bad news, for --burst: the company (its ticker) and a number. */
+static const char *const produce_headlines_bad[] = {
+    "%s shares plunge %u%% as regulators open fraud investigation",
+    "%s issues profit warning, stock tumbles %u%% to multi-year low",
+    "%s recalls products and slashes forecast; shares sink %u%%",
+    "%s faces lawsuit over accounting losses, shares drop %u%%",
+};
+#define PRODUCE_N_HEADLINES_BAD (sizeof produce_headlines_bad / sizeof produce_headlines_bad[0])
+
+int produce_gen_set_burst(produce_gen_t *g, const char *ticker, uint64_t from, uint64_t count,
+                          char *err, size_t errlen)
+{
+    size_t len = strlen(ticker);
+    if (len == 0 || len >= sizeof g->burst_ticker) {
+        errbuf_printf(err, errlen, "a burst's ticker has 1 to %zu characters, not \"%s\"",
+                      sizeof g->burst_ticker - 1, ticker);
+        return -1;
+    }
+    memcpy(g->burst_ticker, ticker, len + 1);
+    g->burst_from = from;
+    g->burst_count = count;
+    return 0;
+}
+
+void produce_gen_set_span(produce_gen_t *g, int64_t start_ms, int64_t span_ms, uint64_t count)
+{
+    g->span_start_ms = start_ms;
+    g->span_ms = count > 0 ? span_ms : 0;
+    g->span_count = count;
+}
+
+/* Where article i lies on the --span timeline. */
+static int64_t produce_span_ms(const produce_gen_t *g, uint64_t i)
+{
+    return g->span_start_ms + (int64_t)((double)i * (double)g->span_ms / (double)g->span_count);
+}
+
+int produce_gen_article_in_burst(const produce_gen_t *g, uint64_t i)
+{
+    return g->burst_count > 0 && i >= g->burst_from && i - g->burst_from < g->burst_count;
+}
+
+/* Article i of the burst: a bad headline about the burst's ticker, published now. */
+static void produce_burst_article(produce_gen_t *g, uint64_t i, int64_t now_ms, ingest_article_t *a)
+{
+    produce_rng_t r = produce_rng_for(g->seed, PRODUCE_STREAM_ARTICLE, i);
+    snprintf(g->headline, sizeof g->headline,
+             produce_headlines_bad[produce_rng_below(&r, PRODUCE_N_HEADLINES_BAD)], g->burst_ticker,
+             5 + produce_rng_below(&r, 30));
+    a->article_id = g->article_id;
+    a->published_time_ms =
+        g->span_ms ? produce_span_ms(g, g->burst_from) + (int64_t)(i - g->burst_from) * 100
+                   : now_ms;
+    a->source = produce_sources[produce_rng_below(&r, 4)];
+    a->language = "en";
+    a->headline = g->headline;
+    a->body = NULL;
+    g->tickers[0] = g->burst_ticker;
+    a->tickers = g->tickers;
+    a->n_tickers = 1;
+}
+
 void produce_gen_article(produce_gen_t *g, uint64_t i, int64_t now_ms, ingest_article_t *a)
 {
     produce_rng_t r = produce_rng_for(g->seed, PRODUCE_STREAM_ARTICLE, i);
@@ -111,6 +173,10 @@ void produce_gen_article(produce_gen_t *g, uint64_t i, int64_t now_ms, ingest_ar
     int chinese = produce_rng_below(&r, 10) == 0;
 
     snprintf(g->article_id, sizeof g->article_id, "n%" PRIu64 "-%" PRIu64, g->seed, i);
+    if (produce_gen_article_in_burst(g, i)) {
+        produce_burst_article(g, i, now_ms, a);
+        return;
+    }
     if (g->n_headlines > 0) {
         /* A known text, for tests of what the news model makes of it. */
         snprintf(g->headline, sizeof g->headline, "%s", g->headlines[i % g->n_headlines]);
@@ -130,7 +196,9 @@ void produce_gen_article(produce_gen_t *g, uint64_t i, int64_t now_ms, ingest_ar
         snprintf(g->headline, sizeof g->headline,
                  produce_headlines_en[produce_rng_below(&r, PRODUCE_N_HEADLINES)], c->name, n);
     a->article_id = g->article_id;
-    a->published_time_ms = now_ms - (int64_t)produce_rng_below(&r, 3600) * 1000;
+    a->published_time_ms =
+        g->span_ms ? produce_span_ms(g, i) - (int64_t)produce_rng_below(&r, PRODUCE_SPAN_LATE_MS)
+                   : now_ms - (int64_t)produce_rng_below(&r, 3600) * 1000;
     a->source = produce_sources[produce_rng_below(&r, 4)];
     a->language = chinese ? "zh" : (produce_rng_below(&r, 20) == 0 ? NULL : "en");
     a->headline = g->headline;

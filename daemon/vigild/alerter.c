@@ -25,13 +25,14 @@ struct alerter {
     char *conninfo, *instance_id;
     int64_t resolve_after_ms, period_ms;
     sink_pg_t *pg; /* the thread's */
+    int migrated;  /* sink_pg_migrate has run on pg */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake; /* the main thread: stop */
     int stop;
 };
 
-/* One pass: resolves the quiet fraud alerts, counting them. */
+/* One pass: resolves the quiet alerts of every kind, counting them. */
 static void alerter_resolve(alerter_t *a)
 {
     char err[1024], q[1100];
@@ -39,12 +40,20 @@ static void alerter_resolve(alerter_t *a)
 
     if (!a->pg && !(a->pg = sink_pg_new(a->conninfo, err, sizeof err)))
         goto fail;
-    if (sink_pg_reconnect(a->pg, err, sizeof err) != SINK_PG_OK ||
-        sink_pg_alerts_resolve_quiet(a->pg, "fraud", a->resolve_after_ms, a->instance_id, resolved,
-                                     err, sizeof err) != SINK_PG_OK)
+    if (sink_pg_reconnect(a->pg, err, sizeof err) != SINK_PG_OK)
         goto fail;
-    for (int s = 0; s < SINK_ALERT_SEVERITIES; s++)
-        metrics_add(&metrics.alerts[METRICS_ALERT_FRAUD].resolved[s], resolved[s]);
+    /* Like every lane, on a database it may be the first to reach (the lanes apply them as
+     * they open; the advisory lock makes whoever comes second wait and find nothing to do). */
+    if (!a->migrated && sink_pg_migrate(a->pg, err, sizeof err) != SINK_PG_OK)
+        goto fail;
+    a->migrated = 1;
+    for (int k = 0; k < SINK_ALERT_KINDS; k++) { /* the sink's kinds are the metrics' */
+        if (sink_pg_alerts_resolve_quiet(a->pg, sink_alert_kinds[k], a->resolve_after_ms,
+                                         a->instance_id, resolved, err, sizeof err) != SINK_PG_OK)
+            goto fail;
+        for (int s = 0; s < SINK_ALERT_SEVERITIES; s++)
+            metrics_add(&metrics.alerts[k].resolved[s], resolved[s]);
+    }
     return;
 fail:
     metrics_add(&metrics.pg_errors, 1);
@@ -60,9 +69,6 @@ static void *alerter_main(void *arg)
     pthread_setname_np(pthread_self(), "alerter");
     pthread_mutex_lock(&a->lock);
     while (!a->stop) {
-        pthread_mutex_unlock(&a->lock);
-        alerter_resolve(a);
-        pthread_mutex_lock(&a->lock);
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += a->period_ms / 1000;
         until.tv_nsec += (a->period_ms % 1000) * 1000000L;
@@ -72,6 +78,11 @@ static void *alerter_main(void *arg)
         }
         while (!a->stop && pthread_cond_timedwait(&a->wake, &a->lock, &until) != ETIMEDOUT)
             ;
+        if (a->stop)
+            break;
+        pthread_mutex_unlock(&a->lock);
+        alerter_resolve(a);
+        pthread_mutex_lock(&a->lock);
     }
     pthread_mutex_unlock(&a->lock);
     sink_pg_free(a->pg);

@@ -169,7 +169,10 @@ typedef struct lanes_shared {
     int64_t ttl_ms;
     int checkpoint_interval_ms;
     model_runtime_t *rt;        /* borrowed; NULL: no models */
-    alert_rules_t *alert_rules; /* owned; NULL: no fraud alerts */
+    alert_rules_t *alert_rules; /* owned; NULL: no alerts */
+    /* The rules' sentiment settings as the sink takes them; NULL: no sentiment alerts. */
+    const sink_sentiment_rules_t *sentiment;
+    sink_sentiment_rules_t sentiment_rules;
     size_t news_batch_max;
     atomic_int stop;
     atomic_int batch_max, batch_max_delay_ms, batch_linger_ms, retry_max_ms;

@@ -77,13 +77,18 @@ static int64_t lane_alert_gap_ms(const lane_t *l)
     return l->sh->alert_rules ? alert_rules_group_gap_ms(l->sh->alert_rules) : 0;
 }
 
+_Static_assert((int)SINK_ALERT_KINDS == (int)METRICS_ALERT_KINDS &&
+                   (int)SINK_ALERT_SENTIMENT == (int)METRICS_ALERT_SENTIMENT,
+               "the sink's alert kinds are the metrics' kinds");
+
 /* Counts what a committed transaction did to vigil.alerts. */
 static void lane_alerts_count(const sink_alert_changes_t *c)
 {
-    for (int s = 0; s < SINK_ALERT_SEVERITIES; s++) {
-        metrics_add(&metrics.alerts[METRICS_ALERT_FRAUD].raised[s], c->raised[s]);
-        metrics_add(&metrics.alerts[METRICS_ALERT_FRAUD].updated[s], c->updated[s]);
-    }
+    for (int k = 0; k < SINK_ALERT_KINDS; k++)
+        for (int s = 0; s < SINK_ALERT_SEVERITIES; s++) {
+            metrics_add(&metrics.alerts[k].raised[s], c->raised[k][s]);
+            metrics_add(&metrics.alerts[k].updated[s], c->updated[k][s]);
+        }
 }
 
 /* The advance of (topic, partition) among the batch's, for the one-by-one writes. */
@@ -114,6 +119,7 @@ static lane_batch_status_t lane_write_isolated(lane_writer_t *w, lane_batch_t *b
         sink_batch_t one = {.group = ingest_kafka_group(l->kafka),
                             .instance_id = l->sh->instance_id,
                             .alert_group_gap_ms = lane_alert_gap_ms(l),
+                            .sentiment = l->sh->sentiment,
                             .alert_changes = &changes,
                             .dead = b->dead,
                             .offsets = &adv,
@@ -202,6 +208,7 @@ static void lane_write_batch(lane_writer_t *w, lane_batch_t *b)
                           .instance_id = l->sh->instance_id,
                           .rows = b->rows.view,
                           .alert_group_gap_ms = lane_alert_gap_ms(l),
+                          .sentiment = l->sh->sentiment,
                           .alert_changes = &b->alert_changes,
                           .dead = b->dead,
                           .n_dead = n_dead,

@@ -235,6 +235,12 @@ lanes_t *lanes_new(const lanes_options_t *o, char *err, size_t errlen)
     }
     ls->sh.fz = o->featurize; /* ours from here on, whatever happens next */
     ls->sh.alert_rules = o->alert_rules;
+    const alert_sentiment_t *as = o->alert_rules ? alert_rules_sentiment(o->alert_rules) : NULL;
+    if (as && as->on) {
+        ls->sh.sentiment_rules = (sink_sentiment_rules_t){
+            as->window_ms, as->history, as->z, as->min_articles, as->by_ticker, as->by_topic};
+        ls->sh.sentiment = &ls->sh.sentiment_rules;
+    }
     ls->on_ready = o->on_ready;
     ls->on_exit = o->on_exit;
     ls->ctx = o->ctx;

@@ -484,11 +484,20 @@ static int vigild_inputs(vigild_t *d, const daemon_input_t *inputs, size_t n_inp
                  d->cfg.features_spec[0] ? d->cfg.features_spec : "built-in",
                  featurize_spec_hash(*fz), features_spec_width(featurize_spec(*fz)),
                  d->cfg.features_max_entities, d->cfg.features_ttl_s);
-        if (*rules)
+        if (*rules) {
+            const alert_sentiment_t *st = alert_rules_sentiment(*rules);
             log_info("fraud alerts", "rules=%s count=%zu group_gap_ms=%lld resolve_after_ms=%lld",
                      d->cfg.alerts_rules[0] ? d->cfg.alerts_rules : "built-in",
                      alert_rules_count(*rules), (long long)alert_rules_group_gap_ms(*rules),
                      (long long)alert_rules_resolve_after_ms(*rules));
+            if (st->on)
+                log_info("sentiment alerts",
+                         "window_ms=%lld history=%d z=%g min_articles=%d keys=%s",
+                         (long long)st->window_ms, st->history, st->z, st->min_articles,
+                         st->by_ticker && st->by_topic ? "ticker,topic"
+                         : st->by_ticker               ? "ticker"
+                                                       : "topic");
+        }
     }
     return 0;
 }

@@ -28,7 +28,8 @@ const char alert_rules_default[] =
     "rule medium score>=0.80\n"
     "group user_id 30m\n"
     "resolve_after 1h\n"
-    "explain 5\n";
+    "explain 5\n"
+    "sentiment window=15m history=96 z=5 min_articles=5 keys=ticker,topic\n";
 
 static const char *const severity_names[ALERT_SEVERITIES] = {"low", "medium", "high", "critical"};
 
@@ -60,6 +61,7 @@ struct alert_rules {
     int64_t gap_ms, resolve_ms;
     size_t explain;
     float min_score;
+    alert_sentiment_t sentiment;
 };
 
 typedef struct parser {
@@ -68,7 +70,7 @@ typedef struct parser {
     size_t n_columns;
     const char *origin;
     int line;
-    int group_line, resolve_line, explain_line; /* where each was set, 0: not yet */
+    int group_line, resolve_line, explain_line, sentiment_line; /* where each was set, 0: not yet */
     char *err;
     size_t errlen;
 } parser_t;
@@ -242,6 +244,84 @@ static int rules_parse_explain(parser_t *p, char **tok, int n)
     return 0;
 }
 
+/* One key=value setting of a sentiment line; numbers are whole and bounded. */
+static int rules_sentiment_number(parser_t *p, const char *key, const char *v, long lo, long hi,
+                                  long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtol(v, &end, 10);
+    if (errno || end == v || *end || *out < lo || *out > hi)
+        PERR(p, "sentiment %s takes a whole number from %ld to %ld, not %s", key, lo, hi, v);
+    return 0;
+}
+
+static int rules_sentiment_keys(parser_t *p, char *v)
+{
+    alert_sentiment_t *s = &p->r->sentiment;
+    s->by_ticker = s->by_topic = 0;
+    for (char *k = strtok(v, ","); k; k = strtok(NULL, ",")) {
+        if (strcmp(k, "ticker") == 0)
+            s->by_ticker = 1;
+        else if (strcmp(k, "topic") == 0)
+            s->by_topic = 1;
+        else
+            PERR(p, "sentiment keys are ticker and topic, not %s", k);
+    }
+    if (!s->by_ticker && !s->by_topic)
+        PERR(p, "sentiment keys=: name ticker, topic or both");
+    return 0;
+}
+
+/* sentiment off | sentiment [window=D] [history=N] [z=X] [min_articles=N] [keys=ticker,topic] */
+static int rules_parse_sentiment(parser_t *p, char **tok, int n)
+{
+    alert_sentiment_t *s = &p->r->sentiment;
+    long v;
+    if (rules_once(p, &p->sentiment_line, "sentiment") != 0)
+        return -1;
+    if (n == 2 && strcmp(tok[1], "off") == 0) {
+        s->on = 0;
+        return 0;
+    }
+    s->on = 1;
+    for (int i = 1; i < n; i++) {
+        char *eq = strchr(tok[i], '=');
+        if (!eq)
+            PERR(p,
+                 "usage: sentiment off, or sentiment [window=15m] [history=96] [z=5] "
+                 "[min_articles=5] [keys=ticker,topic]; not %s",
+                 tok[i]);
+        *eq = '\0';
+        const char *key = tok[i], *val = eq + 1;
+        if (strcmp(key, "window") == 0) {
+            if (rules_parse_duration(p, val, &s->window_ms) != 0)
+                return -1;
+        } else if (strcmp(key, "history") == 0) {
+            if (rules_sentiment_number(p, key, val, 2, 10000, &v) != 0)
+                return -1;
+            s->history = (int)v;
+        } else if (strcmp(key, "min_articles") == 0) {
+            if (rules_sentiment_number(p, key, val, 1, 1000000, &v) != 0)
+                return -1;
+            s->min_articles = (int)v;
+        } else if (strcmp(key, "z") == 0) {
+            char *end;
+            errno = 0;
+            double z = strtod(val, &end);
+            if (errno || end == val || *end || !(z > 0) || z > 1000)
+                PERR(p, "sentiment z takes a number above 0 (at most 1000), not %s", val);
+            s->z = z;
+        } else if (strcmp(key, "keys") == 0) {
+            if (rules_sentiment_keys(p, eq + 1) != 0)
+                return -1;
+        } else {
+            PERR(p, "unknown sentiment setting %s (window, history, z, min_articles, keys)", key);
+        }
+    }
+    return 0;
+}
+
 static const struct directive {
     const char *name;
     int (*parse)(parser_t *p, char **tok, int n);
@@ -250,6 +330,7 @@ static const struct directive {
     {"group", rules_parse_group},
     {"resolve_after", rules_parse_resolve_after},
     {"explain", rules_parse_explain},
+    {"sentiment", rules_parse_sentiment},
 };
 
 static int rules_parse_line(parser_t *p, char **tok, int n)
@@ -257,7 +338,8 @@ static int rules_parse_line(parser_t *p, char **tok, int n)
     for (size_t i = 0; i < sizeof directives / sizeof directives[0]; i++)
         if (strcmp(tok[0], directives[i].name) == 0)
             return directives[i].parse(p, tok, n);
-    PERR(p, "unknown directive %s (directives: rule, group, resolve_after, explain)", tok[0]);
+    PERR(p, "unknown directive %s (directives: rule, group, resolve_after, explain, sentiment)",
+         tok[0]);
 }
 
 /* Splits line into words in place, stopping at a word that starts with '#'. Returns the count,
@@ -298,8 +380,9 @@ static int rules_parse_text(parser_t *p, char *text)
     }
     if (p->line == 0)
         p->line = 1;
-    if (p->r->n_rules == 0)
-        PERR(p, "no rule: nothing would ever alert; add one, e.g. rule high score>=0.9");
+    if (p->r->n_rules == 0 && !p->r->sentiment.on)
+        PERR(p, "no rule and no sentiment line: nothing would ever alert; add one, e.g. rule "
+                "high score>=0.9");
     return 0;
 }
 
@@ -346,6 +429,9 @@ alert_rules_t *alert_rules_new(const char *text, const char *origin, const char 
     p.r->gap_ms = 30 * 60000;
     p.r->resolve_ms = 3600000;
     p.r->explain = 5;
+    /* Without a sentiment line, sentiment alerts are off: a rule file written for fraud alone
+     * keeps meaning that. The built-in rules switch them on. */
+    p.r->sentiment = (alert_sentiment_t){0, 15 * 60000, 96, 5.0, 5, 1, 1};
     p.columns = columns;
     p.n_columns = n_columns;
     p.origin = origin;
@@ -435,6 +521,11 @@ int64_t alert_rules_group_gap_ms(const alert_rules_t *r)
 int64_t alert_rules_resolve_after_ms(const alert_rules_t *r)
 {
     return r->resolve_ms;
+}
+
+const alert_sentiment_t *alert_rules_sentiment(const alert_rules_t *r)
+{
+    return &r->sentiment;
 }
 
 size_t alert_rules_explain_top(const alert_rules_t *r)

@@ -1,4 +1,4 @@
-/* Fraud alert rules: a small rule file, compiled against the feature columns of the active
+/* Alert rules: a small rule file, compiled against the feature columns of the active
  * feature spec, says which scored events are alert-worthy and at what severity, how such events
  * of one entity group into one alert, when an open alert resolves itself, and how many features
  * an alert's explanation lists.
@@ -19,9 +19,16 @@
  *   resolve_after DURATION        an open alert with no new event for DURATION (wall clock)
  *                                 resolves itself; 0: never. Default 1h.
  *   explain K                     features an alert's explanation lists, 1..16. Default 5.
+ *   sentiment SETTING...          market-sentiment alerts from the news (alert_sentiment_t):
+ *                                 `sentiment off`, or key=value settings window=DURATION,
+ *                                 history=N (2..10000), z=X (> 0), min_articles=N and
+ *                                 keys=ticker,topic (either or both); those left out take the
+ *                                 defaults 15m, 96, 5, 5 and both. Without a sentiment line they
+ *                                 are off; the built-in rules switch them on.
  *
  * GAP and DURATION: a positive integer and a unit s, m, h or d (90s, 30m, 1h, 7d), at most 366
- * days. group, resolve_after and explain appear at most once; a file needs at least one rule.
+ * days. group, resolve_after, explain and sentiment appear at most once; a file needs a rule or
+ * a sentiment line that is not off.
  * NUMBER is finite and taken at float precision, as scores and features are floats: score>=0.9
  * holds for the float nearest 0.9. A NaN score or feature makes a condition on it false. */
 #ifndef VIGIL_ALERT_RULES_H
@@ -46,6 +53,18 @@ alert_severity_t alert_severity_parse(const char *name);
 
 typedef struct alert_rules alert_rules_t;
 
+/* Sentiment alerts: per ticker and per predicted topic, articles are counted in windows of
+ * publication time; a window alerts when it has min_articles and its volume or its negative
+ * share is z standard deviations above the `history` windows before it (docs/alerts.md). */
+typedef struct alert_sentiment {
+    int on;
+    int64_t window_ms;
+    int history;
+    double z;
+    int min_articles;
+    int by_ticker, by_topic;
+} alert_sentiment_t;
+
 /* The built-in rules: the risk model's score alone (docs/alerts.md). Origin "built-in rules". */
 extern const char alert_rules_default[];
 
@@ -69,6 +88,7 @@ const char *alert_rules_group_field(const alert_rules_t *r); /* "user_id" */
 int64_t alert_rules_group_gap_ms(const alert_rules_t *r);
 int64_t alert_rules_resolve_after_ms(const alert_rules_t *r); /* 0: never */
 size_t alert_rules_explain_top(const alert_rules_t *r);
+const alert_sentiment_t *alert_rules_sentiment(const alert_rules_t *r);
 size_t alert_rules_count(const alert_rules_t *r);
 /* A score below this can never alert, so callers may skip alert_rules_match: the minimum over the
  * rules of the largest lower bound their score conditions set (>=, >, ==), 0 for a rule without

@@ -7,6 +7,7 @@
 # delivered would repeat a revision). Then an analyst's ack and resolve (labels), the quiet
 # period, the metrics, and a malformed rule file (exit 2, file:line).
 source "$(dirname "$0")/../lib/harness.sh"
+source "$(dirname "$0")/../lib/alerts.sh"
 harness_init
 pg_start
 kafka_start 3 4 behavior-events
@@ -27,43 +28,14 @@ wait "$VIGILD_PID" || rc=$?
 grep -q 'msg="cannot load the alert rules".*bad.rules:2: .*urgent' "$HARNESS_TMP/bad.log" ||
     fail "the refusal does not name bad.rules:2: $(tail -n 2 "$HARNESS_TMP/bad.log")"
 
-# listen_start NAME CONNINFO: a LISTEN vigil_alerts client writing $HARNESS_TMP/NAME.notify.
-listen_start() {
-    "$LISTEN" "$2" vigil_alerts >"$HARNESS_TMP/$1.notify" 2>"$HARNESS_TMP/$1.listen.log" &
-    HARNESS_PIDS+=($!)
-    LISTEN_PID=$!
-    wait_until 30 "LISTEN client $1" grep -q '^listening$' "$HARNESS_TMP/$1.notify"
-}
-# notified_all DB NOTIFY_FILE: as many notifications arrived as DB's alerts have revisions
-# (they arrive after the commit, asynchronously).
-notified_all() {
-    [ "$(grep -vc '^listening$' "$2")" = "$(psql -X -t -A -d "$1" -c "SELECT coalesce(sum(revision), 0) FROM vigil.alerts")" ]
-}
 # check_alerts DB NOTIFY_FILE: every alert-worthy event is in exactly one alert's count, and
-# the notifications are exactly revisions 1..revision of every alert.
+# the notifications are exactly revisions 1..revision of every alert (check_revisions).
 check_alerts() {
     local db=$1 notify=$2 worthy in_alerts
     worthy=$(psql -X -t -A -d "$db" -c "SELECT count(*) FROM vigil.risk_scores WHERE score >= 0.80::real")
     in_alerts=$(psql -X -t -A -d "$db" -c "SELECT coalesce(sum(event_count), 0) FROM vigil.alerts")
     [ "$worthy" = "$in_alerts" ] || fail "$db: $worthy events score >= 0.80 but the alerts count $in_alerts"
-    psql -X -t -A -F ' ' -d "$db" -c "SELECT alert_id, revision FROM vigil.alerts" >"$HARNESS_TMP/$db.revisions"
-    python3 - "$notify" "$HARNESS_TMP/$db.revisions" <<'PY' || fail "$db: the notifications do not match the alerts' revisions"
-import json, sys
-seen = {}
-for line in open(sys.argv[1]):
-    if line.strip() == "listening":
-        continue
-    n = json.loads(line)
-    assert len(line.encode()) < 8000, "payload of %d bytes" % len(line.encode())
-    seen.setdefault(n["alert_id"], []).append(n["revision"])
-table = dict(l.split() for l in open(sys.argv[2]) if l.strip())
-bad = [a for a in set(seen) | set(table)
-       if sorted(seen.get(a, [])) != list(range(1, int(table.get(a, 0)) + 1))]
-for a in bad[:5]:
-    print("alert %s: revisions notified %s, table says %s" % (a, sorted(seen.get(a, [])), table.get(a)),
-          file=sys.stderr)
-sys.exit(1 if bad else 0)
-PY
+    check_revisions "$db" "$notify"
 }
 
 # Run A: uninterrupted, its own database and consumer group.

@@ -13,26 +13,18 @@
 
 #include "sink_pg.h"
 #include "test.h"
+#include "test_pg.h"
 
 static PGconn *admin, *listener;
 
 static const char *q(const char *sql)
 {
-    static char out[4096];
-    PGresult *res = PQexec(admin, sql);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        fprintf(stderr, "query failed: %s: %s", sql, PQerrorMessage(admin));
-        snprintf(out, sizeof out, "(error)");
-    } else {
-        snprintf(out, sizeof out, "%s", PQgetisnull(res, 0, 0) ? "(null)" : PQgetvalue(res, 0, 0));
-    }
-    PQclear(res);
-    return out;
+    return test_pg_value(admin, sql);
 }
 
 static long q_long(const char *sql)
 {
-    return strtol(q(sql), NULL, 10);
+    return test_pg_long(admin, sql);
 }
 
 /* The notifications that arrive until the marker the admin connection sends now: since
@@ -139,7 +131,7 @@ int main(void)
     hist[1].features = f_b;
     hist[0].n_features = hist[1].n_features = 2;
     CHECK(write_rows(pg, hist, 2, SINK_PG_OFFSET_NONE, &ch, err, sizeof err) == SINK_PG_OK);
-    CHECK(ch.raised[2] == 0 && ch.updated[2] == 0);
+    CHECK(ch.raised[SINK_ALERT_FRAUD][2] == 0 && ch.updated[SINK_ALERT_FRAUD][2] == 0);
 
     /* One batch: u1 twice (one alert of two events, severity rising), the long user once. */
     sink_risk_row_t b1[4] = {row(2, "e2", "u1", 0.91f, "high", explain),
@@ -147,7 +139,8 @@ int main(void)
                              row(4, "e4", "u1", 0.98f, "critical", explain),
                              row(5, "e5", long_user, 0.85f, "medium", NULL)};
     CHECK_MSG(write_rows(pg, b1, 4, 2, &ch, err, sizeof err) == SINK_PG_OK, "%s", err);
-    CHECK(ch.raised[3] == 1 && ch.raised[1] == 1 && ch.updated[2] == 0 && ch.updated[3] == 0);
+    CHECK(ch.raised[SINK_ALERT_FRAUD][3] == 1 && ch.raised[SINK_ALERT_FRAUD][1] == 1 &&
+          ch.updated[SINK_ALERT_FRAUD][2] == 0 && ch.updated[SINK_ALERT_FRAUD][3] == 0);
     CHECK_STR(q("SELECT event_count || ' ' || severity || ' ' || first_event_id || ' ' || "
                 "last_event_id || ' ' || revision || ' ' || max_score FROM vigil.alerts "
                 "WHERE alert_id = 'fraud:t.alerts:0:2'"),
@@ -172,13 +165,13 @@ int main(void)
     CHECK(notifications(got, 16) == 0);
     /* Written where it belongs, it grows the alert: revision 2, one notification. */
     CHECK(write_rows(pg, b2, 1, 6, &ch, err, sizeof err) == SINK_PG_OK);
-    CHECK(ch.updated[3] == 1 && ch.raised[3] == 0);
+    CHECK(ch.updated[SINK_ALERT_FRAUD][3] == 1 && ch.raised[SINK_ALERT_FRAUD][3] == 0);
     CHECK(notifications(got, 16) == 1 && strstr(got[0], "\"revision\" : 2"));
 
     /* Beyond the gap (61 s later in event time) u1's next alert-worthy event raises a new one. */
     sink_risk_row_t b3[1] = {row(67, "e67", "u1", 0.95f, "high", explain)};
     CHECK(write_rows(pg, b3, 1, 7, &ch, err, sizeof err) == SINK_PG_OK);
-    CHECK(ch.raised[2] == 1);
+    CHECK(ch.raised[SINK_ALERT_FRAUD][2] == 1);
     CHECK(q_long("SELECT count(*) FROM vigil.alerts WHERE entity = 'u1'") == 2);
     CHECK(notifications(got, 16) == 1);
 

@@ -16,6 +16,7 @@
 #include "sink_migrations.h"
 #include "sink_pg.h"
 #include "test.h"
+#include "test_pg.h"
 
 /* Same key as in sink_pg.c (FNV-1a 64 of "vigil.migrations"). */
 #define MIGRATION_LOCK_KEY "-2413254002942384621"
@@ -25,34 +26,14 @@ static PGconn *admin; /* the test's own connection, for setting up and reading b
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-/* Runs sql on conn and returns the single value as text: "(null)" for SQL NULL, "(error)" on
- * failure (the server's message goes to stderr). The result lives in a static buffer, so use one
- * q() per CHECK. */
-static const char *q_on(PGconn *conn, const char *sql)
-{
-    static char out[4096];
-    PGresult *res = PQexec(conn, sql);
-
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        fprintf(stderr, "query failed: %s: %s", sql, conn ? PQerrorMessage(conn) : "no connection");
-        snprintf(out, sizeof out, "(error)");
-    } else if (PQgetisnull(res, 0, 0)) {
-        snprintf(out, sizeof out, "(null)");
-    } else {
-        snprintf(out, sizeof out, "%s", PQgetvalue(res, 0, 0));
-    }
-    PQclear(res);
-    return out;
-}
-
 static const char *q(const char *sql)
 {
-    return q_on(admin, sql);
+    return test_pg_value(admin, sql);
 }
 
 static long q_long(const char *sql)
 {
-    return strtol(q(sql), NULL, 10);
+    return test_pg_long(admin, sql);
 }
 
 static int exec_on(PGconn *conn, const char *sql)
@@ -213,10 +194,11 @@ static void test_migrate_failure(void)
     CHECK(strstr(err, want) != NULL);
     CHECK(strstr(err, "already exists") != NULL);
     fprintf(stderr, "# expected migration error: %s\n", err);
-    CHECK_STR(q_on(conn, "SELECT count(*) FROM vigil.schema_migrations"), "0");
-    CHECK_STR(q_on(conn, "SELECT to_regclass('vigil.dead_letters') IS NULL"), "t");
-    CHECK_STR(q_on(conn, "SELECT pg_try_advisory_lock(" MIGRATION_LOCK_KEY "::int8)"), "t");
-    CHECK_STR(q_on(conn, "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY "::int8)"), "t");
+    CHECK_STR(test_pg_value(conn, "SELECT count(*) FROM vigil.schema_migrations"), "0");
+    CHECK_STR(test_pg_value(conn, "SELECT to_regclass('vigil.dead_letters') IS NULL"), "t");
+    CHECK_STR(test_pg_value(conn, "SELECT pg_try_advisory_lock(" MIGRATION_LOCK_KEY "::int8)"),
+              "t");
+    CHECK_STR(test_pg_value(conn, "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY "::int8)"), "t");
     CHECK(sink_pg_ping(pg, err, sizeof err) == SINK_PG_OK);
 out:
     sink_pg_free(pg);

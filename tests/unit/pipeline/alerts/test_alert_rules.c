@@ -179,8 +179,9 @@ static void test_settings(void)
 static void test_errors(void)
 {
     char line[1100];
-    expect_error("rule high score>=0.9\nalert high score>0.5\n", "t.rules:2: ",
-                 "unknown directive alert (directives: rule, group, resolve_after, explain)");
+    expect_error(
+        "rule high score>=0.9\nalert high score>0.5\n", "t.rules:2: ",
+        "unknown directive alert (directives: rule, group, resolve_after, explain, sentiment)");
     expect_error("rule severe score>=0.9\n",
                  "t.rules:1: ", "unknown severity severe (one of low, medium, high, critical)");
     expect_error("\nrule high score>=0.9 user.novel.ip==1\n",
@@ -214,7 +215,7 @@ static void test_errors(void)
     expect_error("rule high score>=0.9\ngroup user_id 30m extra\n",
                  "t.rules:2: ", "usage: group FIELD GAP");
     expect_error("group user_id 30m\nexplain 3\n",
-                 "t.rules:2: ", "no rule: nothing would ever alert");
+                 "t.rules:2: ", "no rule and no sentiment line: nothing would ever alert");
     expect_error("", "t.rules:1: ", "no rule");
     expect_error("rule high score>=0.9 s0>1 s1>1 s2>1 s3>1 s4>1 s5>1 s6>1 s7>1 s8>1 s9>1 s10>1 "
                  "s11>1 s12>1 s13>1 s14>1 s15>1\n",
@@ -295,6 +296,56 @@ static void test_load(void)
     CHECK_MSG(strncmp(err, "/tmp: ", 6) == 0, "%s", err);
 }
 
+/* The sentiment line: the built-in settings, off without a line or with `off`, each setting,
+ * a file with only a sentiment line, and its errors. */
+static void test_sentiment(void)
+{
+    char err[512] = "";
+    alert_rules_t *r =
+        alert_rules_new(alert_rules_default, "built-in rules", NULL, 0, err, sizeof err);
+    CHECK_MSG(r != NULL, "%s", err);
+    if (r) {
+        const alert_sentiment_t *s = alert_rules_sentiment(r);
+        CHECK(s->on && s->window_ms == 15 * 60000 && s->history == 96 && s->z == 5.0 &&
+              s->min_articles == 5 && s->by_ticker && s->by_topic);
+    }
+    alert_rules_free(r);
+
+    r = compile("rule high score>=0.9\n");
+    CHECK(r && !alert_rules_sentiment(r)->on);
+    alert_rules_free(r);
+    r = compile("rule high score>=0.9\nsentiment off\n");
+    CHECK(r && !alert_rules_sentiment(r)->on);
+    alert_rules_free(r);
+
+    r = compile("sentiment window=1m history=30 z=4.5 min_articles=3 keys=topic # news only\n");
+    CHECK(r && alert_rules_count(r) == 0);
+    if (r) {
+        const alert_sentiment_t *s = alert_rules_sentiment(r);
+        CHECK(s->on && s->window_ms == 60000 && s->history == 30 && s->z == 4.5 &&
+              s->min_articles == 3 && !s->by_ticker && s->by_topic);
+        CHECK(alert_rules_match(r, 1.0f, NULL) == ALERT_SEVERITY_NONE);
+    }
+    alert_rules_free(r);
+    r = compile("sentiment keys=ticker\n");
+    CHECK(r && alert_rules_sentiment(r)->by_ticker && !alert_rules_sentiment(r)->by_topic &&
+          alert_rules_sentiment(r)->history == 96);
+    alert_rules_free(r);
+
+    expect_error("sentiment off\n", "t.rules:1: ", "no rule and no sentiment line");
+    expect_error("rule high score>=0.9\nsentiment z=0\n", "t.rules:2: ", "sentiment z takes");
+    expect_error("rule high score>=0.9\nsentiment history=1\n",
+                 "t.rules:2: ", "sentiment history takes a whole number from 2");
+    expect_error("rule high score>=0.9\nsentiment keys=sector\n",
+                 "t.rules:2: ", "sentiment keys are ticker and topic, not sector");
+    expect_error("rule high score>=0.9\nsentiment window=5\n", "t.rules:2: ", "5");
+    expect_error("rule high score>=0.9\nsentiment colour=red\n",
+                 "t.rules:2: ", "unknown sentiment setting colour");
+    expect_error("rule high score>=0.9\nsentiment 15m\n", "t.rules:2: ", "usage: sentiment off");
+    expect_error("sentiment z=4\nsentiment z=5\n",
+                 "t.rules:2: ", "a second sentiment line (the first is line 1)");
+}
+
 int main(void)
 {
     test_severity_names();
@@ -303,5 +354,6 @@ int main(void)
     test_settings();
     test_errors();
     test_load();
+    test_sentiment();
     return TEST_DONE();
 }
