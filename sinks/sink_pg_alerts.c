@@ -207,8 +207,7 @@ void sink_pg_alerts_free(sink_alert_t *alerts, size_t n)
     free(alerts);
 }
 
-/* The rows of res (SINK_ALERT_COLUMNS) into *out, *n. 0, or -1 when out of memory. */
-static int sink_alerts_take(const PGresult *res, sink_alert_t **out, size_t *n)
+int sink_pg_alerts_take(const PGresult *res, sink_alert_t **out, size_t *n)
 {
     size_t rows = (size_t)PQntuples(res);
     sink_alert_t *v = calloc(rows ? rows : 1, sizeof *v);
@@ -254,7 +253,7 @@ int sink_pg_alerts_list(sink_pg_t *pg, const char *status, const char *kind, con
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
         errbuf_printf(err, errlen, "PostgreSQL: listing vigil.alerts failed: %s",
                       sink_pg_result_error(pg->conn, res, msg, sizeof msg));
-    else if (sink_alerts_take(res, out, n) != 0)
+    else if (sink_pg_alerts_take(res, out, n) != 0)
         errbuf_printf(err, errlen, "out of memory listing %d alerts", PQntuples(res));
     else
         rc = SINK_PG_OK;
@@ -283,7 +282,7 @@ int sink_pg_alert_set_status(sink_pg_t *pg, const char *id, const char *status, 
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         errbuf_printf(err, errlen, "PostgreSQL: setting alert %s %s failed: %s", id, status,
                       sink_pg_result_error(pg->conn, res, msg, sizeof msg));
-    } else if (sink_alerts_take(res, &a, &n) != 0) {
+    } else if (sink_pg_alerts_take(res, &a, &n) != 0) {
         errbuf_printf(err, errlen, "out of memory reading alert %s back", id);
     } else if (n == 0) {
         errbuf_printf(err, errlen, "no alert %s that can be %s (no such alert, or it is %s)", id,

@@ -97,4 +97,8 @@ int sink_pg_alerts_apply(sink_pg_t *pg, const sink_batch_t *batch, char *err, si
  * SINK_PG_ERR. */
 int sink_pg_write_abort(sink_pg_t *pg);
 
+/* The rows of res, in the column order of sink_alert_t's fields, into *out, *n (strdup'd; NULL for
+ * SQL NULL). 0, or -1 when out of memory (sink_pg_alerts.c). */
+int sink_pg_alerts_take(const PGresult *res, sink_alert_t **out, size_t *n);
+
 #endif

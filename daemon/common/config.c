@@ -101,6 +101,22 @@ static const config_key_t config_keys[] = {
      "Alert rule file (docs/alerts.md): fraud score thresholds per severity, conditions on "
      "features, grouping per user, and the sentiment alerts' windows and z-score; empty: the "
      "built-in rules; off: no alerts. Needs features; fraud alerts need a risk model."},
+    {"alerts.kafka_topic", CONFIG_STRING, FIELD(alerts_kafka_topic), 0, 0, NULL, "", 0,
+     "Kafka topic every committed alert change is published to after the commit (Alert.avsc, "
+     "key: the entity); empty: none."},
+    {"alerts.kafka_schema_id", CONFIG_INT, FIELD(alerts_kafka_schema_id), 0, 2147483647, NULL, "5",
+     0, "Confluent schema id in the alerts topic's records (ingest/schemas/5.avsc is Alert.avsc)."},
+    {"alerts.alertmanager_url", CONFIG_STRING, FIELD(alerts_alertmanager_url), 0, 0, NULL, "", 0,
+     "Prometheus Alertmanager to send alerts to (API v2), http://HOST[:PORT][/PREFIX]; empty: "
+     "none."},
+    {"alerts.alertmanager_resend_s", CONFIG_INT, FIELD(alerts_alertmanager_resend_s), 1, 86400,
+     NULL, "60", 0,
+     "An open alert is sent to Alertmanager again this often (its endsAt three times as far "
+     "ahead, at least 5 minutes)."},
+    {"alerts.delivery_timeout_ms", CONFIG_INT, FIELD(alerts_delivery_timeout_ms), 100, 600000, NULL,
+     "5000", 0,
+     "One delivery to a sink (the alerts topic's acknowledgements, an Alertmanager POST) waits "
+     "at most this long; then it is tried again, backing off up to 30 s."},
     {"model.backend", CONFIG_STRING, FIELD(model_backend), 0, 0, NULL, "auto", 0,
      "Where models run: auto (CUDA when a usable GPU is there, else CPU), cpu, cuda, cuda:N."},
     {"model.threads", CONFIG_INT, FIELD(model_threads), 0, 256, NULL, "1", 0,

@@ -65,7 +65,12 @@ typedef struct daemon_config {
     int features_checkpoint_interval_ms; /* least time between a partition's checkpoints */
 
     /* [alerts] (docs/alerts.md) */
-    char *alerts_rules; /* fraud alert rule file; "" built-in rules; "off" no fraud alerts */
+    char *alerts_rules;               /* alert rule file; "" built-in rules; "off" no alerts */
+    char *alerts_kafka_topic;         /* the alerts topic; "" none */
+    int alerts_kafka_schema_id;       /* its records' Confluent schema id (Alert.avsc) */
+    char *alerts_alertmanager_url;    /* http://HOST[:PORT][/PREFIX]; "" none */
+    int alerts_alertmanager_resend_s; /* open alerts are sent again this often */
+    int alerts_delivery_timeout_ms;   /* one delivery to a sink, at most */
 
     char *model_backend;      /* kernels backend: auto | cpu | cuda | cuda:N */
     int model_threads;        /* CPU backend threads */

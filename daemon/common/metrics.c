@@ -488,6 +488,38 @@ static void metrics_render_alerts(metrics_text_t *t)
     }
 }
 
+const char *const metrics_sink_names[METRICS_SINKS] = {"kafka", "alertmanager"};
+
+static void metrics_render_sinks(metrics_text_t *t)
+{
+    static const struct {
+        const char *name, *type, *help;
+        size_t offset;
+    } series[] = {
+        {"vigil_alert_sink_queued", "gauge",
+         "Alerts the sink had still to take after its last round.",
+         offsetof(metrics_alert_sink_t, queued)},
+        {"vigil_alert_sink_delivered_total", "counter", "Alert revisions the sink acknowledged.",
+         offsetof(metrics_alert_sink_t, delivered)},
+        {"vigil_alert_sink_failed_total", "counter",
+         "Deliveries that failed (each is tried again).", offsetof(metrics_alert_sink_t, failed)},
+    };
+    for (size_t s = 0; s < sizeof series / sizeof series[0]; s++) {
+        metrics_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", series[s].name, series[s].help,
+                            series[s].name, series[s].type);
+        for (int k = 0; k < METRICS_SINKS; k++) {
+            const char *field = (const char *)&metrics.sinks[k] + series[s].offset;
+            /* queued is a signed gauge, the others counters: both 64-bit, read as their type. */
+            long long v = s == 0 ? (long long)atomic_load_explicit((_Atomic int64_t *)(void *)field,
+                                                                   memory_order_relaxed)
+                                 : (long long)atomic_load_explicit(
+                                       (_Atomic uint64_t *)(void *)field, memory_order_relaxed);
+            metrics_text_printf(t, "%s{sink=\"%s\"} %lld\n", series[s].name, metrics_sink_names[k],
+                                v);
+        }
+    }
+}
+
 int metrics_render(char **out, size_t *out_len)
 {
     metrics_text_t t = {0};
@@ -567,6 +599,7 @@ int metrics_render(char **out, size_t *out_len)
     metrics_render_lanes(&t);
     metrics_render_models(&t);
     metrics_render_alerts(&t);
+    metrics_render_sinks(&t);
 
     metrics_text_printf(&t, "# HELP vigil_messages_dead_lettered_by_reason_total Dead letters by "
                             "kind of reason.\n"

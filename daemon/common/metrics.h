@@ -116,6 +116,23 @@ typedef struct metrics_alerts {
     _Atomic uint64_t resolved[SINK_ALERT_SEVERITIES];
 } metrics_alerts_t;
 
+/* Alert delivery after the commit (daemon/vigild/delivery.h), per sink:
+ * vigil_alert_sink_queued (gauge: alerts it had still to take after the last round: 0 once it
+ * has taken everything, resends of open alerts included),
+ * vigil_alert_sink_delivered_total (revisions it acknowledged), vigil_alert_sink_failed_total
+ * (attempts that failed: each is retried). */
+typedef enum metrics_sink {
+    METRICS_SINK_KAFKA,
+    METRICS_SINK_ALERTMANAGER,
+    METRICS_SINKS
+} metrics_sink_t;
+extern const char *const metrics_sink_names[METRICS_SINKS];
+typedef struct metrics_alert_sink {
+    _Atomic int64_t queued;
+    _Atomic uint64_t delivered;
+    _Atomic uint64_t failed;
+} metrics_alert_sink_t;
+
 typedef struct metrics {
     _Atomic uint64_t batches;         /* vigil_batches_committed_total */
     _Atomic uint64_t fenced;          /* vigil_batches_fenced_total: rolled back, offset moved on */
@@ -143,6 +160,7 @@ typedef struct metrics {
     metrics_lane_t lanes[METRICS_LANES_MAX];
     metrics_model_server_t models[METRICS_MODELS];
     metrics_alerts_t alerts[METRICS_ALERT_KINDS];
+    metrics_alert_sink_t sinks[METRICS_SINKS];
 } metrics_t;
 
 /* The one instance of the process. metrics_init sets up the histogram bounds; call it once. */

@@ -1,9 +1,9 @@
 /* The alert lifecycle work that is not part of a batch: a thread with a PostgreSQL connection of
- * its own that resolves fraud alerts once they have been quiet for the rules' resolve_after
+ * its own that resolves alerts once they have been quiet for the rules' resolve_after
  * (vigil.alerts_resolve_quiet, each resolution NOTIFYing listeners in its own transaction).
  * Every instance of a consumer group runs one; two resolving at once resolve each alert once,
  * since the UPDATE re-checks the alert's status under its row lock. Delivery to the sinks after
- * the commit (Kafka, Alertmanager) is to live here too (docs/alerts.md). */
+ * the commit is delivery.h's. */
 #ifndef VIGIL_ALERTER_H
 #define VIGIL_ALERTER_H
 

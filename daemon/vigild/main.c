@@ -25,6 +25,9 @@
 #include "alerter.h"
 #include "config.h"
 #include "decoder.h"
+#include "delivery.h"
+#include "delivery_am.h"
+#include "delivery_kafka.h"
 #include "errbuf.h"
 #include "http.h"
 #include "ingest_kafka.h"
@@ -53,6 +56,7 @@ typedef struct vigild {
     lanes_t *lanes;
     model_runtime_t *runtime; /* NULL: no model configured at start */
     alerter_t *alerter;       /* NULL: no alert resolves itself */
+    delivery_t *delivery[2];  /* the alerts topic, Alertmanager; NULL: not configured */
     int has_features;         /* risk scoring possible (features.spec is not off) */
     uint64_t watchdog_usec;
     int stopping;
@@ -502,6 +506,38 @@ static int vigild_inputs(vigild_t *d, const daemon_input_t *inputs, size_t n_inp
     return 0;
 }
 
+/* The alert sinks that are configured (alerts.kafka_topic, alerts.alertmanager_url), each on a
+ * thread of its own (delivery.h). 0, or -1 after logging why. */
+static int vigild_deliveries(vigild_t *d, const vigild_kafka_kv_t *kv)
+{
+    const daemon_config_t *c = &d->cfg;
+    char err[1024], q[1100];
+    delivery_sink_t sink;
+
+    if (c->alerts_kafka_topic[0]) {
+        if (delivery_kafka_sink(kv->keys, kv->values, kv->origins, kv->n, c->alerts_kafka_topic,
+                                c->alerts_kafka_schema_id, c->alerts_delivery_timeout_ms, &sink,
+                                err, sizeof err) != 0 ||
+            !(d->delivery[0] = delivery_new(c->postgres_conninfo, sink, err, sizeof err)))
+            goto fail;
+        log_info("alerts topic", "topic=%s schema_id=%d", c->alerts_kafka_topic,
+                 c->alerts_kafka_schema_id);
+    }
+    if (c->alerts_alertmanager_url[0]) {
+        if (delivery_am_sink(c->alerts_alertmanager_url,
+                             (int64_t)c->alerts_alertmanager_resend_s * 1000,
+                             c->alerts_delivery_timeout_ms, &sink, err, sizeof err) != 0 ||
+            !(d->delivery[1] = delivery_new(c->postgres_conninfo, sink, err, sizeof err)))
+            goto fail;
+        log_info("alertmanager", "url=%s resend_s=%d", c->alerts_alertmanager_url,
+                 c->alerts_alertmanager_resend_s);
+    }
+    return 0;
+fail:
+    log_error("cannot start alert delivery", "error=\"%s\"", log_quote(err, q, sizeof q));
+    return -1;
+}
+
 /* model.news_priority (the table allows only these words). */
 static model_runtime_priority_t vigild_priority(const char *word)
 {
@@ -652,6 +688,9 @@ static int vigild_run(vigild_t *d, int embedded)
         goto out;
     }
 
+    if (vigild_deliveries(d, &kv) != 0)
+        goto out;
+
     if (event_base_dispatch(d->base) < 0) {
         log_error("event loop failed", NULL);
         goto out;
@@ -669,6 +708,8 @@ static int vigild_run(vigild_t *d, int embedded)
     log_info("vigild stopped", "exit_status=%d", rc);
 
 out:
+    for (size_t i = 0; i < sizeof d->delivery / sizeof d->delivery[0]; i++)
+        delivery_free(d->delivery[i]);
     alerter_free(d->alerter);
     lanes_free(d->lanes);
     model_runtime_free(d->runtime);

@@ -127,6 +127,42 @@ kafka_ctl() {
     note "kafka: $cmd"
 }
 
+# am_start [PORT]: the real Prometheus Alertmanager (Debian's prometheus-alertmanager), private to the
+# test, clustering off, one receiver that drops what it is given; sets AM_URL and AM_PID. Without
+# PORT (a restart gives the old one) the port is a free one found just before; should another
+# process take it first, Alertmanager exits at once and the next port is tried.
+am_start() {
+    local bin=${ALERTMANAGER:-prometheus-alertmanager} port=${1:-} try
+    command -v "$bin" >/dev/null || fail "$bin missing: run scripts/deps.sh"
+    printf 'route:\n  receiver: "null"\n  group_wait: 1s\nreceivers:\n  - name: "null"\n' \
+        >"$HARNESS_TMP/alertmanager.yml"
+    for try in 1 2 3 4 5; do
+        [ -n "${1:-}" ] ||
+            port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        "$bin" --config.file="$HARNESS_TMP/alertmanager.yml" --storage.path="$HARNESS_TMP/am-data" \
+            --web.listen-address="127.0.0.1:$port" --cluster.listen-address= \
+            >"$HARNESS_TMP/alertmanager.log" 2>&1 &
+        AM_PID=$!
+        HARNESS_PIDS+=($AM_PID)
+        AM_URL=http://127.0.0.1:$port
+        if wait_until 30 "Alertmanager to listen or exit" am_up_or_gone; then :; fi
+        if kill -0 "$AM_PID" 2>/dev/null; then
+            note "alertmanager at $AM_URL"
+            return 0
+        fi
+    done
+    fail "Alertmanager did not start: $(tail -n 3 "$HARNESS_TMP/alertmanager.log")"
+}
+am_up_or_gone() { ! kill -0 "$AM_PID" 2>/dev/null || am_get /-/ready >/dev/null; }
+# am_get PATH: the body of GET $AM_URL/PATH (fails when Alertmanager does not answer 200).
+am_get() { python3 - "$AM_URL$1" <<'PY'
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
+    sys.stdout.write(r.read().decode())
+PY
+}
+am_stop() { kill -TERM "$AM_PID" 2>/dev/null; wait "$AM_PID" 2>/dev/null || true; }
+
 # wait_until SECONDS WHAT COMMAND...: polls COMMAND until it succeeds, or fails the test naming
 # WHAT. The poll is a condition check, not a guess at how long something takes. The limit is
 # measured in microseconds (EPOCHREALTIME), not in bash's whole SECONDS: with those, a 6 s limit

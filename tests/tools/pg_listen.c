@@ -1,14 +1,17 @@
-/* pg_listen: a LISTEN client for tests. Connects with CONNINFO, listens on CHANNEL, prints
- * "listening" once the LISTEN is in place, then every notification's payload as one line on
- * stdout (flushed), until it receives SIGTERM or the connection breaks (exit 1 then).
+/* pg_listen: a LISTEN client for tests and benchmarks. Connects with CONNINFO, listens on
+ * CHANNEL, prints "listening" once the LISTEN is in place, then every notification's payload as
+ * one line on stdout (flushed), until it receives SIGTERM or the connection breaks (exit 1 then).
+ * With --stamp, each payload line starts with the wall-clock time it was read, in epoch
+ * milliseconds, and a tab (for latency figures).
  *
- *   pg_listen CONNINFO CHANNEL */
+ *   pg_listen [--stamp] CONNINFO CHANNEL */
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static volatile sig_atomic_t stop;
 
@@ -20,8 +23,11 @@ static void on_term(int sig)
 
 int main(int argc, char **argv)
 {
+    int stamp = argc > 1 && strcmp(argv[1], "--stamp") == 0;
+    argv += stamp;
+    argc -= stamp;
     if (argc != 3) {
-        fprintf(stderr, "usage: pg_listen CONNINFO CHANNEL\n");
+        fprintf(stderr, "usage: pg_listen [--stamp] CONNINFO CHANNEL\n");
         return 2;
     }
     signal(SIGTERM, on_term);
@@ -55,7 +61,11 @@ int main(int argc, char **argv)
             return 1;
         }
         PGnotify *n;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
         while ((n = PQnotifies(conn)) != NULL) {
+            if (stamp)
+                printf("%lld\t", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
             printf("%s\n", n->extra);
             PQfreemem(n);
         }
