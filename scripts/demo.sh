@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a throwaway PostgreSQL, vigild with its embedded Kafka, 20,000 synthetic events of
-# which 2% are malformed, and a look at what landed. Everything is stopped and removed at the end
+# which 2% are malformed, an hour of news with a burst of bad news about one ticker, and a look
+# at what landed: scores, features, news, the fraud and sentiment alerts with their explanations. Everything is stopped and removed at the end
 # unless KEEP=1 is set, in which case it says how to reach and stop what it left running.
 set -euo pipefail
 BUILD=${1:-build}
@@ -22,7 +23,17 @@ echo "== starting vigild with its embedded Kafka (librdkafka mock cluster, 3 bro
 # The shipped models (docs/models.md): the risk MLP, and the news heads on the MiniLM encoder
 # that `make demo` fetched.
 MODEL_DIR=${VIGIL_MODEL_DIR:-$SRC/.cache/models/all-MiniLM-L6-v2}
-VIGIL_POSTGRES_CONNINFO=$TEST_CONNINFO VIGIL_INGEST_SCHEMA_DIR=$SRC/ingest/schemas \
+# The built-in fraud rules, and sentiment on one-minute windows against the half hour before (at
+# z 6: a ticker has one or two articles a minute here, and a Poisson count that small reaches
+# z 5 now and then over the 700-odd windows of the hour).
+# The built-in ones compare 15 minutes with the day before: a demo has no day of news.
+cat >"$HARNESS_TMP/demo.rules" <<'RULES'
+rule critical score>=0.97
+rule high score>=0.90
+rule medium score>=0.80
+sentiment window=1m history=30 z=6 min_articles=5 keys=ticker,topic
+RULES
+VIGIL_ALERTS_RULES=$HARNESS_TMP/demo.rules VIGIL_POSTGRES_CONNINFO=$TEST_CONNINFO VIGIL_INGEST_SCHEMA_DIR=$SRC/ingest/schemas \
     VIGIL_HTTP_LISTEN=127.0.0.1:0 VIGIL_MODEL_RISK_PATH=$SRC/models/risk.safetensors \
     VIGIL_MODEL_NEWS_PATH=$SRC/models/news-heads.safetensors VIGIL_MODEL_ENCODER_DIR=$MODEL_DIR \
     VIGIL_MODEL_BACKEND=cpu "$VIGILD" --embedded-kafka \
@@ -37,11 +48,13 @@ echo "   bootstrap=$bootstrap http=127.0.0.1:$port"
 echo "== producing $N BehaviorEvents (2% malformed) with vigil produce"
 summary=$("$VIGIL" produce -b "$bootstrap" -n "$N" --malformed 0.02 --seed 42 2>/dev/null)
 echo "   $summary"
-echo "== producing 500 news articles, 1000 fraud labels and 500 news labels"
-for spec in news:500 fraud-labels:1000 news-labels:500; do
+echo "== producing 1000 news articles published over the last hour, 30 of them in one minute bad"
+echo "   news about NVDA, then 1000 fraud labels and 500 news labels"
+echo "   news: $("$VIGIL" produce -b "$bootstrap" --kind news -n 1000 --span 3600 --burst NVDA:600:30 --seed 42 2>/dev/null)"
+for spec in fraud-labels:1000 news-labels:500; do
     echo "   ${spec%:*}: $("$VIGIL" produce -b "$bootstrap" --kind "${spec%:*}" -n "${spec#*:}" --seed 42 2>/dev/null)"
 done
-wait_until 120 "vigild to commit all $((N + 2000)) messages" committed_at_least "$((N + 2000))"
+wait_until 300 "vigild to commit all $((N + 2500)) messages" committed_at_least "$((N + 2500))"
 
 echo
 echo "== what landed in PostgreSQL"
@@ -73,8 +86,23 @@ psql -X -q -P pager=off -c "SELECT regexp_replace(reason, ':.*', '') AS kind, co
     min(reason) AS example FROM vigil.dead_letters GROUP BY 1 ORDER BY count(*) DESC"
 psql -X -q -P pager=off -c "SELECT topic, sum(next_offset) AS next_offsets, count(*) AS partitions
     FROM vigil.kafka_offsets GROUP BY topic ORDER BY topic"
+echo "== alerts (docs/alerts.md): vigil alerts list"
+VIGIL_POSTGRES_CONNINFO=$TEST_CONNINFO "$VIGIL" alerts list --limit 8 | cut -c 1-150 | sed 's/^/   /'
+psql -X -q -P pager=off -c "SELECT kind, severity, count(*) AS alerts, sum(event_count) AS events
+    FROM vigil.alerts GROUP BY 1, 2 ORDER BY 1, vigil.severity_rank(severity) DESC"
+top=$(psql -X -q -t -A -c "SELECT alert_id FROM vigil.alerts WHERE kind = 'fraud'
+    ORDER BY max_score DESC, event_count DESC LIMIT 1")
+echo "== why: the explanation of the strongest fraud alert (vigil alerts show $top)"
+psql -X -q -P pager=off -c "SELECT f->>'name' AS feature, round((f->>'value')::numeric, 3) AS value,
+    round((f->>'entity_mean')::numeric, 3) AS user_mean, round((f->>'contribution')::numeric, 3) AS contribution
+    FROM vigil.alerts, jsonb_array_elements(explanation->'features') f WHERE alert_id = '$top'"
+echo "== the sentiment alerts: the NVDA burst, and what drove it"
+psql -X -q -P pager=off -c "SELECT alert_id, severity, event_count AS articles,
+    explanation->>'signal' AS signal, explanation->>'z_volume' AS z_volume,
+    explanation->>'z_negative' AS z_negative, explanation->'baseline'->>'mean_articles' AS baseline_mean
+    FROM vigil.alerts WHERE kind = 'sentiment' ORDER BY alert_id"
 echo "== metrics (http://127.0.0.1:$port/metrics)"
-http_get "$port" /metrics | grep -E '^vigil_(messages_(consumed|decoded|dead_lettered)|rows_written|batches_[a-z]*)_total[{ ]' | sed 's/^/   /'
+http_get "$port" /metrics | grep -E '^vigil_(messages_(consumed|decoded|dead_lettered)|rows_written|batches_[a-z]*)_total[{ ]|^vigil_alerts_raised_total.* [1-9]' | sed 's/^/   /'
 
 echo
 if [ "$KEEP" = 1 ]; then
