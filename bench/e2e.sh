@@ -44,6 +44,10 @@
 #            Every article must be scored. The /metrics of each run at its end (per-lane stage
 #            times, model servers) go to mixed-VARIANT-RUN.metrics in the output folder, its
 #            vigild log to mixed-VARIANT-RUN.log, per-second fraud figures to .tsv as above.
+#            Alert latency, in both variants: a LISTEN vigil_alerts client (tests/tools/pg_listen
+#            --stamp) stamps each notification when it reads it; for each fraud alert raised in
+#            the counted window (revision 1), that stamp minus the Kafka timestamp of the event
+#            that raised it (named by the alert's id); p50, p99, max and the count.
 #
 # Usage: bash bench/e2e.sh [--build DIR] [--events N] [--users N] [--runs R]
 #                          [--rates "1000 10000 50000"] [--latency-seconds S]
@@ -350,12 +354,55 @@ metric_of() {
 topic_written_at_least() { # PORT TOPIC N
     [ "$(metric_of "$1" vigil_rows_written_total "topic=\"$2\"" | cut -d. -f1)" -ge "$3" ]
 }
+# alert_latency PHASE RUN: of the fraud alerts raised in the counted window (revision 1), the time
+# from the Kafka timestamp of the event that raised it (its id names the event's partition and
+# offset) to the LISTEN client reading its NOTIFY; alert_{p50,p99,max}_ms and alerts recorded,
+# and in LAT_P50, LAT_P99, LAT_MAX and ALERTS for the note.
+alert_latency() {
+    read -r LAT_P50 LAT_P99 LAT_MAX ALERTS < <(python3 - "$HARNESS_TMP/mixed.notify" "$t_start" <<'PY'
+import json, subprocess, sys
+first = {}
+for line in open(sys.argv[1]):
+    if line.strip() == "listening":
+        continue
+    ms, payload = line.rstrip("\n").split("\t", 1)
+    n = json.loads(payload)
+    if n["kind"] == "fraud" and n["revision"] == 1:
+        first[n["alert_id"]] = int(ms)
+# The raising event's Kafka timestamp, by (partition, offset) from the alert id.
+rows = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-F", " ", "-c",
+                       "SELECT 'fraud:' || topic || ':' || partition || ':' || kafka_offset, "
+                       "(extract(epoch FROM kafka_timestamp) * 1000)::bigint FROM vigil.risk_scores "
+                       "WHERE kafka_timestamp >= to_timestamp(%s)" % sys.argv[2]],
+                      check=True, capture_output=True, text=True).stdout.split("\n")
+ts = dict(r.split(" ") for r in rows if r.strip())
+lat = sorted(first[a] - int(ts[a]) for a in first if a in ts)
+if not lat:
+    print("- - - 0")
+else:
+    q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+    print(q(0.5), q(0.99), lat[-1], len(lat))
+PY
+)
+    [ "$ALERTS" != 0 ] || fail "$1 run $2: no fraud alert raised in the counted window"
+    record "$1" "$2" alert_p50_ms "$LAT_P50"
+    record "$1" "$2" alert_p99_ms "$LAT_P99"
+    record "$1" "$2" alert_max_ms "$LAT_MAX"
+    record "$1" "$2" alerts "$ALERTS"
+}
+
 # mixed_run VARIANT RUN: one run of the mixed phase; VARIANT with_news or without_news.
 mixed_run() {
     local variant=$1 run=$2 phase=mixed_$1 count=$((MIXED_RATE * (LAT_S + 3)))
-    local news_count=0 npid="" t_start t_end cpu0 cpu1 f offered committed
+    local news_count=0 npid="" lpid t_start t_end cpu0 cpu1 f offered committed
     if [ "$variant" = with_news ]; then news_count=$((NEWS_RATE * (LAT_S + 3))); fi
     latency_vigild_start "mixed-$variant-$run" "${VIGILD_ARGS[@]}" "${NEWS_ARGS[@]}"
+    # A LISTEN client stamping each notification as it reads it (alert latency, below).
+    "$BUILD/tests/pg_listen" --stamp "$TEST_CONNINFO" vigil_alerts >"$HARNESS_TMP/mixed.notify" \
+        2>"$HARNESS_TMP/mixed.listen.log" &
+    lpid=$!
+    HARNESS_PIDS+=("$lpid")
+    wait_until 30 "the LISTEN client" grep -q '^listening$' "$HARNESS_TMP/mixed.notify"
     cpu0=$(cpu_s "$VIGILD_PID")
     t_start=$(latency_window_start)
     if [ "$news_count" -gt 0 ]; then
@@ -396,6 +443,11 @@ mixed_run() {
     record_latency "$phase" "$run" fraud_ risk_scores "$t_start"
     latency_per_second risk_scores "$t_start" "$OUT/mixed-$variant-$run.tsv"
     f="fraud p50 $LAT_P50 ms, p99 $LAT_P99 ms, max $LAT_MAX ms"
+    kill -TERM "$lpid"
+    wait "$lpid" || fail "the LISTEN client failed: $(cat "$HARNESS_TMP/mixed.listen.log")"
+    forget_pid "$lpid"
+    alert_latency "$phase" "$run"
+    f="$f; $ALERTS alerts raised in the window, NOTIFY p50 $LAT_P50 ms, p99 $LAT_P99 ms, max $LAT_MAX ms"
     if [ "$news_count" -gt 0 ]; then
         record_latency "$phase" "$run" news_ news_scores "$t_start"
         # The window ends with the last article offered; committed: by commit timestamp in it.

@@ -75,6 +75,13 @@ def mixed_section(mixed, a):
         for lane in lanes if x else ():
             md.append(f"| {label} | {lane} | " +
                       " | ".join(spread(x[f"{lane}_{q}_ms"], "{:.1f}") for q in ("p50", "p99", "max")) + " |")
+        if x and "alert_p99_ms" in x:
+            md.append(f"| {label} | fraud alert NOTIFY | " +
+                      " | ".join(spread(x[f"alert_{q}_ms"], "{:.0f}") for q in ("p50", "p99", "max")) + " |")
+    md.append("")
+    md.append("Fraud alert NOTIFY: of the alerts raised in the counted window, the Kafka timestamp of "
+              "the event that raised each to a LISTEN client reading its NOTIFY (milliseconds, the "
+              "client's clock read when its poll returned).")
     md.append("")
     w, wo = mixed.get("with_news"), mixed.get("without_news")
     if w and wo:
@@ -127,6 +134,9 @@ def main():
         bench.append(f"BENCH e2e_mixed_fraud_p99_ms_{k} {med(x['fraud_p99_ms']):.1f} ms")
     if "with_news" in mixed:
         bench.append(f"BENCH e2e_mixed_news_p99_ms {med(mixed['with_news']['news_p99_ms']):.1f} ms")
+    for k, x in mixed.items():
+        if "alert_p99_ms" in x:
+            bench.append(f"BENCH e2e_mixed_alert_notify_p99_ms_{k} {med(x['alert_p99_ms']):.0f} ms")
     if len(mixed) == 2:
         ratio = med(mixed["with_news"]["fraud_p99_ms"]) / med(mixed["without_news"]["fraud_p99_ms"])
         bench.append(f"BENCH e2e_mixed_fraud_p99_ratio {ratio:.2f} x")
