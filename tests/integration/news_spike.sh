@@ -102,4 +102,20 @@ wait_until 30 "run B's notifications" notified_all vigil "$HARNESS_TMP/b.notify"
 kill -TERM "$listen_b"
 wait "$listen_b" || fail "the LISTEN client of run B failed: $(cat "$HARNESS_TMP/b.listen.log")"
 check_revisions vigil "$HARNESS_TMP/b.notify"
+# How soon: the AAPL alert's size when it was raised (its first notification), against the
+# articles of its window that were steady news.
+raised_at=$(python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    if line.startswith("{"):
+        n = json.loads(line)
+        if n["entity"] == "ticker:AAPL" and n["revision"] == 1:
+            print(n["events"])' "$HARNESS_TMP/b.notify")
+steady=$(sql "SELECT count(*) FROM vigil.news_scores n, vigil.alerts a
+              WHERE a.entity = 'ticker:AAPL' AND 'AAPL' = ANY (n.tickers)
+                AND n.published_time >= (a.explanation->>'from')::timestamptz
+                AND n.published_time < (a.explanation->>'to')::timestamptz + interval '1 minute'
+                AND NOT n.article_id = ANY ($burst_ids)")
+[ -n "$raised_at" ] && [ "$raised_at" -le $((40 + steady)) ] ||
+    fail "the AAPL alert was raised with '$raised_at' articles, more than its window holds"
+note "the AAPL alert was raised with $raised_at articles in its window, of which $steady steady news at most"
 note "ok"
