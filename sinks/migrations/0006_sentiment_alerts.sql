@@ -18,7 +18,9 @@ CREATE TABLE vigil.sentiment_windows (
 );
 
 -- The articles of one batch, as vigild lists them: a JSON array of {id, ms (published), tickers,
--- topic_label, negative (true, false, or null: not scored), topic, part, off}. For every
+-- topic_label, negative (true, false, or null: not scored), topic, part, off}. Tickers of more
+-- than 32 characters and topics of more than 100 are not keys (the alert id, in every NOTIFY
+-- payload, holds the key: it must stay far below PostgreSQL's 8000 bytes). For every
 -- (key, window) they touch, in key order (two batches touching the same keys lock them in the
 -- same order): the counts grow, then the window is compared with the `history` windows before
 -- it. z_volume = (articles - mean) / max(sd, sqrt(mean), 1) over those windows (empty ones count
@@ -69,9 +71,10 @@ BEGIN
     FROM jsonb_array_elements(arts) AS a(v)
     CROSS JOIN LATERAL (
         SELECT 'ticker' AS kind, t AS key FROM jsonb_array_elements_text(a.v->'tickers') AS t
-        WHERE by_ticker AND t <> ''
+        WHERE by_ticker AND t <> '' AND length(t) <= 32
         UNION ALL
-        SELECT 'topic', a.v->>'topic_label' WHERE by_topic AND coalesce(a.v->>'topic_label', '') <> ''
+        SELECT 'topic', a.v->>'topic_label'
+        WHERE by_topic AND coalesce(a.v->>'topic_label', '') <> '' AND length(a.v->>'topic_label') <= 100
     ) AS k
     ORDER BY k.kind, k.key, a.v->>'id';
 

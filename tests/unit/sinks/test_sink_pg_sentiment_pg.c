@@ -158,6 +158,17 @@ int main(void)
     snprintf(sql, sizeof sql, "SELECT event_count %s", where);
     CHECK(q_long(sql) == 9);
 
+    /* A ticker too long to be a key (its alert id would be in every NOTIFY payload): the
+     * article is written, and counts for no key but AAPL. */
+    static char huge[5001];
+    memset(huge, 'X', sizeof huge - 1);
+    const char *const both[] = {"AAPL", huge};
+    arts[0] = article(21, 11, 10, "neutral", NULL);
+    arts[0].tickers = both;
+    arts[0].n_tickers = 2;
+    CHECK_MSG(write_articles(pg, arts, 1, &ch, err, sizeof err) == SINK_PG_OK, "%s", err);
+    CHECK(q_long("SELECT count(*) FROM vigil.sentiment_windows WHERE length(key) > 32") == 0);
+
     /* A quiet window after the burst: nothing. */
     arts[0] = article(20, 11, 30, "neutral", NULL);
     CHECK_MSG(write_articles(pg, arts, 1, &ch, err, sizeof err) == SINK_PG_OK, "%s", err);
