@@ -149,8 +149,10 @@ static void test_servers_apart(const char *risk_path)
         return;
     CHECK_STR(model_runtime_news_pace(rt), "none"); /* the n-gram encoder is not paced */
     threads_with(STAT_NICE, 0, &lo, &hi);
-    CHECK_MSG(hi - lo == 10,
-              "thread nice values from %d to %d; the news server's should be 10 more", lo, hi);
+    /* 10 more, up to the kernel's ceiling of 19 (a test run under `nice` starts at 10). */
+    CHECK_MSG(hi == (lo + 10 < 19 ? lo + 10 : 19),
+              "thread nice values from %d to %d; the news server's should be 10 more (at most 19)",
+              lo, hi);
     model_runtime_free(rt);
     /* Idle (vigild's default): the news server alone is SCHED_IDLE. */
     o.news_priority = MODEL_RUNTIME_PRIORITY_IDLE;
