@@ -242,12 +242,18 @@ static rd_kafka_resp_err_t produce_send(rd_kafka_t *rk, const char *topic, const
     }
 }
 
+/* --truth: the pattern names of its rows, by produce_fraud_pattern_t. */
+static const char *const produce_truth_pattern[PRODUCE_FRAUD_PATTERNS] = {
+    "none", "card_testing", "account_takeover", "amount_spike"};
+
 /* --output: count events of the seed, with their ground truth, into an event file; simulated
- * event times. Prints the summary line; returns the exit status. */
+ * event times. With --truth, also a CSV of the fraudulent events' patterns and episodes. Prints
+ * the summary line; returns the exit status. */
 static int produce_to_file(const produce_opts_t *o)
 {
     produce_gen_t *g = NULL;
     event_file_writer_t *w = NULL;
+    FILE *truth = NULL;
     event_file_format_t fmt;
     ingest_event_t ev = {0};
     uint64_t written = 0, fraud = 0, per_pattern[PRODUCE_FRAUD_PATTERNS] = {0};
@@ -266,15 +272,28 @@ static int produce_to_file(const produce_opts_t *o)
         log_error("cannot create the output file", "error=\"%s\"", log_quote(err, q, sizeof q));
         goto out;
     }
+    if (o->truth &&
+        (!(truth = fopen(o->truth, "w")) || fputs("event_id,pattern,episode\n", truth) < 0)) {
+        log_error("cannot write the truth file", "file=\"%s\" error=\"%s\"",
+                  log_quote(o->truth, q, sizeof q), strerror(errno));
+        goto out;
+    }
     log_info("writing events",
              "file=\"%s\" count=%" PRIu64 " seed=%" PRIu64 " users=%d start_ms=%" PRId64 " rate=%g",
              log_quote(o->output, q, sizeof q), o->count, o->seed, o->users, o->start_ms, o->rate);
     for (uint64_t i = 0; i < o->count; i++) {
         int64_t t = o->start_ms + (int64_t)((double)i * 1000.0 / o->rate);
-        produce_fraud_pattern_t p = produce_gen_event_pattern(g, i, NULL);
+        uint64_t episode;
+        produce_fraud_pattern_t p = produce_gen_event_pattern(g, i, &episode);
         produce_gen_event(g, i, t, &ev);
         if (event_file_write(w, &ev, p != PRODUCE_FRAUD_NONE, err, sizeof err) < 0) {
             log_error("cannot write an event", "error=\"%s\"", log_quote(err, q, sizeof q));
+            goto out;
+        }
+        if (truth && p != PRODUCE_FRAUD_NONE &&
+            fprintf(truth, "%s,%s,%" PRIu64 "\n", ev.event_id, produce_truth_pattern[p], episode) <
+                0) {
+            log_error("cannot write the truth file", "error=\"%s\"", strerror(errno));
             goto out;
         }
         written++;
@@ -286,6 +305,17 @@ static int produce_to_file(const produce_opts_t *o)
     if (rc < 0) {
         log_error("cannot write the output file", "error=\"%s\"", log_quote(err, q, sizeof q));
         goto out;
+    }
+    if (truth) {
+        rc = fclose(truth);
+        truth = NULL;
+        if (rc != 0) {
+            log_error("cannot write the truth file", "error=\"%s\"", strerror(errno));
+            if (remove(o->truth) != 0)
+                log_warn("cannot remove the incomplete truth file", "error=\"%s\"",
+                         strerror(errno));
+            goto out;
+        }
     }
     log_info("wrote events",
              "file=\"%s\" events=%" PRIu64 " fraud=%" PRIu64 " card_testing=%" PRIu64
@@ -301,6 +331,11 @@ out:
         event_file_writer_close(w, err, sizeof err);
         if (remove(o->output) != 0)
             log_warn("cannot remove the incomplete output file", "error=\"%s\"", strerror(errno));
+    }
+    if (truth) {
+        fclose(truth);
+        if (remove(o->truth) != 0)
+            log_warn("cannot remove the incomplete truth file", "error=\"%s\"", strerror(errno));
     }
     printf("produced=%" PRIu64 " good=%" PRIu64 " malformed=0 delivered=%" PRIu64 " failed=%" PRIu64
            " fraud=%" PRIu64 "\n",

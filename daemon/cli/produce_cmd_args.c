@@ -59,6 +59,9 @@ static void produce_usage(FILE *f)
         "                           event i happens at --start-ms + i * 1000 / --rate ms\n"
         "      --start-ms N         with --output: event_time of event 0, epoch ms (default\n"
         "                           %" PRId64 ", 2026-01-01T00:00:00Z)\n"
+        "      --truth FILE         with --output: also write the ground truth of the fraud\n"
+        "                           episodes to FILE, a CSV with one row per fraudulent event:\n"
+        "                           event_id,pattern,episode (one number per episode)\n"
         "  -h, --help               this text\n"
         "Exit status: 0 all delivered, 1 failure or undelivered messages, 2 usage.\n",
         PRODUCE_FILE_RATE, PRODUCE_USERS_MAX, PRODUCE_FILE_START_MS);
@@ -108,6 +111,7 @@ enum {
     OPT_OUTPUT_DIR,
     OPT_OUTPUT,
     OPT_START_MS,
+    OPT_TRUTH,
     OPT_HEADLINES,
     OPT_BURST,
     OPT_SPAN
@@ -128,6 +132,7 @@ static const struct option produce_longopts[] = {
     {"output-dir", required_argument, NULL, OPT_OUTPUT_DIR},
     {"output", required_argument, NULL, OPT_OUTPUT},
     {"start-ms", required_argument, NULL, OPT_START_MS},
+    {"truth", required_argument, NULL, OPT_TRUTH},
     {"headlines", required_argument, NULL, OPT_HEADLINES},
     {"burst", required_argument, NULL, OPT_BURST},
     {"span", required_argument, NULL, OPT_SPAN},
@@ -242,6 +247,11 @@ static produce_arg_t produce_parse_opt(produce_opts_t *o, int c, char *arg, int 
         o->start_ms = (int64_t)u;
         *start_set = 1;
         break;
+    case OPT_TRUTH:
+        if (arg[0] == '\0')
+            return PRODUCE_ARG_BAD_VALUE;
+        o->truth = arg;
+        break;
     case 'X': {
         const char *eq = strchr(arg, '=');
         if (!eq || eq == arg || eq[1] == '\0')
@@ -321,8 +331,9 @@ static int produce_check_args(int argc, char **argv, produce_opts_t *o, int sche
     }
     if (o->output)
         return produce_check_output(o);
-    if (start_set) {
-        fprintf(stderr, "vigil produce: --start-ms goes with --output; see --help\n");
+    if (start_set || o->truth) {
+        fprintf(stderr, "vigil produce: %s goes with --output; see --help\n",
+                start_set ? "--start-ms" : "--truth");
         return 2;
     }
     if (!o->brokers && !o->output_dir && !produce_x_has_key(o, "bootstrap.servers") &&

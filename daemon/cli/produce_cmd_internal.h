@@ -27,6 +27,7 @@ typedef struct produce_opts {
     const char *burst;      /* news: TICKER:FROM:COUNT, a negative-news burst */
     uint64_t span_s;        /* news: published in order over this many seconds; 0: not */
     int64_t start_ms;       /* --output: event_time of event 0 */
+    const char *truth;      /* --output: also the fraud episodes' ground truth, to this CSV */
     int rate_set;           /* --rate was given */
     const char **x_args;    /* owned array of argv pointers, "key=value" */
     int n_x;
