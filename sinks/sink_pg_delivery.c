@@ -1,6 +1,7 @@
 /* PostgreSQL sink, alert delivery: which alerts a sink (the Kafka topic, Alertmanager) still has
  * to take, and the record of what it took (vigil.alert_deliveries, migration 0007). One
  * connection of all instances delivers to a sink at a time, under a session advisory lock. */
+#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,45 +37,17 @@ int sink_pg_delivery_lock(sink_pg_t *pg, const char *sink, int *held, char *err,
 
 /* sink_alert_t's columns in its order (sink_pg_alerts_take), the times as epoch milliseconds. */
 #define SINK_DELIVERY_MS(c) "(extract(epoch FROM a." c ") * 1000)::int8"
-#define SINK_DELIVERY_COLUMNS                                                                                                                                                     \
-    "a.alert_id, a.kind, a.entity, a.severity, a.status, a.revision, a.event_count, "                                                                                             \
-    "a.first_event_id, " SINK_DELIVERY_MS("first_event_time") ", "                                                                                                                \
-                                                              "a.last_event_id,"                                                                                                  \
-                                                              " " SINK_DELIVERY_MS(                                                                                               \
-                                                                  "last_event_time") ", "                                                                                         \
-                                                                                     "a.max_"                                                                                     \
-                                                                                     "score, "                                                                                    \
-                                                                                     "a.event_"                                                                                   \
-                                                                                     "ids, "                                                                                      \
-                                                                                     "a."                                                                                         \
-                                                                                     "explanation"                                                                                \
-                                                                                     ", "                                                                                         \
-                                                                                     "a.model_"                                                                                   \
-                                                                                     "version,"                                                                                   \
-                                                                                     " " SINK_DELIVERY_MS("raised_at") ", " SINK_DELIVERY_MS("updated_at") ", " SINK_DELIVERY_MS( \
-                                                                                         "acknowl"                                                                                \
-                                                                                         "edged_"                                                                                 \
-                                                                                         "at") ","                                                                                \
-                                                                                               " "                                                                                \
-                                                                                               "a"                                                                                \
-                                                                                               "."                                                                                \
-                                                                                               "a"                                                                                \
-                                                                                               "c"                                                                                \
-                                                                                               "k"                                                                                \
-                                                                                               "n"                                                                                \
-                                                                                               "o"                                                                                \
-                                                                                               "w"                                                                                \
-                                                                                               "l"                                                                                \
-                                                                                               "e"                                                                                \
-                                                                                               "d"                                                                                \
-                                                                                               "g"                                                                                \
-                                                                                               "e"                                                                                \
-                                                                                               "d"                                                                                \
-                                                                                               "_"                                                                                \
-                                                                                               "b"                                                                                \
-                                                                                               "y"                                                                                \
-                                                                                               ","                                                                                \
-                                                                                               " " SINK_DELIVERY_MS("resolved_at") ", a.resolved_by, a.resolution"
+/* One piece a line, which clang-format would cut into fragments. */
+// clang-format off
+#define SINK_DELIVERY_COLUMNS                                                                      \
+    "a.alert_id, a.kind, a.entity, a.severity, a.status, a.revision, a.event_count, "              \
+    "a.first_event_id, " SINK_DELIVERY_MS("first_event_time") ", "                                 \
+    "a.last_event_id, " SINK_DELIVERY_MS("last_event_time") ", "                                   \
+    "a.max_score, a.event_ids, a.explanation, a.model_version, "                                   \
+    SINK_DELIVERY_MS("raised_at") ", " SINK_DELIVERY_MS("updated_at") ", "                         \
+    SINK_DELIVERY_MS("acknowledged_at") ", a.acknowledged_by, "                                    \
+    SINK_DELIVERY_MS("resolved_at") ", a.resolved_by, a.resolution"
+// clang-format on
 
 int sink_pg_delivery_pending(sink_pg_t *pg, const char *sink, int64_t resend_ms, int limit,
                              sink_alert_t **out, size_t *n, char *err, size_t errlen)
@@ -184,7 +157,9 @@ int sink_pg_wait_notify(sink_pg_t *pg, int timeout_ms, char *err, size_t errlen)
         return SINK_PG_ERR;
     }
     if (poll(&p, 1, timeout_ms) < 0) {
-        errbuf_printf(err, errlen, "poll on the PostgreSQL connection failed");
+        if (errno == EINTR)
+            return 0; /* a signal, not a broken connection */
+        errbuf_printf(err, errlen, "poll on the PostgreSQL connection failed: %s", strerror(errno));
         return SINK_PG_ERR;
     }
     if (!PQconsumeInput(pg->conn)) {

@@ -157,13 +157,16 @@ static int am_connect(const delivery_am_t *am, int64_t deadline_ms, char *err, s
             continue;
         int soerr = 0;
         socklen_t sl = sizeof soerr;
-        if ((connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) ||
-            am_wait(fd, POLLOUT, deadline_ms) != 0 ||
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
+        const char *why = NULL; /* errno is only read right after the call that set it */
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS)
+            why = strerror(errno);
+        else if (am_wait(fd, POLLOUT, deadline_ms) != 0)
+            why = "timed out";
+        else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0)
+            why = strerror(soerr ? soerr : errno);
+        if (why) {
             errbuf_printf(err, errlen, "Alertmanager %s:%s: cannot connect: %s", am->host, am->port,
-                          soerr   ? strerror(soerr)
-                          : errno ? strerror(errno)
-                                  : "timed out");
+                          why);
             close(fd);
             fd = -1;
         }
