@@ -1,8 +1,9 @@
 -- vigil schema, eighth version: vigil.alerts_fraud_apply as a few set-based statements instead
 -- of a loop over the hits. The loop of 0005 ran a lookup, an insert or an update and, for a new
--- or higher-scoring alert, vigil.alert_fraud_baseline once per alert-worthy event; the baseline
--- is an SQL function that PostgreSQL planned again on every call from PL/pgSQL. At 14,024 hits
--- in 500,000 events that was 9.4 s of the writers' time (docs/alerts.md). The result is the
+-- or higher-scoring alert, vigil.alert_fraud_baseline once per alert-worthy event. At 14,024
+-- hits in 500,000 events that was 9.4 s of the writers' time, 6.1 s of it in the baseline, whose
+-- query itself took 1.85 s: the rest went into setting that SQL function up again on each of its
+-- 11,759 calls from PL/pgSQL (docs/alerts.md). The result is the
 -- loop's, alert for alert and column for column (tests/unit/sinks/test_sink_pg_fraud_apply_pg.c
 -- runs both over random batches and compares them).
 --
