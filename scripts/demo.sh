@@ -90,9 +90,11 @@ echo "== alerts (docs/alerts.md): vigil alerts list"
 VIGIL_POSTGRES_CONNINFO=$TEST_CONNINFO "$VIGIL" alerts list --limit 8 | cut -c 1-150 | sed 's/^/   /'
 psql -X -q -P pager=off -c "SELECT kind, severity, count(*) AS alerts, sum(event_count) AS events
     FROM vigil.alerts GROUP BY 1, 2 ORDER BY 1, vigil.severity_rank(severity) DESC"
+# The strongest alert of a user with earlier events: a first-ever event has no baseline to show.
 top=$(psql -X -q -t -A -c "SELECT alert_id FROM vigil.alerts WHERE kind = 'fraud'
-    ORDER BY max_score DESC, event_count DESC LIMIT 1")
-echo "== why: the explanation of the strongest fraud alert (vigil alerts show $top)"
+    ORDER BY coalesce((explanation->>'entity_events')::int, 0) > 0 DESC, max_score DESC,
+    event_count DESC LIMIT 1")
+echo "== why: the explanation of the strongest fraud alert of a user with history (vigil alerts show $top)"
 psql -X -q -P pager=off -c "SELECT f->>'name' AS feature, round((f->>'value')::numeric, 3) AS value,
     round((f->>'entity_mean')::numeric, 3) AS user_mean, round((f->>'contribution')::numeric, 3) AS contribution
     FROM vigil.alerts, jsonb_array_elements(explanation->'features') f WHERE alert_id = '$top'"
