@@ -50,39 +50,37 @@ BEGIN
         WINDOW before AS (PARTITION BY h.entity ORDER BY h.ord
                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
     ), numbered AS ( -- n: which alert of its entity the hit goes to (0: the open one)
-        SELECT s.*, sum(s.starts::int) OVER (PARTITION BY s.entity ORDER BY s.ord) AS n
-        FROM (SELECT seen.*, newest_before IS NULL OR newest_before < t - gap AS starts
-              FROM seen) s
+        SELECT s.*, sum((s.newest_before IS NULL OR s.newest_before < s.t - gap)::int)
+                        OVER (PARTITION BY s.entity ORDER BY s.ord) AS n
+        FROM seen s
     ), ranked AS ( -- each hit with what came before it in its alert
         SELECT x.*,
-               CASE WHEN x.n = 0 THEN x.open_id
-                    ELSE 'fraud:' || first_value(x.topic) OVER alert || ':' ||
-                         first_value(x.part) OVER alert || ':' || first_value(x.off) OVER alert
-               END AS id,
                greatest(CASE WHEN x.n = 0 THEN x.o_max END, max(x.score) OVER alert_before)
                    AS max_before,
                least(CASE WHEN x.n = 0 THEN x.o_first END, min(x.t) OVER alert_before)
                    AS first_before
         FROM numbered x
-        WINDOW alert AS (PARTITION BY x.entity, x.n ORDER BY x.ord),
-               alert_before AS (PARTITION BY x.entity, x.n ORDER BY x.ord
+        WINDOW alert_before AS (PARTITION BY x.entity, x.n ORDER BY x.ord
                                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
     ), g AS ( -- one row per alert changed
-        SELECT r.id, r.n, min(r.entity) AS entity, count(*)::integer AS events,
+        SELECT r.entity, r.n, count(*)::integer AS events,
                (array_agg(r.severity ORDER BY vigil.severity_rank(r.severity) DESC, r.ord))[1]
                    AS severity,
                min(r.t) AS first_t, (array_agg(r.event_id ORDER BY r.t, r.ord))[1] AS first_id,
                max(r.t) AS last_t,
                (array_agg(r.event_id ORDER BY r.t DESC, r.ord DESC))[1] AS last_id,
                max(r.score) AS max_score, array_agg(r.event_id ORDER BY r.ord) AS ids,
-               (array_agg(r.ord ORDER BY r.ord))[1] AS first_ord,
+               min(r.ord) AS first_ord,
                (array_agg(r.ord ORDER BY r.ord DESC)
                    FILTER (WHERE (r.n > 0 AND r.max_before IS NULL) OR
                                  (r.explanation IS NOT NULL AND r.score > r.max_before)))[1]
                    AS explained_ord
-        FROM ranked r GROUP BY r.id, r.n
-    ), ge AS ( -- with the explanation's hit
+        FROM ranked r GROUP BY r.entity, r.n
+    ), ge AS ( -- with its id (the open alert's, or its first hit's coordinates) and the
+               -- explanation's hit
         SELECT g.*, r.topic, r.part, r.off, e.model_version AS e_model,
+               CASE WHEN g.n = 0 THEN r.open_id
+                    ELSE 'fraud:' || r.topic || ':' || r.part || ':' || r.off END AS id,
                vigil.alert_fraud_baseline(e.explanation, g.entity, coalesce(e.first_before, e.t))
                    AS explanation,
                e.ord IS NOT NULL AS explained
