@@ -27,6 +27,19 @@ static inline const char *test_pg_value(PGconn *conn, const char *sql)
     return out;
 }
 
+/* Runs a statement that returns no rows: 0, or -1 with the server's message on stderr. */
+static inline int test_pg_exec(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+
+    if (!ok)
+        fprintf(stderr, "statement failed: %s: %s", sql,
+                conn ? PQerrorMessage(conn) : "no connection");
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
 /* test_pg_value as a number (0 for "(null)" and "(error)"). */
 static inline long test_pg_long(PGconn *conn, const char *sql)
 {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "sink_migrations.h"
 #include "sink_pg.h"
 #include "test.h"
@@ -27,17 +28,6 @@ static unsigned rnd(unsigned n)
 {
     rng = rng * 6364136223846793005u + 1442695040888963407u;
     return (unsigned)(rng >> 33) % n;
-}
-
-static int exec_ok(const char *sql)
-{
-    PGresult *res = PQexec(conn, sql);
-    int ok = res && (PQresultStatus(res) == PGRES_COMMAND_OK ||
-                     PQresultStatus(res) == PGRES_TUPLES_OK);
-    if (!ok)
-        fprintf(stderr, "failed: %.200s: %s", sql, PQerrorMessage(conn));
-    PQclear(res);
-    return ok;
 }
 
 /* The loop of migration 0005, created as ref.alerts_fraud_apply_loop. */
@@ -57,7 +47,7 @@ static int create_reference(void)
     if (!text)
         return 0;
     snprintf(text, strlen(name) + body + 1, "%s%.*s", name, (int)body, a + strlen(start));
-    int ok = exec_ok("CREATE SCHEMA ref") && exec_ok(text);
+    int ok = test_pg_exec(conn, "CREATE SCHEMA ref") == 0 && test_pg_exec(conn, text) == 0;
     free(text);
     return ok;
 }
@@ -75,45 +65,50 @@ static int insert_history(int64_t t0)
              " ARRAY[k, u, (k * 7) %% 5, k %% 3]::real[]"
              " FROM generate_series(0, %d) u, generate_series(0, 149) k",
              (long long)t0, USERS - 1);
-    return exec_ok(sql);
+    return test_pg_exec(conn, sql) == 0;
 }
 
-/* A random batch of hits as alerts_fraud_apply takes them; offsets continue from *off. */
-static void batch_json(char *out, size_t cap, int64_t t0, int round, int64_t *off)
+/* A random batch of hits as alerts_fraud_apply takes them, into b; offsets continue from *off.
+ * Each draw is its own statement, so the batches are the same whatever order a compiler
+ * evaluates arguments in. */
+static void batch_json(json_buf_t *b, int64_t t0, int round, int64_t *off)
 {
     static const char *sev[] = {"low", "medium", "high", "critical"};
     int n = 1 + (int)rnd(30);
-    size_t o = (size_t)snprintf(out, cap, "[");
-    for (int i = 0; i < n && o < cap; i++) {
+    json_buf_reset(b);
+    json_buf_puts(b, "[");
+    for (int i = 0; i < n; i++, (*off)++) {
         /* 10 s steps: ties in time; a spread of 150 s around a moving base: out of order, and
          * gaps both under and over the 60 s grouping gap. */
         int64_t ms = t0 + round * 20000 + ((int64_t)rnd(15) - 5) * 10000;
-        unsigned u = rnd(USERS), k = rnd(4);
-        char expl[256] = "null";
-        if (rnd(10) >= 3)
-            snprintf(expl, sizeof expl,
-                     "{\"method\":\"input x gradient\",\"features\":[{\"name\":\"f%u\",\"index\":%u,"
-                     "\"value\":%u,\"contribution\":0.5}%s]}",
-                     k, k, rnd(9), rnd(2) ? ",{\"name\":\"f0\",\"index\":0,\"value\":1,"
-                                            "\"contribution\":0.25}"
-                                          : "");
-        o += (size_t)snprintf(out + o, cap - o,
-                              "%s{\"entity\":\"u%u\",\"event_id\":\"e%lld\",\"event_ms\":%lld,"
-                              "\"score\":%.2f,\"severity\":\"%s\",\"model_version\":\"m%u\","
-                              "\"topic\":\"t\",\"part\":%u,\"off\":%lld,\"explanation\":%s}",
-                              i ? "," : "", u, (long long)*off, (long long)ms,
-                              0.8 + 0.05 * rnd(4), sev[rnd(4)], rnd(3), rnd(2),
-                              (long long)*off, expl);
-        (*off)++;
+        unsigned u = rnd(USERS), k = rnd(4), explained = rnd(10) >= 3, value = rnd(9),
+                 second = rnd(2), score = rnd(4), s = rnd(4), model = rnd(3), part = rnd(2);
+        json_buf_printf(b,
+                        "%s{\"entity\":\"u%u\",\"event_id\":\"e%lld\",\"event_ms\":%lld,"
+                        "\"score\":%.2f,\"severity\":\"%s\",\"model_version\":\"m%u\","
+                        "\"topic\":\"t\",\"part\":%u,\"off\":%lld,\"explanation\":",
+                        i ? "," : "", u, (long long)*off, (long long)ms, 0.8 + 0.05 * score, sev[s],
+                        model, part, (long long)*off);
+        if (!explained) {
+            json_buf_puts(b, "null}");
+            continue;
+        }
+        json_buf_printf(b,
+                        "{\"method\":\"input x gradient\",\"features\":[{\"name\":\"f%u\","
+                        "\"index\":%u,\"value\":%u,\"contribution\":0.5}%s]}}",
+                        k, k, value,
+                        second ? ",{\"name\":\"f0\",\"index\":0,\"value\":1,\"contribution\":0.25}"
+                               : "");
     }
-    snprintf(out + o, o < cap ? cap - o : 0, "]");
+    json_buf_puts(b, "]");
 }
 
 /* Runs sql with $1 the hits and returns the single text value it gives (malloc'd), or NULL. */
 static char *value_of(const char *sql, const char *hits)
 {
     const char *params[1] = {hits};
-    PGresult *res = PQexecParams(conn, sql, hits ? 1 : 0, NULL, hits ? params : NULL, NULL, NULL, 0);
+    PGresult *res =
+        PQexecParams(conn, sql, hits ? 1 : 0, NULL, hits ? params : NULL, NULL, NULL, 0);
     char *v = NULL;
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
         v = strdup(PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0));
@@ -139,11 +134,11 @@ static int apply(const char *fn, const char *hits, int commit, char **rows, char
              "SELECT coalesce(string_agg(alert_id || ' ' || severity || ' ' || raised, ',' "
              "ORDER BY alert_id), '') FROM %s($1::jsonb, %d)",
              fn, GAP_MS);
-    if (!exec_ok("BEGIN"))
+    if (test_pg_exec(conn, "BEGIN") != 0)
         return 0;
     *rows = value_of(sql, hits);
     *state = value_of(snapshot_sql, NULL);
-    return exec_ok(commit ? "COMMIT" : "ROLLBACK") && *rows && *state;
+    return test_pg_exec(conn, commit ? "COMMIT" : "ROLLBACK") == 0 && *rows && *state;
 }
 
 /* The first line where a and b differ, to stderr. */
@@ -162,7 +157,7 @@ int main(void)
 {
     const char *conninfo = getenv("VIGIL_TEST_CONNINFO");
     char err[1024] = "";
-    static char hits[65536];
+    json_buf_t hits = {0};
     const int64_t t0 = 1700000000000;
     int64_t off = 0;
 
@@ -182,9 +177,10 @@ int main(void)
     int same = 0;
     for (int r = 0; r < ROUNDS; r++) {
         char *rows_loop = NULL, *state_loop = NULL, *rows_set = NULL, *state_set = NULL;
-        batch_json(hits, sizeof hits, t0, r, &off);
-        CHECK(apply("ref.alerts_fraud_apply_loop", hits, 0, &rows_loop, &state_loop));
-        CHECK(apply("vigil.alerts_fraud_apply", hits, 1, &rows_set, &state_set));
+        batch_json(&hits, t0, r, &off);
+        CHECK(!hits.failed);
+        CHECK(apply("ref.alerts_fraud_apply_loop", hits.p, 0, &rows_loop, &state_loop));
+        CHECK(apply("vigil.alerts_fraud_apply", hits.p, 1, &rows_set, &state_set));
         if (rows_loop && rows_set && state_loop && state_set) {
             int eq_rows = strcmp(rows_loop, rows_set) == 0,
                 eq_state = strcmp(state_loop, state_set) == 0;
@@ -192,7 +188,7 @@ int main(void)
                 show_difference("returned rows", rows_loop, rows_set);
             if (!eq_state)
                 show_difference("alerts", state_loop, state_set);
-            CHECK_MSG(eq_rows && eq_state, "round %d: the batch %.500s", r, hits);
+            CHECK_MSG(eq_rows && eq_state, "round %d: the batch %.500s", r, hits.p);
             same += eq_rows && eq_state;
         }
         free(rows_loop);
@@ -202,25 +198,30 @@ int main(void)
         /* An analyst acts between batches now and then: a hit must not grow a resolved alert,
          * and may grow an acknowledged one. */
         if (r % 7 == 3)
-            CHECK(exec_ok("UPDATE vigil.alerts SET status = 'resolved' WHERE alert_id = "
-                          "(SELECT min(alert_id) FROM vigil.alerts WHERE status = 'open')"));
+            CHECK(test_pg_exec(
+                      conn, "UPDATE vigil.alerts SET status = 'resolved' WHERE alert_id = "
+                            "(SELECT min(alert_id) FROM vigil.alerts WHERE status = 'open')") == 0);
         if (r % 5 == 1)
-            CHECK(exec_ok("UPDATE vigil.alerts SET status = 'acknowledged' WHERE alert_id = "
-                          "(SELECT max(alert_id) FROM vigil.alerts WHERE status = 'open')"));
+            CHECK(test_pg_exec(conn,
+                               "UPDATE vigil.alerts SET status = 'acknowledged' WHERE "
+                               "alert_id = (SELECT max(alert_id) FROM vigil.alerts WHERE status = "
+                               "'open')") == 0);
     }
     CHECK_MSG(same == ROUNDS, "%d of %d batches gave the same alerts", same, ROUNDS);
     /* The batches went down the paths that matter: alerts grown across batches, several alerts
      * of one user raised in one batch, first events replaced by earlier ones, alerts without an
      * explanation, baselines cut at 100 events, resolved alerts. */
     CHECK(test_pg_long(conn, "SELECT count(*) FROM vigil.alerts WHERE revision > 1") > 10);
-    CHECK(test_pg_long(conn, "SELECT count(*) FROM (SELECT 1 FROM vigil.alerts GROUP BY entity, "
-                             "raised_at HAVING count(*) > 1) x") > 0); /* one transaction, one now() */
+    CHECK(test_pg_long(conn,
+                       "SELECT count(*) FROM (SELECT 1 FROM vigil.alerts GROUP BY entity, "
+                       "raised_at HAVING count(*) > 1) x") > 0); /* one transaction, one now() */
     CHECK(test_pg_long(conn, "SELECT count(*) FROM vigil.alerts WHERE first_event_id <> "
                              "event_ids[1]") > 0);
     CHECK(test_pg_long(conn, "SELECT count(*) FROM vigil.alerts WHERE explanation IS NULL") > 0);
     CHECK(test_pg_long(conn, "SELECT count(*) FROM vigil.alerts WHERE "
                              "(explanation->>'entity_events')::int = 100") > 0);
     CHECK(test_pg_long(conn, "SELECT count(*) FROM vigil.alerts WHERE status = 'resolved'") > 0);
+    json_buf_free(&hits);
     sink_pg_free(pg);
     PQfinish(conn);
     return TEST_DONE();

@@ -36,17 +36,6 @@ static long q_long(const char *sql)
     return test_pg_long(admin, sql);
 }
 
-static int exec_on(PGconn *conn, const char *sql)
-{
-    PGresult *res = PQexec(conn, sql);
-    int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
-
-    if (!ok)
-        fprintf(stderr, "statement failed: %s: %s", sql, PQerrorMessage(conn));
-    PQclear(res);
-    return ok ? 0 : -1;
-}
-
 static sink_pg_t *sink_open(const char *extra)
 {
     char ci[1024], err[1024];
@@ -177,13 +166,13 @@ static void test_migrate_failure(void)
     PGconn *conn = NULL;
     sink_pg_t *pg = NULL;
 
-    CHECK(exec_on(admin, "CREATE DATABASE vigil_broken") == 0);
+    CHECK(test_pg_exec(admin, "CREATE DATABASE vigil_broken") == 0);
     snprintf(ci, sizeof ci, "%s %s", conninfo, extra);
     conn = PQconnectdb(ci);
     CHECK(PQstatus(conn) == CONNECTION_OK);
     if (PQstatus(conn) != CONNECTION_OK)
         goto out;
-    CHECK(exec_on(conn, "CREATE SCHEMA vigil; CREATE TABLE vigil.risk_scores (x int)") == 0);
+    CHECK(test_pg_exec(conn, "CREATE SCHEMA vigil; CREATE TABLE vigil.risk_scores (x int)") == 0);
     pg = sink_open(extra);
     CHECK(pg != NULL);
     if (!pg)
@@ -219,8 +208,9 @@ static void test_offsets_load(sink_pg_t *pg)
     CHECK(q_long("SELECT count(*) FROM vigil.kafka_offsets WHERE consumer_group = 'g1' AND "
                  "topic = 't.load' AND next_offset IS NULL") == 3);
     /* Loading again creates nothing new and reads what is stored, in the caller's order. */
-    CHECK(exec_on(admin, "UPDATE vigil.kafka_offsets SET next_offset = 42 WHERE consumer_group = "
-                         "'g1' AND topic = 't.load' AND partition = 0") == 0);
+    CHECK(test_pg_exec(admin,
+                       "UPDATE vigil.kafka_offsets SET next_offset = 42 WHERE consumer_group = "
+                       "'g1' AND topic = 't.load' AND partition = 0") == 0);
     CHECK(sink_pg_offsets_load(pg, "g1", "t.load", parts, 3, next, err, sizeof err) == SINK_PG_OK);
     CHECK(next[0] == SINK_PG_OFFSET_NONE && next[1] == 42 && next[2] == SINK_PG_OFFSET_NONE);
     CHECK(q_long("SELECT count(*) FROM vigil.kafka_offsets WHERE topic = 't.load'") == 3);
@@ -652,7 +642,7 @@ static void test_rejected(sink_pg_t *pg)
     CHECK(sink_pg_offsets_load(pg, "g1", "t.reject", &part, 1, &next, err, sizeof err) ==
           SINK_PG_OK);
     CHECK(
-        exec_on(
+        test_pg_exec(
             admin,
             "ALTER TABLE vigil.risk_scores ADD CONSTRAINT t_reject CHECK (event_id <> 'poison')") ==
         0);
@@ -661,7 +651,7 @@ static void test_rejected(sink_pg_t *pg)
     CHECK(q_long("SELECT count(*) FROM vigil.risk_scores WHERE topic = 't.reject'") == 0);
     CHECK(q_long("SELECT count(*) FROM vigil.kafka_offsets WHERE topic = 't.reject' AND "
                  "next_offset IS NOT NULL") == 0);
-    CHECK(exec_on(admin, "ALTER TABLE vigil.risk_scores DROP CONSTRAINT t_reject") == 0);
+    CHECK(test_pg_exec(admin, "ALTER TABLE vigil.risk_scores DROP CONSTRAINT t_reject") == 0);
     CHECK(sink_pg_write(pg, &batch, err, sizeof err) == SINK_PG_OK);
     CHECK(q_long("SELECT count(*) FROM vigil.risk_scores WHERE topic = 't.reject'") == 3);
 }

@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "produce.h"
 #include "test.h"
+#include "test_pg.h"
 
 #define TOPIC "ev"
 #define PARTS 2
@@ -51,16 +52,6 @@ static long q_long(const char *sql)
         fprintf(stderr, "query failed: %s: %s", sql, PQerrorMessage(admin));
     PQclear(res);
     return v;
-}
-
-static int exec_sql(const char *sql)
-{
-    PGresult *res = PQexec(admin, sql);
-    int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok)
-        fprintf(stderr, "statement failed: %s: %s", sql, PQerrorMessage(admin));
-    PQclear(res);
-    return ok ? 0 : -1;
 }
 
 static double now_s(void)
@@ -246,10 +237,10 @@ static void test_isolated(lane_t *l)
         sql, sizeof sql,
         "ALTER TABLE vigil.risk_scores ADD CONSTRAINT test_amount CHECK (amount < %.6f) NOT VALID",
         most - 1e-6);
-    CHECK(exec_sql(sql) == 0);
+    CHECK(test_pg_exec(admin, sql) == 0);
     CHECK(lane_close_open(l) == 0);
     take_all_back(l);
-    CHECK(exec_sql("ALTER TABLE vigil.risk_scores DROP CONSTRAINT test_amount") == 0);
+    CHECK(test_pg_exec(admin, "ALTER TABLE vigil.risk_scores DROP CONSTRAINT test_amount") == 0);
     CHECK(q_long("SELECT count(*) FROM vigil.risk_scores") == 239);
     CHECK(
         q_long(
@@ -266,8 +257,9 @@ static void test_fenced(lane_t *l)
 {
     lane_topic_t *t = &l->topics[0];
     uint64_t fenced = atomic_load(&l->m->fenced), epoch = l->epoch;
-    CHECK(exec_sql("UPDATE vigil.kafka_offsets SET next_offset = 500 WHERE topic = 'ev' AND "
-                   "partition = 0") == 0);
+    CHECK(test_pg_exec(admin,
+                       "UPDATE vigil.kafka_offsets SET next_offset = 500 WHERE topic = 'ev' AND "
+                       "partition = 0") == 0);
     feed(l, 60);
     lane_batch_t *c = l->writers[0].open;
     CHECK(lane_close_open(l) == 0);
@@ -383,8 +375,9 @@ static void test_two_writers(void)
     CHECK(q_long("SELECT sum(next_offset) FROM vigil.kafka_offsets WHERE consumer_group = "
                  "'test-lane-2'") == 100);
 
-    CHECK(exec_sql("UPDATE vigil.kafka_offsets SET next_offset = 500 WHERE consumer_group = "
-                   "'test-lane-2' AND partition = 0") == 0);
+    CHECK(test_pg_exec(admin,
+                       "UPDATE vigil.kafka_offsets SET next_offset = 500 WHERE consumer_group = "
+                       "'test-lane-2' AND partition = 0") == 0);
     feed(l, 40);
     lane_batch_t *b0 = l->writers[0].open, *b1 = l->writers[1].open;
     CHECK(lane_close_open(l) == 0);
