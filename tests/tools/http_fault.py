@@ -57,7 +57,7 @@ class Fault(http.server.BaseHTTPRequestHandler):
                 return self.answer(r.status, r.read())
         except urllib.error.HTTPError as e:
             return self.answer(e.code, e.read())
-        except urllib.error.URLError as e:  # the upstream is down: say so, as a gateway does
+        except urllib.error.URLError:  # the upstream is down: say so, as a gateway does
             return self.answer(502, b'{"error": "upstream unreachable"}')
 
     def do_POST(self):
