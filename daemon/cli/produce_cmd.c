@@ -414,7 +414,8 @@ static int produce_setup(produce_run_t *p)
         }
         int64_t span_ms = (int64_t)p->o.span_s * 1000;
         int64_t now_ms = (int64_t)(produce_clock_ns(CLOCK_REALTIME) / 1000000u);
-        produce_gen_set_span(p->g, now_ms - span_ms, span_ms, p->o.count);
+        produce_gen_set_span(p->g, p->o.start_set ? p->o.start_ms : now_ms - span_ms, span_ms,
+                             p->o.count);
     }
     if (p->o.output_dir)
         return 0;

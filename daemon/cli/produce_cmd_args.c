@@ -50,7 +50,9 @@ static void produce_usage(FILE *f)
         "                           earlier): a negative-news burst for sentiment alerts\n"
         "      --span S             kind news, with --count: article i is published at\n"
         "                           start - S + i * S / count seconds, up to 30 s earlier (a\n"
-        "                           feed in order; a burst at the time of its first article)\n"
+        "                           feed in order; a burst at the time of its first article);\n"
+        "                           with --start-ms the feed begins there instead of S before\n"
+        "                           now (a timeline that falls into the same windows each run)\n"
         "      --output-dir DIR     write each message value to DIR/NNNNNNNN.avro instead of\n"
         "                           producing (for other producers, e.g. kcat -P FILE...)\n"
         "      --output FILE        write --count events and their fraud labels to FILE\n"
@@ -331,9 +333,10 @@ static int produce_check_args(int argc, char **argv, produce_opts_t *o, int sche
     }
     if (o->output)
         return produce_check_output(o);
-    if (start_set || o->truth) {
-        fprintf(stderr, "vigil produce: %s goes with --output; see --help\n",
-                start_set ? "--start-ms" : "--truth");
+    o->start_set = start_set;
+    if ((start_set && !o->span_s) || o->truth) {
+        fprintf(stderr, "vigil produce: %s goes with --output%s; see --help\n",
+                o->truth ? "--truth" : "--start-ms", o->truth ? "" : " or --span");
         return 2;
     }
     if (!o->brokers && !o->output_dir && !produce_x_has_key(o, "bootstrap.servers") &&
