@@ -432,11 +432,14 @@ static int produce_setup(produce_run_t *p)
 }
 
 /* Message i (a good record or, at the --malformed fraction, a malformed one) into buf, stamped
- * with the wall clock. Returns its length, or -1 after logging why. */
+ * with the wall clock, or with --sim-rate's simulated clock. Returns its length, or -1 after
+ * logging why. */
 static long produce_encode(produce_run_t *p, uint64_t i, unsigned char *buf, size_t cap, int *bad)
 {
     char err[1024], q[1024];
-    int64_t now_ms = (int64_t)(produce_clock_ns(CLOCK_REALTIME) / 1000000u);
+    int64_t now_ms = p->o.sim_rate > 0
+                         ? p->o.start_ms + (int64_t)((double)i * 1000.0 / p->o.sim_rate)
+                         : (int64_t)(produce_clock_ns(CLOCK_REALTIME) / 1000000u);
     long len;
 
     *bad = produce_gen_is_malformed(p->g, i, p->o.malformed);
@@ -582,10 +585,10 @@ int produce_main(int argc, char **argv)
     signals_set = 1;
 
     log_info("producing",
-             "kind=%s topic=%s count=%" PRIu64 " rate=%g malformed=%g seed=%" PRIu64
+             "kind=%s topic=%s count=%" PRIu64 " rate=%g sim_rate=%g malformed=%g seed=%" PRIu64
              " users=%d schema=\"%s\"",
-             ingest_kind_schema_name(p.o.kind), p.o.topic, p.o.count, p.o.rate, p.o.malformed,
-             p.o.seed, p.o.users, log_quote(p.schema, q, sizeof q));
+             ingest_kind_schema_name(p.o.kind), p.o.topic, p.o.count, p.o.rate, p.o.sim_rate,
+             p.o.malformed, p.o.seed, p.o.users, log_quote(p.schema, q, sizeof q));
     int loop_failed = produce_loop(&p);
     if (produce_stop)
         log_info("interrupted: flushing what was produced", "produced=%" PRIu64, p.produced);

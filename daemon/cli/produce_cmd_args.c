@@ -59,8 +59,11 @@ static void produce_usage(FILE *f)
         "                           (.csv, .jsonl, .ndjson or .avro) instead of producing;\n"
         "                           events only, no --malformed; adds fraud=N to the summary;\n"
         "                           event i happens at --start-ms + i * 1000 / --rate ms\n"
-        "      --start-ms N         with --output: event_time of event 0, epoch ms (default\n"
-        "                           %" PRId64 ", 2026-01-01T00:00:00Z)\n"
+        "      --sim-rate N         kind events, to Kafka: event i happens at --start-ms +\n"
+        "                           i * 1000 / N ms, the simulated clock of --output, instead\n"
+        "                           of when it is sent (the wall clock)\n"
+        "      --start-ms N         with --output or --sim-rate: event_time of event 0, epoch\n"
+        "                           ms (default %" PRId64 ", 2026-01-01T00:00:00Z)\n"
         "      --truth FILE         with --output: also write the ground truth of the fraud\n"
         "                           episodes to FILE, a CSV with one row per fraudulent event:\n"
         "                           event_id,pattern,episode (one number per episode)\n"
@@ -116,7 +119,8 @@ enum {
     OPT_TRUTH,
     OPT_HEADLINES,
     OPT_BURST,
-    OPT_SPAN
+    OPT_SPAN,
+    OPT_SIM_RATE
 };
 
 static const struct option produce_longopts[] = {
@@ -138,6 +142,7 @@ static const struct option produce_longopts[] = {
     {"headlines", required_argument, NULL, OPT_HEADLINES},
     {"burst", required_argument, NULL, OPT_BURST},
     {"span", required_argument, NULL, OPT_SPAN},
+    {"sim-rate", required_argument, NULL, OPT_SIM_RATE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -228,6 +233,10 @@ static produce_arg_t produce_parse_opt(produce_opts_t *o, int c, char *arg, int 
         if (produce_parse_u64(arg, &u) < 0 || u == 0 || u > 366ULL * 86400)
             return PRODUCE_ARG_BAD_VALUE;
         o->span_s = u;
+        break;
+    case OPT_SIM_RATE:
+        if (produce_parse_double(arg, 0.001, 1e9, &o->sim_rate) < 0)
+            return PRODUCE_ARG_BAD_VALUE;
         break;
     case OPT_OUTPUT: {
         event_file_format_t fmt;
@@ -331,12 +340,28 @@ static int produce_check_args(int argc, char **argv, produce_opts_t *o, int sche
         if (env && env[0] != '\0')
             o->brokers = env;
     }
+    if (o->output && o->sim_rate > 0) {
+        fprintf(stderr, "vigil produce: --sim-rate is for Kafka; with --output, --rate sets the "
+                        "simulated clock; see --help\n");
+        return 2;
+    }
     if (o->output)
         return produce_check_output(o);
     o->start_set = start_set;
-    if ((start_set && !o->span_s) || o->truth) {
+    if (o->sim_rate > 0 && o->kind != INGEST_KIND_EVENT) {
+        fprintf(stderr, "vigil produce: --sim-rate goes with kind events; see --help\n");
+        return 2;
+    }
+    if ((start_set && !o->span_s && o->sim_rate == 0) || o->truth) {
         fprintf(stderr, "vigil produce: %s goes with --output%s; see --help\n",
-                o->truth ? "--truth" : "--start-ms", o->truth ? "" : " or --span");
+                o->truth ? "--truth" : "--start-ms", o->truth ? "" : ", --sim-rate or --span");
+        return 2;
+    }
+    if (o->sim_rate > 0 && (double)o->count * 1000.0 / o->sim_rate > 4e18) {
+        fprintf(stderr,
+                "vigil produce: --count %" PRIu64 " at --sim-rate %g puts event times past the "
+                "year 100 million; see --help\n",
+                o->count, o->sim_rate);
         return 2;
     }
     if (!o->brokers && !o->output_dir && !produce_x_has_key(o, "bootstrap.servers") &&

@@ -26,10 +26,13 @@ typedef struct produce_opts {
     const char *headlines;  /* news: headlines from this file, one per line */
     const char *burst;      /* news: TICKER:FROM:COUNT, a negative-news burst */
     uint64_t span_s;        /* news: published in order over this many seconds; 0: not */
-    int64_t start_ms;       /* --output: event_time of event 0; --span: when the feed starts */
+    int64_t start_ms;       /* --output, --sim-rate: event_time of event 0; --span: when the feed
+                             * starts */
     int start_set;          /* --start-ms was given */
     const char *truth;      /* --output: also the fraud episodes' ground truth, to this CSV */
     int rate_set;           /* --rate was given */
+    double sim_rate;        /* to Kafka: event i happens at start_ms + i * 1000 / sim_rate ms;
+                             * 0: when it is sent (the wall clock) */
     const char **x_args;    /* owned array of argv pointers, "key=value" */
     int n_x;
 } produce_opts_t;

@@ -2,8 +2,9 @@
  * malformed fraction is what was asked for, every good record of each of the four kinds
  * survives an Avro round trip, every malformed kind fails to decode, the fraud patterns are
  * there at the documented rates and look as docs/synthetic-data.md says, --output writes a
- * labelled event file, and bad command lines exit 2. */
+ * labelled event file, --sim-rate stamps the simulated clock, and bad command lines exit 2. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -710,6 +711,55 @@ static void test_main_output(void)
     CHECK(rmdir(dir) == 0);
 }
 
+/* --sim-rate: event i, as sent (here to --output-dir), is the generator's event i at
+ * --start-ms + i * 1000 / rate ms; with other kinds or --output it is a usage error. */
+static void test_main_sim_rate(void)
+{
+    char dir[4096], path[4200], err[512], reason[256];
+    unsigned char buf[4096];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/test_produce_sim.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        CHECK_MSG(0, "mkdtemp %s: %s", dir, strerror(errno));
+        return;
+    }
+    CHECK(run_main((const char *[]){"produce", "--output-dir", dir, "-n", "40", "--seed", "5",
+                                    "--users", "10", "--sim-rate", "4", "--start-ms", "1000",
+                                    NULL}) == 0);
+    produce_gen_t *g = produce_gen_new(5, 10, err, sizeof err);
+    ingest_avro_t *dec = ingest_avro_new(INGEST_KIND_EVENT, INGEST_FORMAT_CONFLUENT,
+                                         reader_of(INGEST_KIND_EVENT), schema_dir, err, sizeof err);
+    CHECK_MSG(g && dec, "%s", err);
+    int same = 0;
+    for (uint64_t i = 0; g && dec && i < 40; i++) {
+        snprintf(path, sizeof path, "%s/%08" PRIu64 ".avro", dir, i);
+        FILE *f = fopen(path, "rb");
+        size_t len = f ? fread(buf, 1, sizeof buf, f) : 0;
+        if (f)
+            fclose(f);
+        ingest_record_t got = {0};
+        ingest_event_t want;
+        produce_gen_event(g, i, 1000 + (int64_t)i * 250, &want);
+        if (len > 0 && ingest_avro_decode(dec, buf, len, &got, reason, sizeof reason) ==
+                           INGEST_AVRO_OK)
+            same += got.kind == INGEST_KIND_EVENT && event_eq(&got.event, &want);
+        ingest_record_clear(&got);
+        unlink(path);
+    }
+    CHECK_MSG(same == 40, "%d of 40 events as the simulated clock has them", same);
+    if (dec)
+        ingest_avro_free(dec);
+    produce_gen_free(g);
+    CHECK(rmdir(dir) == 0);
+
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--sim-rate", "0", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--sim-rate", "x", NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "--kind", "news", "--sim-rate", "3",
+                                    NULL}) == 2);
+    CHECK(run_main((const char *[]){"produce", "--output", "e.csv", "--sim-rate", "3", NULL}) ==
+          2);
+}
+
 static void test_main_usage_errors(void)
 {
     /* So that "no brokers" really has none. */
@@ -763,5 +813,6 @@ int main(void)
     test_fraud_patterns();
     test_main_usage_errors();
     test_main_output();
+    test_main_sim_rate();
     return TEST_DONE();
 }
