@@ -48,11 +48,23 @@
 #            --stamp) stamps each notification when it reads it; for each fraud alert raised in
 #            the counted window (revision 1), that stamp minus the Kafka timestamp of the event
 #            that raised it (named by the alert's id); p50, p99, max and the count.
+#   alerts   What alerting costs. --alert-events BehaviorEvents (default 500,000) of seed 11
+#            among 10,000 users, on the simulated clock the shipped risk model was trained on
+#            (`vigil produce --sim-rate 3`: 3 events a second of event time, 46 hours for
+#            500,000), the traffic the alert quality benchmark scores (docs/alert-quality.md).
+#            The vigild phase's stream is no measure of this: it stamps the wall clock, so each
+#            user's events fall within seconds of each other, and the rules flag several times
+#            as many events as on this one. vigild as in the vigild phase, with the built-in
+#            alert rules and with alerts.rules=off, interleaved run by run (which goes first
+#            alternates); events/s and CPU of each, and with rules the alerts raised and the
+#            events they hold. A --set alerts.rules=... given to the benchmark stands for the
+#            rules in the first variant.
 #
 # Usage: bash bench/e2e.sh [--build DIR] [--events N] [--users N] [--runs R]
 #                          [--rates "1000 10000 50000"] [--latency-seconds S]
 #                          [--mixed-rate EVENTS_PER_S] [--news-rate ARTICLES_PER_S]
-#                          [--only vigild,ceiling,peer,latency,mixed] [--set KEY=VALUE]...
+#                          [--alert-events N]
+#                          [--only vigild,ceiling,peer,latency,mixed,alerts] [--set KEY=VALUE]...
 #                          [--out DIR] [--append]
 # --set passes a setting to every vigild the benchmark starts (vigild --set). --mixed-rate
 # (default 10000) and --news-rate (default 50) are the mixed phase's offered rates.
@@ -61,8 +73,8 @@ set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 COMMAND="bash bench/e2e.sh $*"
 BUILD=build N=1000000 USERS=1000000 RUNS=3 RATES="1000 10000 50000" LAT_S=20
-MIXED_RATE=10000 NEWS_RATE=50
-ONLY=vigild,ceiling,peer,latency,mixed OUT=$SRC/.cache/bench-e2e APPEND=0 EXTRA_SET=()
+MIXED_RATE=10000 NEWS_RATE=50 ALERT_EVENTS=500000
+ONLY=vigild,ceiling,peer,latency,mixed,alerts OUT=$SRC/.cache/bench-e2e APPEND=0 EXTRA_SET=()
 while [ $# -gt 0 ]; do
     case $1 in
     --build) BUILD=$2; shift 2 ;;
@@ -73,6 +85,7 @@ while [ $# -gt 0 ]; do
     --latency-seconds) LAT_S=$2; shift 2 ;;
     --mixed-rate) MIXED_RATE=$2; shift 2 ;;
     --news-rate) NEWS_RATE=$2; shift 2 ;;
+    --alert-events) ALERT_EVENTS=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --append) APPEND=1; shift ;;
@@ -172,41 +185,52 @@ produce_all() {
 if wants vigild || wants ceiling || wants peer; then produce_all; fi
 
 # --- vigild -------------------------------------------------------------------------------------
+# throughput_run PHASE RUN COUNT ARGS...: vigild with ARGS against a fresh database and a new
+# consumer group, timed from its first consumed message to its COUNT-th committed row; records
+# events/s, CPU seconds per million events (vigild's, PostgreSQL's), peak RSS, live entities and
+# the stage sums under PHASE RUN, and leaves the rate in RATE and a summary in RUN_NOTE.
+throughput_run() {
+    local phase=$1 run=$2 count=$3
+    shift 3
+    fresh_db
+    local pg0 port t0 t1 cpu pgcpu hwm entities s
+    pg0=$(pg_cpu_s)
+    vigild_start "$phase$run" "${VIGILD_ARGS[@]}" --set "kafka.group.id=bench-$phase-$run" "$@"
+    port=$(vigild_http_port "$phase$run")
+    # Polled through vigild's metrics (a few small processes per poll), not with psql: Debian's
+    # psql is a Perl wrapper, and polling PostgreSQL every few ms took a quarter of the CPU.
+    until [ "$(metric "$port" vigil_messages_consumed_total | cut -d. -f1)" -gt 0 ]; do sleep 0.02; done
+    t0=$(now_s)
+    until written_at_least "$port" "$count"; do
+        kill -0 "$VIGILD_PID" 2>/dev/null || fail "vigild exited (see its log above)"
+        sleep 0.02
+    done
+    t1=$(now_s)
+    cpu=$(cpu_s "$VIGILD_PID")
+    pgcpu=$(awk -v a="$pg0" -v b="$(pg_cpu_s)" 'BEGIN { printf "%.3f", b - a }')
+    hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$VIGILD_PID/status")
+    entities=$(metric "$port" vigil_entities)
+    for s in decode featurize infer write; do
+        record "$phase" "$run" "${s}_s" "$(metric "$port" "vigil_${s}_seconds_sum")"
+    done
+    vigild_term "$VIGILD_PID" 60
+    forget_pid "$VIGILD_PID"
+    [ "$(count_rows risk_scores)" = "$count" ] || fail "vigild wrote $(count_rows risk_scores) rows, not $count"
+    [ "$(sql "SELECT count(*) FROM vigil.risk_scores WHERE score IS NULL")" = 0 ] ||
+        fail "vigild wrote unscored rows: the model did not load (see $HARNESS_TMP/$phase$run.log)"
+    RATE=$(awk -v n="$count" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
+    record "$phase" "$run" events_per_s "$RATE"
+    record "$phase" "$run" cpu_s_per_m "$(awk -v c="$cpu" -v n="$count" 'BEGIN { printf "%.2f", c / n * 1e6 }')"
+    record "$phase" "$run" pg_cpu_s_per_m "$(awk -v c="$pgcpu" -v n="$count" 'BEGIN { printf "%.2f", c / n * 1e6 }')"
+    record "$phase" "$run" peak_rss_mib "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')"
+    record "$phase" "$run" entities "${entities%.*}"
+    RUN_NOTE="$RATE events/s, vigild $cpu CPU s, PostgreSQL $pgcpu CPU s, peak RSS $hwm kB, ${entities%.*} entities"
+}
 if wants vigild || wants ceiling; then
     for run in $(seq 1 "$RUNS"); do
-        fresh_db
-        pg0=$(pg_cpu_s)
-        vigild_start "vigild$run" "${VIGILD_ARGS[@]}" --set "kafka.group.id=bench-vigild-$run"
-        port=$(vigild_http_port "vigild$run")
-        # Polled through vigild's metrics (a few small processes per poll), not with psql: Debian's
-        # psql is a Perl wrapper, and polling PostgreSQL every few ms took a quarter of the CPU.
-        until [ "$(metric "$port" vigil_messages_consumed_total | cut -d. -f1)" -gt 0 ]; do sleep 0.02; done
-        t0=$(now_s)
-        until written_at_least "$port" "$N"; do
-            kill -0 "$VIGILD_PID" 2>/dev/null || fail "vigild exited (see its log above)"
-            sleep 0.02
-        done
-        t1=$(now_s)
-        cpu=$(cpu_s "$VIGILD_PID")
-        pgcpu=$(awk -v a="$pg0" -v b="$(pg_cpu_s)" 'BEGIN { printf "%.3f", b - a }')
-        hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$VIGILD_PID/status")
-        entities=$(metric "$port" vigil_entities)
-        for s in decode featurize infer write; do
-            record vigild "$run" "${s}_s" "$(metric "$port" "vigil_${s}_seconds_sum")"
-        done
-        vigild_term "$VIGILD_PID" 60
-        forget_pid "$VIGILD_PID"
-        [ "$(count_rows risk_scores)" = "$N" ] || fail "vigild wrote $(count_rows risk_scores) rows, not $N"
-        rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
-        record vigild "$run" events_per_s "$rate"
-        record vigild "$run" cpu_s_per_m "$(awk -v c="$cpu" -v n="$N" 'BEGIN { printf "%.2f", c / n * 1e6 }')"
-        record vigild "$run" pg_cpu_s_per_m "$(awk -v c="$pgcpu" -v n="$N" 'BEGIN { printf "%.2f", c / n * 1e6 }')"
-        record vigild "$run" peak_rss_mib "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')"
-        record vigild "$run" entities "${entities%.*}"
-        note "vigild run $run: $rate events/s, vigild $cpu CPU s, PostgreSQL $pgcpu CPU s, peak RSS $hwm kB, ${entities%.*} entities"
+        throughput_run vigild "$run" "$N"
+        note "vigild run $run: $RUN_NOTE"
     done
-    [ "$(sql "SELECT count(*) FROM vigil.risk_scores WHERE score IS NULL")" = 0 ] ||
-        fail "vigild wrote unscored rows: the model did not load (see $HARNESS_TMP/vigild*.log)"
 fi
 
 # --- the raw ceiling ----------------------------------------------------------------------------
@@ -471,11 +495,42 @@ if wants mixed; then
     done
 fi
 
+# --- alerting's cost ----------------------------------------------------------------------------
+if wants alerts; then
+    stop_others
+    parts=$(((ALERT_EVENTS * 160 / 4000000) + 1))
+    [ "$parts" -ge 8 ] || parts=8
+    kafka_start 3 "$parts" behavior-events
+    "$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n "$ALERT_EVENTS" --users 10000 --seed 11 --sim-rate 3 \
+        >"$HARNESS_TMP/alerts-produce.out" 2>&1 ||
+        fail "producing the alert phase's events failed: $(tail -n 3 "$HARNESS_TMP/alerts-produce.out")"
+    held=$(kcat -C -b "$KAFKA_BOOTSTRAP" -t behavior-events -o beginning -e -q -f '\n' | wc -l)
+    [ "$held" = "$ALERT_EVENTS" ] || fail "the embedded Kafka holds $held of the $ALERT_EVENTS messages"
+    for run in $(seq 1 "$RUNS"); do
+        order="rules off"
+        [ $((run % 2)) = 1 ] || order="off rules"
+        for variant in $order; do
+            if [ "$variant" = rules ]; then
+                throughput_run alerts_rules "$run" "$ALERT_EVENTS"
+                read -r alerts hits < <(psql -X -q -t -A -F ' ' -v ON_ERROR_STOP=1 -c \
+                    "SELECT count(*), coalesce(sum(event_count), 0) FROM vigil.alerts WHERE kind = 'fraud'")
+                [ "$alerts" -gt 0 ] || fail "alerts run $run: the rules raised no fraud alert"
+                record alerts_rules "$run" alerts "$alerts"
+                record alerts_rules "$run" alert_events "$hits"
+                note "alerts with rules, run $run: $RUN_NOTE; $alerts fraud alerts holding $hits events"
+            else
+                throughput_run alerts_off "$run" "$ALERT_EVENTS" --set alerts.rules=off
+                note "alerts off, run $run: $RUN_NOTE"
+            fi
+        done
+    done
+fi
+
 # --- report -------------------------------------------------------------------------------------
 stop_others
 source "$SRC/bench/venv.sh"
 bench_venv "$SRC/.cache/plot-venv" "$SRC/bench/requirements-plot.txt"
 "$SRC/.cache/plot-venv/bin/python" "$SRC/bench/e2e_report.py" --results "$RESULTS" --out "$OUT" \
     --events "$N" --users "$USERS" --runs "$RUNS" --latency-seconds "$LAT_S" \
-    --mixed-rate "$MIXED_RATE" --news-rate "$NEWS_RATE" --command "$COMMAND" \
+    --mixed-rate "$MIXED_RATE" --news-rate "$NEWS_RATE" --alert-events "$ALERT_EVENTS" --command "$COMMAND" \
     $([ "$APPEND" = 1 ] && echo "--append $SRC/docs/benchmarks.md")

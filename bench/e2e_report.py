@@ -101,6 +101,27 @@ def mixed_section(mixed, a):
     return md
 
 
+def alerts_section(on, off, a):
+    """The alerts phase's lines: throughput with the built-in rules and without alerting."""
+    md = ["", f"What alerting costs: {a.alert_events:,} events of seed 11 among 10,000 users on the "
+          "simulated clock the risk model was trained on (3 events/s of event time), with the "
+          "built-in alert rules and with `alerts.rules=off`, interleaved run by run:", "",
+          "| alerting | events/s | vigild CPU s per M events | PostgreSQL CPU s per M events |",
+          "|---|---|---|---|"]
+    for label, x in (("built-in rules", on), ("off", off)):
+        md.append(f"| {label} | {spread(x['events_per_s'], '{:,.0f}')} | "
+                  f"{spread(x['cpu_s_per_m'], '{:.2f}')} | {spread(x['pg_cpu_s_per_m'], '{:.2f}')} |")
+    md.append("")
+    pairs = [x / y for x, y in zip(on["events_per_s"], off["events_per_s"])]
+    cost = 100 * (1 - med(on["events_per_s"]) / med(off["events_per_s"]))
+    md.append(f"- cost: {cost:.1f}% of the throughput without alerting (of the medians; with rules / "
+              f"off per run: {spread(pairs, '{:.2f}')}; goal ≤ 5%)")
+    md.append(f"- fraud alerts raised: {spread(on['alerts'], '{:,.0f}')}, holding "
+              f"{spread(on['alert_events'], '{:,.0f}')} events "
+              f"({100 * med(on['alert_events']) / a.alert_events:.2f}% of them)")
+    return md
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", required=True)
@@ -111,6 +132,7 @@ def main():
     ap.add_argument("--latency-seconds", type=int, required=True)
     ap.add_argument("--mixed-rate", type=int, default=10000, help="the mixed phase's events/s")
     ap.add_argument("--news-rate", type=int, default=50, help="the mixed phase's articles/s")
+    ap.add_argument("--alert-events", type=int, default=500000, help="the alerts phase's events")
     ap.add_argument("--command", required=True)
     ap.add_argument("--append", help="docs/benchmarks.md to append the report to")
     a = ap.parse_args()
@@ -140,6 +162,12 @@ def main():
     if len(mixed) == 2:
         ratio = med(mixed["with_news"]["fraud_p99_ms"]) / med(mixed["without_news"]["fraud_p99_ms"])
         bench.append(f"BENCH e2e_mixed_fraud_p99_ratio {ratio:.2f} x")
+    on, off = d.get("alerts_rules"), d.get("alerts_off")
+    if on and off:
+        bench.append(f"BENCH e2e_alerts_events_per_s_rules {med(on['events_per_s']):.0f} events/s")
+        bench.append(f"BENCH e2e_alerts_events_per_s_off {med(off['events_per_s']):.0f} events/s")
+        cost = 100 * (1 - med(on["events_per_s"]) / med(off["events_per_s"]))
+        bench.append(f"BENCH e2e_alerts_cost_pct {cost:.1f} %")
     print("\n".join(bench))
 
     md = []
@@ -201,6 +229,8 @@ def main():
                       f"{spread(x['max_ms'], '{:.1f}')} |")
     if mixed:
         md.extend(mixed_section(mixed, a))
+    if on and off:
+        md.extend(alerts_section(on, off, a))
     md.append("")
     md.append("![throughput and latency](img/bench-e2e.png)")
     md.append("")
