@@ -18,6 +18,8 @@
 #             stamps the wall clock as event time; the ground truth still comes from --output
 #             with the same seed (event i is e<seed>-<i> in both; checked on the data).
 #   OUT=DIR   where the results go (default .cache/alert-quality)
+#   MODEL=FILE  the risk model to score with (default models/risk.safetensors, the shipped one)
+#   SPEC=FILE   the feature spec it was trained with (default: the built-in spec)
 #   PARTITIONS  of the topic (default N/20000 + 1, at least 8): the embedded Kafka (librdkafka's
 #             mock cluster) keeps at most about 5 MB per partition and drops the oldest beyond.
 #
@@ -93,7 +95,10 @@ fi
 note "produced $N events into Kafka in $((SECONDS - t0)) s"
 
 t1=$SECONDS
-vigild_start vigild --set model.risk_path="$SRC_DIR/models/risk.safetensors" --set model.backend=cpu
+spec_set=()
+[ -z "${SPEC:-}" ] || spec_set=(--set "features.spec=$SPEC")
+vigild_start vigild --set model.risk_path="${MODEL:-$SRC_DIR/models/risk.safetensors}" \
+    --set model.backend=cpu "${spec_set[@]}"
 # Until every event is committed; a minute without progress fails (events lost before vigild).
 last=-1 still=0
 while :; do
