@@ -166,23 +166,25 @@ PG_OPTS="-c track_commit_timestamp=on -c max_wal_size=16GB -c checkpoint_timeout
 export OMP_WAIT_POLICY=passive
 
 # librdkafka's mock cluster keeps about 5 MB of messages per partition and deletes the oldest
-# beyond that (not configurable), so the topic has enough partitions to hold all N messages
-# (BehaviorEvents are about 130 bytes); produce_all checks that none was lost.
-PARTITIONS=$(((N * 160 / 4000000) + 1))
-[ "$PARTITIONS" -ge 8 ] || PARTITIONS=8
-produce_all() {
-    kafka_start 3 "$PARTITIONS" behavior-events
-    local t0
+# beyond that (not configurable), so the topic has enough partitions to hold all the messages
+# (BehaviorEvents are about 130 bytes); produce_events checks that none was lost.
+# produce_events COUNT USERS PRODUCE_ARGS...: the embedded Kafka with a fresh behavior-events
+# topic holding COUNT events of USERS users, made by `vigil produce PRODUCE_ARGS`.
+produce_events() {
+    local count=$1 users=$2 parts t0 held
+    shift 2
+    parts=$(((count * 160 / 4000000) + 1))
+    [ "$parts" -ge 8 ] || parts=8
+    kafka_start 3 "$parts" behavior-events
     t0=$(now_s)
-    "$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n "$N" --users "$USERS" --seed 1 >"$HARNESS_TMP/produce.out" 2>&1 ||
-        fail "producing $N events failed: $(tail -n 3 "$HARNESS_TMP/produce.out")"
-    local held
+    "$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n "$count" --users "$users" "$@" >"$HARNESS_TMP/produce.out" 2>&1 ||
+        fail "producing $count events failed: $(tail -n 3 "$HARNESS_TMP/produce.out")"
     held=$(kcat -C -b "$KAFKA_BOOTSTRAP" -t behavior-events -o beginning -e -q -f '\n' | wc -l)
-    [ "$held" = "$N" ] || fail "the embedded Kafka holds $held of the $N messages (raise PARTITIONS)"
-    note "produced $N events ($USERS users, $PARTITIONS partitions) in $(awk -v a="$t0" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }') s"
+    [ "$held" = "$count" ] || fail "the embedded Kafka holds $held of the $count messages (raise the partitions)"
+    note "produced $count events ($users users, $parts partitions) in $(awk -v a="$t0" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }') s"
 }
 
-if wants vigild || wants ceiling || wants peer; then produce_all; fi
+if wants vigild || wants ceiling || wants peer; then produce_events "$N" "$USERS" --seed 1; fi
 
 # --- vigild -------------------------------------------------------------------------------------
 # throughput_run PHASE RUN COUNT ARGS...: vigild with ARGS against a fresh database and a new
@@ -498,22 +500,15 @@ fi
 # --- alerting's cost ----------------------------------------------------------------------------
 if wants alerts; then
     stop_others
-    parts=$(((ALERT_EVENTS * 160 / 4000000) + 1))
-    [ "$parts" -ge 8 ] || parts=8
-    kafka_start 3 "$parts" behavior-events
-    "$VIGIL" produce -b "$KAFKA_BOOTSTRAP" -n "$ALERT_EVENTS" --users 10000 --seed 11 --sim-rate 3 \
-        >"$HARNESS_TMP/alerts-produce.out" 2>&1 ||
-        fail "producing the alert phase's events failed: $(tail -n 3 "$HARNESS_TMP/alerts-produce.out")"
-    held=$(kcat -C -b "$KAFKA_BOOTSTRAP" -t behavior-events -o beginning -e -q -f '\n' | wc -l)
-    [ "$held" = "$ALERT_EVENTS" ] || fail "the embedded Kafka holds $held of the $ALERT_EVENTS messages"
+    produce_events "$ALERT_EVENTS" 10000 --seed 11 --sim-rate 3
     for run in $(seq 1 "$RUNS"); do
         order="rules off"
         [ $((run % 2)) = 1 ] || order="off rules"
         for variant in $order; do
             if [ "$variant" = rules ]; then
                 throughput_run alerts_rules "$run" "$ALERT_EVENTS"
-                read -r alerts hits < <(psql -X -q -t -A -F ' ' -v ON_ERROR_STOP=1 -c \
-                    "SELECT count(*), coalesce(sum(event_count), 0) FROM vigil.alerts WHERE kind = 'fraud'")
+                alerts=$(sql "SELECT count(*) FROM vigil.alerts WHERE kind = 'fraud'")
+                hits=$(sql "SELECT coalesce(sum(event_count), 0) FROM vigil.alerts WHERE kind = 'fraud'")
                 [ "$alerts" -gt 0 ] || fail "alerts run $run: the rules raised no fraud alert"
                 record alerts_rules "$run" alerts "$alerts"
                 record alerts_rules "$run" alert_events "$hits"
