@@ -282,7 +282,7 @@ static int produce_to_file(const produce_opts_t *o)
              "file=\"%s\" count=%" PRIu64 " seed=%" PRIu64 " users=%d start_ms=%" PRId64 " rate=%g",
              log_quote(o->output, q, sizeof q), o->count, o->seed, o->users, o->start_ms, o->rate);
     for (uint64_t i = 0; i < o->count; i++) {
-        int64_t t = o->start_ms + (int64_t)((double)i * 1000.0 / o->rate);
+        int64_t t = produce_sim_time_ms(o->start_ms, o->rate, i);
         uint64_t episode;
         produce_fraud_pattern_t p = produce_gen_event_pattern(g, i, &episode);
         produce_gen_event(g, i, t, &ev);
@@ -438,7 +438,7 @@ static long produce_encode(produce_run_t *p, uint64_t i, unsigned char *buf, siz
 {
     char err[1024], q[1024];
     int64_t now_ms = p->o.sim_rate > 0
-                         ? p->o.start_ms + (int64_t)((double)i * 1000.0 / p->o.sim_rate)
+                         ? produce_sim_time_ms(p->o.start_ms, p->o.sim_rate, i)
                          : (int64_t)(produce_clock_ns(CLOCK_REALTIME) / 1000000u);
     long len;
 

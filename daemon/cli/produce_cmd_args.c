@@ -293,6 +293,20 @@ static void produce_bad_value(int c, const char *arg)
             c);
 }
 
+/* Whether count events on the simulated clock at rate (given as option) keep their event times
+ * in range. Returns 0 or 2 (usage error). */
+static int produce_check_sim_clock(uint64_t count, double rate, const char *option)
+{
+    if ((double)count * 1000.0 / rate > 4e18) {
+        fprintf(stderr,
+                "vigil produce: --count %" PRIu64 " at %s %g puts event times past the year 100 "
+                "million; see --help\n",
+                count, option, rate);
+        return 2;
+    }
+    return 0;
+}
+
 /* What --output needs and excludes, and its default rate. Returns 0 or 2 (usage error). */
 static int produce_check_output(produce_opts_t *o)
 {
@@ -309,14 +323,7 @@ static int produce_check_output(produce_opts_t *o)
     }
     if (!o->rate_set)
         o->rate = PRODUCE_FILE_RATE;
-    if ((double)o->count * 1000.0 / o->rate > 4e18) {
-        fprintf(stderr,
-                "vigil produce: --output: --count %" PRIu64 " at --rate %g puts event "
-                "times past the year 100 million; see --help\n",
-                o->count, o->rate);
-        return 2;
-    }
-    return 0;
+    return produce_check_sim_clock(o->count, o->rate, "--rate");
 }
 
 /* Defaults that depend on other options, then what goes with what. Returns 0 or 2. */
@@ -357,13 +364,8 @@ static int produce_check_args(int argc, char **argv, produce_opts_t *o, int sche
                 o->truth ? "--truth" : "--start-ms", o->truth ? "" : ", --sim-rate or --span");
         return 2;
     }
-    if (o->sim_rate > 0 && (double)o->count * 1000.0 / o->sim_rate > 4e18) {
-        fprintf(stderr,
-                "vigil produce: --count %" PRIu64 " at --sim-rate %g puts event times past the "
-                "year 100 million; see --help\n",
-                o->count, o->sim_rate);
+    if (o->sim_rate > 0 && produce_check_sim_clock(o->count, o->sim_rate, "--sim-rate") != 0)
         return 2;
-    }
     if (!o->brokers && !o->output_dir && !produce_x_has_key(o, "bootstrap.servers") &&
         !produce_x_has_key(o, "test.mock.num.brokers")) {
         fprintf(stderr, "vigil produce: no brokers: pass -b HOST:PORT or set "

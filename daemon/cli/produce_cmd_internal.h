@@ -37,6 +37,13 @@ typedef struct produce_opts {
     int n_x;
 } produce_opts_t;
 
+/* The simulated clock of --output and --sim-rate: event i happens at start_ms + i * 1000 / rate
+ * ms (rate > 0). */
+static inline int64_t produce_sim_time_ms(int64_t start_ms, double rate, uint64_t i)
+{
+    return start_ms + (int64_t)((double)i * 1000.0 / rate);
+}
+
 /* Parses `vigil produce` options (argv[0] is the subcommand name) into o, which the caller has
  * zeroed and frees o->x_args of whatever this returns. Returns 0, 1 after --help, or 2 after
  * printing a usage error. */

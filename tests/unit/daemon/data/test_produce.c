@@ -758,6 +758,8 @@ static void test_main_sim_rate(void)
                                     NULL}) == 2);
     CHECK(run_main((const char *[]){"produce", "--output", "e.csv", "--sim-rate", "3", NULL}) ==
           2);
+    CHECK(run_main((const char *[]){"produce", "-b", "h:1", "-n", "18000000000000000000",
+                                    "--sim-rate", "0.001", NULL}) == 2);
 }
 
 static void test_main_usage_errors(void)
